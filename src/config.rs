@@ -1,0 +1,463 @@
+//! The kinesync configuration: one TOML file shared by `produce`, `setup` and
+//! `merge`, every key overridable by `KINESYNC_<SECTION>__<KEY>`.
+//!
+//! This module owns the typed shape of the file, the defaults (as named
+//! constants, so docs and code cite the same number), and validation that
+//! reports *every* problem at once, each naming the key and what is accepted.
+//! Nothing here talks to a network.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default publication and slot name.
+pub const DEFAULT_PUBLICATION: &str = "kinesync";
+pub const DEFAULT_SLOT: &str = "kinesync";
+/// Kinesis PutRecords limits, the classic values (kinesalite enforces these).
+pub const DEFAULT_MAX_RECORDS_PER_REQUEST: usize = 500;
+pub const DEFAULT_MAX_BYTES_PER_REQUEST: usize = 5 * 1024 * 1024;
+/// Kinesis record size limit (data + partition key), 1 MiB by default.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// How often an idle producer writes a heartbeat so the slot keeps advancing.
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
+pub const DEFAULT_EXTERNAL_SCHEMA: &str = "kinesync_stream";
+pub const DEFAULT_MIRROR_SCHEMA: &str = "mirror";
+pub const DEFAULT_EVENTS_VIEW: &str = "kinesync_events";
+pub const DEFAULT_MERGE_SCHEDULE: &str = "0 */5 * * * *";
+/// How long to wait for one Data API statement before giving up.
+pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 900;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub kinesis: KinesisConfig,
+    #[serde(default)]
+    pub redshift: Option<RedshiftConfig>,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+}
+
+/// `[source]`: the PostgreSQL database to mirror.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `postgres://user:password@host:port/db?sslmode=...`
+    pub url: String,
+    /// `schema.table` entries; `schema.*` selects every table of a schema.
+    pub tables: Vec<String>,
+    #[serde(default = "default_publication")]
+    pub publication: String,
+    #[serde(default = "default_slot")]
+    pub slot: String,
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_interval_secs: u64,
+}
+
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("url", &redact_url(&self.url))
+            .field("tables", &self.tables)
+            .field("publication", &self.publication)
+            .field("slot", &self.slot)
+            .field("snapshot", &self.snapshot)
+            .field("heartbeat_interval_secs", &self.heartbeat_interval_secs)
+            .finish()
+    }
+}
+
+/// Whether the producer copies the tables before streaming.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Copy the tables when the slot is created, then stream.
+    #[default]
+    Initial,
+    /// Stream only; never copy.
+    Never,
+    /// Copy the tables when the slot is created, then exit.
+    InitialOnly,
+}
+
+/// What to do with an event larger than the Kinesis record limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OversizePolicy {
+    /// Stop the producer with an error naming table and key (nothing confirmed past it).
+    #[default]
+    Fail,
+    /// Append the event to `kinesis.dead_letter_path` and go on.
+    DeadLetter,
+}
+
+/// `[kinesis]`: the stream the producer writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisConfig {
+    /// Stream name or ARN.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// AWS region; when absent the default chain decides.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default = "default_max_records")]
+    pub max_records_per_request: usize,
+    #[serde(default = "default_max_request_bytes")]
+    pub max_bytes_per_request: usize,
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+    #[serde(default)]
+    pub oversize: OversizePolicy,
+    #[serde(default)]
+    pub dead_letter_path: Option<PathBuf>,
+}
+
+impl Default for KinesisConfig {
+    fn default() -> Self {
+        KinesisConfig {
+            stream: default_stream(),
+            region: None,
+            max_records_per_request: DEFAULT_MAX_RECORDS_PER_REQUEST,
+            max_bytes_per_request: DEFAULT_MAX_BYTES_PER_REQUEST,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            oversize: OversizePolicy::Fail,
+            dead_letter_path: None,
+        }
+    }
+}
+
+/// `[redshift]`: where the mirror lives and how the Data API reaches it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedshiftConfig {
+    #[serde(default)]
+    pub workgroup: Option<String>,
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    pub database: String,
+    #[serde(default)]
+    pub secret_arn: Option<String>,
+    #[serde(default)]
+    pub db_user: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// IAM role Redshift assumes to read the stream (`default` for the default role).
+    pub stream_role_arn: String,
+    #[serde(default = "default_external_schema")]
+    pub external_schema: String,
+    #[serde(default = "default_mirror_schema")]
+    pub mirror_schema: String,
+    #[serde(default = "default_events_view")]
+    pub events_view: String,
+    #[serde(default = "default_statement_timeout_secs")]
+    pub statement_timeout_secs: u64,
+}
+
+/// `[schedule]`: when the merge daemon runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Cron expression with a seconds field, e.g. `0 */5 * * * *`.
+    #[serde(default = "default_merge_schedule")]
+    pub merge: String,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig { merge: default_merge_schedule() }
+    }
+}
+
+fn default_publication() -> String {
+    DEFAULT_PUBLICATION.to_owned()
+}
+fn default_slot() -> String {
+    DEFAULT_SLOT.to_owned()
+}
+fn default_stream() -> String {
+    "kinesync-cdc".to_owned()
+}
+fn default_heartbeat_secs() -> u64 {
+    DEFAULT_HEARTBEAT_SECS
+}
+fn default_max_records() -> usize {
+    DEFAULT_MAX_RECORDS_PER_REQUEST
+}
+fn default_max_request_bytes() -> usize {
+    DEFAULT_MAX_BYTES_PER_REQUEST
+}
+fn default_max_record_bytes() -> usize {
+    DEFAULT_MAX_RECORD_BYTES
+}
+fn default_external_schema() -> String {
+    DEFAULT_EXTERNAL_SCHEMA.to_owned()
+}
+fn default_mirror_schema() -> String {
+    DEFAULT_MIRROR_SCHEMA.to_owned()
+}
+fn default_events_view() -> String {
+    DEFAULT_EVENTS_VIEW.to_owned()
+}
+fn default_merge_schedule() -> String {
+    DEFAULT_MERGE_SCHEDULE.to_owned()
+}
+fn default_statement_timeout_secs() -> u64 {
+    DEFAULT_STATEMENT_TIMEOUT_SECS
+}
+
+/// Why a configuration could not be loaded. Every variant is a user error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source} (pass --config <file>)")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads `path`, applies `KINESYNC_<SECTION>__<KEY>` overrides from the
+    /// process environment, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Config::from_toml_with_env(&text, &env).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text, applies overrides from `env`, and validates.
+    pub fn from_toml_with_env(text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse { path: PathBuf::from("<text>"), message };
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| parse_error(e.message().to_owned()))?;
+        apply_env_overrides(&mut doc, env)?;
+        let config: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_error(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every problem, not just the first.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.source.url.trim().is_empty() {
+            problems.push("source.url is empty: set it to postgres://user:password@host:port/db".to_owned());
+        } else if self.source.url.parse::<tokio_postgres::Config>().is_err() {
+            problems.push(format!(
+                "source.url {} is not a PostgreSQL connection URL: use postgres://user:password@host:port/db",
+                redact_url(&self.source.url)
+            ));
+        }
+        if self.source.tables.is_empty() {
+            problems.push("source.tables is empty: list tables as \"schema.table\" (or \"schema.*\")".to_owned());
+        }
+        for table in &self.source.tables {
+            if table.split_once('.').is_none_or(|(s, t)| s.is_empty() || t.is_empty()) {
+                problems.push(format!("source.tables entry {table:?} must be \"schema.table\" or \"schema.*\""));
+            }
+        }
+        for (key, value) in [("source.publication", &self.source.publication), ("source.slot", &self.source.slot)] {
+            if !is_simple_lowercase_name(value) {
+                problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
+            }
+        }
+        if self.source.heartbeat_interval_secs == 0 {
+            problems.push("source.heartbeat_interval_secs must be at least 1".to_owned());
+        }
+        let k = &self.kinesis;
+        if k.stream.is_empty() {
+            problems.push("kinesis.stream is empty: name the Kinesis stream (or give its ARN)".to_owned());
+        }
+        if !(1..=500).contains(&k.max_records_per_request) {
+            problems.push("kinesis.max_records_per_request must be between 1 and 500".to_owned());
+        }
+        if k.max_record_bytes == 0 || k.max_record_bytes > 10 * 1024 * 1024 {
+            problems.push("kinesis.max_record_bytes must be between 1 and 10485760 (10 MiB)".to_owned());
+        }
+        if k.max_bytes_per_request < k.max_record_bytes {
+            problems.push("kinesis.max_bytes_per_request must be at least kinesis.max_record_bytes".to_owned());
+        }
+        if k.oversize == OversizePolicy::DeadLetter && k.dead_letter_path.is_none() {
+            problems.push("kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned());
+        }
+        if let Some(r) = &self.redshift {
+            match (&r.workgroup, &r.cluster_id) {
+                (Some(_), Some(_)) => problems.push(
+                    "redshift.workgroup and redshift.cluster_id are both set: keep workgroup (serverless) or cluster_id (provisioned)".to_owned(),
+                ),
+                (None, None) => problems.push(
+                    "redshift needs redshift.workgroup (serverless) or redshift.cluster_id (provisioned)".to_owned(),
+                ),
+                _ => {}
+            }
+            if r.secret_arn.is_some() && r.db_user.is_some() {
+                problems.push("redshift.secret_arn and redshift.db_user are both set: keep one".to_owned());
+            }
+            for (key, value) in [
+                ("redshift.external_schema", &r.external_schema),
+                ("redshift.mirror_schema", &r.mirror_schema),
+                ("redshift.events_view", &r.events_view),
+            ] {
+                if !is_simple_lowercase_name(value) {
+                    problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
+                }
+            }
+            if r.stream_role_arn != "default" && !r.stream_role_arn.starts_with("arn:") {
+                problems.push(format!(
+                    "redshift.stream_role_arn {:?} must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) or \"default\"",
+                    r.stream_role_arn
+                ));
+            }
+            if k.stream.starts_with("arn:") {
+                // Redshift names the stream as a relation; it needs the bare name.
+            } else if k.stream.chars().any(|c| c.is_ascii_uppercase()) {
+                problems.push(format!(
+                    "kinesis.stream {:?} has upper-case letters: Redshift streaming ingestion needs a lower-case stream name",
+                    k.stream
+                ));
+            }
+        }
+        if let Err(message) = tokio_cron_scheduler::Job::new_async(self.schedule.merge.as_str(), |_, _| Box::pin(async {})) {
+            problems.push(format!(
+                "schedule.merge {:?} is not a cron expression with a seconds field (e.g. \"0 */5 * * * *\"): {message}",
+                self.schedule.merge
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The stream's bare name (the last path segment of an ARN).
+    pub fn stream_name(&self) -> &str {
+        self.kinesis.stream.rsplit('/').next().unwrap_or(&self.kinesis.stream)
+    }
+}
+
+fn is_simple_lowercase_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !value.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Applies `KINESYNC_<SECTION>__<KEY>=value`. Values are parsed as TOML
+/// (so numbers and arrays work); anything that does not parse is a string.
+fn apply_env_overrides(doc: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("KINESYNC_") else { continue };
+        let Some((section, key)) = rest.split_once("__") else { continue };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let value = parse_env_value(raw);
+        match doc.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+            toml::Value::Table(table) => {
+                table.insert(key, value);
+            }
+            _ => problems.push(format!("{name}: [{section}] is not a section")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let wrapped = format!("v = {raw}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+/// A connection URL with its password replaced by `***`, safe to log.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [source]
+        url = "postgres://kinesync:secret@localhost:5432/app"
+        tables = ["public.orders"]
+    "#;
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let config = Config::from_toml_with_env(MINIMAL, &BTreeMap::new()).unwrap();
+        assert_eq!(config.source.slot, DEFAULT_SLOT);
+        assert_eq!(config.kinesis.max_records_per_request, 500);
+        assert_eq!(config.schedule.merge, DEFAULT_MERGE_SCHEDULE);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let env = BTreeMap::from([
+            ("KINESYNC_SOURCE__SLOT".to_owned(), "other".to_owned()),
+            ("KINESYNC_KINESIS__MAX_RECORDS_PER_REQUEST".to_owned(), "10".to_owned()),
+        ]);
+        let config = Config::from_toml_with_env(MINIMAL, &env).unwrap();
+        assert_eq!(config.source.slot, "other");
+        assert_eq!(config.kinesis.max_records_per_request, 10);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let text = format!("{MINIMAL}\nslto = \"x\"\n");
+        let err = Config::from_toml_with_env(&text.replace("tables", "slto2 = 1\ntables"), &BTreeMap::new()).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let text = r#"
+            [source]
+            url = ""
+            tables = []
+            [redshift]
+            workgroup = "a"
+            cluster_id = "b"
+            database = "dev"
+            stream_role_arn = "nope"
+            [schedule]
+            merge = "every minute"
+        "#;
+        let err = Config::from_toml_with_env(text, &BTreeMap::new()).unwrap_err().to_string();
+        for needle in ["source.url", "source.tables", "cluster_id", "stream_role_arn", "schedule.merge"] {
+            assert!(err.contains(needle), "missing {needle} in {err}");
+        }
+    }
+
+    #[test]
+    fn password_is_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
