@@ -4,4 +4,10 @@
 //! driven by `pipeline`) and the merge scheduler (`redshift` + `scheduler`).
 //! `main.rs` only parses the command line and dispatches.
 
+pub mod catalog;
+pub mod cli;
 pub mod config;
+pub mod redshift;
+pub mod scheduler;
+pub mod sql;
+pub mod shutdown;

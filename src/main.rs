@@ -1,1 +1,91 @@
-fn main() {}
+//! The `kinesync` binary: parse the command line, load the configuration,
+//! dispatch, and turn the outcome into a one-line message and an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kinesync::cli::{exit, Cli, Command, LogFormat, SinkArg};
+use kinesync::config::Config;
+use kinesync::pipeline::{run_produce, SinkChoice};
+use kinesync::scheduler::{self, SchedulerError};
+use kinesync::shutdown::{trigger_on_signals, Shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(error) => return fail(exit::CONFIG, &error),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(exit::FAILURE, &error),
+    };
+    runtime.block_on(dispatch(cli.command, config))
+}
+
+async fn dispatch(command: Command, config: Config) -> ExitCode {
+    let shutdown = Shutdown::new();
+    if let Err(error) = trigger_on_signals(shutdown.clone()) {
+        return fail(exit::FAILURE, &error);
+    }
+    match command {
+        Command::Config => {
+            println!("{config:#?}");
+            ExitCode::SUCCESS
+        }
+        Command::Produce { sink } => {
+            let sink = match sink {
+                SinkArg::Kinesis => SinkChoice::Kinesis,
+                SinkArg::Stdout => SinkChoice::Stdout,
+            };
+            match run_produce(&config, sink, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(exit::FAILURE, &error),
+            }
+        }
+        Command::Setup { print } => match scheduler::setup(&config, print, shutdown).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(error) => fail(scheduler_exit_code(&error), &error),
+        },
+        Command::Merge { once: true, print } | Command::Merge { once: false, print: print @ true } => {
+            match scheduler::merge_once(&config, print, shutdown).await {
+                Ok(summary) => {
+                    if !print {
+                        println!("{summary}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(scheduler_exit_code(&error), &error),
+            }
+        }
+        Command::Merge { once: false, print: false } => match scheduler::run_daemon(config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(scheduler_exit_code(&error), &error),
+        },
+    }
+}
+
+fn scheduler_exit_code(error: &SchedulerError) -> u8 {
+    match error {
+        SchedulerError::NoRedshiftConfig | SchedulerError::Schedule(_) => exit::CONFIG,
+        SchedulerError::SourceConnect(_) | SchedulerError::Catalog(_) => exit::SOURCE,
+        SchedulerError::Refresh(_) | SchedulerError::Merge(_) => exit::MERGE_FAILED,
+        _ => exit::FAILURE,
+    }
+}
+
+fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("kinesync: error: {error}");
+    ExitCode::from(code)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,173 @@
+# shellcheck shell=bash
+# The local stack: a throwaway PostgreSQL cluster (source + the database the
+# Redshift stand-in runs SQL on), kinesalite as the Kinesis stand-in, and
+# redshift-data-standin as the Redshift Data API stand-in, all on loopback.
+# Sourced by deploy/local/demo and deploy/local/test; installs what is
+# missing on a fresh Debian machine and stops everything it started.
+
+set -euo pipefail
+
+KS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KS_STACK_DIR=${KINESYNC_STACK_DIR:-$KS_ROOT/.stack}
+KS_PG_PORT=${KINESYNC_LOCAL_PG_PORT:-55432}
+KS_KINESIS_PORT=${KINESYNC_LOCAL_KINESIS_PORT:-4567}
+KS_STANDIN_PORT=${KINESYNC_LOCAL_STANDIN_PORT:-4599}
+KS_KINESALITE_VERSION=3.3.3
+KS_TOOLS_DIR=${KINESYNC_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kinesync-tools}
+KS_PG_BIN=""
+KS_PIDS=()
+
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
+export AWS_REGION=${AWS_REGION:-us-east-1}
+export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:$KS_KINESIS_PORT
+export AWS_ENDPOINT_URL_REDSHIFT_DATA=http://127.0.0.1:$KS_STANDIN_PORT
+KS_PG_URL=postgres://postgres@127.0.0.1:$KS_PG_PORT
+
+ks_log() { printf '\033[1m[local]\033[0m %s\n' "$*" >&2; }
+ks_die() { printf 'local stack: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# PostgreSQL 15 server binaries, from Debian's packages when missing.
+ks_ensure_postgres() {
+  for dir in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+    if [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_recvlogical" ]; then KS_PG_BIN=$dir; break; fi
+  done
+  if [ -z "$KS_PG_BIN" ]; then
+    ks_log "installing PostgreSQL 15 from Debian packages"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
+    KS_PG_BIN=/usr/lib/postgresql/15/bin
+  fi
+  command -v psql >/dev/null || ks_die "psql not found after installing PostgreSQL"
+}
+
+# kinesalite from the npm registry, into a tools cache outside the repository.
+ks_ensure_kinesalite() {
+  command -v node >/dev/null || {
+    ks_log "installing Node.js from Debian packages"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  }
+  local dir=$KS_TOOLS_DIR/kinesalite-$KS_KINESALITE_VERSION
+  if [ ! -x "$dir/node_modules/.bin/kinesalite" ]; then
+    ks_log "installing kinesalite $KS_KINESALITE_VERSION from npm"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "kinesalite@$KS_KINESALITE_VERSION" >/dev/null)
+  fi
+  KS_KINESALITE=$dir/node_modules/.bin/kinesalite
+}
+
+# Polls until a TCP port accepts connections, or fails after $2 seconds.
+ks_wait_port() {
+  local port=$1 seconds=${2:-30} deadline
+  deadline=$(( $(date +%s) + seconds ))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || ks_die "nothing listens on port $port after ${seconds}s"
+    sleep 0.1
+  done
+}
+
+ks_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+ks_start_postgres() {
+  ks_port_free "$KS_PG_PORT" || ks_die "port $KS_PG_PORT is in use (set KINESYNC_LOCAL_PG_PORT)"
+  local data=$KS_STACK_DIR/pg
+  rm -rf "$data"; mkdir -p "$data"
+  local run=()
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    chown -R postgres "$KS_STACK_DIR/pg"
+    chmod o+x "$KS_STACK_DIR"
+    run=(su postgres -s /bin/bash -c)
+  else
+    run=(bash -c)
+  fi
+  "${run[@]}" "'$KS_PG_BIN/initdb' -D '$data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'$data.initdb.log' 2>&1" \
+    || { cat "$data.initdb.log" >&2; ks_die "initdb failed"; }
+  cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $KS_PG_PORT
+unix_socket_directories = '$data'
+wal_level = logical
+max_replication_slots = 64
+max_wal_senders = 64
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+timezone = 'UTC'
+CONF
+  "${run[@]}" "'$KS_PG_BIN/pg_ctl' -D '$data' -l '$KS_STACK_DIR/pg.log' -w -t 60 start >/dev/null" \
+    || { cat "$KS_STACK_DIR/pg.log" >&2; ks_die "PostgreSQL did not start"; }
+  KS_PG_STARTED=1
+  ks_log "PostgreSQL $("$KS_PG_BIN/postgres" --version | awk '{print $3}') on port $KS_PG_PORT"
+}
+
+ks_start_kinesalite() {
+  ks_port_free "$KS_KINESIS_PORT" || ks_die "port $KS_KINESIS_PORT is in use (set KINESYNC_LOCAL_KINESIS_PORT)"
+  "$KS_KINESALITE" --port "$KS_KINESIS_PORT" --createStreamMs 0 --deleteStreamMs 0 --updateStreamMs 0 \
+    --shardLimit 1000 >"$KS_STACK_DIR/kinesalite.log" 2>&1 &
+  KS_PIDS+=($!)
+  ks_wait_port "$KS_KINESIS_PORT" 30
+  ks_log "kinesalite on port $KS_KINESIS_PORT"
+}
+
+ks_build() {
+  ks_log "building kinesync and the Redshift Data API stand-in (cargo build)"
+  (cd "$KS_ROOT" && cargo build --quiet --workspace --bins)
+  KS_BIN=$KS_ROOT/target/debug
+}
+
+ks_start_standin() {
+  ks_port_free "$KS_STANDIN_PORT" || ks_die "port $KS_STANDIN_PORT is in use (set KINESYNC_LOCAL_STANDIN_PORT)"
+  "$KS_BIN/redshift-data-standin" --listen "127.0.0.1:$KS_STANDIN_PORT" --postgres-url "$KS_PG_URL/postgres" \
+    >"$KS_STACK_DIR/standin.log" 2>&1 &
+  KS_PIDS+=($!)
+  ks_wait_port "$KS_STANDIN_PORT" 60
+  ks_log "Redshift Data API stand-in on port $KS_STANDIN_PORT"
+}
+
+# Everything: PostgreSQL, kinesalite, the stand-in.
+ks_start_stack() {
+  mkdir -p "$KS_STACK_DIR"
+  trap ks_stop_stack EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  ks_ensure_postgres
+  ks_ensure_kinesalite
+  ks_build
+  ks_start_postgres
+  ks_start_kinesalite
+  ks_start_standin
+}
+
+ks_stop_stack() {
+  local status=$?
+  for pid in "${KS_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${KS_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  KS_PIDS=()
+  if [ "${KS_PG_STARTED:-0}" = 1 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      su postgres -s /bin/bash -c "'$KS_PG_BIN/pg_ctl' -D '$KS_STACK_DIR/pg' -m immediate -w stop" >/dev/null 2>&1 || true
+    else
+      "$KS_PG_BIN/pg_ctl" -D "$KS_STACK_DIR/pg" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    KS_PG_STARTED=0
+  fi
+  return $status
+}
+
+# A Kinesis API call against kinesalite (which checks that a SigV4-shaped
+# header is present, not the signature).
+ks_kinesis() {
+  local op=$1 body=$2
+  curl -sS -X POST "$AWS_ENDPOINT_URL_KINESIS/" \
+    -H 'Content-Type: application/x-amz-json-1.1' \
+    -H "X-Amz-Target: Kinesis_20131202.$op" \
+    -H "X-Amz-Date: $(date -u +%Y%m%dT%H%M%SZ)" \
+    -H "Authorization: AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/20260101/$AWS_REGION/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0" \
+    -d "$body"
+}
+
+ks_psql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }

@@ -1,0 +1,75 @@
+-- Merge of one mirror table. Order of a change = (commit LSN, LSN), from the
+-- producer; never arrival order. Every step is idempotent, so a replayed or
+-- re-run batch converges to the same mirror.
+--
+-- {{this_table}}: e.payload."source"."schema"/"table" match this table.
+-- {{after_columns}}: raw values from e.payload."after" (varchar or SUPER for
+--   TOAST-able columns, final types otherwise), named like the columns.
+-- {{before_key_columns}}: the key from e.payload."before", other columns NULL.
+
+-- 1. Every change of this table in the new events, as one row per key it
+--    touches: upserts from "after"; deletes from "before" (a delete, or the
+--    old key of an update that carries one, e.g. a primary-key change).
+CREATE TEMP TABLE {{changes}} AS
+SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
+       e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
+       e.payload."source"."lsn"::bigint AS _kinesync_lsn,
+       e.payload."source"."ts_ms"::bigint AS _kinesync_ts_ms,
+       {{after_columns}}
+FROM kinesync_new_events AS e
+WHERE {{this_table}} AND e.payload."op"::varchar IN ('c', 'u', 'r')
+UNION ALL
+SELECT CAST('delete' AS VARCHAR(6)),
+       e.payload."source"."commit_lsn"::bigint,
+       e.payload."source"."lsn"::bigint,
+       e.payload."source"."ts_ms"::bigint,
+       {{before_key_columns}}
+FROM kinesync_new_events AS e
+WHERE {{this_table}}
+  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
+
+-- 2. The newest change per key (an upsert wins a tie with its own old key).
+CREATE TEMP TABLE {{latest}} AS
+SELECT * FROM (
+    SELECT c.*, ROW_NUMBER() OVER (
+               PARTITION BY {{key_list}}
+               ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC, c._kinesync_action DESC
+           ) AS _kinesync_rank
+    FROM {{changes}} AS c
+) AS ranked
+WHERE _kinesync_rank = 1;
+
+-- 3. Truncates: the newest TRUNCATE merged before cuts off every change
+--    ordered before it ({{truncate_statements}} adds this run's truncates
+--    first, when there are any: see merge/truncate.sql).
+{{truncate_statements}}
+DELETE FROM {{latest}} USING {{table_state}} AS k
+WHERE k.mirror_table = {{mirror_table_literal}}
+  AND ({{latest}}._kinesync_commit_lsn < k.truncated_commit_lsn
+       OR ({{latest}}._kinesync_commit_lsn = k.truncated_commit_lsn AND {{latest}}._kinesync_lsn < k.truncated_lsn));
+
+-- 4. Stale changes: the mirror row or the tombstone of a key is already at
+--    or past this change (a duplicate, or a late arrival from another shard).
+DELETE FROM {{latest}} USING {{mirror_table}} AS m
+WHERE {{key_match_latest_m}}
+  AND (m._kinesync_commit_lsn > {{latest}}._kinesync_commit_lsn
+       OR (m._kinesync_commit_lsn = {{latest}}._kinesync_commit_lsn AND m._kinesync_lsn >= {{latest}}._kinesync_lsn));
+DELETE FROM {{latest}} USING {{tombstone_table}} AS m
+WHERE {{key_match_latest_m}}
+  AND (m._kinesync_commit_lsn > {{latest}}._kinesync_commit_lsn
+       OR (m._kinesync_commit_lsn = {{latest}}._kinesync_commit_lsn AND m._kinesync_lsn >= {{latest}}._kinesync_lsn));
+{{toast_statements}}
+-- 5. Delete then insert: the mirror takes the newest state of each key.
+DELETE FROM {{mirror_table}} USING {{latest}}
+WHERE {{key_match_mirror_latest}};
+INSERT INTO {{mirror_table}} ({{column_list}}, _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
+SELECT {{converted_columns}}, l._kinesync_commit_lsn, l._kinesync_lsn,
+       TIMESTAMP 'epoch' + (l._kinesync_ts_ms / 1000) * INTERVAL '1 second'
+FROM {{latest}} AS l
+WHERE l._kinesync_action = 'upsert';
+DELETE FROM {{tombstone_table}} USING {{latest}}
+WHERE {{key_match_tombstone_latest}};
+INSERT INTO {{tombstone_table}} ({{key_column_list}}, _kinesync_commit_lsn, _kinesync_lsn)
+SELECT {{latest_key_columns}}, l._kinesync_commit_lsn, l._kinesync_lsn
+FROM {{latest}} AS l
+WHERE l._kinesync_action = 'delete';

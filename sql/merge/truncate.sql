@@ -1,0 +1,26 @@
+-- This run's TRUNCATEs of the table: the newest one (or the one merged
+-- before, if newer) becomes the table's cut-off. Mirror rows and tombstones
+-- ordered before it go. Plain DELETE, never TRUNCATE: TRUNCATE would commit
+-- the batch's transaction half-way.
+CREATE TEMP TABLE {{cutoff}} AS
+SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
+    SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
+           e.payload."source"."lsn"::bigint AS _kinesync_lsn
+    FROM kinesync_new_events AS e
+    WHERE {{this_table}} AND e.payload."op"::varchar = 't'
+    UNION ALL
+    SELECT s.truncated_commit_lsn, s.truncated_lsn
+    FROM {{table_state}} AS s
+    WHERE s.mirror_table = {{mirror_table_literal}}
+) AS t
+ORDER BY t._kinesync_commit_lsn DESC, t._kinesync_lsn DESC
+LIMIT 1;
+DELETE FROM {{mirror_table}} USING {{cutoff}} AS k
+WHERE {{mirror_table}}._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ({{mirror_table}}._kinesync_commit_lsn = k._kinesync_commit_lsn AND {{mirror_table}}._kinesync_lsn < k._kinesync_lsn);
+DELETE FROM {{tombstone_table}} USING {{cutoff}} AS k
+WHERE {{tombstone_table}}._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ({{tombstone_table}}._kinesync_commit_lsn = k._kinesync_commit_lsn AND {{tombstone_table}}._kinesync_lsn < k._kinesync_lsn);
+DELETE FROM {{table_state}} WHERE mirror_table = {{mirror_table_literal}};
+INSERT INTO {{table_state}} (mirror_table, truncated_commit_lsn, truncated_lsn)
+SELECT {{mirror_table_literal}}, k._kinesync_commit_lsn, k._kinesync_lsn FROM {{cutoff}} AS k;

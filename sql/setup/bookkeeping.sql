@@ -1,0 +1,18 @@
+CREATE SCHEMA IF NOT EXISTS {{mirror_schema}};
+-- The merge's watermark: the newest refresh_time of the events view already
+-- merged. Advanced in the same transaction as the mirror tables.
+CREATE TABLE IF NOT EXISTS {{checkpoint}} (
+    events_view VARCHAR(256) NOT NULL,
+    watermark TIMESTAMP NOT NULL,
+    merged_at TIMESTAMP NOT NULL
+);
+INSERT INTO {{checkpoint}} (events_view, watermark, merged_at)
+SELECT {{events_view_literal}}, TIMESTAMP '1900-01-01 00:00:00', GETDATE()
+WHERE NOT EXISTS (SELECT 1 FROM {{checkpoint}} WHERE events_view = {{events_view_literal}});
+-- Per mirror table: the position (commit LSN, LSN) of the newest TRUNCATE
+-- merged. Changes ordered before it can never come back.
+CREATE TABLE IF NOT EXISTS {{table_state}} (
+    mirror_table VARCHAR(256) NOT NULL,
+    truncated_commit_lsn BIGINT NOT NULL,
+    truncated_lsn BIGINT NOT NULL
+);

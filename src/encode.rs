@@ -1,0 +1,419 @@
+//! Column value encodings: Postgres text output -> JSON, by type OID.
+//!
+//! The merge SQL reads these values directly, so the mapping is a contract
+//! (see `docs/events.md`): integers are numbers, numeric is an exact decimal
+//! string, floats are numbers except NaN/Infinity (strings), timestamps are
+//! ISO-8601 with six fraction digits (timestamptz in UTC with `Z`), bytea is
+//! lower-case hex without `\x`, json/jsonb are nested, arrays are JSON arrays
+//! of their elements' encodings; anything else is its text form.
+//!
+//! Inputs are the server's text output under the session settings kinesync
+//! pins on every connection ([`SESSION_SETTINGS`]): the same encoder serves
+//! pgoutput tuples and snapshot `COPY` rows.
+
+use serde_json::Value;
+
+use crate::source::pgoutput::TupleValue;
+
+/// The placeholder for a TOASTed value an update did not change (Debezium's).
+pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
+
+/// GUCs pinned on the replication and SQL sessions so text output is in the
+/// shapes this module parses (ISO dates, UTC offsets, hex bytea, exact floats).
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("datestyle", "ISO,MDY"),
+    ("intervalstyle", "postgres"),
+    ("timezone", "UTC"),
+    ("bytea_output", "hex"),
+    ("extra_float_digits", "3"),
+];
+
+/// Built-in type OIDs (pg_type.h).
+pub mod oid {
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const JSON: u32 = 114;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const TIMETZ: u32 = 1266;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+}
+
+/// The element type of a built-in array type, if we know it.
+pub fn array_element(type_oid: u32) -> Option<u32> {
+    Some(match type_oid {
+        1000 => oid::BOOL,
+        1001 => oid::BYTEA,
+        1002 => oid::CHAR,
+        1003 => oid::NAME,
+        1005 => oid::INT2,
+        1007 => oid::INT4,
+        1009 => oid::TEXT,
+        1014 => oid::BPCHAR,
+        1015 => oid::VARCHAR,
+        1016 => oid::INT8,
+        1021 => oid::FLOAT4,
+        1022 => oid::FLOAT8,
+        1028 => oid::OID,
+        1115 => oid::TIMESTAMP,
+        1182 => oid::DATE,
+        1183 => oid::TIME,
+        1185 => oid::TIMESTAMPTZ,
+        1187 => oid::INTERVAL,
+        1231 => oid::NUMERIC,
+        1270 => oid::TIMETZ,
+        199 => oid::JSON,
+        2951 => oid::UUID,
+        3807 => oid::JSONB,
+        _ => return None,
+    })
+}
+
+/// Encode one tuple value of a column of type `type_oid`.
+pub fn encode_tuple_value(type_oid: u32, value: &TupleValue) -> Value {
+    match value {
+        TupleValue::Null => Value::Null,
+        TupleValue::UnchangedToast => Value::String(UNAVAILABLE_VALUE.to_owned()),
+        TupleValue::Text(bytes) => encode_text(type_oid, &String::from_utf8_lossy(bytes)),
+        // kinesync never asks for binary; if it ever arrives, keep it readable.
+        TupleValue::Binary(bytes) => Value::String(hex::encode(bytes)),
+    }
+}
+
+/// Encode the text output `text` of a value of type `type_oid`.
+pub fn encode_text(type_oid: u32, text: &str) -> Value {
+    match type_oid {
+        oid::INT2 | oid::INT4 | oid::INT8 => match text.parse::<i64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => Value::String(text.to_owned()),
+        },
+        oid::OID => match text.parse::<u64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => Value::String(text.to_owned()),
+        },
+        oid::FLOAT4 | oid::FLOAT8 => encode_float(text),
+        oid::BOOL => match text {
+            "t" => Value::Bool(true),
+            "f" => Value::Bool(false),
+            other => Value::String(other.to_owned()),
+        },
+        oid::BYTEA => Value::String(text.strip_prefix("\\x").unwrap_or(text).to_owned()),
+        oid::JSON | oid::JSONB => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+        oid::TIMESTAMP => Value::String(encode_timestamp(text)),
+        oid::TIMESTAMPTZ => Value::String(encode_timestamptz(text)),
+        // numeric (exact decimal text, NaN/Infinity included), text types,
+        // date, time, timetz, interval, uuid, enums and everything else.
+        _ => match array_element(type_oid) {
+            Some(element) => match parse_array(text) {
+                Some(array) => array_to_json(element, array),
+                None => Value::String(text.to_owned()),
+            },
+            None => Value::String(text.to_owned()),
+        },
+    }
+}
+
+fn encode_float(text: &str) -> Value {
+    match text {
+        "NaN" | "Infinity" | "-Infinity" => Value::String(text.to_owned()),
+        _ => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| Value::String(text.to_owned()), Value::Number),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f]` -> `YYYY-MM-DDTHH:MM:SS.ffffff`. Infinities and
+/// BC values keep their text form.
+pub fn encode_timestamp(text: &str) -> String {
+    if text.ends_with(" BC") {
+        return text.to_owned();
+    }
+    match text.split_once(' ') {
+        Some((date, time)) if is_clock(time) => format!("{date}T{}", six_digit_fraction(time)),
+        _ => text.to_owned(),
+    }
+}
+
+/// `HH:MM:SS[.f]` with nothing after.
+fn is_clock(time: &str) -> bool {
+    let b = time.as_bytes();
+    b.len() >= 8
+        && b[2] == b':'
+        && b[5] == b':'
+        && time.bytes().all(|c| c.is_ascii_digit() || c == b':' || c == b'.')
+}
+
+fn six_digit_fraction(time: &str) -> String {
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut out = String::with_capacity(15);
+    out.push_str(hms);
+    out.push('.');
+    out.push_str(&frac[..frac.len().min(6)]);
+    for _ in frac.len()..6 {
+        out.push('0');
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f]±HH[:MM[:SS]]` -> UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+/// Infinities, BC values and anything unparsable keep their text form.
+pub fn encode_timestamptz(text: &str) -> String {
+    if text.ends_with(" BC") {
+        return text.to_owned();
+    }
+    convert_timestamptz(text).unwrap_or_else(|| text.to_owned())
+}
+
+fn convert_timestamptz(text: &str) -> Option<String> {
+    use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
+    let (date, rest) = text.split_once(' ')?;
+    let sign_at = rest.find(['+', '-'])?;
+    let (time, offset) = rest.split_at(sign_at);
+    if !is_clock(time) {
+        return None;
+    }
+    let sign: i64 = if offset.starts_with('-') { -1 } else { 1 };
+    let mut offset_secs = 0i64;
+    for (i, part) in offset[1..].split(':').enumerate() {
+        if i > 2 || part.len() != 2 {
+            return None;
+        }
+        offset_secs += part.parse::<i64>().ok()? * [3600, 60, 1][i];
+    }
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let hms = NaiveTime::parse_from_str(hms, "%H:%M:%S").ok()?;
+    let micros: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().ok()? };
+    let local = NaiveDateTime::new(date, hms) + chrono::Duration::microseconds(micros);
+    let utc = local - chrono::Duration::seconds(sign * offset_secs);
+    if !(1..=9999).contains(&utc.year()) {
+        return None;
+    }
+    Some(utc.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+/// A parsed array literal: nested lists of optional element texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArrayItem {
+    Null,
+    Text(String),
+    Array(Vec<ArrayItem>),
+}
+
+/// Parse an array's text output (`{1,2,NULL}`, `{"a b","c\"d"}`, nested
+/// `{{1,2},{3,4}}`). `None` for forms we do not parse (explicit bounds like
+/// `[0:1]={...}`, or anything malformed): the caller keeps the text.
+pub fn parse_array(text: &str) -> Option<Vec<ArrayItem>> {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    let items = parse_array_at(bytes, &mut pos)?;
+    (pos == bytes.len()).then_some(items)
+}
+
+fn parse_array_at(b: &[u8], pos: &mut usize) -> Option<Vec<ArrayItem>> {
+    if b.get(*pos) != Some(&b'{') {
+        return None;
+    }
+    *pos += 1;
+    let mut items = Vec::new();
+    if b.get(*pos) == Some(&b'}') {
+        *pos += 1;
+        return Some(items);
+    }
+    loop {
+        match b.get(*pos)? {
+            b'{' => items.push(ArrayItem::Array(parse_array_at(b, pos)?)),
+            b'"' => {
+                *pos += 1;
+                let mut out = Vec::new();
+                loop {
+                    match *b.get(*pos)? {
+                        b'\\' => {
+                            out.push(*b.get(*pos + 1)?);
+                            *pos += 2;
+                        }
+                        b'"' => {
+                            *pos += 1;
+                            break;
+                        }
+                        c => {
+                            out.push(c);
+                            *pos += 1;
+                        }
+                    }
+                }
+                items.push(ArrayItem::Text(String::from_utf8(out).ok()?));
+            }
+            _ => {
+                let start = *pos;
+                while !matches!(b.get(*pos)?, b',' | b'}') {
+                    if b[*pos] == b'\\' || b[*pos] == b'"' || b[*pos] == b'{' {
+                        return None;
+                    }
+                    *pos += 1;
+                }
+                let raw = std::str::from_utf8(&b[start..*pos]).ok()?;
+                items.push(if raw.eq_ignore_ascii_case("NULL") {
+                    ArrayItem::Null
+                } else {
+                    ArrayItem::Text(raw.to_owned())
+                });
+            }
+        }
+        match b.get(*pos)? {
+            b',' => *pos += 1,
+            b'}' => {
+                *pos += 1;
+                return Some(items);
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn array_to_json(element: u32, items: Vec<ArrayItem>) -> Value {
+    Value::Array(
+        items
+            .into_iter()
+            .map(|item| match item {
+                ArrayItem::Null => Value::Null,
+                ArrayItem::Text(t) => encode_text(element, &t),
+                ArrayItem::Array(inner) => array_to_json(element, inner),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use serde_json::json;
+
+    fn enc(oid: u32, text: &str) -> Value {
+        encode_text(oid, text)
+    }
+
+    #[test]
+    fn integers_are_numbers() {
+        assert_eq!(enc(oid::INT2, "-32768"), json!(-32768));
+        assert_eq!(enc(oid::INT4, "42"), json!(42));
+        assert_eq!(enc(oid::INT8, "9223372036854775807"), json!(9223372036854775807i64));
+        assert_eq!(enc(oid::OID, "4294967295"), json!(4294967295u64));
+    }
+
+    #[test]
+    fn numeric_is_exact_string() {
+        assert_eq!(enc(oid::NUMERIC, "12345678901234567890.000000001"), json!("12345678901234567890.000000001"));
+        assert_eq!(enc(oid::NUMERIC, "NaN"), json!("NaN"));
+        assert_eq!(enc(oid::NUMERIC, "Infinity"), json!("Infinity"));
+        assert_eq!(enc(oid::NUMERIC, "-Infinity"), json!("-Infinity"));
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(enc(oid::FLOAT8, "1.5"), json!(1.5));
+        assert_eq!(enc(oid::FLOAT4, "0.1"), json!(0.1));
+        assert_eq!(enc(oid::FLOAT8, "-1e+300"), json!(-1e300));
+        for special in ["NaN", "Infinity", "-Infinity"] {
+            assert_eq!(enc(oid::FLOAT8, special), json!(special));
+            assert_eq!(enc(oid::FLOAT4, special), json!(special));
+        }
+        assert_eq!(serde_json::to_string(&enc(oid::FLOAT8, "0.30000000000000004")).unwrap(), "0.30000000000000004");
+    }
+
+    #[test]
+    fn bool_and_text_types() {
+        assert_eq!(enc(oid::BOOL, "t"), json!(true));
+        assert_eq!(enc(oid::BOOL, "f"), json!(false));
+        for o in [oid::TEXT, oid::VARCHAR, oid::BPCHAR, oid::NAME, oid::CHAR] {
+            assert_eq!(enc(o, "a \"q\" ü "), json!("a \"q\" ü "));
+        }
+        assert_eq!(enc(oid::UUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+        // enum or unknown type: text form
+        assert_eq!(enc(123456, "happy"), json!("happy"));
+    }
+
+    #[test]
+    fn dates_and_times() {
+        assert_eq!(enc(oid::DATE, "2024-02-29"), json!("2024-02-29"));
+        assert_eq!(enc(oid::DATE, "infinity"), json!("infinity"));
+        assert_eq!(enc(oid::DATE, "-infinity"), json!("-infinity"));
+        assert_eq!(enc(oid::TIME, "13:45:00.5"), json!("13:45:00.5"));
+        assert_eq!(enc(oid::TIMETZ, "13:45:00+05:30"), json!("13:45:00+05:30"));
+        assert_eq!(enc(oid::INTERVAL, "1 year 2 mons 3 days 04:05:06"), json!("1 year 2 mons 3 days 04:05:06"));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(enc(oid::TIMESTAMP, "2024-01-02 03:04:05"), json!("2024-01-02T03:04:05.000000"));
+        assert_eq!(enc(oid::TIMESTAMP, "2024-01-02 03:04:05.123"), json!("2024-01-02T03:04:05.123000"));
+        assert_eq!(enc(oid::TIMESTAMP, "2024-01-02 03:04:05.123456"), json!("2024-01-02T03:04:05.123456"));
+        assert_eq!(enc(oid::TIMESTAMP, "infinity"), json!("infinity"));
+        assert_eq!(enc(oid::TIMESTAMP, "-infinity"), json!("-infinity"));
+        assert_eq!(enc(oid::TIMESTAMP, "0044-03-15 12:00:00 BC"), json!("0044-03-15 12:00:00 BC"));
+    }
+
+    #[test]
+    fn timestamptz_to_utc() {
+        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-01-02 03:04:05+00"), json!("2024-01-02T03:04:05.000000Z"));
+        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-01-02 03:04:05.5+02"), json!("2024-01-02T01:04:05.500000Z"));
+        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-01-01 01:00:00.000001+05:30"), json!("2023-12-31T19:30:00.000001Z"));
+        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-12-31 23:00:00-03"), json!("2025-01-01T02:00:00.000000Z"));
+        assert_eq!(enc(oid::TIMESTAMPTZ, "1900-01-01 00:00:00+01:13:20"), json!("1899-12-31T22:46:40.000000Z"));
+        assert_eq!(enc(oid::TIMESTAMPTZ, "infinity"), json!("infinity"));
+        assert_eq!(enc(oid::TIMESTAMPTZ, "-infinity"), json!("-infinity"));
+        assert_eq!(enc(oid::TIMESTAMPTZ, "0044-03-15 12:00:00+00 BC"), json!("0044-03-15 12:00:00+00 BC"));
+    }
+
+    #[test]
+    fn bytea_json_uuid() {
+        assert_eq!(enc(oid::BYTEA, "\\xdeadBEEF"), json!("deadBEEF"));
+        assert_eq!(enc(oid::BYTEA, "\\x"), json!(""));
+        assert_eq!(enc(oid::JSONB, r#"{"a": [1, "x", null]}"#), json!({"a": [1, "x", null]}));
+        assert_eq!(enc(oid::JSON, "\"s\""), json!("s"));
+        assert_eq!(enc(oid::JSON, "not json"), json!("not json"));
+    }
+
+    #[test]
+    fn arrays() {
+        assert_eq!(enc(1007, "{1,2,NULL}"), json!([1, 2, null]));
+        assert_eq!(enc(1009, r#"{"a b","c\"d",NULL,"NULL",plain,"x\\y"}"#), json!(["a b", "c\"d", null, "NULL", "plain", "x\\y"]));
+        assert_eq!(enc(1009, "{}"), json!([]));
+        assert_eq!(enc(1007, "{{1,2},{3,4}}"), json!([[1, 2], [3, 4]]));
+        assert_eq!(enc(1231, "{1.50,NaN}"), json!(["1.50", "NaN"]));
+        assert_eq!(enc(1022, "{1.5,Infinity}"), json!([1.5, "Infinity"]));
+        assert_eq!(enc(1000, "{t,f}"), json!([true, false]));
+        assert_eq!(enc(1185, r#"{"2024-01-02 03:04:05+02"}"#), json!(["2024-01-02T01:04:05.000000Z"]));
+        assert_eq!(enc(3807, r#"{"{\"a\": 1}"}"#), json!([{"a": 1}]));
+        assert_eq!(enc(1001, r#"{"\\x0102"}"#), json!(["0102"]));
+        // Explicit bounds and malformed: text form.
+        assert_eq!(enc(1007, "[0:1]={1,2}"), json!("[0:1]={1,2}"));
+        assert_eq!(enc(1007, "{1,2"), json!("{1,2"));
+    }
+
+    #[test]
+    fn tuple_values() {
+        assert_eq!(encode_tuple_value(oid::INT4, &TupleValue::Null), Value::Null);
+        assert_eq!(encode_tuple_value(oid::TEXT, &TupleValue::UnchangedToast), json!(UNAVAILABLE_VALUE));
+        assert_eq!(encode_tuple_value(oid::INT4, &TupleValue::Text(Bytes::from_static(b"7"))), json!(7));
+    }
+}

@@ -1,0 +1,378 @@
+//! The change event (Debezium-shaped envelope) and its Kinesis record.
+//!
+//! One event is one JSON object; one Kinesis record carries exactly one event
+//! (Redshift streaming ingestion cannot de-aggregate). This module owns the
+//! envelope layout, the `source` block, and the partition key; `encode` owns
+//! the column values. The full contract is `docs/events.md`; the merge SQL
+//! depends on it field by field, so change both together.
+
+use std::fmt::Write as _;
+
+use md5::{Digest, Md5};
+use serde_json::Value;
+
+use crate::encode::encode_tuple_value;
+use crate::lsn::Lsn;
+use crate::source::pgoutput::TupleValue;
+use crate::source::relation_cache::Relation;
+
+/// Kinesis limit on partition key length (Unicode characters).
+pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+
+/// `op` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+    Read,
+    Truncate,
+}
+
+impl Op {
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Read => "r",
+            Op::Truncate => "t",
+        }
+    }
+}
+
+/// `source.snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMarker {
+    /// A snapshot row that is not the last one.
+    True,
+    /// The last row of the snapshot.
+    Last,
+    /// A streamed change.
+    False,
+}
+
+impl SnapshotMarker {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMarker::True => "true",
+            SnapshotMarker::Last => "last",
+            SnapshotMarker::False => "false",
+        }
+    }
+}
+
+/// What is constant for a producer run.
+#[derive(Debug, Clone)]
+pub struct EventContext {
+    /// `source.name`: the replication slot name.
+    pub slot: String,
+    /// `source.db`.
+    pub database: String,
+}
+
+/// Where one change sits in the WAL, and when it committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeMeta {
+    pub op: Op,
+    pub snapshot: SnapshotMarker,
+    /// `source.ts_ms`: commit time (snapshot: snapshot start), ms since epoch.
+    pub commit_time_ms: i64,
+    pub txid: Option<u32>,
+    /// First half of the ordering key (snapshot: the slot's consistent point).
+    pub commit_lsn: Lsn,
+    /// Second half of the ordering key (snapshot: 0).
+    pub lsn: Lsn,
+}
+
+/// One row's column values, aligned with `Relation::columns`; `None` marks a
+/// column the row does not carry (non-key columns of a `K` old tuple).
+pub type Row = Vec<Option<Value>>;
+
+/// An encoded event, ready for a sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent {
+    /// `schema.table`.
+    pub table: String,
+    /// The key part of the partition key (`[42]`), for error messages.
+    pub key: String,
+    /// At most [`MAX_PARTITION_KEY_CHARS`] characters.
+    pub partition_key: String,
+    /// The JSON document.
+    pub data: Vec<u8>,
+}
+
+impl EncodedEvent {
+    /// What Kinesis counts against the record limit: data plus partition key.
+    pub fn size(&self) -> usize {
+        self.data.len() + self.partition_key.len()
+    }
+}
+
+/// Why a tuple cannot be turned into a row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{table}: the change has {got} columns but the Relation message described {expected}")]
+pub struct ShapeMismatch {
+    pub table: String,
+    pub expected: usize,
+    pub got: usize,
+}
+
+/// Build a row from a pgoutput tuple. `keys_only` keeps just the replica
+/// identity columns (for a `K` old tuple, whose other columns are nulls that
+/// mean "not sent", not SQL NULL).
+pub fn row_from_tuple(rel: &Relation, values: &[TupleValue], keys_only: bool) -> Result<Row, ShapeMismatch> {
+    if values.len() != rel.columns.len() {
+        return Err(ShapeMismatch { table: rel.qualified_name(), expected: rel.columns.len(), got: values.len() });
+    }
+    let mut row: Row = vec![None; values.len()];
+    if keys_only {
+        for &i in &rel.key_indices {
+            row[i] = Some(encode_tuple_value(rel.columns[i].type_oid, &values[i]));
+        }
+    } else {
+        for (slot, (col, value)) in row.iter_mut().zip(rel.columns.iter().zip(values)) {
+            *slot = Some(encode_tuple_value(col.type_oid, value));
+        }
+    }
+    Ok(row)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Postgres timestamps (µs since 2000-01-01) to ms since the Unix epoch.
+pub fn pg_micros_to_unix_ms(micros: i64) -> i64 {
+    const PG_EPOCH_OFFSET_MS: i64 = 946_684_800_000;
+    micros.div_euclid(1000) + PG_EPOCH_OFFSET_MS
+}
+
+/// Encode one event. `before`/`after` follow the contract for `meta.op`;
+/// the partition key comes from `after` (c/u/r) or `before` (d), none for t.
+pub fn encode_event(
+    ctx: &EventContext,
+    rel: &Relation,
+    meta: &ChangeMeta,
+    before: Option<&Row>,
+    after: Option<&Row>,
+) -> EncodedEvent {
+    let table = rel.qualified_name();
+    let key_row = match meta.op {
+        Op::Delete => before,
+        Op::Truncate => None,
+        _ => after,
+    };
+    let (key, partition_key) = match key_row {
+        Some(row) => {
+            let values: Vec<Value> =
+                rel.key_indices.iter().map(|&i| row.get(i).cloned().flatten().unwrap_or(Value::Null)).collect();
+            let key = Value::Array(values).to_string();
+            let full = format!("{table}:{key}");
+            (key, bounded_partition_key(full))
+        }
+        None => (String::new(), bounded_partition_key(table.clone())),
+    };
+
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"before\":");
+    write_row(&mut out, rel, before);
+    out.push_str(",\"after\":");
+    write_row(&mut out, rel, after);
+    let _ = write!(out, ",\"op\":\"{}\",\"ts_ms\":{},\"source\":{{", meta.op.code(), now_ms());
+    let _ = write!(out, "\"version\":\"{}\",\"connector\":\"postgresql\",\"name\":", env!("CARGO_PKG_VERSION"));
+    push_json_str(&mut out, &ctx.slot);
+    let _ = write!(out, ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":", meta.commit_time_ms, meta.snapshot.as_str());
+    push_json_str(&mut out, &ctx.database);
+    let _ = write!(out, ",\"sequence\":\"[\\\"{}\\\",\\\"{}\\\"]\",\"schema\":", meta.commit_lsn.0, meta.lsn.0);
+    push_json_str(&mut out, &rel.schema);
+    out.push_str(",\"table\":");
+    push_json_str(&mut out, &rel.name);
+    match meta.txid {
+        Some(xid) => {
+            let _ = write!(out, ",\"txId\":{xid}");
+        }
+        None => out.push_str(",\"txId\":null"),
+    }
+    let _ = write!(out, ",\"lsn\":{},\"commit_lsn\":{},\"xmin\":null}}}}", meta.lsn.0, meta.commit_lsn.0);
+    EncodedEvent { table, key, partition_key, data: out.into_bytes() }
+}
+
+/// The partition key, or its MD5 (32 hex chars) when it is too long for Kinesis.
+fn bounded_partition_key(full: String) -> String {
+    if full.chars().count() <= MAX_PARTITION_KEY_CHARS && !full.is_empty() {
+        full
+    } else {
+        hex::encode(Md5::digest(full.as_bytes()))
+    }
+}
+
+fn write_row(out: &mut String, rel: &Relation, row: Option<&Row>) {
+    let Some(row) = row else {
+        out.push_str("null");
+        return;
+    };
+    out.push('{');
+    let mut first = true;
+    for (col, value) in rel.columns.iter().zip(row) {
+        let Some(value) = value else { continue };
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_json_str(out, &col.name);
+        out.push(':');
+        let _ = write!(out, "{value}");
+    }
+    out.push('}');
+}
+
+/// Append `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::pgoutput::ReplicaIdentity;
+    use crate::source::relation_cache::Column;
+    use serde_json::json;
+
+    fn orders() -> Relation {
+        Relation {
+            id: 1,
+            schema: "public".into(),
+            name: "orders".into(),
+            replica_identity: ReplicaIdentity::Default,
+            columns: vec![
+                Column { name: "id".into(), type_oid: 23 },
+                Column { name: "Note \"x\"".into(), type_oid: 25 },
+            ],
+            key_indices: vec![0],
+        }
+    }
+
+    fn ctx() -> EventContext {
+        EventContext { slot: "kinesync".into(), database: "app".into() }
+    }
+
+    fn meta(op: Op) -> ChangeMeta {
+        ChangeMeta {
+            op,
+            snapshot: SnapshotMarker::False,
+            commit_time_ms: 1_700_000_000_000,
+            txid: Some(750),
+            commit_lsn: Lsn(0x1_0000_0000),
+            lsn: Lsn(0x0_FFFF_0000),
+        }
+    }
+
+    fn text(s: &str) -> TupleValue {
+        TupleValue::Text(bytes::Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn insert_envelope() {
+        let rel = orders();
+        let after = row_from_tuple(&rel, &[text("42"), text("hi\n")], false).unwrap();
+        let ev = encode_event(&ctx(), &rel, &meta(Op::Create), None, Some(&after));
+        assert_eq!(ev.partition_key, "public.orders:[42]");
+        assert_eq!(ev.key, "[42]");
+        let v: Value = serde_json::from_slice(&ev.data).unwrap();
+        assert_eq!(v["before"], Value::Null);
+        assert_eq!(v["after"], json!({"id": 42, "Note \"x\"": "hi\n"}));
+        assert_eq!(v["op"], "c");
+        assert!(v["ts_ms"].as_i64().unwrap() > 1_600_000_000_000);
+        let s = &v["source"];
+        assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(s["connector"], "postgresql");
+        assert_eq!(s["name"], "kinesync");
+        assert_eq!(s["ts_ms"], 1_700_000_000_000i64);
+        assert_eq!(s["snapshot"], "false");
+        assert_eq!(s["db"], "app");
+        assert_eq!(s["sequence"], format!("[\"{}\",\"{}\"]", 0x1_0000_0000u64, 0xFFFF_0000u64));
+        assert_eq!(s["schema"], "public");
+        assert_eq!(s["table"], "orders");
+        assert_eq!(s["txId"], 750);
+        assert_eq!(s["lsn"], 0xFFFF_0000u64);
+        assert_eq!(s["commit_lsn"], 0x1_0000_0000u64);
+        assert_eq!(s["xmin"], Value::Null);
+        // Columns keep table order.
+        let text = String::from_utf8(ev.data).unwrap();
+        assert!(text.starts_with("{\"before\":null,\"after\":{\"id\":42,"), "{text}");
+    }
+
+    #[test]
+    fn update_with_key_change_and_delete() {
+        let rel = orders();
+        let before = row_from_tuple(&rel, &[text("1"), TupleValue::Null], true).unwrap();
+        let after = row_from_tuple(&rel, &[text("2"), TupleValue::UnchangedToast], false).unwrap();
+        let ev = encode_event(&ctx(), &rel, &meta(Op::Update), Some(&before), Some(&after));
+        let v: Value = serde_json::from_slice(&ev.data).unwrap();
+        assert_eq!(v["before"], json!({"id": 1}));
+        assert_eq!(v["after"], json!({"id": 2, "Note \"x\"": crate::encode::UNAVAILABLE_VALUE}));
+        assert_eq!(ev.partition_key, "public.orders:[2]");
+
+        let ev = encode_event(&ctx(), &rel, &meta(Op::Delete), Some(&before), None);
+        let v: Value = serde_json::from_slice(&ev.data).unwrap();
+        assert_eq!((v["op"].as_str(), &v["after"]), (Some("d"), &Value::Null));
+        assert_eq!(ev.partition_key, "public.orders:[1]");
+    }
+
+    #[test]
+    fn truncate_and_snapshot() {
+        let rel = orders();
+        let ev = encode_event(&ctx(), &rel, &meta(Op::Truncate), None, None);
+        assert_eq!(ev.partition_key, "public.orders");
+        let v: Value = serde_json::from_slice(&ev.data).unwrap();
+        assert_eq!((&v["before"], &v["after"], &v["op"]), (&Value::Null, &Value::Null, &json!("t")));
+
+        let m = ChangeMeta { op: Op::Read, snapshot: SnapshotMarker::Last, txid: None, lsn: Lsn::ZERO, ..meta(Op::Read) };
+        let after = row_from_tuple(&rel, &[text("3"), TupleValue::Null], false).unwrap();
+        let v: Value = serde_json::from_slice(&encode_event(&ctx(), &rel, &m, None, Some(&after)).data).unwrap();
+        assert_eq!(v["source"]["snapshot"], "last");
+        assert_eq!(v["source"]["txId"], Value::Null);
+        assert_eq!(v["source"]["lsn"], 0);
+        assert_eq!(v["after"], json!({"id": 3, "Note \"x\"": null}));
+    }
+
+    #[test]
+    fn long_partition_key_is_hashed() {
+        let mut rel = orders();
+        rel.columns[0].type_oid = 25;
+        let long = "k".repeat(300);
+        let after = row_from_tuple(&rel, &[text(&long), TupleValue::Null], false).unwrap();
+        let ev = encode_event(&ctx(), &rel, &meta(Op::Create), None, Some(&after));
+        assert_eq!(ev.partition_key.len(), 32);
+        assert_eq!(ev.partition_key, hex::encode(Md5::digest(format!("public.orders:[\"{long}\"]").as_bytes())));
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error() {
+        assert!(row_from_tuple(&orders(), &[text("1")], false).is_err());
+    }
+
+    #[test]
+    fn pg_epoch() {
+        assert_eq!(pg_micros_to_unix_ms(0), 946_684_800_000);
+        assert_eq!(pg_micros_to_unix_ms(1_500), 946_684_800_001);
+    }
+}

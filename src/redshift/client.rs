@@ -1,0 +1,234 @@
+//! Submit, poll and read results through aws-sdk-redshiftdata.
+
+use std::time::Duration;
+
+use aws_sdk_redshiftdata::types::{Field, StatusString};
+use aws_sdk_redshiftdata::Client;
+use tokio::time::Instant;
+
+use crate::config::RedshiftConfig;
+use crate::shutdown::Shutdown;
+
+/// First wait between two DescribeStatement calls.
+const POLL_INITIAL: Duration = Duration::from_millis(50);
+/// Longest wait between two DescribeStatement calls.
+const POLL_MAX: Duration = Duration::from_secs(2);
+
+/// Why a statement did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedshiftError {
+    #[error("Redshift Data API call {call} failed: {message}")]
+    Api { call: &'static str, message: String },
+    #[error("Redshift statement failed: {error}\n  statement: {statement}")]
+    Failed { statement: String, error: String },
+    #[error("Redshift statement was aborted (cancelled): {statement}")]
+    Aborted { statement: String },
+    #[error("Redshift statement still running after {seconds} s (redshift.statement_timeout_secs); cancelled: {statement}")]
+    Timeout { statement: String, seconds: u64 },
+    #[error("shutdown requested; statement cancelled: {statement}")]
+    Cancelled { statement: String },
+}
+
+impl RedshiftError {
+    fn api(call: &'static str, error: impl std::fmt::Display) -> RedshiftError {
+        RedshiftError::Api { call, message: error.to_string() }
+    }
+}
+
+/// One result value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Long(i64),
+    Double(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Value {
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Value::Null => None,
+            Value::Long(v) => Some(v.to_string()),
+            Value::Double(v) => Some(v.to_string()),
+            Value::Bool(v) => Some(v.to_string()),
+            Value::Text(v) => Some(v.clone()),
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Long(v) => Some(*v),
+            Value::Text(v) => v.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+pub type Row = Vec<Value>;
+
+/// A finished batch: the rows each statement affected or returned.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    pub result_rows: Vec<i64>,
+}
+
+/// A Data API session target (workgroup or cluster) plus credentials.
+#[derive(Clone)]
+pub struct DataApi {
+    client: Client,
+    config: RedshiftConfig,
+    shutdown: Shutdown,
+}
+
+macro_rules! target {
+    ($builder:expr, $config:expr) => {
+        $builder
+            .database(&$config.database)
+            .set_workgroup_name($config.workgroup.clone())
+            .set_cluster_identifier($config.cluster_id.clone())
+            .set_secret_arn($config.secret_arn.clone())
+            .set_db_user($config.db_user.clone())
+    };
+}
+
+impl DataApi {
+    /// A client from the AWS default chain (`AWS_ENDPOINT_URL_REDSHIFT_DATA`
+    /// points it at a stand-in), in `redshift.region` if set.
+    pub async fn connect(config: &RedshiftConfig, shutdown: Shutdown) -> DataApi {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &config.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let sdk = loader.load().await;
+        DataApi { client: Client::new(&sdk), config: config.clone(), shutdown }
+    }
+
+    /// Runs one statement and waits for it.
+    pub async fn execute(&self, sql: &str) -> Result<i64, RedshiftError> {
+        tracing::debug!(sql, "execute");
+        let output = target!(self.client.execute_statement().sql(sql), self.config)
+            .send()
+            .await
+            .map_err(|e| RedshiftError::api("ExecuteStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e)))?;
+        let id = output.id().unwrap_or_default().to_owned();
+        let described = self.wait(&id, sql).await?;
+        Ok(described.0)
+    }
+
+    /// Runs statements as one transaction (any failure rolls all back).
+    pub async fn batch(&self, sqls: &[String]) -> Result<BatchOutcome, RedshiftError> {
+        tracing::debug!(statements = sqls.len(), "batch");
+        let output = target!(self.client.batch_execute_statement().set_sqls(Some(sqls.to_vec())), self.config)
+            .send()
+            .await
+            .map_err(|e| {
+                RedshiftError::api("BatchExecuteStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e))
+            })?;
+        let id = output.id().unwrap_or_default().to_owned();
+        let summary = format!("batch of {} statements", sqls.len());
+        let (_, result_rows) = self.wait(&id, &summary).await?;
+        Ok(BatchOutcome { result_rows })
+    }
+
+    /// Runs a query and returns all its rows.
+    pub async fn query(&self, sql: &str) -> Result<Vec<Row>, RedshiftError> {
+        tracing::debug!(sql, "query");
+        let output = target!(self.client.execute_statement().sql(sql), self.config)
+            .send()
+            .await
+            .map_err(|e| RedshiftError::api("ExecuteStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e)))?;
+        let id = output.id().unwrap_or_default().to_owned();
+        self.wait(&id, sql).await?;
+        let mut rows = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .get_statement_result()
+                .id(&id)
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    RedshiftError::api("GetStatementResult", aws_sdk_redshiftdata::error::DisplayErrorContext(e))
+                })?;
+            rows.extend(page.records().iter().map(|record| record.iter().map(value_of).collect::<Row>()));
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Polls until the statement ends. Returns its result rows and, for a
+    /// batch, each sub-statement's.
+    async fn wait(&self, id: &str, statement: &str) -> Result<(i64, Vec<i64>), RedshiftError> {
+        let deadline = Instant::now() + Duration::from_secs(self.config.statement_timeout_secs);
+        let mut delay = POLL_INITIAL;
+        loop {
+            let described = self
+                .client
+                .describe_statement()
+                .id(id)
+                .send()
+                .await
+                .map_err(|e| RedshiftError::api("DescribeStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e)))?;
+            match described.status() {
+                Some(StatusString::Finished) => {
+                    let subs = described.sub_statements().iter().map(|s| s.result_rows()).collect();
+                    return Ok((described.result_rows(), subs));
+                }
+                Some(StatusString::Failed) => {
+                    let failed_sub = described
+                        .sub_statements()
+                        .iter()
+                        .find(|s| s.error().is_some_and(|e| !e.is_empty()))
+                        .and_then(|s| s.query_string().map(str::to_owned));
+                    return Err(RedshiftError::Failed {
+                        statement: failed_sub.unwrap_or_else(|| statement.to_owned()),
+                        error: described.error().unwrap_or("(no error text)").to_owned(),
+                    });
+                }
+                Some(StatusString::Aborted) => {
+                    return Err(RedshiftError::Aborted { statement: statement.to_owned() });
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                self.cancel(id).await;
+                return Err(RedshiftError::Timeout {
+                    statement: statement.to_owned(),
+                    seconds: self.config.statement_timeout_secs,
+                });
+            }
+            tokio::select! {
+                _ = self.shutdown.wait() => {
+                    self.cancel(id).await;
+                    return Err(RedshiftError::Cancelled { statement: statement.to_owned() });
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 3 / 2).min(POLL_MAX);
+        }
+    }
+
+    async fn cancel(&self, id: &str) {
+        if let Err(error) = self.client.cancel_statement().id(id).send().await {
+            tracing::warn!(id, error = %aws_sdk_redshiftdata::error::DisplayErrorContext(error), "could not cancel statement");
+        }
+    }
+}
+
+fn value_of(field: &Field) -> Value {
+    match field {
+        Field::IsNull(true) => Value::Null,
+        Field::LongValue(v) => Value::Long(*v),
+        Field::DoubleValue(v) => Value::Double(*v),
+        Field::BooleanValue(v) => Value::Bool(*v),
+        Field::StringValue(v) => Value::Text(v.clone()),
+        Field::BlobValue(b) => Value::Text(hex::encode(b.as_ref())),
+        _ => Value::Null,
+    }
+}

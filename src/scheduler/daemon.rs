@@ -1,0 +1,47 @@
+//! `kinesync merge`: merge runs on the cron schedule of `[schedule] merge`,
+//! never overlapping inside this process (a run still going when the next
+//! tick comes makes that tick skip, with a log line).
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+
+use super::{merge_once, SchedulerError};
+
+/// Runs until `shutdown` fires; an in-flight merge is cancelled through the
+/// Data API when it does.
+pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), SchedulerError> {
+    let schedule_error = |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Schedule(e.to_string());
+    let scheduler = JobScheduler::new().await.map_err(schedule_error)?;
+    let running = Arc::new(Mutex::new(()));
+    let config = Arc::new(config);
+    let job_shutdown = shutdown.clone();
+    let schedule = config.schedule.merge.clone();
+    let job = Job::new_async(schedule.as_str(), move |_, _| {
+        let running = running.clone();
+        let config = config.clone();
+        let shutdown = job_shutdown.clone();
+        Box::pin(async move {
+            let Ok(_guard) = running.try_lock() else {
+                tracing::warn!("previous merge run still going; skipping this tick");
+                return;
+            };
+            match merge_once(&config, false, shutdown).await {
+                Ok(summary) => tracing::info!("{summary}"),
+                Err(error) => tracing::error!("{error}"),
+            }
+        })
+    })
+    .map_err(schedule_error)?;
+    scheduler.add(job).await.map_err(schedule_error)?;
+    scheduler.start().await.map_err(schedule_error)?;
+    tracing::info!("merge scheduler started");
+    shutdown.wait().await;
+    let mut scheduler = scheduler;
+    scheduler.shutdown().await.map_err(schedule_error)?;
+    Ok(())
+}

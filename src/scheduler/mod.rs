@@ -1,0 +1,45 @@
+//! The merge scheduler: `setup` creates the Redshift objects, a merge run
+//! refreshes the streaming view and merges every table's new events into its
+//! mirror, and the daemon runs merges on a cron schedule.
+//!
+//! A merge run is: (1) make sure every mirror table exists, (2) `REFRESH
+//! MATERIALIZED VIEW` as a statement of its own (Redshift runs it as its own
+//! transaction), (3) count the pending events per table, (4) run the merge
+//! batches, each one transaction, the last one advancing the watermark. The
+//! algorithm and why it is correct are in docs/redshift.md.
+
+pub mod mapping;
+pub mod plan;
+
+mod daemon;
+mod merge;
+mod setup;
+
+pub use daemon::run_daemon;
+pub use merge::{merge_once, MergeSummary, TableSummary};
+pub use setup::setup;
+
+use crate::catalog::CatalogError;
+use crate::redshift::RedshiftError;
+use crate::sql::SqlError;
+
+/// Why `setup` or a merge run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("the [redshift] section is missing from the configuration: merge and setup need it")]
+    NoRedshiftConfig,
+    #[error("cannot connect to the source database to read its catalog: {0}")]
+    SourceConnect(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error("refresh of the events view failed: {0}")]
+    Refresh(RedshiftError),
+    #[error("merge failed; mirror tables and watermark of the failed batch are unchanged, the next run retries: {0}")]
+    Merge(RedshiftError),
+    #[error(transparent)]
+    Redshift(#[from] RedshiftError),
+    #[error("invalid merge schedule: {0}")]
+    Schedule(String),
+}

@@ -1,0 +1,354 @@
+//! Turns configuration + source catalog into the exact SQL statements of
+//! `setup` and of one merge run, from the templates in `sql/`.
+//!
+//! Pure functions, no I/O: what is generated here is what the golden tests
+//! pin down and what `--print` shows.
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{SourceColumn, SourceTable};
+use crate::config::{Config, RedshiftConfig};
+use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Template, Values};
+
+use super::mapping::ColumnKind;
+
+/// The Data API runs at most this many statements in one batch.
+pub const MAX_STATEMENTS_PER_BATCH: usize = 40;
+
+/// Names of the Redshift objects kinesync owns, quoted and ready for SQL.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    pub external_schema: String,
+    pub stream: String,
+    pub stream_role: String,
+    pub mirror_schema_name: String,
+    pub mirror_schema: String,
+    pub events_view_name: String,
+    pub events_view: String,
+    pub checkpoint: String,
+    pub table_state: String,
+}
+
+impl Objects {
+    pub fn new(config: &Config, redshift: &RedshiftConfig) -> Objects {
+        let stream_role = if redshift.stream_role_arn == "default" {
+            "default".to_owned()
+        } else {
+            quote_literal(&redshift.stream_role_arn)
+        };
+        Objects {
+            external_schema: quote_ident(&redshift.external_schema),
+            stream: quote_ident(config.stream_name()),
+            stream_role,
+            mirror_schema_name: redshift.mirror_schema.clone(),
+            mirror_schema: quote_ident(&redshift.mirror_schema),
+            events_view_name: redshift.events_view.clone(),
+            events_view: qualified(&redshift.mirror_schema, &redshift.events_view),
+            checkpoint: qualified(&redshift.mirror_schema, "kinesync_checkpoint"),
+            table_state: qualified(&redshift.mirror_schema, "kinesync_table_state"),
+        }
+    }
+
+    fn values(&self) -> Values {
+        Values::from([
+            ("external_schema", self.external_schema.clone()),
+            ("stream", self.stream.clone()),
+            ("stream_role", self.stream_role.clone()),
+            ("mirror_schema", self.mirror_schema.clone()),
+            ("events_view", self.events_view.clone()),
+            ("events_view_literal", quote_literal(&self.events_view_name)),
+            ("checkpoint", self.checkpoint.clone()),
+            ("table_state", self.table_state.clone()),
+        ])
+    }
+}
+
+/// A source table and its mirror.
+#[derive(Debug, Clone)]
+pub struct MirrorTable {
+    pub source: SourceTable,
+    /// Unquoted name of the mirror table inside the mirror schema.
+    pub name: String,
+    pub columns: Vec<(SourceColumn, ColumnKind)>,
+}
+
+impl MirrorTable {
+    /// `public.orders` mirrors to `orders`; `sales.orders` to `sales__orders`.
+    pub fn new(source: SourceTable) -> MirrorTable {
+        let name = if source.schema == "public" {
+            source.name.clone()
+        } else {
+            format!("{}__{}", source.schema, source.name)
+        };
+        let columns = source.columns.iter().map(|c| (c.clone(), ColumnKind::of(c))).collect();
+        MirrorTable { source, name, columns }
+    }
+
+    fn key(&self) -> Vec<&(SourceColumn, ColumnKind)> {
+        let mut key: Vec<_> = self.columns.iter().filter(|(c, _)| c.key_position.is_some()).collect();
+        key.sort_by_key(|(c, _)| c.key_position);
+        key
+    }
+
+    fn toastable(&self) -> Vec<&(SourceColumn, ColumnKind)> {
+        self.columns.iter().filter(|(c, k)| k.toastable() && c.key_position.is_none()).collect()
+    }
+}
+
+/// What one merge run will see for one table (from `merge/pending.sql`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub events: u64,
+    pub truncates: u64,
+    pub updates: u64,
+}
+
+/// `setup`: everything but the events view, in order, idempotent.
+pub fn setup_statements(objects: &Objects, tables: &[MirrorTable]) -> Result<Vec<String>, SqlError> {
+    let values = objects.values();
+    let mut statements = sql::SETUP_STREAM.render(&values)?;
+    statements.extend(sql::SETUP_BOOKKEEPING.render(&values)?);
+    for table in tables {
+        statements.extend(mirror_table_statements(objects, table)?);
+    }
+    Ok(statements)
+}
+
+/// The streaming view (Redshift has no `CREATE MATERIALIZED VIEW IF NOT EXISTS`:
+/// `setup` runs this only when `SVV_MV_INFO` does not list the view).
+pub fn events_view_statements(objects: &Objects) -> Result<Vec<String>, SqlError> {
+    sql::SETUP_EVENTS_VIEW.render(&objects.values())
+}
+
+/// The mirror table and its tombstones, `IF NOT EXISTS`.
+pub fn mirror_table_statements(objects: &Objects, table: &MirrorTable) -> Result<Vec<String>, SqlError> {
+    let definitions = |columns: &[&(SourceColumn, ColumnKind)]| {
+        columns
+            .iter()
+            .map(|(c, k)| format!("    {} {}", quote_ident(&c.name), k.redshift_type()))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    };
+    let mut values = objects.values();
+    values.insert("mirror_table", qualified(&objects.mirror_schema_name, &table.name));
+    values.insert("tombstone_table", tombstone_table(objects, table));
+    values.insert("column_definitions", definitions(&table.columns.iter().collect::<Vec<_>>()));
+    values.insert("key_definitions", definitions(&table.key()));
+    sql::SETUP_MIRROR_TABLE.render(&values)
+}
+
+fn tombstone_table(objects: &Objects, table: &MirrorTable) -> String {
+    qualified(&objects.mirror_schema_name, &format!("kinesync_tombstones__{}", table.name))
+}
+
+/// The statement that counts pending events per table and operation.
+pub fn pending_statement(objects: &Objects) -> Result<String, SqlError> {
+    single(sql::MERGE_PENDING, &objects.values())
+}
+
+/// The statement that pulls new records from the stream into the view.
+pub fn refresh_statement(objects: &Objects) -> Result<String, SqlError> {
+    single(sql::MERGE_REFRESH, &objects.values())
+}
+
+fn single(template: Template, values: &Values) -> Result<String, SqlError> {
+    Ok(template.render(values)?.join(";\n"))
+}
+
+/// One merge run: the tables with pending events, packed into batches of at
+/// most [`MAX_STATEMENTS_PER_BATCH`] statements. Each batch is one
+/// transaction; the last one advances the watermark. Every batch re-derives
+/// the new events from the same watermark, and every step is idempotent, so
+/// a run cut between batches converges when it runs again.
+pub fn merge_batches(
+    objects: &Objects,
+    tables: &[(MirrorTable, Pending)],
+) -> Result<Vec<Vec<String>>, SqlError> {
+    let begin = sql::MERGE_BEGIN.render(&objects.values())?;
+    let commit = sql::MERGE_COMMIT.render(&objects.values())?;
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    let mut current = begin.clone();
+    for (index, (table, pending)) in tables.iter().enumerate() {
+        if pending.events == 0 {
+            continue;
+        }
+        let statements = table_merge_statements(objects, table, *pending, index + 1)?;
+        if current.len() > begin.len() && current.len() + statements.len() > MAX_STATEMENTS_PER_BATCH {
+            batches.push(std::mem::replace(&mut current, begin.clone()));
+        }
+        current.extend(statements);
+    }
+    if current.len() + commit.len() > MAX_STATEMENTS_PER_BATCH {
+        batches.push(std::mem::replace(&mut current, begin.clone()));
+    }
+    current.extend(commit);
+    batches.push(current);
+    Ok(batches)
+}
+
+/// The merge statements of one table (merge/table.sql, with merge/truncate.sql
+/// and merge/toast.sql where needed).
+pub fn table_merge_statements(
+    objects: &Objects,
+    table: &MirrorTable,
+    pending: Pending,
+    index: usize,
+) -> Result<Vec<String>, SqlError> {
+    let changes = format!("kinesync_changes_{index}");
+    let latest = format!("kinesync_latest_{index}");
+    let cutoff = format!("kinesync_cutoff_{index}");
+    let mirror = qualified(&objects.mirror_schema_name, &table.name);
+    let tombstones = tombstone_table(objects, table);
+    let key = table.key();
+    let key_match = |left: &str, right: &str| {
+        key.iter()
+            .map(|(c, _)| format!("{left}.{q} = {right}.{q}", q = quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let nav = |side: &str, column: &str| format!("e.payload.\"{side}\".{}", quote_ident(column));
+    let after_columns = table
+        .columns
+        .iter()
+        .map(|(c, k)| format!("{} AS {}", k.extract(&nav("after", &c.name)), quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let before_key_columns = table
+        .columns
+        .iter()
+        .map(|(c, k)| match c.key_position {
+            Some(_) => k.extract(&nav("before", &c.name)),
+            None => format!("CAST(NULL AS {})", k.raw_type()),
+        })
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let column_list = |prefix: &str, columns: &[&(SourceColumn, ColumnKind)]| {
+        columns.iter().map(|(c, _)| format!("{prefix}{}", quote_ident(&c.name))).collect::<Vec<_>>().join(", ")
+    };
+    let all: Vec<_> = table.columns.iter().collect();
+    let converted_columns = table
+        .columns
+        .iter()
+        .map(|(c, k)| k.convert(&format!("l.{}", quote_ident(&c.name))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let this_table = format!(
+        "e.payload.\"source\".\"schema\"::varchar = {} AND e.payload.\"source\".\"table\"::varchar = {}",
+        quote_literal(&table.source.schema),
+        quote_literal(&table.source.name)
+    );
+
+    let mut values = objects.values();
+    values.insert("changes", changes.clone());
+    values.insert("latest", latest.clone());
+    values.insert("cutoff", cutoff);
+    values.insert("mirror_table", mirror.clone());
+    values.insert("mirror_table_literal", quote_literal(&table.name));
+    values.insert("tombstone_table", tombstones.clone());
+    values.insert("this_table", this_table);
+    values.insert("after_columns", after_columns);
+    values.insert("before_key_columns", before_key_columns);
+    values.insert("key_list", column_list("", &key));
+    values.insert("key_list_c", column_list("c.", &key));
+    values.insert("column_list", column_list("", &all));
+    values.insert("key_column_list", column_list("", &key));
+    values.insert("latest_key_columns", column_list("l.", &key));
+    values.insert("converted_columns", converted_columns);
+    values.insert("key_match_latest_m", key_match(&latest, "m"));
+    values.insert("key_match_latest_p", key_match(&latest, "p"));
+    values.insert("key_match_mirror_latest", key_match(&mirror, &latest));
+    values.insert("key_match_tombstone_latest", key_match(&tombstones, &latest));
+
+    let truncate = if pending.truncates > 0 { sql::MERGE_TRUNCATE.render(&values)? } else { Vec::new() };
+    values.insert("truncate_statements", terminated(&truncate));
+    let toastable = table.toastable();
+    let toast = if pending.updates > 0 && !toastable.is_empty() {
+        toast_statements(&mut values, &changes, &latest, &key, &toastable)?
+    } else {
+        Vec::new()
+    };
+    values.insert("toast_statements", terminated(&toast));
+    sql::MERGE_TABLE.render(&values)
+}
+
+/// Statements re-joined so that they survive another render's split.
+fn terminated(statements: &[String]) -> String {
+    statements.iter().map(|s| format!("{s};\n")).collect()
+}
+
+fn toast_statements(
+    values: &mut Values,
+    changes: &str,
+    latest: &str,
+    key: &[&(SourceColumn, ColumnKind)],
+    toastable: &[&(SourceColumn, ColumnKind)],
+) -> Result<Vec<String>, SqlError> {
+    let key_names: Vec<String> = key.iter().map(|(c, _)| quote_ident(&c.name)).collect();
+    let keys_of = |alias: &str| key_names.iter().map(|k| format!("{alias}.{k}")).collect::<Vec<_>>().join(", ");
+    // One subquery per column: the newest value of that column per key that is
+    // not the placeholder, among this run's upserts.
+    let mut newest = format!(
+        "SELECT DISTINCT {} FROM {changes} AS c WHERE c._kinesync_action = 'upsert'",
+        key_names.iter().map(|k| format!("c.{k} AS {k}")).collect::<Vec<_>>().join(", ")
+    );
+    newest = format!("SELECT {} FROM ({newest}) AS k", keys_of("k"));
+    let mut joins = String::new();
+    let mut picked = Vec::new();
+    for (i, (column, kind)) in toastable.iter().enumerate() {
+        let q = quote_ident(&column.name);
+        let alias = format!("v{i}");
+        joins.push_str(&format!(
+            "\n    LEFT JOIN (SELECT {keys}, c.{q}, ROW_NUMBER() OVER (PARTITION BY {keys} \
+             ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank \
+             FROM {changes} AS c WHERE c._kinesync_action = 'upsert' AND (c.{q} IS NULL OR NOT ({is_ph}))) AS {alias} \
+             ON {alias}._kinesync_rank = 1 AND {on}",
+            keys = keys_of("c"),
+            is_ph = kind.is_placeholder(&format!("c.{q}")),
+            on = key_names.iter().map(|k| format!("{alias}.{k} = k.{k}")).collect::<Vec<_>>().join(" AND "),
+        ));
+        picked.push(format!("{alias}.{q} AS {q}, {alias}._kinesync_rank AS _kinesync_found_{i}"));
+    }
+    let newest_real_values = format!(
+        "SELECT {}, {} FROM ({newest}) AS k{joins}",
+        keys_of("k"),
+        picked.join(", ")
+    );
+    let set = |source: &str, found: &dyn Fn(usize) -> String, value: &dyn Fn(&ColumnKind, &str) -> String| {
+        toastable
+            .iter()
+            .enumerate()
+            .map(|(i, (column, kind))| {
+                let q = quote_ident(&column.name);
+                format!(
+                    "{q} = CASE WHEN {ph} AND {found} THEN {value} ELSE {latest}.{q} END",
+                    ph = kind.is_placeholder(&format!("{latest}.{q}")),
+                    found = found(i),
+                    value = value(kind, &format!("{source}.{q}")),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",\n    ")
+    };
+    values.insert(
+        "set_from_batch",
+        set("p", &|i| format!("p._kinesync_found_{i} IS NOT NULL"), &|_, v| v.to_owned()),
+    );
+    values.insert("set_from_mirror", set("m", &|_| "TRUE".to_owned(), &|k, v| k.unconvert(v)));
+    values.insert("newest_real_values", newest_real_values);
+    sql::MERGE_TOAST.render(values)
+}
+
+/// Pending counts keyed by (schema, table), from the rows of `pending_statement`.
+pub fn pending_by_table(rows: &[(String, String, String, u64)]) -> BTreeMap<(String, String), Pending> {
+    let mut pending: BTreeMap<(String, String), Pending> = BTreeMap::new();
+    for (schema, table, op, events) in rows {
+        let entry = pending.entry((schema.clone(), table.clone())).or_default();
+        entry.events += events;
+        match op.as_str() {
+            "t" => entry.truncates += events,
+            "u" => entry.updates += events,
+            _ => {}
+        }
+    }
+    pending
+}

@@ -1,0 +1,57 @@
+//! `kinesync setup`: creates (idempotently) the external schema, the
+//! streaming view, the bookkeeping tables and one mirror table per source
+//! table. `--print` shows the SQL instead of running it.
+
+use crate::catalog;
+use crate::config::Config;
+use crate::redshift::DataApi;
+use crate::shutdown::Shutdown;
+use crate::sql::quote_literal;
+
+use super::plan::{self, MirrorTable, Objects};
+use super::SchedulerError;
+
+/// Runs (or, with `print`, prints) the setup statements. Returns them.
+pub async fn setup(config: &Config, print: bool, shutdown: Shutdown) -> Result<Vec<String>, SchedulerError> {
+    let redshift = config.redshift.as_ref().ok_or(SchedulerError::NoRedshiftConfig)?;
+    let objects = Objects::new(config, redshift);
+    let tables: Vec<MirrorTable> = read_mirror_tables(config).await?;
+    let statements = plan::setup_statements(&objects, &tables)?;
+    let view = plan::events_view_statements(&objects)?;
+    if print {
+        for statement in statements.iter().chain(view.iter()) {
+            println!("{statement};\n");
+        }
+        return Ok(statements.into_iter().chain(view).collect());
+    }
+    let api = DataApi::connect(redshift, shutdown).await;
+    for statement in &statements {
+        api.execute(statement).await?;
+    }
+    let exists = api
+        .query(&format!(
+            "SELECT name FROM svv_mv_info WHERE schema_name = {} AND name = {}",
+            quote_literal(&redshift.mirror_schema),
+            quote_literal(&redshift.events_view)
+        ))
+        .await?;
+    if exists.is_empty() {
+        for statement in &view {
+            api.execute(statement).await?;
+        }
+        tracing::info!(view = %objects.events_view, "created the streaming view");
+    } else {
+        tracing::info!(view = %objects.events_view, "the streaming view exists");
+    }
+    tracing::info!(tables = tables.len(), "setup complete");
+    Ok(statements.into_iter().chain(view).collect())
+}
+
+/// Reads the source catalog and maps each configured table to its mirror.
+pub(super) async fn read_mirror_tables(config: &Config) -> Result<Vec<MirrorTable>, SchedulerError> {
+    let client = catalog::connect(&config.source.url)
+        .await
+        .map_err(|e| SchedulerError::SourceConnect(e.to_string()))?;
+    let tables = catalog::read_tables(&client, &config.source).await?;
+    Ok(tables.into_iter().map(MirrorTable::new).collect())
+}

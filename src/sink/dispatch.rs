@@ -1,0 +1,433 @@
+//! Batching, in-flight requests, per-key ordering and retries for any
+//! [`RecordWriter`]. See the parent module for the ordering rule.
+//!
+//! Records wait in `pending`, ordered by sequence number. Building a batch
+//! walks `pending` in order and takes a record unless its key is already in
+//! flight, already in this batch, or blocked by an older record of the same
+//! key that cannot go yet (waiting for its retry time). Failed records go
+//! back into `pending` under their original sequence number, so they stay
+//! ahead of younger records of their key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{OutRecord, PutError, RecordResult, RecordWriter, SinkError};
+
+/// Requests in flight at once (kinesalite and Kinesis both like a few).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+/// First retry delay of a failed record; doubles per attempt.
+pub const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
+/// Longest retry delay.
+pub const RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
+/// Records examined per batch build (bounds the cost when many are blocked).
+pub const SCAN_WINDOW: usize = 4096;
+
+/// Limits of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatcherLimits {
+    pub max_records_per_request: usize,
+    pub max_bytes_per_request: usize,
+    pub max_in_flight: usize,
+}
+
+struct Pending {
+    record: OutRecord,
+    attempts: u32,
+    not_before: Option<Instant>,
+}
+
+type Completion = (Vec<Pending>, Result<Vec<RecordResult>, PutError>);
+
+/// What finished requests produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Acks {
+    /// Sequence numbers now durably accepted.
+    pub accepted: Vec<u64>,
+    /// Records that will be retried.
+    pub retried: usize,
+}
+
+pub struct Dispatcher<W: RecordWriter> {
+    writer: Arc<W>,
+    limits: DispatcherLimits,
+    pending: BTreeMap<u64, Pending>,
+    pending_bytes: usize,
+    keys_in_flight: HashSet<String>,
+    in_flight: JoinSet<Completion>,
+    in_flight_records: usize,
+    /// Earliest retry time seen while building the last batch.
+    next_retry: Option<Instant>,
+}
+
+impl<W: RecordWriter> Dispatcher<W> {
+    pub fn new(writer: W, limits: DispatcherLimits) -> Self {
+        Dispatcher {
+            writer: Arc::new(writer),
+            limits: DispatcherLimits {
+                max_records_per_request: limits.max_records_per_request.max(1),
+                max_bytes_per_request: limits.max_bytes_per_request.max(1),
+                max_in_flight: limits.max_in_flight.max(1),
+            },
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            keys_in_flight: HashSet::new(),
+            in_flight: JoinSet::new(),
+            in_flight_records: 0,
+            next_retry: None,
+        }
+    }
+
+    pub fn writer(&self) -> &W {
+        &self.writer
+    }
+
+    /// Queue a record. Sequence numbers must increase across calls.
+    pub fn push(&mut self, record: OutRecord) {
+        self.pending_bytes += record.size();
+        self.pending.insert(record.seq, Pending { record, attempts: 0, not_before: None });
+    }
+
+    /// Records queued or in flight, and their bytes (for backpressure).
+    pub fn buffered(&self) -> (usize, usize) {
+        (self.pending.len() + self.in_flight_records, self.pending_bytes)
+    }
+
+    /// Nothing pending and nothing in flight.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.in_flight.is_empty()
+    }
+
+    pub fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// When a delayed retry becomes due (arm a timer and call `dispatch`).
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.next_retry
+    }
+
+    /// Whether a full request's worth of records is waiting.
+    pub fn has_full_batch(&self) -> bool {
+        self.pending.len() >= self.limits.max_records_per_request
+            || self.pending_bytes >= self.limits.max_bytes_per_request
+    }
+
+    /// Start as many requests as the in-flight limit allows. With
+    /// `partial = false` only when a full batch is waiting (the caller will
+    /// flush partial batches at transaction ends, idle moments or a linger
+    /// deadline).
+    pub fn dispatch(&mut self, partial: bool) {
+        let now = Instant::now();
+        self.next_retry = None;
+        while self.in_flight.len() < self.limits.max_in_flight && !self.pending.is_empty() {
+            if !partial && !self.has_full_batch() {
+                break;
+            }
+            let batch = self.build_batch(now);
+            if batch.is_empty() {
+                break;
+            }
+            self.send(batch);
+        }
+    }
+
+    fn build_batch(&mut self, now: Instant) -> Vec<Pending> {
+        let mut chosen = Vec::new();
+        let mut bytes = 0usize;
+        let mut batch_keys: HashSet<&str> = HashSet::new();
+        let mut blocked: HashSet<&str> = HashSet::new();
+        for (scanned, (seq, p)) in self.pending.iter().enumerate() {
+            if chosen.len() >= self.limits.max_records_per_request || scanned >= SCAN_WINDOW {
+                break;
+            }
+            let key = p.record.partition_key.as_str();
+            if let Some(at) = p.not_before.filter(|at| *at > now) {
+                self.next_retry = Some(self.next_retry.map_or(at, |n| n.min(at)));
+                blocked.insert(key);
+                continue;
+            }
+            if blocked.contains(key) || batch_keys.contains(key) || self.keys_in_flight.contains(key) {
+                blocked.insert(key);
+                continue;
+            }
+            let size = p.record.size();
+            if bytes + size > self.limits.max_bytes_per_request && !chosen.is_empty() {
+                break;
+            }
+            bytes += size;
+            batch_keys.insert(key);
+            chosen.push(*seq);
+        }
+        let mut batch = Vec::with_capacity(chosen.len());
+        for seq in chosen {
+            if let Some(p) = self.pending.remove(&seq) {
+                self.pending_bytes -= p.record.size();
+                self.keys_in_flight.insert(p.record.partition_key.clone());
+                batch.push(p);
+            }
+        }
+        batch
+    }
+
+    fn send(&mut self, batch: Vec<Pending>) {
+        let writer = Arc::clone(&self.writer);
+        self.in_flight_records += batch.len();
+        self.in_flight.spawn(async move {
+            let records: Vec<OutRecord> = batch.iter().map(|p| p.record.clone()).collect();
+            let result = writer.put_records(&records).await;
+            (batch, result)
+        });
+    }
+
+    /// Wait for the next request to finish (pending forever if none is in
+    /// flight, so it can sit in a `select!`). Cancel-safe.
+    pub async fn next_completion(&mut self) -> Result<Acks, SinkError> {
+        let Some(joined) = self.in_flight.join_next().await else {
+            return std::future::pending().await;
+        };
+        let (batch, result) = joined.map_err(|e| SinkError::Task(e.to_string()))?;
+        self.in_flight_records -= batch.len();
+        for p in &batch {
+            self.keys_in_flight.remove(&p.record.partition_key);
+        }
+        let mut acks = Acks::default();
+        match result {
+            Ok(results) => {
+                if results.len() != batch.len() {
+                    return Err(SinkError::Task(format!(
+                        "sink answered {} results for {} records",
+                        results.len(),
+                        batch.len()
+                    )));
+                }
+                let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+                for (p, r) in batch.into_iter().zip(results) {
+                    match r {
+                        RecordResult::Accepted => acks.accepted.push(p.record.seq),
+                        RecordResult::Retry { code } => {
+                            *codes.entry(code).or_default() += 1;
+                            acks.retried += 1;
+                            self.requeue(p);
+                        }
+                    }
+                }
+                if !codes.is_empty() {
+                    tracing::warn!(?codes, "sink did not accept {} records; retrying them", acks.retried);
+                }
+            }
+            Err(PutError::Retryable(reason)) => {
+                tracing::warn!(records = batch.len(), "sink request failed, retrying: {reason}");
+                acks.retried = batch.len();
+                for p in batch {
+                    self.requeue(p);
+                }
+            }
+            Err(PutError::Fatal(e)) => return Err(e),
+        }
+        Ok(acks)
+    }
+
+    fn requeue(&mut self, mut p: Pending) {
+        p.attempts += 1;
+        let at = Instant::now() + backoff(p.attempts);
+        p.not_before = Some(at);
+        self.next_retry = Some(self.next_retry.map_or(at, |n| n.min(at)));
+        self.pending_bytes += p.record.size();
+        self.pending.insert(p.record.seq, p);
+    }
+}
+
+/// Exponential backoff with "equal jitter": between half and all of
+/// `base * 2^(attempt-1)`, capped.
+pub fn backoff(attempt: u32) -> Duration {
+    let exp = RETRY_BASE_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let full = exp.min(RETRY_MAX_DELAY);
+    let half = full / 2;
+    half + Duration::from_micros(rand::thread_rng().gen_range(0..=half.as_micros() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A writer that records every request and fails records by a script.
+    #[derive(Default)]
+    struct Scripted {
+        /// (seq, attempt) pairs to fail: attempt counts from 1.
+        fail: Mutex<Vec<(u64, u32)>>,
+        fail_request_once: Mutex<bool>,
+        requests: Mutex<Vec<Vec<u64>>>,
+        /// Accepted records, in acceptance order (seq, key).
+        accepted: Mutex<Vec<(u64, String)>>,
+        attempts: Mutex<std::collections::HashMap<u64, u32>>,
+    }
+
+    impl RecordWriter for Arc<Scripted> {
+        fn put_records(
+            &self,
+            records: &[OutRecord],
+        ) -> impl std::future::Future<Output = Result<Vec<RecordResult>, PutError>> + Send {
+            let this = Arc::clone(self);
+            let records = records.to_vec();
+            async move {
+                this.requests.lock().unwrap().push(records.iter().map(|r| r.seq).collect());
+                if std::mem::take(&mut *this.fail_request_once.lock().unwrap()) {
+                    return Err(PutError::Retryable("throttled".into()));
+                }
+                let mut out = Vec::new();
+                for r in &records {
+                    let attempt = {
+                        let mut a = this.attempts.lock().unwrap();
+                        let n = a.entry(r.seq).or_default();
+                        *n += 1;
+                        *n
+                    };
+                    if this.fail.lock().unwrap().contains(&(r.seq, attempt)) {
+                        out.push(RecordResult::Retry { code: "ProvisionedThroughputExceededException".into() });
+                    } else {
+                        this.accepted.lock().unwrap().push((r.seq, r.partition_key.clone()));
+                        out.push(RecordResult::Accepted);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn rec(seq: u64, key: &str, bytes: usize) -> OutRecord {
+        OutRecord { seq, partition_key: key.into(), data: vec![b'x'; bytes] }
+    }
+
+    fn limits(records: usize, bytes: usize, in_flight: usize) -> DispatcherLimits {
+        DispatcherLimits { max_records_per_request: records, max_bytes_per_request: bytes, max_in_flight: in_flight }
+    }
+
+    async fn drain(d: &mut Dispatcher<Arc<Scripted>>) -> Vec<u64> {
+        let mut accepted = Vec::new();
+        while !d.is_idle() {
+            d.dispatch(true);
+            if d.has_in_flight() {
+                accepted.extend(d.next_completion().await.unwrap().accepted);
+            } else if let Some(at) = d.next_retry() {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+        accepted
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_respect_count_and_byte_limits() {
+        let w = Arc::new(Scripted::default());
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(3, 100, 1));
+        for seq in 0..7 {
+            d.push(rec(seq, &format!("k{seq}"), 38)); // 40 bytes with key
+        }
+        let mut accepted = drain(&mut d).await;
+        accepted.sort();
+        assert_eq!(accepted, (0..7).collect::<Vec<_>>());
+        let requests = w.requests.lock().unwrap().clone();
+        // 100 bytes fit two 40-byte records; count limit 3 never reached.
+        assert_eq!(requests, vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn count_limit() {
+        let w = Arc::new(Scripted::default());
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(2, 1_000_000, 1));
+        for seq in 0..5 {
+            d.push(rec(seq, &format!("k{seq}"), 1));
+        }
+        drain(&mut d).await;
+        assert_eq!(w.requests.lock().unwrap().iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_record_per_key_per_request() {
+        let w = Arc::new(Scripted::default());
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 1));
+        for (seq, key) in ["a", "a", "b", "a", "c"].iter().enumerate() {
+            d.push(rec(seq as u64, key, 1));
+        }
+        drain(&mut d).await;
+        let requests = w.requests.lock().unwrap().clone();
+        assert_eq!(requests, vec![vec![0, 2, 4], vec![1], vec![3]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_record_is_not_overtaken_by_its_key() {
+        let w = Arc::new(Scripted::default());
+        // seq 0 (key a) fails twice; seq 1 (key b) is fine; seq 2 (key a) must wait.
+        w.fail.lock().unwrap().extend([(0, 1), (0, 2)]);
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 4));
+        d.push(rec(0, "a", 1));
+        d.push(rec(1, "b", 1));
+        d.push(rec(2, "a", 1));
+        d.push(rec(3, "c", 1));
+        let accepted = drain(&mut d).await;
+        let order: Vec<u64> = w.accepted.lock().unwrap().iter().filter(|(_, k)| k == "a").map(|(s, _)| *s).collect();
+        assert_eq!(order, vec![0, 2]);
+        assert_eq!(accepted.len(), 4);
+        // The first request carried 0, 1, 3 (2 shares key a with 0).
+        assert_eq!(w.requests.lock().unwrap()[0], vec![0, 1, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn whole_request_failure_is_retried_with_backoff() {
+        let w = Arc::new(Scripted::default());
+        *w.fail_request_once.lock().unwrap() = true;
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 2));
+        d.push(rec(0, "a", 1));
+        d.push(rec(1, "a", 1));
+        let start = Instant::now();
+        let accepted = drain(&mut d).await;
+        assert_eq!(accepted, vec![0, 1]);
+        assert!(Instant::now() - start >= RETRY_BASE_DELAY / 2);
+        assert_eq!(w.requests.lock().unwrap().clone(), vec![vec![0], vec![0], vec![1]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_keys_block_new_requests() {
+        let w = Arc::new(Scripted::default());
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 4));
+        d.push(rec(0, "a", 1));
+        d.dispatch(true);
+        d.push(rec(1, "a", 1));
+        d.push(rec(2, "b", 1));
+        d.dispatch(true); // 1 must not go while 0 is in flight
+        assert_eq!(d.buffered().0, 3);
+        drain(&mut d).await;
+        let requests = w.requests.lock().unwrap().clone();
+        assert_eq!(requests[0], vec![0]);
+        assert_eq!(requests[1], vec![2]);
+        assert_eq!(requests[2], vec![1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partial_batches_wait_unless_asked() {
+        let w = Arc::new(Scripted::default());
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(3, 1_000_000, 1));
+        d.push(rec(0, "a", 1));
+        d.dispatch(false);
+        assert!(!d.has_in_flight());
+        d.push(rec(1, "b", 1));
+        d.push(rec(2, "c", 1));
+        d.dispatch(false);
+        assert!(d.has_in_flight());
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        for attempt in 1..30 {
+            let d = backoff(attempt);
+            assert!(d <= RETRY_MAX_DELAY, "{attempt}: {d:?}");
+            let full = RETRY_BASE_DELAY.saturating_mul(1 << (attempt - 1).min(16)).min(RETRY_MAX_DELAY);
+            assert!(d >= full / 2);
+        }
+    }
+}

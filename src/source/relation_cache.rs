@@ -1,0 +1,132 @@
+//! The relations (table shapes) a replication connection has described.
+//!
+//! pgoutput sends a Relation message before the first change of a table on a
+//! connection and again after each schema change; changes then refer to the
+//! table by OID only. This cache maps those OIDs to [`Relation`], which is also
+//! the shape the snapshot builds from the catalog, so both paths encode rows
+//! the same way (same column order, same key columns, same partition key).
+//! It is per connection: a reconnect starts empty and the server re-sends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::pgoutput::{RelationBody, ReplicaIdentity};
+
+/// One column: its name (verbatim) and type OID (decides the JSON encoding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub type_oid: u32,
+}
+
+/// A table's shape as events need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub id: u32,
+    pub schema: String,
+    pub name: String,
+    pub replica_identity: ReplicaIdentity,
+    pub columns: Vec<Column>,
+    /// Indexes into `columns` of the replica identity columns, in column
+    /// order: the event key (partition key, `before` of a `K` old tuple).
+    pub key_indices: Vec<usize>,
+}
+
+impl Relation {
+    /// `schema.table`, the prefix of partition keys and of error messages.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    pub fn from_body(body: RelationBody) -> Relation {
+        let key_indices = body.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
+        Relation {
+            id: body.id,
+            schema: body.schema,
+            name: body.name,
+            replica_identity: body.replica_identity,
+            columns: body.columns.into_iter().map(|c| Column { name: c.name, type_oid: c.type_oid }).collect(),
+            key_indices,
+        }
+    }
+}
+
+/// OID -> shape, for the lifetime of one replication connection. Entries
+/// are `Arc` so an event being encoded never holds the cache borrowed.
+#[derive(Debug, Default)]
+pub struct RelationCache {
+    relations: HashMap<u32, Arc<Relation>>,
+    /// Domain and other type OIDs resolved to the base type to encode as.
+    type_aliases: Arc<HashMap<u32, u32>>,
+}
+
+impl RelationCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A cache that encodes columns of the `aliases` keys (domain OIDs, from
+    /// the catalog) as their base types.
+    pub fn with_type_aliases(aliases: Arc<HashMap<u32, u32>>) -> Self {
+        RelationCache { relations: HashMap::new(), type_aliases: aliases }
+    }
+
+    /// Store (or replace, after a schema change) a relation.
+    pub fn insert(&mut self, body: RelationBody) -> Arc<Relation> {
+        let mut rel = Relation::from_body(body);
+        for col in &mut rel.columns {
+            if let Some(base) = self.type_aliases.get(&col.type_oid) {
+                col.type_oid = *base;
+            }
+        }
+        let rel = Arc::new(rel);
+        self.relations.insert(rel.id, Arc::clone(&rel));
+        rel
+    }
+
+    pub fn get(&self, id: u32) -> Option<Arc<Relation>> {
+        self.relations.get(&id).cloned()
+    }
+
+    pub fn clear(&mut self) {
+        self.relations.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::pgoutput::{decode, testing, LogicalMessage};
+
+    #[test]
+    fn key_columns_and_replacement() {
+        let mut cache = RelationCache::new();
+        let LogicalMessage::Relation(body) =
+            decode(testing::relation(5, "s", "t", b'd', &[(false, "a", 25), (true, "id", 23), (true, "k2", 20)]))
+                .unwrap()
+        else {
+            panic!()
+        };
+        let rel = cache.insert(body);
+        assert_eq!(rel.key_indices, vec![1, 2]);
+        assert_eq!(rel.qualified_name(), "s.t");
+        let LogicalMessage::Relation(body) =
+            decode(testing::relation(5, "s", "t", b'f', &[(true, "a", 25), (true, "id", 23)])).unwrap()
+        else {
+            panic!()
+        };
+        cache.insert(body);
+        assert_eq!(cache.get(5).unwrap().columns.len(), 2);
+        assert!(cache.get(6).is_none());
+    }
+
+    #[test]
+    fn domain_types_resolve_to_base() {
+        let mut cache = RelationCache::with_type_aliases(Arc::new(HashMap::from([(90000, 23)])));
+        let LogicalMessage::Relation(body) = decode(testing::relation(1, "s", "t", b'd', &[(true, "id", 90000)])).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(cache.insert(body).columns[0].type_oid, 23);
+    }
+}

@@ -1,0 +1,297 @@
+//! Connections to Postgres and the administration around the slot:
+//! `wal_level`, the publication (created `FOR TABLE …`, extended with tables
+//! it lacks), the slot and its snapshot marker, and opening the replication
+//! stream. Every identifier reaching SQL is quoted.
+
+use std::time::Duration;
+
+use pgwire_replication::{ReplicationClient, ReplicationConfig, TlsConfig};
+use tokio_postgres::{Client, NoTls};
+
+use super::relation_cache::Relation;
+use super::{quote_ident, quote_literal};
+use crate::config::{redact_url, SourceConfig};
+use crate::encode::SESSION_SETTINGS;
+use crate::lsn::Lsn;
+use crate::pipeline::ProduceError;
+
+/// Standby status updates at least this often (the server's default
+/// `wal_sender_timeout` is 60 s; feedback must come well inside half of it).
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+/// Events buffered between the replication worker and the pipeline.
+pub const REPLICATION_BUFFER_EVENTS: usize = 8192;
+/// Prefix of the publication comment that marks a finished snapshot.
+pub const SNAPSHOT_DONE_MARKER: &str = "kinesync: snapshot complete";
+/// Publication comment for a slot created without a snapshot (`snapshot = never`).
+pub const SNAPSHOT_SKIPPED_MARKER: &str = "kinesync: snapshot skipped";
+/// `application_name` of our sessions (visible in pg_stat_activity).
+pub const APPLICATION_NAME: &str = "kinesync";
+
+/// An ordinary SQL session with kinesync's pinned settings. The connection
+/// task logs its end at debug level.
+pub async fn connect_sql(url: &str) -> Result<Client, ProduceError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|_| ProduceError::InvalidSourceUrl { url: redact_url(url) })?;
+    config.application_name(APPLICATION_NAME);
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| ProduceError::from_pg_connect(url, &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("SQL connection ended: {e}");
+        }
+    });
+    let settings: String =
+        SESSION_SETTINGS.iter().map(|(k, v)| format!("SET {k} = {};", quote_literal(v))).collect();
+    client.batch_execute(&settings).await.map_err(|e| ProduceError::sql("pinning session settings", &e))?;
+    Ok(client)
+}
+
+/// The database name the URL connects to (`source.db` of events).
+pub fn database_name(url: &str) -> Result<String, ProduceError> {
+    let config: tokio_postgres::Config = url.parse().map_err(|_| ProduceError::InvalidSourceUrl { url: redact_url(url) })?;
+    Ok(config.get_dbname().or(config.get_user()).unwrap_or("postgres").to_owned())
+}
+
+/// A pgwire-replication config for `source`'s URL, slot and publication.
+pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, ProduceError> {
+    let invalid = || ProduceError::InvalidSourceUrl { url: redact_url(&source.url) };
+    let pg: tokio_postgres::Config = source.url.parse().map_err(|_| invalid())?;
+    let user = pg.get_user().ok_or_else(invalid)?.to_owned();
+    let password = pg.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+    let database = database_name(&source.url)?;
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let options: String = SESSION_SETTINGS.iter().map(|(k, v)| format!("-c {k}={v} ")).collect();
+    let base = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => ReplicationConfig::new(
+            host.clone(),
+            user,
+            password,
+            database,
+            source.slot.clone(),
+            source.publication.clone(),
+        )
+        .with_port(port),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => ReplicationConfig::unix(
+            path.clone(),
+            port,
+            user,
+            password,
+            database,
+            source.slot.clone(),
+            source.publication.clone(),
+        ),
+        _ => ReplicationConfig::new("localhost", user, password, database, source.slot.clone(), source.publication.clone())
+            .with_port(port),
+    };
+    let tls = match pg.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Disable => TlsConfig::disabled(),
+        tokio_postgres::config::SslMode::Require => TlsConfig::require(),
+        _ => TlsConfig { mode: pgwire_replication::SslMode::Prefer, ..TlsConfig::default() },
+    };
+    Ok(base
+        .with_tls(tls)
+        .with_options(options.trim_end())
+        .with_application_name(APPLICATION_NAME)
+        .with_status_interval(STATUS_INTERVAL)
+        .with_wakeup_interval(STATUS_INTERVAL)
+        .with_buffer_size(REPLICATION_BUFFER_EVENTS))
+}
+
+/// Stop unless `wal_level = logical`.
+pub async fn check_wal_level(client: &Client) -> Result<(), ProduceError> {
+    let row = client.query_one("SHOW wal_level", &[]).await.map_err(|e| ProduceError::sql("reading wal_level", &e))?;
+    let level: String = row.get(0);
+    if level != "logical" {
+        return Err(ProduceError::WalLevelNotLogical { current: level });
+    }
+    Ok(())
+}
+
+/// Create the publication for `tables` if missing, or add the tables it
+/// lacks. Returns the tables that were added to an existing publication
+/// (their existing rows are not in an earlier snapshot).
+pub async fn ensure_publication(client: &Client, publication: &str, tables: &[Relation]) -> Result<Vec<String>, ProduceError> {
+    let existing = client
+        .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&publication])
+        .await
+        .map_err(|e| ProduceError::sql("reading pg_publication", &e))?;
+    let table_list =
+        |ts: &[&Relation]| ts.iter().map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))).collect::<Vec<_>>().join(", ");
+    let Some(existing) = existing else {
+        let all: Vec<&Relation> = tables.iter().collect();
+        let sql = format!(
+            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
+            quote_ident(publication),
+            table_list(&all)
+        );
+        client.batch_execute(&sql).await.map_err(|e| ProduceError::PublicationSetup {
+            publication: publication.to_owned(),
+            detail: pg_message(&e),
+        })?;
+        tracing::info!(publication, tables = tables.len(), "created publication");
+        return Ok(Vec::new());
+    };
+    if existing.get::<_, bool>(0) {
+        return Ok(Vec::new());
+    }
+    let published = client
+        .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&publication])
+        .await
+        .map_err(|e| ProduceError::sql("reading pg_publication_tables", &e))?;
+    let published: std::collections::HashSet<(String, String)> =
+        published.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let missing: Vec<&Relation> =
+        tables.iter().filter(|t| !published.contains(&(t.schema.clone(), t.name.clone()))).collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("ALTER PUBLICATION {} ADD TABLE {}", quote_ident(publication), table_list(&missing));
+    client.batch_execute(&sql).await.map_err(|e| ProduceError::PublicationMissingTable {
+        publication: publication.to_owned(),
+        table: missing[0].qualified_name(),
+        detail: pg_message(&e),
+    })?;
+    let added: Vec<String> = missing.iter().map(|t| t.qualified_name()).collect();
+    tracing::info!(publication, ?added, "added tables to publication");
+    Ok(added)
+}
+
+/// What `pg_replication_slots` says about our slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub plugin: Option<String>,
+    pub database: Option<String>,
+    pub active_pid: Option<i32>,
+    pub confirmed_flush: Lsn,
+}
+
+pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, ProduceError> {
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, database::text, active_pid, confirmed_flush_lsn::text \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|e| ProduceError::sql("reading pg_replication_slots", &e))?;
+    Ok(row.map(|r| SlotInfo {
+        plugin: r.get(0),
+        database: r.get(1),
+        active_pid: r.get(2),
+        confirmed_flush: r.get::<_, Option<String>>(3).and_then(|s| s.parse().ok()).unwrap_or_default(),
+    }))
+}
+
+/// Drop the slot (used to redo a snapshot that was cut short).
+pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), ProduceError> {
+    client
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .map_err(|e| ProduceError::sql("dropping the replication slot of an unfinished snapshot", &e))?;
+    Ok(())
+}
+
+/// The publication's comment (our snapshot marker), if any.
+pub async fn snapshot_marker(client: &Client, publication: &str) -> Result<Option<String>, ProduceError> {
+    let row = client
+        .query_opt(
+            "SELECT obj_description(p.oid, 'pg_publication') FROM pg_publication p WHERE p.pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| ProduceError::sql("reading the snapshot marker", &e))?;
+    Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+}
+
+/// Whether `marker` says the slot `slot` is ready to stream.
+pub fn marker_says_ready(marker: Option<&str>, slot: &str) -> bool {
+    marker.is_some_and(|m| {
+        (m.starts_with(SNAPSHOT_DONE_MARKER) || m.starts_with(SNAPSHOT_SKIPPED_MARKER))
+            && m.contains(&format!("slot {slot};"))
+    })
+}
+
+/// Write (or with `None`, clear) the snapshot marker.
+pub async fn set_snapshot_marker(client: &Client, publication: &str, marker: Option<&str>) -> Result<(), ProduceError> {
+    let sql = format!(
+        "COMMENT ON PUBLICATION {} IS {}",
+        quote_ident(publication),
+        marker.map_or_else(|| "NULL".to_owned(), quote_literal)
+    );
+    client.batch_execute(&sql).await.map_err(|e| ProduceError::sql("writing the snapshot marker", &e))
+}
+
+pub fn done_marker(slot: &str, consistent_point: Lsn) -> String {
+    format!("{SNAPSHOT_DONE_MARKER} (slot {slot}; consistent point {consistent_point}). Do not edit: kinesync reads this.")
+}
+
+pub fn skipped_marker(slot: &str) -> String {
+    format!("{SNAPSHOT_SKIPPED_MARKER} (slot {slot}; snapshot = never). Do not edit: kinesync reads this.")
+}
+
+/// Open the replication stream on an existing slot, from its confirmed
+/// position, reporting `ack` as flushed until the pipeline confirms more.
+pub async fn start_stream(config: ReplicationConfig, ack: Lsn) -> Result<ReplicationClient, ProduceError> {
+    let slot = config.slot.clone();
+    let config = config.with_start_lsn(pgwire_replication::Lsn::ZERO).with_ack_lsn(ack.into());
+    let mut client = ReplicationClient::connect(config).await.map_err(|e| ProduceError::from_replication(&slot, e))?;
+    client.wait_started().await.map_err(|e| ProduceError::from_replication(&slot, e))?;
+    Ok(client)
+}
+
+/// Create the slot without a snapshot (`snapshot = never`), on a gated session.
+pub async fn create_slot_without_snapshot(config: ReplicationConfig) -> Result<Lsn, ProduceError> {
+    let slot = config.slot.clone();
+    let mut client = ReplicationClient::connect_gated(config).await.map_err(|e| ProduceError::from_replication(&slot, e))?;
+    let rows = client
+        .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')", quote_ident(&slot)))
+        .await
+        .map_err(|e| ProduceError::from_replication(&slot, e))?;
+    consistent_point(&rows)
+}
+
+/// The consistent point (second column) of a CREATE_REPLICATION_SLOT answer.
+pub fn consistent_point(rows: &[pgwire_replication::QueryRow]) -> Result<Lsn, ProduceError> {
+    rows.first()
+        .and_then(|r| r.get(1).cloned().flatten())
+        .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+        .ok_or_else(|| ProduceError::Snapshot { detail: "CREATE_REPLICATION_SLOT returned no consistent point".into() })
+}
+
+/// The server's message of a tokio-postgres error (its Display is generic).
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_round_trip() {
+        assert!(marker_says_ready(Some(&done_marker("kinesync", Lsn(42))), "kinesync"));
+        assert!(marker_says_ready(Some(&skipped_marker("kinesync")), "kinesync"));
+        assert!(!marker_says_ready(Some(&done_marker("other", Lsn(42))), "kinesync"));
+        assert!(!marker_says_ready(Some("hand-written comment"), "kinesync"));
+        assert!(!marker_says_ready(None, "kinesync"));
+    }
+
+    #[test]
+    fn replication_config_from_url() {
+        let source = SourceConfig {
+            url: "postgres://rep:s3cret@db.example:6543/app?sslmode=require".into(),
+            tables: vec!["public.t".into()],
+            publication: "kinesync".into(),
+            slot: "kinesync".into(),
+            snapshot: Default::default(),
+            heartbeat_interval_secs: 10,
+        };
+        let cfg = replication_config(&source).unwrap();
+        assert_eq!((cfg.host.as_str(), cfg.port, cfg.user.as_str(), cfg.database.as_str()), ("db.example", 6543, "rep", "app"));
+        assert_eq!(cfg.password, "s3cret");
+        assert_eq!(cfg.tls.mode, pgwire_replication::SslMode::Require);
+        assert!(cfg.options.as_deref().unwrap_or("").contains("-c timezone=UTC"));
+    }
+}

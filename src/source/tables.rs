@@ -1,0 +1,131 @@
+//! Which tables are mirrored, and their shapes from the catalog.
+//!
+//! Expands `schema.*` entries of `source.tables`, checks every table exists
+//! and has a replica identity that lets updates and deletes be keyed (a
+//! primary key, a replica identity index, or `REPLICA IDENTITY FULL`), and
+//! reads the column list and key columns the snapshot needs. The stream gets
+//! the same information from Relation messages; both use
+//! [`Relation`](super::relation_cache::Relation).
+
+use std::collections::{BTreeSet, HashMap};
+
+use tokio_postgres::Client;
+
+use super::pgoutput::ReplicaIdentity;
+use super::relation_cache::{Column, Relation};
+use crate::pipeline::ProduceError;
+
+/// The tables named by `patterns`, in config order (a `schema.*` expands in
+/// name order), deduplicated.
+pub async fn resolve_tables(client: &Client, patterns: &[String]) -> Result<Vec<Relation>, ProduceError> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for pattern in patterns {
+        let Some((schema, table)) = pattern.split_once('.') else {
+            return Err(ProduceError::TableNotFound { table: pattern.clone() });
+        };
+        let expanded = if table == "*" {
+            let rows = client
+                .query(
+                    "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1",
+                    &[&schema],
+                )
+                .await
+                .map_err(|e| ProduceError::sql("listing the tables of a schema", &e))?;
+            if rows.is_empty() {
+                return Err(ProduceError::NoTablesMatched { pattern: pattern.clone() });
+            }
+            rows.iter().map(|r| (schema.to_owned(), r.get::<_, String>(0))).collect()
+        } else {
+            vec![(schema.to_owned(), table.to_owned())]
+        };
+        for name in expanded {
+            if seen.insert(name.clone()) {
+                names.push(name);
+            }
+        }
+    }
+    let mut tables = Vec::with_capacity(names.len());
+    for (schema, name) in names {
+        tables.push(describe_table(client, &schema, &name).await?);
+    }
+    Ok(tables)
+}
+
+async fn describe_table(client: &Client, schema: &str, name: &str) -> Result<Relation, ProduceError> {
+    let qualified = format!("{schema}.{name}");
+    let row = client
+        .query_opt(
+            "SELECT c.oid, c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+            &[&schema, &name],
+        )
+        .await
+        .map_err(|e| ProduceError::sql("looking up a table", &e))?
+        .ok_or_else(|| ProduceError::TableNotFound { table: qualified.clone() })?;
+    let oid: u32 = row.get(0);
+    let ident: String = row.get(1);
+    let replica_identity = ident
+        .bytes()
+        .next()
+        .and_then(ReplicaIdentity::from_byte)
+        .ok_or_else(|| ProduceError::NoReplicaIdentity { table: qualified.clone() })?;
+
+    let column_rows = client
+        .query(
+            "SELECT a.attname::text, a.atttypid, a.attnum FROM pg_attribute a \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+             ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| ProduceError::sql("reading table columns", &e))?;
+    let columns: Vec<Column> =
+        column_rows.iter().map(|r| Column { name: r.get(0), type_oid: r.get(1) }).collect();
+    let attnums: Vec<i16> = column_rows.iter().map(|r| r.get(2)).collect();
+
+    let key_indices: Vec<usize> = match replica_identity {
+        ReplicaIdentity::Full => (0..columns.len()).collect(),
+        ReplicaIdentity::Nothing => Vec::new(),
+        ReplicaIdentity::Default | ReplicaIdentity::Index => {
+            let primary = replica_identity == ReplicaIdentity::Default;
+            let key_rows = client
+                .query(
+                    "SELECT k.attnum::int2 FROM pg_index i, unnest(i.indkey::int2[]) AS k(attnum) \
+                     WHERE i.indrelid = $1 AND (CASE WHEN $2 THEN i.indisprimary ELSE i.indisreplident END)",
+                    &[&oid, &primary],
+                )
+                .await
+                .map_err(|e| ProduceError::sql("reading the replica identity", &e))?;
+            let key_attnums: BTreeSet<i16> = key_rows.iter().map(|r| r.get(0)).collect();
+            attnums.iter().enumerate().filter(|(_, a)| key_attnums.contains(a)).map(|(i, _)| i).collect()
+        }
+    };
+    if key_indices.is_empty() {
+        return Err(ProduceError::NoReplicaIdentity { table: qualified });
+    }
+    Ok(Relation { id: oid, schema: schema.to_owned(), name: name.to_owned(), replica_identity, columns, key_indices })
+}
+
+/// Domain type OID -> base type OID (following domains over domains), so
+/// domain columns encode like their base type.
+pub async fn domain_base_types(client: &Client) -> Result<HashMap<u32, u32>, ProduceError> {
+    let rows = client
+        .query("SELECT oid, typbasetype FROM pg_type WHERE typtype = 'd'", &[])
+        .await
+        .map_err(|e| ProduceError::sql("reading domain types", &e))?;
+    let direct: HashMap<u32, u32> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut resolved = HashMap::with_capacity(direct.len());
+    for (&domain, &base) in &direct {
+        let mut base = base;
+        for _ in 0..16 {
+            match direct.get(&base) {
+                Some(&next) => base = next,
+                None => break,
+            }
+        }
+        resolved.insert(domain, base);
+    }
+    Ok(resolved)
+}
