@@ -35,7 +35,11 @@ pub struct SourceColumn {
 
 impl SourceTable {
     pub fn key_columns(&self) -> Vec<&SourceColumn> {
-        let mut key: Vec<&SourceColumn> = self.columns.iter().filter(|c| c.key_position.is_some()).collect();
+        let mut key: Vec<&SourceColumn> = self
+            .columns
+            .iter()
+            .filter(|c| c.key_position.is_some())
+            .collect();
         key.sort_by_key(|c| c.key_position);
         key
     }
@@ -59,7 +63,8 @@ pub enum CatalogError {
     NoKey(String),
 }
 
-const TABLES_OF_SCHEMA: &str = "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+const TABLES_OF_SCHEMA: &str =
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname";
 
 const COLUMNS: &str = "SELECT a.attname, format_type(a.atttypid, a.atttypmod), \
@@ -77,7 +82,10 @@ const COLUMNS: &str = "SELECT a.attname, format_type(a.atttypid, a.atttypmod), \
      ORDER BY a.attnum";
 
 /// Expands `schema.*` entries and reads every configured table.
-pub async fn read_tables(client: &Client, source: &SourceConfig) -> Result<Vec<SourceTable>, CatalogError> {
+pub async fn read_tables(
+    client: &Client,
+    source: &SourceConfig,
+) -> Result<Vec<SourceTable>, CatalogError> {
     let mut tables = Vec::new();
     for entry in &source.tables {
         let Some((schema, name)) = entry.split_once('.') else {
@@ -101,12 +109,19 @@ pub async fn read_tables(client: &Client, source: &SourceConfig) -> Result<Vec<S
 }
 
 /// Reads one table's columns and key.
-pub async fn read_table(client: &Client, schema: &str, name: &str) -> Result<SourceTable, CatalogError> {
+pub async fn read_table(
+    client: &Client,
+    schema: &str,
+    name: &str,
+) -> Result<SourceTable, CatalogError> {
     let rows = client.query(COLUMNS, &[&schema, &name]).await?;
     if rows.is_empty() {
         return Err(CatalogError::MissingTable(format!("{schema}.{name}")));
     }
-    let replica_identity_full = rows.first().map(|r| r.get::<_, i8>(5) as u8 == b'f').unwrap_or(false);
+    let replica_identity_full = rows
+        .first()
+        .map(|r| r.get::<_, i8>(5) as u8 == b'f')
+        .unwrap_or(false);
     let mut columns: Vec<SourceColumn> = rows
         .iter()
         .map(|row| SourceColumn {
@@ -125,7 +140,11 @@ pub async fn read_table(client: &Client, schema: &str, name: &str) -> Result<Sou
             column.key_position = Some(i + 1);
         }
     }
-    Ok(SourceTable { schema: schema.to_owned(), name: name.to_owned(), columns })
+    Ok(SourceTable {
+        schema: schema.to_owned(),
+        name: name.to_owned(),
+        columns,
+    })
 }
 
 /// A plain SQL connection to the source for catalog reads.

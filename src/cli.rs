@@ -10,7 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     /// Configuration file (TOML). Every key can be overridden by
     /// KINESYNC_<SECTION>__<KEY> environment variables.
-    #[arg(long, global = true, env = "KINESYNC_CONFIG", default_value = "kinesync.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "KINESYNC_CONFIG",
+        default_value = "kinesync.toml"
+    )]
     pub config: PathBuf,
 
     /// Log format: text on a terminal, json for log collectors. Levels by RUST_LOG.

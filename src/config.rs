@@ -171,7 +171,9 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        ScheduleConfig { merge: default_merge_schedule() }
+        ScheduleConfig {
+            merge: default_merge_schedule(),
+        }
     }
 }
 
@@ -216,7 +218,10 @@ fn default_statement_timeout_secs() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source} (pass --config <file>)")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
@@ -227,19 +232,32 @@ impl Config {
     /// Reads `path`, applies `KINESYNC_<SECTION>__<KEY>` overrides from the
     /// process environment, and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let env: BTreeMap<String, String> = std::env::vars().collect();
         Config::from_toml_with_env(&text, &env).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
             other => other,
         })
     }
 
     /// Parses TOML text, applies overrides from `env`, and validates.
-    pub fn from_toml_with_env(text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse { path: PathBuf::from("<text>"), message };
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| parse_error(e.message().to_owned()))?;
+    pub fn from_toml_with_env(
+        text: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message,
+        };
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse_error(e.message().to_owned()))?;
         apply_env_overrides(&mut doc, env)?;
         let config: Config = toml::Value::Table(doc)
             .try_into()
@@ -252,7 +270,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         if self.source.url.trim().is_empty() {
-            problems.push("source.url is empty: set it to postgres://user:password@host:port/db".to_owned());
+            problems.push(
+                "source.url is empty: set it to postgres://user:password@host:port/db".to_owned(),
+            );
         } else if self.source.url.parse::<tokio_postgres::Config>().is_err() {
             problems.push(format!(
                 "source.url {} is not a PostgreSQL connection URL: use postgres://user:password@host:port/db",
@@ -260,14 +280,25 @@ impl Config {
             ));
         }
         if self.source.tables.is_empty() {
-            problems.push("source.tables is empty: list tables as \"schema.table\" (or \"schema.*\")".to_owned());
+            problems.push(
+                "source.tables is empty: list tables as \"schema.table\" (or \"schema.*\")"
+                    .to_owned(),
+            );
         }
         for table in &self.source.tables {
-            if table.split_once('.').is_none_or(|(s, t)| s.is_empty() || t.is_empty()) {
-                problems.push(format!("source.tables entry {table:?} must be \"schema.table\" or \"schema.*\""));
+            if table
+                .split_once('.')
+                .is_none_or(|(s, t)| s.is_empty() || t.is_empty())
+            {
+                problems.push(format!(
+                    "source.tables entry {table:?} must be \"schema.table\" or \"schema.*\""
+                ));
             }
         }
-        for (key, value) in [("source.publication", &self.source.publication), ("source.slot", &self.source.slot)] {
+        for (key, value) in [
+            ("source.publication", &self.source.publication),
+            ("source.slot", &self.source.slot),
+        ] {
             if !is_simple_lowercase_name(value) {
                 problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
             }
@@ -277,19 +308,28 @@ impl Config {
         }
         let k = &self.kinesis;
         if k.stream.is_empty() {
-            problems.push("kinesis.stream is empty: name the Kinesis stream (or give its ARN)".to_owned());
+            problems.push(
+                "kinesis.stream is empty: name the Kinesis stream (or give its ARN)".to_owned(),
+            );
         }
         if !(1..=500).contains(&k.max_records_per_request) {
             problems.push("kinesis.max_records_per_request must be between 1 and 500".to_owned());
         }
         if k.max_record_bytes == 0 || k.max_record_bytes > 10 * 1024 * 1024 {
-            problems.push("kinesis.max_record_bytes must be between 1 and 10485760 (10 MiB)".to_owned());
+            problems.push(
+                "kinesis.max_record_bytes must be between 1 and 10485760 (10 MiB)".to_owned(),
+            );
         }
         if k.max_bytes_per_request < k.max_record_bytes {
-            problems.push("kinesis.max_bytes_per_request must be at least kinesis.max_record_bytes".to_owned());
+            problems.push(
+                "kinesis.max_bytes_per_request must be at least kinesis.max_record_bytes"
+                    .to_owned(),
+            );
         }
         if k.oversize == OversizePolicy::DeadLetter && k.dead_letter_path.is_none() {
-            problems.push("kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned());
+            problems.push(
+                "kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned(),
+            );
         }
         if let Some(r) = &self.redshift {
             match (&r.workgroup, &r.cluster_id) {
@@ -302,7 +342,9 @@ impl Config {
                 _ => {}
             }
             if r.secret_arn.is_some() && r.db_user.is_some() {
-                problems.push("redshift.secret_arn and redshift.db_user are both set: keep one".to_owned());
+                problems.push(
+                    "redshift.secret_arn and redshift.db_user are both set: keep one".to_owned(),
+                );
             }
             for (key, value) in [
                 ("redshift.external_schema", &r.external_schema),
@@ -328,7 +370,11 @@ impl Config {
                 ));
             }
         }
-        if let Err(message) = tokio_cron_scheduler::Job::new_async(self.schedule.merge.as_str(), |_, _| Box::pin(async {})) {
+        if let Err(message) =
+            tokio_cron_scheduler::Job::new_async(self.schedule.merge.as_str(), |_, _| {
+                Box::pin(async {})
+            })
+        {
             problems.push(format!(
                 "schedule.merge {:?} is not a cron expression with a seconds field (e.g. \"0 */5 * * * *\"): {message}",
                 self.schedule.merge
@@ -343,27 +389,43 @@ impl Config {
 
     /// The stream's bare name (the last path segment of an ARN).
     pub fn stream_name(&self) -> &str {
-        self.kinesis.stream.rsplit('/').next().unwrap_or(&self.kinesis.stream)
+        self.kinesis
+            .stream
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.kinesis.stream)
     }
 }
 
 fn is_simple_lowercase_name(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !value.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// Applies `KINESYNC_<SECTION>__<KEY>=value`. Values are parsed as TOML
 /// (so numbers and arrays work); anything that does not parse is a string.
-fn apply_env_overrides(doc: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+fn apply_env_overrides(
+    doc: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
     let mut problems = Vec::new();
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("KINESYNC_") else { continue };
-        let Some((section, key)) = rest.split_once("__") else { continue };
+        let Some(rest) = name.strip_prefix("KINESYNC_") else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
         let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
         let value = parse_env_value(raw);
-        match doc.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+        match doc
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        {
             toml::Value::Table(table) => {
                 table.insert(key, value);
             }
@@ -380,7 +442,9 @@ fn apply_env_overrides(doc: &mut toml::Table, env: &BTreeMap<String, String>) ->
 fn parse_env_value(raw: &str) -> toml::Value {
     let wrapped = format!("v = {raw}");
     match wrapped.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }
@@ -421,7 +485,10 @@ mod tests {
     fn environment_overrides_file() {
         let env = BTreeMap::from([
             ("KINESYNC_SOURCE__SLOT".to_owned(), "other".to_owned()),
-            ("KINESYNC_KINESIS__MAX_RECORDS_PER_REQUEST".to_owned(), "10".to_owned()),
+            (
+                "KINESYNC_KINESIS__MAX_RECORDS_PER_REQUEST".to_owned(),
+                "10".to_owned(),
+            ),
         ]);
         let config = Config::from_toml_with_env(MINIMAL, &env).unwrap();
         assert_eq!(config.source.slot, "other");
@@ -431,7 +498,11 @@ mod tests {
     #[test]
     fn unknown_key_is_rejected() {
         let text = format!("{MINIMAL}\nslto = \"x\"\n");
-        let err = Config::from_toml_with_env(&text.replace("tables", "slto2 = 1\ntables"), &BTreeMap::new()).unwrap_err();
+        let err = Config::from_toml_with_env(
+            &text.replace("tables", "slto2 = 1\ntables"),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 
@@ -449,15 +520,26 @@ mod tests {
             [schedule]
             merge = "every minute"
         "#;
-        let err = Config::from_toml_with_env(text, &BTreeMap::new()).unwrap_err().to_string();
-        for needle in ["source.url", "source.tables", "cluster_id", "stream_role_arn", "schedule.merge"] {
+        let err = Config::from_toml_with_env(text, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "source.url",
+            "source.tables",
+            "cluster_id",
+            "stream_role_arn",
+            "schedule.merge",
+        ] {
             assert!(err.contains(needle), "missing {needle} in {err}");
         }
     }
 
     #[test]
     fn password_is_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

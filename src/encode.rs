@@ -114,7 +114,9 @@ pub fn encode_text(type_oid: u32, text: &str) -> Value {
             other => Value::String(other.to_owned()),
         },
         oid::BYTEA => Value::String(text.strip_prefix("\\x").unwrap_or(text).to_owned()),
-        oid::JSON | oid::JSONB => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
+        oid::JSON | oid::JSONB => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+        }
         oid::TIMESTAMP => Value::String(encode_timestamp(text)),
         oid::TIMESTAMPTZ => Value::String(encode_timestamptz(text)),
         // numeric (exact decimal text, NaN/Infinity included), text types,
@@ -158,7 +160,9 @@ fn is_clock(time: &str) -> bool {
     b.len() >= 8
         && b[2] == b':'
         && b[5] == b':'
-        && time.bytes().all(|c| c.is_ascii_digit() || c == b':' || c == b'.')
+        && time
+            .bytes()
+            .all(|c| c.is_ascii_digit() || c == b':' || c == b'.')
 }
 
 fn six_digit_fraction(time: &str) -> String {
@@ -201,7 +205,11 @@ fn convert_timestamptz(text: &str) -> Option<String> {
     let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let hms = NaiveTime::parse_from_str(hms, "%H:%M:%S").ok()?;
-    let micros: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().ok()? };
+    let micros: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}")[..6].parse().ok()?
+    };
     let local = NaiveDateTime::new(date, hms) + chrono::Duration::microseconds(micros);
     let utc = local - chrono::Duration::seconds(sign * offset_secs);
     if !(1..=9999).contains(&utc.year()) {
@@ -316,13 +324,19 @@ mod tests {
     fn integers_are_numbers() {
         assert_eq!(enc(oid::INT2, "-32768"), json!(-32768));
         assert_eq!(enc(oid::INT4, "42"), json!(42));
-        assert_eq!(enc(oid::INT8, "9223372036854775807"), json!(9223372036854775807i64));
+        assert_eq!(
+            enc(oid::INT8, "9223372036854775807"),
+            json!(9223372036854775807i64)
+        );
         assert_eq!(enc(oid::OID, "4294967295"), json!(4294967295u64));
     }
 
     #[test]
     fn numeric_is_exact_string() {
-        assert_eq!(enc(oid::NUMERIC, "12345678901234567890.000000001"), json!("12345678901234567890.000000001"));
+        assert_eq!(
+            enc(oid::NUMERIC, "12345678901234567890.000000001"),
+            json!("12345678901234567890.000000001")
+        );
         assert_eq!(enc(oid::NUMERIC, "NaN"), json!("NaN"));
         assert_eq!(enc(oid::NUMERIC, "Infinity"), json!("Infinity"));
         assert_eq!(enc(oid::NUMERIC, "-Infinity"), json!("-Infinity"));
@@ -337,7 +351,10 @@ mod tests {
             assert_eq!(enc(oid::FLOAT8, special), json!(special));
             assert_eq!(enc(oid::FLOAT4, special), json!(special));
         }
-        assert_eq!(serde_json::to_string(&enc(oid::FLOAT8, "0.30000000000000004")).unwrap(), "0.30000000000000004");
+        assert_eq!(
+            serde_json::to_string(&enc(oid::FLOAT8, "0.30000000000000004")).unwrap(),
+            "0.30000000000000004"
+        );
     }
 
     #[test]
@@ -347,7 +364,10 @@ mod tests {
         for o in [oid::TEXT, oid::VARCHAR, oid::BPCHAR, oid::NAME, oid::CHAR] {
             assert_eq!(enc(o, "a \"q\" ü "), json!("a \"q\" ü "));
         }
-        assert_eq!(enc(oid::UUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+        assert_eq!(
+            enc(oid::UUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        );
         // enum or unknown type: text form
         assert_eq!(enc(123456, "happy"), json!("happy"));
     }
@@ -359,36 +379,72 @@ mod tests {
         assert_eq!(enc(oid::DATE, "-infinity"), json!("-infinity"));
         assert_eq!(enc(oid::TIME, "13:45:00.5"), json!("13:45:00.5"));
         assert_eq!(enc(oid::TIMETZ, "13:45:00+05:30"), json!("13:45:00+05:30"));
-        assert_eq!(enc(oid::INTERVAL, "1 year 2 mons 3 days 04:05:06"), json!("1 year 2 mons 3 days 04:05:06"));
+        assert_eq!(
+            enc(oid::INTERVAL, "1 year 2 mons 3 days 04:05:06"),
+            json!("1 year 2 mons 3 days 04:05:06")
+        );
     }
 
     #[test]
     fn timestamps() {
-        assert_eq!(enc(oid::TIMESTAMP, "2024-01-02 03:04:05"), json!("2024-01-02T03:04:05.000000"));
-        assert_eq!(enc(oid::TIMESTAMP, "2024-01-02 03:04:05.123"), json!("2024-01-02T03:04:05.123000"));
-        assert_eq!(enc(oid::TIMESTAMP, "2024-01-02 03:04:05.123456"), json!("2024-01-02T03:04:05.123456"));
+        assert_eq!(
+            enc(oid::TIMESTAMP, "2024-01-02 03:04:05"),
+            json!("2024-01-02T03:04:05.000000")
+        );
+        assert_eq!(
+            enc(oid::TIMESTAMP, "2024-01-02 03:04:05.123"),
+            json!("2024-01-02T03:04:05.123000")
+        );
+        assert_eq!(
+            enc(oid::TIMESTAMP, "2024-01-02 03:04:05.123456"),
+            json!("2024-01-02T03:04:05.123456")
+        );
         assert_eq!(enc(oid::TIMESTAMP, "infinity"), json!("infinity"));
         assert_eq!(enc(oid::TIMESTAMP, "-infinity"), json!("-infinity"));
-        assert_eq!(enc(oid::TIMESTAMP, "0044-03-15 12:00:00 BC"), json!("0044-03-15 12:00:00 BC"));
+        assert_eq!(
+            enc(oid::TIMESTAMP, "0044-03-15 12:00:00 BC"),
+            json!("0044-03-15 12:00:00 BC")
+        );
     }
 
     #[test]
     fn timestamptz_to_utc() {
-        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-01-02 03:04:05+00"), json!("2024-01-02T03:04:05.000000Z"));
-        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-01-02 03:04:05.5+02"), json!("2024-01-02T01:04:05.500000Z"));
-        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-01-01 01:00:00.000001+05:30"), json!("2023-12-31T19:30:00.000001Z"));
-        assert_eq!(enc(oid::TIMESTAMPTZ, "2024-12-31 23:00:00-03"), json!("2025-01-01T02:00:00.000000Z"));
-        assert_eq!(enc(oid::TIMESTAMPTZ, "1900-01-01 00:00:00+01:13:20"), json!("1899-12-31T22:46:40.000000Z"));
+        assert_eq!(
+            enc(oid::TIMESTAMPTZ, "2024-01-02 03:04:05+00"),
+            json!("2024-01-02T03:04:05.000000Z")
+        );
+        assert_eq!(
+            enc(oid::TIMESTAMPTZ, "2024-01-02 03:04:05.5+02"),
+            json!("2024-01-02T01:04:05.500000Z")
+        );
+        assert_eq!(
+            enc(oid::TIMESTAMPTZ, "2024-01-01 01:00:00.000001+05:30"),
+            json!("2023-12-31T19:30:00.000001Z")
+        );
+        assert_eq!(
+            enc(oid::TIMESTAMPTZ, "2024-12-31 23:00:00-03"),
+            json!("2025-01-01T02:00:00.000000Z")
+        );
+        assert_eq!(
+            enc(oid::TIMESTAMPTZ, "1900-01-01 00:00:00+01:13:20"),
+            json!("1899-12-31T22:46:40.000000Z")
+        );
         assert_eq!(enc(oid::TIMESTAMPTZ, "infinity"), json!("infinity"));
         assert_eq!(enc(oid::TIMESTAMPTZ, "-infinity"), json!("-infinity"));
-        assert_eq!(enc(oid::TIMESTAMPTZ, "0044-03-15 12:00:00+00 BC"), json!("0044-03-15 12:00:00+00 BC"));
+        assert_eq!(
+            enc(oid::TIMESTAMPTZ, "0044-03-15 12:00:00+00 BC"),
+            json!("0044-03-15 12:00:00+00 BC")
+        );
     }
 
     #[test]
     fn bytea_json_uuid() {
         assert_eq!(enc(oid::BYTEA, "\\xdeadBEEF"), json!("deadBEEF"));
         assert_eq!(enc(oid::BYTEA, "\\x"), json!(""));
-        assert_eq!(enc(oid::JSONB, r#"{"a": [1, "x", null]}"#), json!({"a": [1, "x", null]}));
+        assert_eq!(
+            enc(oid::JSONB, r#"{"a": [1, "x", null]}"#),
+            json!({"a": [1, "x", null]})
+        );
         assert_eq!(enc(oid::JSON, "\"s\""), json!("s"));
         assert_eq!(enc(oid::JSON, "not json"), json!("not json"));
     }
@@ -396,13 +452,19 @@ mod tests {
     #[test]
     fn arrays() {
         assert_eq!(enc(1007, "{1,2,NULL}"), json!([1, 2, null]));
-        assert_eq!(enc(1009, r#"{"a b","c\"d",NULL,"NULL",plain,"x\\y"}"#), json!(["a b", "c\"d", null, "NULL", "plain", "x\\y"]));
+        assert_eq!(
+            enc(1009, r#"{"a b","c\"d",NULL,"NULL",plain,"x\\y"}"#),
+            json!(["a b", "c\"d", null, "NULL", "plain", "x\\y"])
+        );
         assert_eq!(enc(1009, "{}"), json!([]));
         assert_eq!(enc(1007, "{{1,2},{3,4}}"), json!([[1, 2], [3, 4]]));
         assert_eq!(enc(1231, "{1.50,NaN}"), json!(["1.50", "NaN"]));
         assert_eq!(enc(1022, "{1.5,Infinity}"), json!([1.5, "Infinity"]));
         assert_eq!(enc(1000, "{t,f}"), json!([true, false]));
-        assert_eq!(enc(1185, r#"{"2024-01-02 03:04:05+02"}"#), json!(["2024-01-02T01:04:05.000000Z"]));
+        assert_eq!(
+            enc(1185, r#"{"2024-01-02 03:04:05+02"}"#),
+            json!(["2024-01-02T01:04:05.000000Z"])
+        );
         assert_eq!(enc(3807, r#"{"{\"a\": 1}"}"#), json!([{"a": 1}]));
         assert_eq!(enc(1001, r#"{"\\x0102"}"#), json!(["0102"]));
         // Explicit bounds and malformed: text form.
@@ -412,8 +474,17 @@ mod tests {
 
     #[test]
     fn tuple_values() {
-        assert_eq!(encode_tuple_value(oid::INT4, &TupleValue::Null), Value::Null);
-        assert_eq!(encode_tuple_value(oid::TEXT, &TupleValue::UnchangedToast), json!(UNAVAILABLE_VALUE));
-        assert_eq!(encode_tuple_value(oid::INT4, &TupleValue::Text(Bytes::from_static(b"7"))), json!(7));
+        assert_eq!(
+            encode_tuple_value(oid::INT4, &TupleValue::Null),
+            Value::Null
+        );
+        assert_eq!(
+            encode_tuple_value(oid::TEXT, &TupleValue::UnchangedToast),
+            json!(UNAVAILABLE_VALUE)
+        );
+        assert_eq!(
+            encode_tuple_value(oid::INT4, &TupleValue::Text(Bytes::from_static(b"7"))),
+            json!(7)
+        );
     }
 }

@@ -121,9 +121,17 @@ pub struct ShapeMismatch {
 /// Build a row from a pgoutput tuple. `keys_only` keeps just the replica
 /// identity columns (for a `K` old tuple, whose other columns are nulls that
 /// mean "not sent", not SQL NULL).
-pub fn row_from_tuple(rel: &Relation, values: &[TupleValue], keys_only: bool) -> Result<Row, ShapeMismatch> {
+pub fn row_from_tuple(
+    rel: &Relation,
+    values: &[TupleValue],
+    keys_only: bool,
+) -> Result<Row, ShapeMismatch> {
     if values.len() != rel.columns.len() {
-        return Err(ShapeMismatch { table: rel.qualified_name(), expected: rel.columns.len(), got: values.len() });
+        return Err(ShapeMismatch {
+            table: rel.qualified_name(),
+            expected: rel.columns.len(),
+            got: values.len(),
+        });
     }
     let mut row: Row = vec![None; values.len()];
     if keys_only {
@@ -168,8 +176,11 @@ pub fn encode_event(
     };
     let (key, partition_key) = match key_row {
         Some(row) => {
-            let values: Vec<Value> =
-                rel.key_indices.iter().map(|&i| row.get(i).cloned().flatten().unwrap_or(Value::Null)).collect();
+            let values: Vec<Value> = rel
+                .key_indices
+                .iter()
+                .map(|&i| row.get(i).cloned().flatten().unwrap_or(Value::Null))
+                .collect();
             let key = Value::Array(values).to_string();
             let full = format!("{table}:{key}");
             (key, bounded_partition_key(full))
@@ -182,12 +193,30 @@ pub fn encode_event(
     write_row(&mut out, rel, before);
     out.push_str(",\"after\":");
     write_row(&mut out, rel, after);
-    let _ = write!(out, ",\"op\":\"{}\",\"ts_ms\":{},\"source\":{{", meta.op.code(), now_ms());
-    let _ = write!(out, "\"version\":\"{}\",\"connector\":\"postgresql\",\"name\":", env!("CARGO_PKG_VERSION"));
+    let _ = write!(
+        out,
+        ",\"op\":\"{}\",\"ts_ms\":{},\"source\":{{",
+        meta.op.code(),
+        now_ms()
+    );
+    let _ = write!(
+        out,
+        "\"version\":\"{}\",\"connector\":\"postgresql\",\"name\":",
+        env!("CARGO_PKG_VERSION")
+    );
     push_json_str(&mut out, &ctx.slot);
-    let _ = write!(out, ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":", meta.commit_time_ms, meta.snapshot.as_str());
+    let _ = write!(
+        out,
+        ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":",
+        meta.commit_time_ms,
+        meta.snapshot.as_str()
+    );
     push_json_str(&mut out, &ctx.database);
-    let _ = write!(out, ",\"sequence\":\"[\\\"{}\\\",\\\"{}\\\"]\",\"schema\":", meta.commit_lsn.0, meta.lsn.0);
+    let _ = write!(
+        out,
+        ",\"sequence\":\"[\\\"{}\\\",\\\"{}\\\"]\",\"schema\":",
+        meta.commit_lsn.0, meta.lsn.0
+    );
     push_json_str(&mut out, &rel.schema);
     out.push_str(",\"table\":");
     push_json_str(&mut out, &rel.name);
@@ -197,8 +226,17 @@ pub fn encode_event(
         }
         None => out.push_str(",\"txId\":null"),
     }
-    let _ = write!(out, ",\"lsn\":{},\"commit_lsn\":{},\"xmin\":null}}}}", meta.lsn.0, meta.commit_lsn.0);
-    EncodedEvent { table, key, partition_key, data: out.into_bytes() }
+    let _ = write!(
+        out,
+        ",\"lsn\":{},\"commit_lsn\":{},\"xmin\":null}}}}",
+        meta.lsn.0, meta.commit_lsn.0
+    );
+    EncodedEvent {
+        table,
+        key,
+        partition_key,
+        data: out.into_bytes(),
+    }
 }
 
 /// The partition key, or its MD5 (32 hex chars) when it is too long for Kinesis.
@@ -263,15 +301,24 @@ mod tests {
             name: "orders".into(),
             replica_identity: ReplicaIdentity::Default,
             columns: vec![
-                Column { name: "id".into(), type_oid: 23 },
-                Column { name: "Note \"x\"".into(), type_oid: 25 },
+                Column {
+                    name: "id".into(),
+                    type_oid: 23,
+                },
+                Column {
+                    name: "Note \"x\"".into(),
+                    type_oid: 25,
+                },
             ],
             key_indices: vec![0],
         }
     }
 
     fn ctx() -> EventContext {
-        EventContext { slot: "kinesync".into(), database: "app".into() }
+        EventContext {
+            slot: "kinesync".into(),
+            database: "app".into(),
+        }
     }
 
     fn meta(op: Op) -> ChangeMeta {
@@ -308,7 +355,10 @@ mod tests {
         assert_eq!(s["ts_ms"], 1_700_000_000_000i64);
         assert_eq!(s["snapshot"], "false");
         assert_eq!(s["db"], "app");
-        assert_eq!(s["sequence"], format!("[\"{}\",\"{}\"]", 0x1_0000_0000u64, 0xFFFF_0000u64));
+        assert_eq!(
+            s["sequence"],
+            format!("[\"{}\",\"{}\"]", 0x1_0000_0000u64, 0xFFFF_0000u64)
+        );
         assert_eq!(s["schema"], "public");
         assert_eq!(s["table"], "orders");
         assert_eq!(s["txId"], 750);
@@ -317,7 +367,10 @@ mod tests {
         assert_eq!(s["xmin"], Value::Null);
         // Columns keep table order.
         let text = String::from_utf8(ev.data).unwrap();
-        assert!(text.starts_with("{\"before\":null,\"after\":{\"id\":42,"), "{text}");
+        assert!(
+            text.starts_with("{\"before\":null,\"after\":{\"id\":42,"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -328,7 +381,10 @@ mod tests {
         let ev = encode_event(&ctx(), &rel, &meta(Op::Update), Some(&before), Some(&after));
         let v: Value = serde_json::from_slice(&ev.data).unwrap();
         assert_eq!(v["before"], json!({"id": 1}));
-        assert_eq!(v["after"], json!({"id": 2, "Note \"x\"": crate::encode::UNAVAILABLE_VALUE}));
+        assert_eq!(
+            v["after"],
+            json!({"id": 2, "Note \"x\"": crate::encode::UNAVAILABLE_VALUE})
+        );
         assert_eq!(ev.partition_key, "public.orders:[2]");
 
         let ev = encode_event(&ctx(), &rel, &meta(Op::Delete), Some(&before), None);
@@ -343,11 +399,22 @@ mod tests {
         let ev = encode_event(&ctx(), &rel, &meta(Op::Truncate), None, None);
         assert_eq!(ev.partition_key, "public.orders");
         let v: Value = serde_json::from_slice(&ev.data).unwrap();
-        assert_eq!((&v["before"], &v["after"], &v["op"]), (&Value::Null, &Value::Null, &json!("t")));
+        assert_eq!(
+            (&v["before"], &v["after"], &v["op"]),
+            (&Value::Null, &Value::Null, &json!("t"))
+        );
 
-        let m = ChangeMeta { op: Op::Read, snapshot: SnapshotMarker::Last, txid: None, lsn: Lsn::ZERO, ..meta(Op::Read) };
+        let m = ChangeMeta {
+            op: Op::Read,
+            snapshot: SnapshotMarker::Last,
+            txid: None,
+            lsn: Lsn::ZERO,
+            ..meta(Op::Read)
+        };
         let after = row_from_tuple(&rel, &[text("3"), TupleValue::Null], false).unwrap();
-        let v: Value = serde_json::from_slice(&encode_event(&ctx(), &rel, &m, None, Some(&after)).data).unwrap();
+        let v: Value =
+            serde_json::from_slice(&encode_event(&ctx(), &rel, &m, None, Some(&after)).data)
+                .unwrap();
         assert_eq!(v["source"]["snapshot"], "last");
         assert_eq!(v["source"]["txId"], Value::Null);
         assert_eq!(v["source"]["lsn"], 0);
@@ -362,7 +429,12 @@ mod tests {
         let after = row_from_tuple(&rel, &[text(&long), TupleValue::Null], false).unwrap();
         let ev = encode_event(&ctx(), &rel, &meta(Op::Create), None, Some(&after));
         assert_eq!(ev.partition_key.len(), 32);
-        assert_eq!(ev.partition_key, hex::encode(Md5::digest(format!("public.orders:[\"{long}\"]").as_bytes())));
+        assert_eq!(
+            ev.partition_key,
+            hex::encode(Md5::digest(
+                format!("public.orders:[\"{long}\"]").as_bytes()
+            ))
+        );
     }
 
     #[test]

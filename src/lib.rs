@@ -7,7 +7,13 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod encode;
+pub mod event;
+pub mod lsn;
+pub mod pipeline;
 pub mod redshift;
 pub mod scheduler;
-pub mod sql;
 pub mod shutdown;
+pub mod sink;
+pub mod source;
+pub mod sql;

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(exit::CONFIG, &error),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return fail(exit::FAILURE, &error),
     };
@@ -48,18 +51,23 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
             Ok(_) => ExitCode::SUCCESS,
             Err(error) => fail(scheduler_exit_code(&error), &error),
         },
-        Command::Merge { once: true, print } | Command::Merge { once: false, print: print @ true } => {
-            match scheduler::merge_once(&config, print, shutdown).await {
-                Ok(summary) => {
-                    if !print {
-                        println!("{summary}");
-                    }
-                    ExitCode::SUCCESS
+        Command::Merge { once: true, print }
+        | Command::Merge {
+            once: false,
+            print: print @ true,
+        } => match scheduler::merge_once(&config, print, shutdown).await {
+            Ok(summary) => {
+                if !print {
+                    println!("{summary}");
                 }
-                Err(error) => fail(scheduler_exit_code(&error), &error),
+                ExitCode::SUCCESS
             }
-        }
-        Command::Merge { once: false, print: false } => match scheduler::run_daemon(config, shutdown).await {
+            Err(error) => fail(scheduler_exit_code(&error), &error),
+        },
+        Command::Merge {
+            once: false,
+            print: false,
+        } => match scheduler::run_daemon(config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(scheduler_exit_code(&error), &error),
         },
@@ -83,7 +91,9 @@ fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -42,7 +42,10 @@ template!(MERGE_PENDING, "merge/pending.sql");
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {
     #[error("SQL template {template} uses {{{{{placeholder}}}}} but no value was given (a kinesync bug)")]
-    MissingPlaceholder { template: &'static str, placeholder: String },
+    MissingPlaceholder {
+        template: &'static str,
+        placeholder: String,
+    },
 }
 
 /// Values for a template's placeholders.
@@ -69,15 +72,19 @@ fn fill(template: &'static str, text: &str, values: &Values) -> Result<String, S
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| SqlError::MissingPlaceholder {
-            template,
-            placeholder: after.chars().take(20).collect(),
-        })?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| SqlError::MissingPlaceholder {
+                template,
+                placeholder: after.chars().take(20).collect(),
+            })?;
         let name = &after[..end];
-        let value = values.get(name).ok_or_else(|| SqlError::MissingPlaceholder {
-            template,
-            placeholder: name.to_owned(),
-        })?;
+        let value = values
+            .get(name)
+            .ok_or_else(|| SqlError::MissingPlaceholder {
+                template,
+                placeholder: name.to_owned(),
+            })?;
         out.push_str(value);
         rest = &after[end + 2..];
     }
@@ -130,7 +137,10 @@ mod tests {
 
     #[test]
     fn identifiers_cannot_break_out_of_quotes() {
-        assert_eq!(quote_ident(r#"a"; drop table x; --"#), r#""a""; drop table x; --""#);
+        assert_eq!(
+            quote_ident(r#"a"; drop table x; --"#),
+            r#""a""; drop table x; --""#
+        );
         assert_eq!(qualified("Sch", "t b"), r#""Sch"."t b""#);
     }
 
@@ -142,17 +152,29 @@ mod tests {
 
     #[test]
     fn statements_split_on_line_end_semicolons_and_comments_vanish() {
-        let t = Template { name: "t", text: "-- hi {{unfilled}}\nSELECT {{a}};\n\nSELECT 'x;y'\nFROM t;\n" };
+        let t = Template {
+            name: "t",
+            text: "-- hi {{unfilled}}\nSELECT {{a}};\n\nSELECT 'x;y'\nFROM t;\n",
+        };
         let values = Values::from([("a", "1".to_owned())]);
-        assert_eq!(t.render(&values).unwrap(), vec!["SELECT 1".to_owned(), "SELECT 'x;y'\nFROM t".to_owned()]);
+        assert_eq!(
+            t.render(&values).unwrap(),
+            vec!["SELECT 1".to_owned(), "SELECT 'x;y'\nFROM t".to_owned()]
+        );
     }
 
     #[test]
     fn a_missing_placeholder_is_an_error() {
-        let t = Template { name: "t", text: "SELECT {{a}};" };
+        let t = Template {
+            name: "t",
+            text: "SELECT {{a}};",
+        };
         assert_eq!(
             t.render(&Values::new()).unwrap_err(),
-            SqlError::MissingPlaceholder { template: "t", placeholder: "a".to_owned() }
+            SqlError::MissingPlaceholder {
+                template: "t",
+                placeholder: "a".to_owned()
+            }
         );
     }
 }

@@ -41,7 +41,10 @@ async fn inserts_updates_key_changes_and_deletes_reach_the_mirror() {
         .expect("first writes");
     p.sync_producer().await;
     let summary = p.merge_once().await;
-    assert!(summary.contains("merge ok"), "unexpected summary: {summary}");
+    assert!(
+        summary.contains("merge ok"),
+        "unexpected summary: {summary}"
+    );
     p.assert_mirror_equals_source("public.accounts").await;
 
     // A second window: a deleted key comes back, another key changes twice.
@@ -60,7 +63,10 @@ async fn inserts_updates_key_changes_and_deletes_reach_the_mirror() {
 
     // Nothing new: a merge is a no-op and the mirror stays equal.
     let summary = p.merge_once().await;
-    assert!(summary.contains("nothing new"), "unexpected summary: {summary}");
+    assert!(
+        summary.contains("nothing new"),
+        "unexpected summary: {summary}"
+    );
     p.assert_mirror_equals_source("public.accounts").await;
     p.stop_producer().await;
 }

@@ -31,7 +31,10 @@ CREATE TABLE public.pairs (
 /// Seeds run by default: 20, as CI requires; `KINESYNC_E2E_SEEDS=3,7` picks others.
 fn seeds() -> Vec<u64> {
     match std::env::var("KINESYNC_E2E_SEEDS") {
-        Ok(list) => list.split(',').map(|s| s.trim().parse().expect("KINESYNC_E2E_SEEDS: numbers")).collect(),
+        Ok(list) => list
+            .split(',')
+            .map(|s| s.trim().parse().expect("KINESYNC_E2E_SEEDS: numbers"))
+            .collect(),
         Err(_) => (1..=20).collect(),
     }
 }
@@ -50,7 +53,9 @@ fn big_value(rng: &mut StdRng) -> String {
     if rng.gen_bool(0.3) {
         return "NULL".to_owned();
     }
-    let body: String = (0..6000).map(|_| char::from(b'a' + rng.gen_range(0..26u8))).collect();
+    let body: String = (0..6000)
+        .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
+        .collect();
     format!("'{body}'")
 }
 
@@ -106,13 +111,26 @@ async fn random_workloads_leave_mirror_equal_to_source() {
     for (round, &seed) in seeds.iter().enumerate() {
         // Rounds build on each other's state: re-running a seed means
         // re-running the seeds before it too.
-        let rerun = seeds[..=round].iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let rerun = seeds[..=round]
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let mut rng = StdRng::seed_from_u64(seed);
         for _ in 0..rng.gen_range(3..12) {
-            let statements: Vec<String> = (0..rng.gen_range(1..15)).map(|_| random_statement(&mut rng, &mut next_id)).collect();
-            let commit = if rng.gen_bool(0.1) { "ROLLBACK" } else { "COMMIT" };
+            let statements: Vec<String> = (0..rng.gen_range(1..15))
+                .map(|_| random_statement(&mut rng, &mut next_id))
+                .collect();
+            let commit = if rng.gen_bool(0.1) {
+                "ROLLBACK"
+            } else {
+                "COMMIT"
+            };
             let transaction = format!("BEGIN; {}; {commit};", statements.join("; "));
-            p.source.batch_execute(&transaction).await.unwrap_or_else(|e| panic!("seed {seed}: {transaction}: {e}"));
+            p.source
+                .batch_execute(&transaction)
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: {transaction}: {e}"));
         }
         p.sync_producer().await;
         p.merge_once().await;

@@ -72,8 +72,8 @@ ks_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ks_start_postgres() {
   ks_port_free "$KS_PG_PORT" || ks_die "port $KS_PG_PORT is in use (set KINESYNC_LOCAL_PG_PORT)"
-  local data=$KS_STACK_DIR/pg
-  rm -rf "$data"; mkdir -p "$data"
+  local home=$KS_STACK_DIR/pg data=$KS_STACK_DIR/pg/data
+  rm -rf "$home"; mkdir -p "$data"
   local run=()
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
@@ -83,8 +83,8 @@ ks_start_postgres() {
   else
     run=(bash -c)
   fi
-  "${run[@]}" "'$KS_PG_BIN/initdb' -D '$data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'$data.initdb.log' 2>&1" \
-    || { cat "$data.initdb.log" >&2; ks_die "initdb failed"; }
+  "${run[@]}" "'$KS_PG_BIN/initdb' -D '$data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'$home/initdb.log' 2>&1" \
+    || { cat "$home/initdb.log" >&2; ks_die "initdb failed"; }
   cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $KS_PG_PORT
@@ -98,8 +98,8 @@ synchronous_commit = off
 full_page_writes = off
 timezone = 'UTC'
 CONF
-  "${run[@]}" "'$KS_PG_BIN/pg_ctl' -D '$data' -l '$KS_STACK_DIR/pg.log' -w -t 60 start >/dev/null" \
-    || { cat "$KS_STACK_DIR/pg.log" >&2; ks_die "PostgreSQL did not start"; }
+  "${run[@]}" "'$KS_PG_BIN/pg_ctl' -D '$data' -l '$home/postgres.log' -w -t 60 start >/dev/null" \
+    || { cat "$home/postgres.log" >&2; ks_die "PostgreSQL did not start"; }
   KS_PG_STARTED=1
   ks_log "PostgreSQL $("$KS_PG_BIN/postgres" --version | awk '{print $3}') on port $KS_PG_PORT"
 }
@@ -149,9 +149,9 @@ ks_stop_stack() {
   KS_PIDS=()
   if [ "${KS_PG_STARTED:-0}" = 1 ]; then
     if [ "$(id -u)" = 0 ]; then
-      su postgres -s /bin/bash -c "'$KS_PG_BIN/pg_ctl' -D '$KS_STACK_DIR/pg' -m immediate -w stop" >/dev/null 2>&1 || true
+      su postgres -s /bin/bash -c "'$KS_PG_BIN/pg_ctl' -D '$KS_STACK_DIR/pg/data' -m immediate -w stop" >/dev/null 2>&1 || true
     else
-      "$KS_PG_BIN/pg_ctl" -D "$KS_STACK_DIR/pg" -m immediate -w stop >/dev/null 2>&1 || true
+      "$KS_PG_BIN/pg_ctl" -D "$KS_STACK_DIR/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
     KS_PG_STARTED=0
   fi

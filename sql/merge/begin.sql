@@ -1,5 +1,6 @@
--- Column names keep their case, in the mirror and inside the events.
-SET enable_case_sensitive_identifier TO true;
+-- Attribute names inside the events keep their case (column names do. Mirror
+-- identifiers fold to lower case, as Redshift does by default).
+
 SET enable_case_sensitive_super_attribute TO true;
 -- Only what arrived since the last merge: the cost of a run follows the new
 -- events, not the history in the view.

@@ -31,7 +31,10 @@ pub enum RedshiftError {
 
 impl RedshiftError {
     fn api(call: &'static str, error: impl std::fmt::Display) -> RedshiftError {
-        RedshiftError::Api { call, message: error.to_string() }
+        RedshiftError::Api {
+            call,
+            message: error.to_string(),
+        }
     }
 }
 
@@ -101,7 +104,11 @@ impl DataApi {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         let sdk = loader.load().await;
-        DataApi { client: Client::new(&sdk), config: config.clone(), shutdown }
+        DataApi {
+            client: Client::new(&sdk),
+            config: config.clone(),
+            shutdown,
+        }
     }
 
     /// Runs one statement and waits for it.
@@ -110,7 +117,12 @@ impl DataApi {
         let output = target!(self.client.execute_statement().sql(sql), self.config)
             .send()
             .await
-            .map_err(|e| RedshiftError::api("ExecuteStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                RedshiftError::api(
+                    "ExecuteStatement",
+                    aws_sdk_redshiftdata::error::DisplayErrorContext(e),
+                )
+            })?;
         let id = output.id().unwrap_or_default().to_owned();
         let described = self.wait(&id, sql).await?;
         Ok(described.0)
@@ -119,12 +131,20 @@ impl DataApi {
     /// Runs statements as one transaction (any failure rolls all back).
     pub async fn batch(&self, sqls: &[String]) -> Result<BatchOutcome, RedshiftError> {
         tracing::debug!(statements = sqls.len(), "batch");
-        let output = target!(self.client.batch_execute_statement().set_sqls(Some(sqls.to_vec())), self.config)
-            .send()
-            .await
-            .map_err(|e| {
-                RedshiftError::api("BatchExecuteStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e))
-            })?;
+        let output = target!(
+            self.client
+                .batch_execute_statement()
+                .set_sqls(Some(sqls.to_vec())),
+            self.config
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            RedshiftError::api(
+                "BatchExecuteStatement",
+                aws_sdk_redshiftdata::error::DisplayErrorContext(e),
+            )
+        })?;
         let id = output.id().unwrap_or_default().to_owned();
         let summary = format!("batch of {} statements", sqls.len());
         let (_, result_rows) = self.wait(&id, &summary).await?;
@@ -137,7 +157,12 @@ impl DataApi {
         let output = target!(self.client.execute_statement().sql(sql), self.config)
             .send()
             .await
-            .map_err(|e| RedshiftError::api("ExecuteStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                RedshiftError::api(
+                    "ExecuteStatement",
+                    aws_sdk_redshiftdata::error::DisplayErrorContext(e),
+                )
+            })?;
         let id = output.id().unwrap_or_default().to_owned();
         self.wait(&id, sql).await?;
         let mut rows = Vec::new();
@@ -151,9 +176,16 @@ impl DataApi {
                 .send()
                 .await
                 .map_err(|e| {
-                    RedshiftError::api("GetStatementResult", aws_sdk_redshiftdata::error::DisplayErrorContext(e))
+                    RedshiftError::api(
+                        "GetStatementResult",
+                        aws_sdk_redshiftdata::error::DisplayErrorContext(e),
+                    )
                 })?;
-            rows.extend(page.records().iter().map(|record| record.iter().map(value_of).collect::<Row>()));
+            rows.extend(
+                page.records()
+                    .iter()
+                    .map(|record| record.iter().map(value_of).collect::<Row>()),
+            );
             match page.next_token() {
                 Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
                 _ => break,
@@ -174,10 +206,19 @@ impl DataApi {
                 .id(id)
                 .send()
                 .await
-                .map_err(|e| RedshiftError::api("DescribeStatement", aws_sdk_redshiftdata::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    RedshiftError::api(
+                        "DescribeStatement",
+                        aws_sdk_redshiftdata::error::DisplayErrorContext(e),
+                    )
+                })?;
             match described.status() {
                 Some(StatusString::Finished) => {
-                    let subs = described.sub_statements().iter().map(|s| s.result_rows()).collect();
+                    let subs = described
+                        .sub_statements()
+                        .iter()
+                        .map(|s| s.result_rows())
+                        .collect();
                     return Ok((described.result_rows(), subs));
                 }
                 Some(StatusString::Failed) => {
@@ -192,7 +233,9 @@ impl DataApi {
                     });
                 }
                 Some(StatusString::Aborted) => {
-                    return Err(RedshiftError::Aborted { statement: statement.to_owned() });
+                    return Err(RedshiftError::Aborted {
+                        statement: statement.to_owned(),
+                    });
                 }
                 _ => {}
             }

@@ -15,7 +15,8 @@ use super::{merge_once, SchedulerError};
 /// Runs until `shutdown` fires; an in-flight merge is cancelled through the
 /// Data API when it does.
 pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), SchedulerError> {
-    let schedule_error = |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Schedule(e.to_string());
+    let schedule_error =
+        |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Schedule(e.to_string());
     let scheduler = JobScheduler::new().await.map_err(schedule_error)?;
     let running = Arc::new(Mutex::new(()));
     let config = Arc::new(config);

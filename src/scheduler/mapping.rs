@@ -91,17 +91,25 @@ impl ColumnKind {
             UUID => ColumnKind::Text { bytes: 36 },
             VARCHAR | BPCHAR => match type_length(&column.type_name) {
                 // Redshift counts bytes; a UTF-8 character takes up to 4.
-                Some(chars) => ColumnKind::Text { bytes: (chars.saturating_mul(4)).min(MAX_VARCHAR_BYTES) },
-                None => ColumnKind::Text { bytes: MAX_VARCHAR_BYTES },
+                Some(chars) => ColumnKind::Text {
+                    bytes: (chars.saturating_mul(4)).min(MAX_VARCHAR_BYTES),
+                },
+                None => ColumnKind::Text {
+                    bytes: MAX_VARCHAR_BYTES,
+                },
             },
-            _ => ColumnKind::Text { bytes: MAX_VARCHAR_BYTES },
+            _ => ColumnKind::Text {
+                bytes: MAX_VARCHAR_BYTES,
+            },
         }
     }
 
     /// The mirror column's Redshift type.
     pub fn redshift_type(&self) -> String {
         match self {
-            ColumnKind::Integer(t) | ColumnKind::Float(t) | ColumnKind::Temporal(t) => (*t).to_owned(),
+            ColumnKind::Integer(t) | ColumnKind::Float(t) | ColumnKind::Temporal(t) => {
+                (*t).to_owned()
+            }
             ColumnKind::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
             ColumnKind::Boolean => "BOOLEAN".to_owned(),
             ColumnKind::Text { bytes } => format!("VARCHAR({bytes})"),
@@ -113,7 +121,10 @@ impl ColumnKind {
     /// Whether PostgreSQL may send this column as "unchanged TOAST": such
     /// columns travel raw (VARCHAR or SUPER) until the placeholder is resolved.
     pub fn toastable(&self) -> bool {
-        matches!(self, ColumnKind::Text { .. } | ColumnKind::Bytes | ColumnKind::Super)
+        matches!(
+            self,
+            ColumnKind::Text { .. } | ColumnKind::Bytes | ColumnKind::Super
+        )
     }
 
     /// The type of the raw value between extraction and conversion.
@@ -129,7 +140,9 @@ impl ColumnKind {
     pub fn extract(&self, nav: &str) -> String {
         match self {
             ColumnKind::Integer(t) => format!("{nav}::{}", t.to_ascii_lowercase()),
-            ColumnKind::Decimal { precision, scale } => format!("{nav}::varchar::decimal({precision},{scale})"),
+            ColumnKind::Decimal { precision, scale } => {
+                format!("{nav}::varchar::decimal({precision},{scale})")
+            }
             ColumnKind::Float(t) => {
                 let t = t.to_ascii_lowercase();
                 format!("CASE WHEN IS_VARCHAR({nav}) THEN {nav}::varchar::{t} ELSE {nav}::{t} END")
@@ -184,35 +197,74 @@ mod tests {
     use super::*;
 
     fn column(type_name: &str, type_oid: u32, category: char) -> SourceColumn {
-        SourceColumn { name: "c".into(), type_name: type_name.into(), type_oid, category, key_position: None }
+        SourceColumn {
+            name: "c".into(),
+            type_name: type_name.into(),
+            type_oid,
+            category,
+            key_position: None,
+        }
     }
 
     #[test]
     fn numeric_within_redshift_precision_is_decimal_else_exact_text() {
-        assert_eq!(ColumnKind::of(&column("numeric(12,2)", NUMERIC, 'N')).redshift_type(), "DECIMAL(12,2)");
-        assert_eq!(ColumnKind::of(&column("numeric(40,2)", NUMERIC, 'N')).redshift_type(), "VARCHAR(1000)");
-        assert_eq!(ColumnKind::of(&column("numeric", NUMERIC, 'N')).redshift_type(), "VARCHAR(1000)");
+        assert_eq!(
+            ColumnKind::of(&column("numeric(12,2)", NUMERIC, 'N')).redshift_type(),
+            "DECIMAL(12,2)"
+        );
+        assert_eq!(
+            ColumnKind::of(&column("numeric(40,2)", NUMERIC, 'N')).redshift_type(),
+            "VARCHAR(1000)"
+        );
+        assert_eq!(
+            ColumnKind::of(&column("numeric", NUMERIC, 'N')).redshift_type(),
+            "VARCHAR(1000)"
+        );
     }
 
     #[test]
     fn varchar_length_is_counted_in_bytes() {
-        assert_eq!(ColumnKind::of(&column("character varying(40)", VARCHAR, 'S')).redshift_type(), "VARCHAR(160)");
-        assert_eq!(ColumnKind::of(&column("character varying(20000)", VARCHAR, 'S')).redshift_type(), "VARCHAR(65535)");
-        assert_eq!(ColumnKind::of(&column("text", 25, 'S')).redshift_type(), "VARCHAR(65535)");
+        assert_eq!(
+            ColumnKind::of(&column("character varying(40)", VARCHAR, 'S')).redshift_type(),
+            "VARCHAR(160)"
+        );
+        assert_eq!(
+            ColumnKind::of(&column("character varying(20000)", VARCHAR, 'S')).redshift_type(),
+            "VARCHAR(65535)"
+        );
+        assert_eq!(
+            ColumnKind::of(&column("text", 25, 'S')).redshift_type(),
+            "VARCHAR(65535)"
+        );
     }
 
     #[test]
     fn arrays_and_json_are_super_and_unknown_types_their_text() {
-        assert_eq!(ColumnKind::of(&column("integer[]", 1007, 'A')), ColumnKind::Super);
-        assert_eq!(ColumnKind::of(&column("jsonb", JSONB, 'U')), ColumnKind::Super);
-        assert_eq!(ColumnKind::of(&column("inet", 869, 'I')).redshift_type(), "VARCHAR(65535)");
+        assert_eq!(
+            ColumnKind::of(&column("integer[]", 1007, 'A')),
+            ColumnKind::Super
+        );
+        assert_eq!(
+            ColumnKind::of(&column("jsonb", JSONB, 'U')),
+            ColumnKind::Super
+        );
+        assert_eq!(
+            ColumnKind::of(&column("inet", 869, 'I')).redshift_type(),
+            "VARCHAR(65535)"
+        );
     }
 
     #[test]
     fn extraction_casts_match_the_json_type_the_producer_writes() {
         let nav = "e.payload.\"after\".\"c\"";
-        assert_eq!(ColumnKind::Integer("BIGINT").extract(nav), format!("{nav}::bigint"));
-        assert_eq!(ColumnKind::Temporal("TIMESTAMPTZ").extract(nav), format!("{nav}::varchar::timestamptz"));
+        assert_eq!(
+            ColumnKind::Integer("BIGINT").extract(nav),
+            format!("{nav}::bigint")
+        );
+        assert_eq!(
+            ColumnKind::Temporal("TIMESTAMPTZ").extract(nav),
+            format!("{nav}::varchar::timestamptz")
+        );
         assert_eq!(ColumnKind::Bytes.convert("l.\"c\""), "FROM_HEX(l.\"c\")");
     }
 }

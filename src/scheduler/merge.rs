@@ -31,12 +31,21 @@ pub struct MergeSummary {
 impl fmt::Display for MergeSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.tables.is_empty() {
-            return write!(f, "merge ok: nothing new ({:.1} s)", self.duration.as_secs_f64());
+            return write!(
+                f,
+                "merge ok: nothing new ({:.1} s)",
+                self.duration.as_secs_f64()
+            );
         }
         let per_table: Vec<String> = self
             .tables
             .iter()
-            .map(|t| format!("{}: {} events, {} upserted, {} deleted", t.table, t.events, t.upserted, t.deleted))
+            .map(|t| {
+                format!(
+                    "{}: {} events, {} upserted, {} deleted",
+                    t.table, t.events, t.upserted, t.deleted
+                )
+            })
             .collect();
         write!(
             f,
@@ -52,14 +61,26 @@ impl fmt::Display for MergeSummary {
 /// Refreshes the events view and merges every table once. With `print`,
 /// prints the SQL instead (every table assumed to have inserts, updates and
 /// truncates pending) and runs nothing.
-pub async fn merge_once(config: &Config, print: bool, shutdown: Shutdown) -> Result<MergeSummary, SchedulerError> {
+pub async fn merge_once(
+    config: &Config,
+    print: bool,
+    shutdown: Shutdown,
+) -> Result<MergeSummary, SchedulerError> {
     let started = Instant::now();
-    let redshift = config.redshift.as_ref().ok_or(SchedulerError::NoRedshiftConfig)?;
+    let redshift = config
+        .redshift
+        .as_ref()
+        .ok_or(SchedulerError::NoRedshiftConfig)?;
     let objects = Objects::new(config, redshift);
     let tables = read_mirror_tables(config).await?;
     if print {
-        let everything = Pending { events: 1, truncates: 1, updates: 1 };
-        let all: Vec<(MirrorTable, Pending)> = tables.into_iter().map(|t| (t, everything)).collect();
+        let everything = Pending {
+            events: 1,
+            truncates: 1,
+            updates: 1,
+        };
+        let all: Vec<(MirrorTable, Pending)> =
+            tables.into_iter().map(|t| (t, everything)).collect();
         println!("{};\n", plan::refresh_statement(&objects)?);
         for (i, batch) in plan::merge_batches(&objects, &all)?.iter().enumerate() {
             println!("-- batch {} (one transaction)", i + 1);
@@ -80,7 +101,9 @@ pub async fn merge_once(config: &Config, print: bool, shutdown: Shutdown) -> Res
         api.batch(chunk).await?;
     }
 
-    api.execute(&plan::refresh_statement(&objects)?).await.map_err(SchedulerError::Refresh)?;
+    api.execute(&plan::refresh_statement(&objects)?)
+        .await
+        .map_err(SchedulerError::Refresh)?;
 
     let rows = api.query(&plan::pending_statement(&objects)?).await?;
     let rows: Vec<(String, String, String, u64)> = rows
@@ -98,13 +121,20 @@ pub async fn merge_once(config: &Config, print: bool, shutdown: Shutdown) -> Res
     let work: Vec<(MirrorTable, Pending)> = tables
         .into_iter()
         .map(|t| {
-            let p = pending.get(&(t.source.schema.clone(), t.source.name.clone())).copied().unwrap_or_default();
+            let p = pending
+                .get(&(t.source.schema.clone(), t.source.name.clone()))
+                .copied()
+                .unwrap_or_default();
             (t, p)
         })
         .collect();
     let unknown: Vec<String> = pending
         .keys()
-        .filter(|(s, t)| !work.iter().any(|(m, _)| &m.source.schema == s && &m.source.name == t))
+        .filter(|(s, t)| {
+            !work
+                .iter()
+                .any(|(m, _)| &m.source.schema == s && &m.source.name == t)
+        })
         .map(|(s, t)| format!("{s}.{t}"))
         .collect();
     if !unknown.is_empty() {
@@ -112,7 +142,10 @@ pub async fn merge_once(config: &Config, print: bool, shutdown: Shutdown) -> Res
     }
 
     let batches = plan::merge_batches(&objects, &work)?;
-    let mut summary = MergeSummary { batches: batches.len(), ..MergeSummary::default() };
+    let mut summary = MergeSummary {
+        batches: batches.len(),
+        ..MergeSummary::default()
+    };
     for batch in &batches {
         let outcome = api.batch(batch).await.map_err(SchedulerError::Merge)?;
         for (mirror, p) in &work {
@@ -121,7 +154,8 @@ pub async fn merge_once(config: &Config, print: bool, shutdown: Shutdown) -> Res
             }
             let mirror_insert = format!("INSERT INTO {}.", objects.mirror_schema);
             let table_ref = crate::sql::quote_ident(&mirror.name);
-            let tomb_ref = crate::sql::quote_ident(&format!("kinesync_tombstones__{}", mirror.name));
+            let tomb_ref =
+                crate::sql::quote_ident(&format!("kinesync_tombstones__{}", mirror.name));
             let rows_of = |target: &str| -> Option<i64> {
                 batch
                     .iter()

@@ -80,18 +80,33 @@ impl MirrorTable {
         } else {
             format!("{}__{}", source.schema, source.name)
         };
-        let columns = source.columns.iter().map(|c| (c.clone(), ColumnKind::of(c))).collect();
-        MirrorTable { source, name, columns }
+        let columns = source
+            .columns
+            .iter()
+            .map(|c| (c.clone(), ColumnKind::of(c)))
+            .collect();
+        MirrorTable {
+            source,
+            name,
+            columns,
+        }
     }
 
     fn key(&self) -> Vec<&(SourceColumn, ColumnKind)> {
-        let mut key: Vec<_> = self.columns.iter().filter(|(c, _)| c.key_position.is_some()).collect();
+        let mut key: Vec<_> = self
+            .columns
+            .iter()
+            .filter(|(c, _)| c.key_position.is_some())
+            .collect();
         key.sort_by_key(|(c, _)| c.key_position);
         key
     }
 
     fn toastable(&self) -> Vec<&(SourceColumn, ColumnKind)> {
-        self.columns.iter().filter(|(c, k)| k.toastable() && c.key_position.is_none()).collect()
+        self.columns
+            .iter()
+            .filter(|(c, k)| k.toastable() && c.key_position.is_none())
+            .collect()
     }
 }
 
@@ -104,7 +119,10 @@ pub struct Pending {
 }
 
 /// `setup`: everything but the events view, in order, idempotent.
-pub fn setup_statements(objects: &Objects, tables: &[MirrorTable]) -> Result<Vec<String>, SqlError> {
+pub fn setup_statements(
+    objects: &Objects,
+    tables: &[MirrorTable],
+) -> Result<Vec<String>, SqlError> {
     let values = objects.values();
     let mut statements = sql::SETUP_STREAM.render(&values)?;
     statements.extend(sql::SETUP_BOOKKEEPING.render(&values)?);
@@ -121,7 +139,10 @@ pub fn events_view_statements(objects: &Objects) -> Result<Vec<String>, SqlError
 }
 
 /// The mirror table and its tombstones, `IF NOT EXISTS`.
-pub fn mirror_table_statements(objects: &Objects, table: &MirrorTable) -> Result<Vec<String>, SqlError> {
+pub fn mirror_table_statements(
+    objects: &Objects,
+    table: &MirrorTable,
+) -> Result<Vec<String>, SqlError> {
     let definitions = |columns: &[&(SourceColumn, ColumnKind)]| {
         columns
             .iter()
@@ -130,15 +151,24 @@ pub fn mirror_table_statements(objects: &Objects, table: &MirrorTable) -> Result
             .join(",\n")
     };
     let mut values = objects.values();
-    values.insert("mirror_table", qualified(&objects.mirror_schema_name, &table.name));
+    values.insert(
+        "mirror_table",
+        qualified(&objects.mirror_schema_name, &table.name),
+    );
     values.insert("tombstone_table", tombstone_table(objects, table));
-    values.insert("column_definitions", definitions(&table.columns.iter().collect::<Vec<_>>()));
+    values.insert(
+        "column_definitions",
+        definitions(&table.columns.iter().collect::<Vec<_>>()),
+    );
     values.insert("key_definitions", definitions(&table.key()));
     sql::SETUP_MIRROR_TABLE.render(&values)
 }
 
 fn tombstone_table(objects: &Objects, table: &MirrorTable) -> String {
-    qualified(&objects.mirror_schema_name, &format!("kinesync_tombstones__{}", table.name))
+    qualified(
+        &objects.mirror_schema_name,
+        &format!("kinesync_tombstones__{}", table.name),
+    )
 }
 
 /// The statement that counts pending events per table and operation.
@@ -173,7 +203,9 @@ pub fn merge_batches(
             continue;
         }
         let statements = table_merge_statements(objects, table, *pending, index + 1)?;
-        if current.len() > begin.len() && current.len() + statements.len() > MAX_STATEMENTS_PER_BATCH {
+        if current.len() > begin.len()
+            && current.len() + statements.len() > MAX_STATEMENTS_PER_BATCH
+        {
             batches.push(std::mem::replace(&mut current, begin.clone()));
         }
         current.extend(statements);
@@ -210,7 +242,13 @@ pub fn table_merge_statements(
     let after_columns = table
         .columns
         .iter()
-        .map(|(c, k)| format!("{} AS {}", k.extract(&nav("after", &c.name)), quote_ident(&c.name)))
+        .map(|(c, k)| {
+            format!(
+                "{} AS {}",
+                k.extract(&nav("after", &c.name)),
+                quote_ident(&c.name)
+            )
+        })
         .collect::<Vec<_>>()
         .join(",\n       ");
     let before_key_columns = table
@@ -223,7 +261,11 @@ pub fn table_merge_statements(
         .collect::<Vec<_>>()
         .join(",\n       ");
     let column_list = |prefix: &str, columns: &[&(SourceColumn, ColumnKind)]| {
-        columns.iter().map(|(c, _)| format!("{prefix}{}", quote_ident(&c.name))).collect::<Vec<_>>().join(", ")
+        columns
+            .iter()
+            .map(|(c, _)| format!("{prefix}{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let all: Vec<_> = table.columns.iter().collect();
     let converted_columns = table
@@ -257,9 +299,16 @@ pub fn table_merge_statements(
     values.insert("key_match_latest_m", key_match(&latest, "m"));
     values.insert("key_match_latest_p", key_match(&latest, "p"));
     values.insert("key_match_mirror_latest", key_match(&mirror, &latest));
-    values.insert("key_match_tombstone_latest", key_match(&tombstones, &latest));
+    values.insert(
+        "key_match_tombstone_latest",
+        key_match(&tombstones, &latest),
+    );
 
-    let truncate = if pending.truncates > 0 { sql::MERGE_TRUNCATE.render(&values)? } else { Vec::new() };
+    let truncate = if pending.truncates > 0 {
+        sql::MERGE_TRUNCATE.render(&values)?
+    } else {
+        Vec::new()
+    };
     values.insert("truncate_statements", terminated(&truncate));
     let toastable = table.toastable();
     let toast = if pending.updates > 0 && !toastable.is_empty() {
@@ -284,12 +333,22 @@ fn toast_statements(
     toastable: &[&(SourceColumn, ColumnKind)],
 ) -> Result<Vec<String>, SqlError> {
     let key_names: Vec<String> = key.iter().map(|(c, _)| quote_ident(&c.name)).collect();
-    let keys_of = |alias: &str| key_names.iter().map(|k| format!("{alias}.{k}")).collect::<Vec<_>>().join(", ");
+    let keys_of = |alias: &str| {
+        key_names
+            .iter()
+            .map(|k| format!("{alias}.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     // One subquery per column: the newest value of that column per key that is
     // not the placeholder, among this run's upserts.
     let mut newest = format!(
         "SELECT DISTINCT {} FROM {changes} AS c WHERE c._kinesync_action = 'upsert'",
-        key_names.iter().map(|k| format!("c.{k} AS {k}")).collect::<Vec<_>>().join(", ")
+        key_names
+            .iter()
+            .map(|k| format!("c.{k} AS {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     newest = format!("SELECT {} FROM ({newest}) AS k", keys_of("k"));
     let mut joins = String::new();
@@ -306,14 +365,18 @@ fn toast_statements(
             is_ph = kind.is_placeholder(&format!("c.{q}")),
             on = key_names.iter().map(|k| format!("{alias}.{k} = k.{k}")).collect::<Vec<_>>().join(" AND "),
         ));
-        picked.push(format!("{alias}.{q} AS {q}, {alias}._kinesync_rank AS _kinesync_found_{i}"));
+        picked.push(format!(
+            "{alias}.{q} AS {q}, {alias}._kinesync_rank AS _kinesync_found_{i}"
+        ));
     }
     let newest_real_values = format!(
         "SELECT {}, {} FROM ({newest}) AS k{joins}",
         keys_of("k"),
         picked.join(", ")
     );
-    let set = |source: &str, found: &dyn Fn(usize) -> String, value: &dyn Fn(&ColumnKind, &str) -> String| {
+    let set = |source: &str,
+               found: &dyn Fn(usize) -> String,
+               value: &dyn Fn(&ColumnKind, &str) -> String| {
         toastable
             .iter()
             .enumerate()
@@ -331,15 +394,24 @@ fn toast_statements(
     };
     values.insert(
         "set_from_batch",
-        set("p", &|i| format!("p._kinesync_found_{i} IS NOT NULL"), &|_, v| v.to_owned()),
+        set(
+            "p",
+            &|i| format!("p._kinesync_found_{i} IS NOT NULL"),
+            &|_, v| v.to_owned(),
+        ),
     );
-    values.insert("set_from_mirror", set("m", &|_| "TRUE".to_owned(), &|k, v| k.unconvert(v)));
+    values.insert(
+        "set_from_mirror",
+        set("m", &|_| "TRUE".to_owned(), &|k, v| k.unconvert(v)),
+    );
     values.insert("newest_real_values", newest_real_values);
     sql::MERGE_TOAST.render(values)
 }
 
 /// Pending counts keyed by (schema, table), from the rows of `pending_statement`.
-pub fn pending_by_table(rows: &[(String, String, String, u64)]) -> BTreeMap<(String, String), Pending> {
+pub fn pending_by_table(
+    rows: &[(String, String, String, u64)],
+) -> BTreeMap<(String, String), Pending> {
     let mut pending: BTreeMap<(String, String), Pending> = BTreeMap::new();
     for (schema, table, op, events) in rows {
         let entry = pending.entry((schema.clone(), table.clone())).or_default();
@@ -351,4 +423,153 @@ pub fn pending_by_table(rows: &[(String, String, String, u64)]) -> BTreeMap<(Str
         }
     }
     pending
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::catalog::SourceColumn;
+
+    fn column(name: &str, type_name: &str, type_oid: u32, key: Option<usize>) -> SourceColumn {
+        let category = if type_name.ends_with("[]") { 'A' } else { 'U' };
+        SourceColumn {
+            name: name.into(),
+            type_name: type_name.into(),
+            type_oid,
+            category,
+            key_position: key,
+        }
+    }
+
+    fn config() -> Config {
+        let text = r#"
+            [source]
+            url = "postgres://u@h/db"
+            tables = ["public.orders", "sales.Line Items"]
+            [kinesis]
+            stream = "kinesync-cdc"
+            [redshift]
+            workgroup = "w"
+            database = "dev"
+            stream_role_arn = "arn:aws:iam::123456789012:role/r"
+        "#;
+        Config::from_toml_with_env(text, &BTreeMap::new()).unwrap()
+    }
+
+    fn tables() -> Vec<MirrorTable> {
+        let orders = SourceTable {
+            schema: "public".into(),
+            name: "orders".into(),
+            columns: vec![
+                column("id", "bigint", 20, Some(1)),
+                column("amount", "numeric(12,2)", 1700, None),
+                column("note", "text", 25, None),
+                column("doc", "jsonb", 3802, None),
+                column("at", "timestamp with time zone", 1184, None),
+            ],
+        };
+        let lines = SourceTable {
+            schema: "sales".into(),
+            name: "Line Items".into(),
+            columns: vec![
+                column("order_id", "bigint", 20, Some(1)),
+                column("Line\"No", "integer", 23, Some(2)),
+                column("data", "bytea", 17, None),
+            ],
+        };
+        vec![MirrorTable::new(orders), MirrorTable::new(lines)]
+    }
+
+    /// The generated SQL for a two-table source, pinned in tests/golden/.
+    /// Regenerate with KINESYNC_UPDATE_GOLDEN=1 after an intended change.
+    #[test]
+    fn generated_sql_matches_the_golden_file() {
+        let config = config();
+        let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
+        let tables = tables();
+        let mut out = String::from("-- setup\n");
+        for s in setup_statements(&objects, &tables)
+            .unwrap()
+            .iter()
+            .chain(&events_view_statements(&objects).unwrap())
+        {
+            out.push_str(&format!("{s};\n\n"));
+        }
+        out.push_str(&format!(
+            "-- refresh\n{};\n\n",
+            refresh_statement(&objects).unwrap()
+        ));
+        out.push_str(&format!(
+            "-- pending\n{};\n\n",
+            pending_statement(&objects).unwrap()
+        ));
+        let all = Pending {
+            events: 1,
+            truncates: 1,
+            updates: 1,
+        };
+        let work: Vec<_> = tables.into_iter().map(|t| (t, all)).collect();
+        for (i, batch) in merge_batches(&objects, &work).unwrap().iter().enumerate() {
+            assert!(batch.len() <= MAX_STATEMENTS_PER_BATCH);
+            out.push_str(&format!("-- merge batch {}\n", i + 1));
+            for s in batch {
+                out.push_str(&format!("{s};\n\n"));
+            }
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/plan.sql");
+        if std::env::var_os("KINESYNC_UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &out).unwrap();
+        }
+        let golden = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            golden == out,
+            "generated SQL differs from {path}; rerun with KINESYNC_UPDATE_GOLDEN=1 if intended"
+        );
+    }
+
+    #[test]
+    fn tables_without_pending_events_get_no_statements() {
+        let config = config();
+        let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
+        let work: Vec<_> = tables()
+            .into_iter()
+            .map(|t| (t, Pending::default()))
+            .collect();
+        let batches = merge_batches(&objects, &work).unwrap();
+        assert_eq!(batches.len(), 1);
+        assert!(batches[0].iter().all(|s| !s.contains("kinesync_changes")));
+    }
+
+    #[test]
+    fn many_tables_are_packed_into_batches_of_at_most_40() {
+        let config = config();
+        let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
+        let one = tables().remove(0);
+        let all = Pending {
+            events: 1,
+            truncates: 1,
+            updates: 1,
+        };
+        let work: Vec<_> = (0..40).map(|_| (one.clone(), all)).collect();
+        let batches = merge_batches(&objects, &work).unwrap();
+        assert!(batches.len() > 1);
+        assert!(batches.iter().all(|b| b.len() <= MAX_STATEMENTS_PER_BATCH));
+        assert!(batches
+            .last()
+            .unwrap()
+            .last()
+            .unwrap()
+            .contains("SET watermark"));
+        let merged: usize = batches
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .filter(|s| s.contains("INSERT INTO \"mirror\".\"orders\""))
+                    .count()
+            })
+            .sum();
+        assert_eq!(merged, 40);
+    }
 }

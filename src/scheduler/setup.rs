@@ -12,8 +12,15 @@ use super::plan::{self, MirrorTable, Objects};
 use super::SchedulerError;
 
 /// Runs (or, with `print`, prints) the setup statements. Returns them.
-pub async fn setup(config: &Config, print: bool, shutdown: Shutdown) -> Result<Vec<String>, SchedulerError> {
-    let redshift = config.redshift.as_ref().ok_or(SchedulerError::NoRedshiftConfig)?;
+pub async fn setup(
+    config: &Config,
+    print: bool,
+    shutdown: Shutdown,
+) -> Result<Vec<String>, SchedulerError> {
+    let redshift = config
+        .redshift
+        .as_ref()
+        .ok_or(SchedulerError::NoRedshiftConfig)?;
     let objects = Objects::new(config, redshift);
     let tables: Vec<MirrorTable> = read_mirror_tables(config).await?;
     let statements = plan::setup_statements(&objects, &tables)?;
@@ -48,7 +55,9 @@ pub async fn setup(config: &Config, print: bool, shutdown: Shutdown) -> Result<V
 }
 
 /// Reads the source catalog and maps each configured table to its mirror.
-pub(super) async fn read_mirror_tables(config: &Config) -> Result<Vec<MirrorTable>, SchedulerError> {
+pub(super) async fn read_mirror_tables(
+    config: &Config,
+) -> Result<Vec<MirrorTable>, SchedulerError> {
     let client = catalog::connect(&config.source.url)
         .await
         .map_err(|e| SchedulerError::SourceConnect(e.to_string()))?;

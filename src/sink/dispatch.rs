@@ -89,12 +89,22 @@ impl<W: RecordWriter> Dispatcher<W> {
     /// Queue a record. Sequence numbers must increase across calls.
     pub fn push(&mut self, record: OutRecord) {
         self.pending_bytes += record.size();
-        self.pending.insert(record.seq, Pending { record, attempts: 0, not_before: None });
+        self.pending.insert(
+            record.seq,
+            Pending {
+                record,
+                attempts: 0,
+                not_before: None,
+            },
+        );
     }
 
     /// Records queued or in flight, and their bytes (for backpressure).
     pub fn buffered(&self) -> (usize, usize) {
-        (self.pending.len() + self.in_flight_records, self.pending_bytes)
+        (
+            self.pending.len() + self.in_flight_records,
+            self.pending_bytes,
+        )
     }
 
     /// Nothing pending and nothing in flight.
@@ -151,7 +161,10 @@ impl<W: RecordWriter> Dispatcher<W> {
                 blocked.insert(key);
                 continue;
             }
-            if blocked.contains(key) || batch_keys.contains(key) || self.keys_in_flight.contains(key) {
+            if blocked.contains(key)
+                || batch_keys.contains(key)
+                || self.keys_in_flight.contains(key)
+            {
                 blocked.insert(key);
                 continue;
             }
@@ -217,11 +230,18 @@ impl<W: RecordWriter> Dispatcher<W> {
                     }
                 }
                 if !codes.is_empty() {
-                    tracing::warn!(?codes, "sink did not accept {} records; retrying them", acks.retried);
+                    tracing::warn!(
+                        ?codes,
+                        "sink did not accept {} records; retrying them",
+                        acks.retried
+                    );
                 }
             }
             Err(PutError::Retryable(reason)) => {
-                tracing::warn!(records = batch.len(), "sink request failed, retrying: {reason}");
+                tracing::warn!(
+                    records = batch.len(),
+                    "sink request failed, retrying: {reason}"
+                );
                 acks.retried = batch.len();
                 for p in batch {
                     self.requeue(p);
@@ -276,7 +296,10 @@ mod tests {
             let this = Arc::clone(self);
             let records = records.to_vec();
             async move {
-                this.requests.lock().unwrap().push(records.iter().map(|r| r.seq).collect());
+                this.requests
+                    .lock()
+                    .unwrap()
+                    .push(records.iter().map(|r| r.seq).collect());
                 if std::mem::take(&mut *this.fail_request_once.lock().unwrap()) {
                     return Err(PutError::Retryable("throttled".into()));
                 }
@@ -289,9 +312,14 @@ mod tests {
                         *n
                     };
                     if this.fail.lock().unwrap().contains(&(r.seq, attempt)) {
-                        out.push(RecordResult::Retry { code: "ProvisionedThroughputExceededException".into() });
+                        out.push(RecordResult::Retry {
+                            code: "ProvisionedThroughputExceededException".into(),
+                        });
                     } else {
-                        this.accepted.lock().unwrap().push((r.seq, r.partition_key.clone()));
+                        this.accepted
+                            .lock()
+                            .unwrap()
+                            .push((r.seq, r.partition_key.clone()));
                         out.push(RecordResult::Accepted);
                     }
                 }
@@ -301,11 +329,19 @@ mod tests {
     }
 
     fn rec(seq: u64, key: &str, bytes: usize) -> OutRecord {
-        OutRecord { seq, partition_key: key.into(), data: vec![b'x'; bytes] }
+        OutRecord {
+            seq,
+            partition_key: key.into(),
+            data: vec![b'x'; bytes],
+        }
     }
 
     fn limits(records: usize, bytes: usize, in_flight: usize) -> DispatcherLimits {
-        DispatcherLimits { max_records_per_request: records, max_bytes_per_request: bytes, max_in_flight: in_flight }
+        DispatcherLimits {
+            max_records_per_request: records,
+            max_bytes_per_request: bytes,
+            max_in_flight: in_flight,
+        }
     }
 
     async fn drain(d: &mut Dispatcher<Arc<Scripted>>) -> Vec<u64> {
@@ -344,7 +380,15 @@ mod tests {
             d.push(rec(seq, &format!("k{seq}"), 1));
         }
         drain(&mut d).await;
-        assert_eq!(w.requests.lock().unwrap().iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert_eq!(
+            w.requests
+                .lock()
+                .unwrap()
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -370,7 +414,14 @@ mod tests {
         d.push(rec(2, "a", 1));
         d.push(rec(3, "c", 1));
         let accepted = drain(&mut d).await;
-        let order: Vec<u64> = w.accepted.lock().unwrap().iter().filter(|(_, k)| k == "a").map(|(s, _)| *s).collect();
+        let order: Vec<u64> = w
+            .accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, k)| k == "a")
+            .map(|(s, _)| *s)
+            .collect();
         assert_eq!(order, vec![0, 2]);
         assert_eq!(accepted.len(), 4);
         // The first request carried 0, 1, 3 (2 shares key a with 0).
@@ -388,7 +439,10 @@ mod tests {
         let accepted = drain(&mut d).await;
         assert_eq!(accepted, vec![0, 1]);
         assert!(Instant::now() - start >= RETRY_BASE_DELAY / 2);
-        assert_eq!(w.requests.lock().unwrap().clone(), vec![vec![0], vec![0], vec![1]]);
+        assert_eq!(
+            w.requests.lock().unwrap().clone(),
+            vec![vec![0], vec![0], vec![1]]
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -426,7 +480,9 @@ mod tests {
         for attempt in 1..30 {
             let d = backoff(attempt);
             assert!(d <= RETRY_MAX_DELAY, "{attempt}: {d:?}");
-            let full = RETRY_BASE_DELAY.saturating_mul(1 << (attempt - 1).min(16)).min(RETRY_MAX_DELAY);
+            let full = RETRY_BASE_DELAY
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(RETRY_MAX_DELAY);
             assert!(d >= full / 2);
         }
     }

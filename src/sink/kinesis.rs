@@ -44,7 +44,10 @@ impl KinesisWriter {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         let sdk = loader.load().await;
-        KinesisWriter { client: Client::new(&sdk), stream_name: stream_name(&config.stream).to_owned() }
+        KinesisWriter {
+            client: Client::new(&sdk),
+            stream_name: stream_name(&config.stream).to_owned(),
+        }
     }
 
     pub fn stream_name(&self) -> &str {
@@ -53,11 +56,20 @@ impl KinesisWriter {
 
     /// Fail fast before streaming: the stream exists and we may describe it.
     pub async fn check(&self) -> Result<(), SinkError> {
-        match self.client.describe_stream_summary().stream_name(&self.stream_name).send().await {
+        match self
+            .client
+            .describe_stream_summary()
+            .stream_name(&self.stream_name)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => Err(match classify(&self.stream_name, &err) {
                 PutError::Fatal(e) => e,
-                PutError::Retryable(detail) => SinkError::Io { target: format!("Kinesis stream {:?}", self.stream_name), detail },
+                PutError::Retryable(detail) => SinkError::Io {
+                    target: format!("Kinesis stream {:?}", self.stream_name),
+                    detail,
+                },
             }),
         }
     }
@@ -86,9 +98,16 @@ impl RecordWriter for KinesisWriter {
         let stream = self.stream_name.clone();
         let count = records.len();
         async move {
-            let entries =
-                entries.map_err(|e| SinkError::Rejected { stream: stream.clone(), code: "BuildError".into(), detail: e.to_string() })?;
-            let output = request.set_records(Some(entries)).send().await.map_err(|e| classify(&stream, &e))?;
+            let entries = entries.map_err(|e| SinkError::Rejected {
+                stream: stream.clone(),
+                code: "BuildError".into(),
+                detail: e.to_string(),
+            })?;
+            let output = request
+                .set_records(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify(&stream, &e))?;
             let results = output.records();
             if results.len() != count {
                 return Err(PutError::Retryable(format!(
@@ -100,10 +119,14 @@ impl RecordWriter for KinesisWriter {
                 .iter()
                 .map(|entry| match entry.error_code() {
                     None => Ok(RecordResult::Accepted),
-                    Some(code) if RETRYABLE_CODES.contains(&code) => Ok(RecordResult::Retry { code: code.to_owned() }),
+                    Some(code) if RETRYABLE_CODES.contains(&code) => Ok(RecordResult::Retry {
+                        code: code.to_owned(),
+                    }),
                     // Unknown per-record codes: retrying is the safe side; the
                     // warning log names the code.
-                    Some(code) => Ok(RecordResult::Retry { code: code.to_owned() }),
+                    Some(code) => Ok(RecordResult::Retry {
+                        code: code.to_owned(),
+                    }),
                 })
                 .collect()
         }
@@ -122,16 +145,32 @@ where
             let code = e.code().unwrap_or("Unknown").to_owned();
             let detail = e.message().unwrap_or("").to_owned();
             match code.as_str() {
-                "ResourceNotFoundException" => PutError::Fatal(SinkError::StreamNotFound { stream: stream.into(), detail }),
-                "AccessDeniedException" | "KMSAccessDeniedException" | "UnrecognizedClientException"
-                | "InvalidSignatureException" | "ExpiredTokenException" | "MissingAuthenticationToken" => {
-                    PutError::Fatal(SinkError::AccessDenied { stream: stream.into(), detail: format!("{code}: {detail}") })
+                "ResourceNotFoundException" => PutError::Fatal(SinkError::StreamNotFound {
+                    stream: stream.into(),
+                    detail,
+                }),
+                "AccessDeniedException"
+                | "KMSAccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "ExpiredTokenException"
+                | "MissingAuthenticationToken" => PutError::Fatal(SinkError::AccessDenied {
+                    stream: stream.into(),
+                    detail: format!("{code}: {detail}"),
+                }),
+                c if RETRYABLE_CODES.contains(&c) => {
+                    PutError::Retryable(format!("{code}: {detail}"))
                 }
-                c if RETRYABLE_CODES.contains(&c) => PutError::Retryable(format!("{code}: {detail}")),
-                "ValidationException" | "InvalidArgumentException" | "KMSDisabledException"
-                | "KMSInvalidStateException" | "KMSNotFoundException" | "KMSOptInRequired" => {
-                    PutError::Fatal(SinkError::Rejected { stream: stream.into(), code, detail })
-                }
+                "ValidationException"
+                | "InvalidArgumentException"
+                | "KMSDisabledException"
+                | "KMSInvalidStateException"
+                | "KMSNotFoundException"
+                | "KMSOptInRequired" => PutError::Fatal(SinkError::Rejected {
+                    stream: stream.into(),
+                    code,
+                    detail,
+                }),
                 _ => PutError::Retryable(format!("{code}: {detail}")),
             }
         }
@@ -142,7 +181,10 @@ where
         }),
         // Network, timeouts, unparsable answers (kinesalite's empty 413 lands
         // here, but the dispatcher keeps requests under its limits).
-        _ => PutError::Retryable(format!("{}", aws_sdk_kinesis::error::DisplayErrorContext(err))),
+        _ => PutError::Retryable(format!(
+            "{}",
+            aws_sdk_kinesis::error::DisplayErrorContext(err)
+        )),
     }
 }
 
@@ -152,7 +194,10 @@ mod tests {
 
     #[test]
     fn arn_becomes_name() {
-        assert_eq!(stream_name("arn:aws:kinesis:us-east-1:123456789012:stream/cdc"), "cdc");
+        assert_eq!(
+            stream_name("arn:aws:kinesis:us-east-1:123456789012:stream/cdc"),
+            "cdc"
+        );
         assert_eq!(stream_name("cdc"), "cdc");
     }
 }

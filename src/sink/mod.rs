@@ -69,7 +69,11 @@ pub enum SinkError {
     #[error("not allowed to write to Kinesis stream {stream:?} (grant kinesis:PutRecords and kinesis:DescribeStreamSummary): {detail}")]
     AccessDenied { stream: String, detail: String },
     #[error("Kinesis rejected a request to stream {stream:?} ({code}): {detail}")]
-    Rejected { stream: String, code: String, detail: String },
+    Rejected {
+        stream: String,
+        code: String,
+        detail: String,
+    },
     #[error("cannot write events to {target}: {detail}")]
     Io { target: String, detail: String },
     #[error("sink task failed: {0}")]
@@ -79,5 +83,8 @@ pub enum SinkError {
 /// The seam around one "put these records" call. Implementations report
 /// per-record results in input order; they do not retry themselves.
 pub trait RecordWriter: Send + Sync + 'static {
-    fn put_records(&self, records: &[OutRecord]) -> impl Future<Output = Result<Vec<RecordResult>, PutError>> + Send;
+    fn put_records(
+        &self,
+        records: &[OutRecord],
+    ) -> impl Future<Output = Result<Vec<RecordResult>, PutError>> + Send;
 }

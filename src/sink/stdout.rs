@@ -23,7 +23,12 @@ impl RecordWriter for StdoutWriter {
 }
 
 fn write_lines(out: &mut impl Write, records: &[OutRecord]) -> Result<Vec<RecordResult>, PutError> {
-    let io = |e: std::io::Error| PutError::Fatal(SinkError::Io { target: "stdout".into(), detail: e.to_string() });
+    let io = |e: std::io::Error| {
+        PutError::Fatal(SinkError::Io {
+            target: "stdout".into(),
+            detail: e.to_string(),
+        })
+    };
     for r in records {
         out.write_all(&r.data).map_err(io)?;
         out.write_all(b"\n").map_err(io)?;
@@ -40,11 +45,22 @@ mod tests {
     fn one_line_per_record() {
         let mut buf = Vec::new();
         let recs = vec![
-            OutRecord { seq: 1, partition_key: "k".into(), data: b"{\"a\":1}".to_vec() },
-            OutRecord { seq: 2, partition_key: "k".into(), data: b"{\"a\":2}".to_vec() },
+            OutRecord {
+                seq: 1,
+                partition_key: "k".into(),
+                data: b"{\"a\":1}".to_vec(),
+            },
+            OutRecord {
+                seq: 2,
+                partition_key: "k".into(),
+                data: b"{\"a\":2}".to_vec(),
+            },
         ];
         let results = write_lines(&mut buf, &recs).unwrap();
-        assert_eq!(results, vec![RecordResult::Accepted, RecordResult::Accepted]);
+        assert_eq!(
+            results,
+            vec![RecordResult::Accepted, RecordResult::Accepted]
+        );
         assert_eq!(buf, b"{\"a\":1}\n{\"a\":2}\n");
     }
 }

@@ -93,12 +93,33 @@ pub enum OldTupleKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogicalMessage {
     Relation(RelationBody),
-    Type { oid: u32, schema: String, name: String },
-    Origin { commit_lsn: u64, name: String },
-    Insert { relation_id: u32, new: Vec<TupleValue> },
-    Update { relation_id: u32, old: Option<(OldTupleKind, Vec<TupleValue>)>, new: Vec<TupleValue> },
-    Delete { relation_id: u32, old: (OldTupleKind, Vec<TupleValue>) },
-    Truncate { cascade: bool, restart_identity: bool, relation_ids: Vec<u32> },
+    Type {
+        oid: u32,
+        schema: String,
+        name: String,
+    },
+    Origin {
+        commit_lsn: u64,
+        name: String,
+    },
+    Insert {
+        relation_id: u32,
+        new: Vec<TupleValue>,
+    },
+    Update {
+        relation_id: u32,
+        old: Option<(OldTupleKind, Vec<TupleValue>)>,
+        new: Vec<TupleValue>,
+    },
+    Delete {
+        relation_id: u32,
+        old: (OldTupleKind, Vec<TupleValue>),
+    },
+    Truncate {
+        cascade: bool,
+        restart_identity: bool,
+        relation_ids: Vec<u32>,
+    },
     Other(u8),
 }
 
@@ -121,12 +142,18 @@ struct Reader {
 
 impl Reader {
     fn err(&self, detail: impl Into<String>) -> DecodeError {
-        DecodeError { message: self.message, detail: format!("{} (at byte {})", detail.into(), self.pos) }
+        DecodeError {
+            message: self.message,
+            detail: format!("{} (at byte {})", detail.into(), self.pos),
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         if self.buf.len() - self.pos < n {
-            return Err(self.err(format!("needs {n} more bytes, has {}", self.buf.len() - self.pos)));
+            return Err(self.err(format!(
+                "needs {n} more bytes, has {}",
+                self.buf.len() - self.pos
+            )));
         }
         let out = self.buf.slice(self.pos..self.pos + n);
         self.pos += n;
@@ -161,8 +188,13 @@ impl Reader {
     /// A NUL-terminated string.
     fn cstr(&mut self) -> Result<String, DecodeError> {
         let rest = &self.buf[self.pos..];
-        let end = rest.iter().position(|&b| b == 0).ok_or_else(|| self.err("string without NUL terminator"))?;
-        let s = std::str::from_utf8(&rest[..end]).map_err(|_| self.err("string is not UTF-8"))?.to_owned();
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| self.err("string without NUL terminator"))?;
+        let s = std::str::from_utf8(&rest[..end])
+            .map_err(|_| self.err("string is not UTF-8"))?
+            .to_owned();
         self.pos += end + 1;
         Ok(s)
     }
@@ -189,7 +221,9 @@ impl Reader {
                         TupleValue::Binary(data)
                     }
                 }
-                other => return Err(self.err(format!("unknown tuple value kind {:?}", other as char))),
+                other => {
+                    return Err(self.err(format!("unknown tuple value kind {:?}", other as char)))
+                }
             };
             values.push(value);
         }
@@ -215,20 +249,28 @@ impl Reader {
 /// Decode one pgoutput message (the payload of an XLogData).
 pub fn decode(data: Bytes) -> Result<LogicalMessage, DecodeError> {
     let Some(&tag) = data.first() else {
-        return Err(DecodeError { message: "(empty)", detail: "empty message".into() });
+        return Err(DecodeError {
+            message: "(empty)",
+            detail: "empty message".into(),
+        });
     };
     let Some(&(_, message)) = MESSAGE_NAMES.iter().find(|(t, _)| *t == tag) else {
         return Ok(LogicalMessage::Other(tag));
     };
-    let mut r = Reader { buf: data, pos: 1, message };
+    let mut r = Reader {
+        buf: data,
+        pos: 1,
+        message,
+    };
     let decoded = match tag {
         b'R' => {
             let id = r.u32()?;
             let schema = r.cstr()?;
             let name = r.cstr()?;
             let ident_byte = r.u8()?;
-            let replica_identity = ReplicaIdentity::from_byte(ident_byte)
-                .ok_or_else(|| r.err(format!("unknown replica identity {:?}", ident_byte as char)))?;
+            let replica_identity = ReplicaIdentity::from_byte(ident_byte).ok_or_else(|| {
+                r.err(format!("unknown replica identity {:?}", ident_byte as char))
+            })?;
             let ncols = r.i16()?;
             if ncols < 0 {
                 return Err(r.err(format!("negative column count {ncols}")));
@@ -239,9 +281,20 @@ pub fn decode(data: Bytes) -> Result<LogicalMessage, DecodeError> {
                 let name = r.cstr()?;
                 let type_oid = r.u32()?;
                 let type_modifier = r.i32()?;
-                columns.push(RelationColumn { is_key: flags & 1 == 1, name, type_oid, type_modifier });
+                columns.push(RelationColumn {
+                    is_key: flags & 1 == 1,
+                    name,
+                    type_oid,
+                    type_modifier,
+                });
             }
-            LogicalMessage::Relation(RelationBody { id, schema, name, replica_identity, columns })
+            LogicalMessage::Relation(RelationBody {
+                id,
+                schema,
+                name,
+                replica_identity,
+                columns,
+            })
         }
         b'Y' => {
             let oid = r.u32()?;
@@ -275,14 +328,23 @@ pub fn decode(data: Bytes) -> Result<LogicalMessage, DecodeError> {
                 return Err(r.err(format!("expected 'N', got {:?}", marker as char)));
             }
             let new = r.tuple()?;
-            LogicalMessage::Update { relation_id, old, new }
+            LogicalMessage::Update {
+                relation_id,
+                old,
+                new,
+            }
         }
         b'D' => {
             let relation_id = r.u32()?;
             let marker = r.u8()?;
-            let kind = r.old_kind(marker).ok_or_else(|| r.err(format!("expected 'K' or 'O', got {:?}", marker as char)))?;
+            let kind = r
+                .old_kind(marker)
+                .ok_or_else(|| r.err(format!("expected 'K' or 'O', got {:?}", marker as char)))?;
             let old = r.tuple()?;
-            LogicalMessage::Delete { relation_id, old: (kind, old) }
+            LogicalMessage::Delete {
+                relation_id,
+                old: (kind, old),
+            }
         }
         b'T' => {
             let n = r.i32()?;
@@ -294,7 +356,11 @@ pub fn decode(data: Bytes) -> Result<LogicalMessage, DecodeError> {
             for _ in 0..n {
                 relation_ids.push(r.u32()?);
             }
-            LogicalMessage::Truncate { cascade: options & 1 != 0, restart_identity: options & 2 != 0, relation_ids }
+            LogicalMessage::Truncate {
+                cascade: options & 1 != 0,
+                restart_identity: options & 2 != 0,
+                relation_ids,
+            }
         }
         _ => return Ok(LogicalMessage::Other(tag)),
     };
@@ -312,7 +378,13 @@ pub(crate) mod testing {
         out.push(0);
     }
 
-    pub fn relation(id: u32, schema: &str, name: &str, ident: u8, cols: &[(bool, &str, u32)]) -> Bytes {
+    pub fn relation(
+        id: u32,
+        schema: &str,
+        name: &str,
+        ident: u8,
+        cols: &[(bool, &str, u32)],
+    ) -> Bytes {
         let mut out = vec![b'R'];
         out.extend_from_slice(&id.to_be_bytes());
         cstr(&mut out, schema);
@@ -393,11 +465,23 @@ mod tests {
     }
 
     #[test]
-    fn relation() {
-        let msg = decode(relation(16384, "public", "orders", b'd', &[(true, "id", 23), (false, "note", 25)])).unwrap();
-        let LogicalMessage::Relation(rel) = msg else { panic!("{msg:?}") };
+    fn relation_message() {
+        let msg = decode(relation(
+            16384,
+            "public",
+            "orders",
+            b'd',
+            &[(true, "id", 23), (false, "note", 25)],
+        ))
+        .unwrap();
+        let LogicalMessage::Relation(rel) = msg else {
+            panic!("{msg:?}")
+        };
         assert_eq!(rel.id, 16384);
-        assert_eq!((rel.schema.as_str(), rel.name.as_str()), ("public", "orders"));
+        assert_eq!(
+            (rel.schema.as_str(), rel.name.as_str()),
+            ("public", "orders")
+        );
         assert_eq!(rel.replica_identity, ReplicaIdentity::Default);
         assert_eq!(rel.columns.len(), 2);
         assert!(rel.columns[0].is_key && !rel.columns[1].is_key);
@@ -410,7 +494,10 @@ mod tests {
         let msg = decode(insert(7, &[Some("42"), None, Some("")])).unwrap();
         assert_eq!(
             msg,
-            LogicalMessage::Insert { relation_id: 7, new: vec![text("42"), TupleValue::Null, text("")] }
+            LogicalMessage::Insert {
+                relation_id: 7,
+                new: vec![text("42"), TupleValue::Null, text("")]
+            }
         );
     }
 
@@ -419,19 +506,46 @@ mod tests {
         let msg = decode(update(7, None, &[Some("1"), Some("\u{0}u")])).unwrap();
         assert_eq!(
             msg,
-            LogicalMessage::Update { relation_id: 7, old: None, new: vec![text("1"), TupleValue::UnchangedToast] }
+            LogicalMessage::Update {
+                relation_id: 7,
+                old: None,
+                new: vec![text("1"), TupleValue::UnchangedToast]
+            }
         );
     }
 
     #[test]
     fn update_with_key_and_full_old_tuple() {
-        let msg = decode(update(7, Some((b'K', &[Some("1"), None])), &[Some("2"), Some("x")])).unwrap();
-        let LogicalMessage::Update { old: Some((OldTupleKind::Key, old)), new, .. } = msg else { panic!() };
+        let msg = decode(update(
+            7,
+            Some((b'K', &[Some("1"), None])),
+            &[Some("2"), Some("x")],
+        ))
+        .unwrap();
+        let LogicalMessage::Update {
+            old: Some((OldTupleKind::Key, old)),
+            new,
+            ..
+        } = msg
+        else {
+            panic!()
+        };
         assert_eq!(old, vec![text("1"), TupleValue::Null]);
         assert_eq!(new, vec![text("2"), text("x")]);
 
-        let msg = decode(update(7, Some((b'O', &[Some("1"), Some("a")])), &[Some("1"), Some("b")])).unwrap();
-        let LogicalMessage::Update { old: Some((OldTupleKind::Full, old)), .. } = msg else { panic!() };
+        let msg = decode(update(
+            7,
+            Some((b'O', &[Some("1"), Some("a")])),
+            &[Some("1"), Some("b")],
+        ))
+        .unwrap();
+        let LogicalMessage::Update {
+            old: Some((OldTupleKind::Full, old)),
+            ..
+        } = msg
+        else {
+            panic!()
+        };
         assert_eq!(old, vec![text("1"), text("a")]);
     }
 
@@ -440,16 +554,32 @@ mod tests {
         let msg = decode(delete(9, b'K', &[Some("5"), None])).unwrap();
         assert_eq!(
             msg,
-            LogicalMessage::Delete { relation_id: 9, old: (OldTupleKind::Key, vec![text("5"), TupleValue::Null]) }
+            LogicalMessage::Delete {
+                relation_id: 9,
+                old: (OldTupleKind::Key, vec![text("5"), TupleValue::Null])
+            }
         );
         let msg = decode(delete(9, b'O', &[Some("5"), Some("y")])).unwrap();
-        assert!(matches!(msg, LogicalMessage::Delete { old: (OldTupleKind::Full, _), .. }));
+        assert!(matches!(
+            msg,
+            LogicalMessage::Delete {
+                old: (OldTupleKind::Full, _),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn truncate_options() {
         let msg = decode(truncate(&[1, 2], 3)).unwrap();
-        assert_eq!(msg, LogicalMessage::Truncate { cascade: true, restart_identity: true, relation_ids: vec![1, 2] });
+        assert_eq!(
+            msg,
+            LogicalMessage::Truncate {
+                cascade: true,
+                restart_identity: true,
+                relation_ids: vec![1, 2]
+            }
+        );
     }
 
     #[test]
@@ -460,20 +590,30 @@ mod tests {
         cstr(&mut out, "mood");
         assert_eq!(
             decode(Bytes::from(out)).unwrap(),
-            LogicalMessage::Type { oid: 99, schema: "public".into(), name: "mood".into() }
+            LogicalMessage::Type {
+                oid: 99,
+                schema: "public".into(),
+                name: "mood".into()
+            }
         );
         let mut out = vec![b'O'];
         out.extend_from_slice(&5u64.to_be_bytes());
         cstr(&mut out, "origin1");
         assert_eq!(
             decode(Bytes::from(out)).unwrap(),
-            LogicalMessage::Origin { commit_lsn: 5, name: "origin1".into() }
+            LogicalMessage::Origin {
+                commit_lsn: 5,
+                name: "origin1".into()
+            }
         );
     }
 
     #[test]
     fn unknown_tags_are_skipped_and_garbage_is_an_error() {
-        assert_eq!(decode(Bytes::from_static(b"S\x00")).unwrap(), LogicalMessage::Other(b'S'));
+        assert_eq!(
+            decode(Bytes::from_static(b"S\x00")).unwrap(),
+            LogicalMessage::Other(b'S')
+        );
         assert!(decode(Bytes::new()).is_err());
         // Truncated Insert.
         let full = insert(7, &[Some("hello")]);

@@ -39,13 +39,26 @@ impl Relation {
     }
 
     pub fn from_body(body: RelationBody) -> Relation {
-        let key_indices = body.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
+        let key_indices = body
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_key)
+            .map(|(i, _)| i)
+            .collect();
         Relation {
             id: body.id,
             schema: body.schema,
             name: body.name,
             replica_identity: body.replica_identity,
-            columns: body.columns.into_iter().map(|c| Column { name: c.name, type_oid: c.type_oid }).collect(),
+            columns: body
+                .columns
+                .into_iter()
+                .map(|c| Column {
+                    name: c.name,
+                    type_oid: c.type_oid,
+                })
+                .collect(),
             key_indices,
         }
     }
@@ -68,7 +81,10 @@ impl RelationCache {
     /// A cache that encodes columns of the `aliases` keys (domain OIDs, from
     /// the catalog) as their base types.
     pub fn with_type_aliases(aliases: Arc<HashMap<u32, u32>>) -> Self {
-        RelationCache { relations: HashMap::new(), type_aliases: aliases }
+        RelationCache {
+            relations: HashMap::new(),
+            type_aliases: aliases,
+        }
     }
 
     /// Store (or replace, after a schema change) a relation.
@@ -101,18 +117,27 @@ mod tests {
     #[test]
     fn key_columns_and_replacement() {
         let mut cache = RelationCache::new();
-        let LogicalMessage::Relation(body) =
-            decode(testing::relation(5, "s", "t", b'd', &[(false, "a", 25), (true, "id", 23), (true, "k2", 20)]))
-                .unwrap()
-        else {
+        let LogicalMessage::Relation(body) = decode(testing::relation(
+            5,
+            "s",
+            "t",
+            b'd',
+            &[(false, "a", 25), (true, "id", 23), (true, "k2", 20)],
+        ))
+        .unwrap() else {
             panic!()
         };
         let rel = cache.insert(body);
         assert_eq!(rel.key_indices, vec![1, 2]);
         assert_eq!(rel.qualified_name(), "s.t");
-        let LogicalMessage::Relation(body) =
-            decode(testing::relation(5, "s", "t", b'f', &[(true, "a", 25), (true, "id", 23)])).unwrap()
-        else {
+        let LogicalMessage::Relation(body) = decode(testing::relation(
+            5,
+            "s",
+            "t",
+            b'f',
+            &[(true, "a", 25), (true, "id", 23)],
+        ))
+        .unwrap() else {
             panic!()
         };
         cache.insert(body);
@@ -123,7 +148,8 @@ mod tests {
     #[test]
     fn domain_types_resolve_to_base() {
         let mut cache = RelationCache::with_type_aliases(Arc::new(HashMap::from([(90000, 23)])));
-        let LogicalMessage::Relation(body) = decode(testing::relation(1, "s", "t", b'd', &[(true, "id", 90000)])).unwrap()
+        let LogicalMessage::Relation(body) =
+            decode(testing::relation(1, "s", "t", b'd', &[(true, "id", 90000)])).unwrap()
         else {
             panic!()
         };

@@ -30,35 +30,61 @@ pub const APPLICATION_NAME: &str = "kinesync";
 /// An ordinary SQL session with kinesync's pinned settings. The connection
 /// task logs its end at debug level.
 pub async fn connect_sql(url: &str) -> Result<Client, ProduceError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|_| ProduceError::InvalidSourceUrl { url: redact_url(url) })?;
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|_| ProduceError::InvalidSourceUrl {
+            url: redact_url(url),
+        })?;
     config.application_name(APPLICATION_NAME);
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| ProduceError::from_pg_connect(url, &e))?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| ProduceError::from_pg_connect(url, &e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("SQL connection ended: {e}");
         }
     });
-    let settings: String =
-        SESSION_SETTINGS.iter().map(|(k, v)| format!("SET {k} = {};", quote_literal(v))).collect();
-    client.batch_execute(&settings).await.map_err(|e| ProduceError::sql("pinning session settings", &e))?;
+    let settings: String = SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("SET {k} = {};", quote_literal(v)))
+        .collect();
+    client
+        .batch_execute(&settings)
+        .await
+        .map_err(|e| ProduceError::sql("pinning session settings", &e))?;
     Ok(client)
 }
 
 /// The database name the URL connects to (`source.db` of events).
 pub fn database_name(url: &str) -> Result<String, ProduceError> {
-    let config: tokio_postgres::Config = url.parse().map_err(|_| ProduceError::InvalidSourceUrl { url: redact_url(url) })?;
-    Ok(config.get_dbname().or(config.get_user()).unwrap_or("postgres").to_owned())
+    let config: tokio_postgres::Config =
+        url.parse().map_err(|_| ProduceError::InvalidSourceUrl {
+            url: redact_url(url),
+        })?;
+    Ok(config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres")
+        .to_owned())
 }
 
 /// A pgwire-replication config for `source`'s URL, slot and publication.
 pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, ProduceError> {
-    let invalid = || ProduceError::InvalidSourceUrl { url: redact_url(&source.url) };
+    let invalid = || ProduceError::InvalidSourceUrl {
+        url: redact_url(&source.url),
+    };
     let pg: tokio_postgres::Config = source.url.parse().map_err(|_| invalid())?;
     let user = pg.get_user().ok_or_else(invalid)?.to_owned();
-    let password = pg.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+    let password = pg
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
     let database = database_name(&source.url)?;
     let port = pg.get_ports().first().copied().unwrap_or(5432);
-    let options: String = SESSION_SETTINGS.iter().map(|(k, v)| format!("-c {k}={v} ")).collect();
+    let options: String = SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("-c {k}={v} "))
+        .collect();
     let base = match pg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => ReplicationConfig::new(
             host.clone(),
@@ -71,7 +97,7 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, Pr
         .with_port(port),
         #[cfg(unix)]
         Some(tokio_postgres::config::Host::Unix(path)) => ReplicationConfig::unix(
-            path.clone(),
+            path.to_string_lossy().into_owned(),
             port,
             user,
             password,
@@ -79,13 +105,23 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, Pr
             source.slot.clone(),
             source.publication.clone(),
         ),
-        _ => ReplicationConfig::new("localhost", user, password, database, source.slot.clone(), source.publication.clone())
-            .with_port(port),
+        _ => ReplicationConfig::new(
+            "localhost",
+            user,
+            password,
+            database,
+            source.slot.clone(),
+            source.publication.clone(),
+        )
+        .with_port(port),
     };
     let tls = match pg.get_ssl_mode() {
         tokio_postgres::config::SslMode::Disable => TlsConfig::disabled(),
         tokio_postgres::config::SslMode::Require => TlsConfig::require(),
-        _ => TlsConfig { mode: pgwire_replication::SslMode::Prefer, ..TlsConfig::default() },
+        _ => TlsConfig {
+            mode: pgwire_replication::SslMode::Prefer,
+            ..TlsConfig::default()
+        },
     };
     Ok(base
         .with_tls(tls)
@@ -98,7 +134,10 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, Pr
 
 /// Stop unless `wal_level = logical`.
 pub async fn check_wal_level(client: &Client) -> Result<(), ProduceError> {
-    let row = client.query_one("SHOW wal_level", &[]).await.map_err(|e| ProduceError::sql("reading wal_level", &e))?;
+    let row = client
+        .query_one("SHOW wal_level", &[])
+        .await
+        .map_err(|e| ProduceError::sql("reading wal_level", &e))?;
     let level: String = row.get(0);
     if level != "logical" {
         return Err(ProduceError::WalLevelNotLogical { current: level });
@@ -109,13 +148,24 @@ pub async fn check_wal_level(client: &Client) -> Result<(), ProduceError> {
 /// Create the publication for `tables` if missing, or add the tables it
 /// lacks. Returns the tables that were added to an existing publication
 /// (their existing rows are not in an earlier snapshot).
-pub async fn ensure_publication(client: &Client, publication: &str, tables: &[Relation]) -> Result<Vec<String>, ProduceError> {
+pub async fn ensure_publication(
+    client: &Client,
+    publication: &str,
+    tables: &[Relation],
+) -> Result<Vec<String>, ProduceError> {
     let existing = client
-        .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&publication])
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
         .await
         .map_err(|e| ProduceError::sql("reading pg_publication", &e))?;
-    let table_list =
-        |ts: &[&Relation]| ts.iter().map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name))).collect::<Vec<_>>().join(", ");
+    let table_list = |ts: &[&Relation]| {
+        ts.iter()
+            .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let Some(existing) = existing else {
         let all: Vec<&Relation> = tables.iter().collect();
         let sql = format!(
@@ -123,10 +173,13 @@ pub async fn ensure_publication(client: &Client, publication: &str, tables: &[Re
             quote_ident(publication),
             table_list(&all)
         );
-        client.batch_execute(&sql).await.map_err(|e| ProduceError::PublicationSetup {
-            publication: publication.to_owned(),
-            detail: pg_message(&e),
-        })?;
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| ProduceError::PublicationSetup {
+                publication: publication.to_owned(),
+                detail: pg_message(&e),
+            })?;
         tracing::info!(publication, tables = tables.len(), "created publication");
         return Ok(Vec::new());
     };
@@ -139,17 +192,26 @@ pub async fn ensure_publication(client: &Client, publication: &str, tables: &[Re
         .map_err(|e| ProduceError::sql("reading pg_publication_tables", &e))?;
     let published: std::collections::HashSet<(String, String)> =
         published.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let missing: Vec<&Relation> =
-        tables.iter().filter(|t| !published.contains(&(t.schema.clone(), t.name.clone()))).collect();
+    let missing: Vec<&Relation> = tables
+        .iter()
+        .filter(|t| !published.contains(&(t.schema.clone(), t.name.clone())))
+        .collect();
     if missing.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("ALTER PUBLICATION {} ADD TABLE {}", quote_ident(publication), table_list(&missing));
-    client.batch_execute(&sql).await.map_err(|e| ProduceError::PublicationMissingTable {
-        publication: publication.to_owned(),
-        table: missing[0].qualified_name(),
-        detail: pg_message(&e),
-    })?;
+    let sql = format!(
+        "ALTER PUBLICATION {} ADD TABLE {}",
+        quote_ident(publication),
+        table_list(&missing)
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| ProduceError::PublicationMissingTable {
+            publication: publication.to_owned(),
+            table: missing[0].qualified_name(),
+            detail: pg_message(&e),
+        })?;
     let added: Vec<String> = missing.iter().map(|t| t.qualified_name()).collect();
     tracing::info!(publication, ?added, "added tables to publication");
     Ok(added)
@@ -177,7 +239,10 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, 
         plugin: r.get(0),
         database: r.get(1),
         active_pid: r.get(2),
-        confirmed_flush: r.get::<_, Option<String>>(3).and_then(|s| s.parse().ok()).unwrap_or_default(),
+        confirmed_flush: r
+            .get::<_, Option<String>>(3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default(),
     }))
 }
 
@@ -186,12 +251,20 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), ProduceError> 
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
-        .map_err(|e| ProduceError::sql("dropping the replication slot of an unfinished snapshot", &e))?;
+        .map_err(|e| {
+            ProduceError::sql(
+                "dropping the replication slot of an unfinished snapshot",
+                &e,
+            )
+        })?;
     Ok(())
 }
 
 /// The publication's comment (our snapshot marker), if any.
-pub async fn snapshot_marker(client: &Client, publication: &str) -> Result<Option<String>, ProduceError> {
+pub async fn snapshot_marker(
+    client: &Client,
+    publication: &str,
+) -> Result<Option<String>, ProduceError> {
     let row = client
         .query_opt(
             "SELECT obj_description(p.oid, 'pg_publication') FROM pg_publication p WHERE p.pubname = $1",
@@ -211,13 +284,20 @@ pub fn marker_says_ready(marker: Option<&str>, slot: &str) -> bool {
 }
 
 /// Write (or with `None`, clear) the snapshot marker.
-pub async fn set_snapshot_marker(client: &Client, publication: &str, marker: Option<&str>) -> Result<(), ProduceError> {
+pub async fn set_snapshot_marker(
+    client: &Client,
+    publication: &str,
+    marker: Option<&str>,
+) -> Result<(), ProduceError> {
     let sql = format!(
         "COMMENT ON PUBLICATION {} IS {}",
         quote_ident(publication),
         marker.map_or_else(|| "NULL".to_owned(), quote_literal)
     );
-    client.batch_execute(&sql).await.map_err(|e| ProduceError::sql("writing the snapshot marker", &e))
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| ProduceError::sql("writing the snapshot marker", &e))
 }
 
 pub fn done_marker(slot: &str, consistent_point: Lsn) -> String {
@@ -230,20 +310,35 @@ pub fn skipped_marker(slot: &str) -> String {
 
 /// Open the replication stream on an existing slot, from its confirmed
 /// position, reporting `ack` as flushed until the pipeline confirms more.
-pub async fn start_stream(config: ReplicationConfig, ack: Lsn) -> Result<ReplicationClient, ProduceError> {
+pub async fn start_stream(
+    config: ReplicationConfig,
+    ack: Lsn,
+) -> Result<ReplicationClient, ProduceError> {
     let slot = config.slot.clone();
-    let config = config.with_start_lsn(pgwire_replication::Lsn::ZERO).with_ack_lsn(ack.into());
-    let mut client = ReplicationClient::connect(config).await.map_err(|e| ProduceError::from_replication(&slot, e))?;
-    client.wait_started().await.map_err(|e| ProduceError::from_replication(&slot, e))?;
+    let config = config
+        .with_start_lsn(pgwire_replication::Lsn::ZERO)
+        .with_ack_lsn(ack.into());
+    let mut client = ReplicationClient::connect(config)
+        .await
+        .map_err(|e| ProduceError::from_replication(&slot, e))?;
+    client
+        .wait_started()
+        .await
+        .map_err(|e| ProduceError::from_replication(&slot, e))?;
     Ok(client)
 }
 
 /// Create the slot without a snapshot (`snapshot = never`), on a gated session.
 pub async fn create_slot_without_snapshot(config: ReplicationConfig) -> Result<Lsn, ProduceError> {
     let slot = config.slot.clone();
-    let mut client = ReplicationClient::connect_gated(config).await.map_err(|e| ProduceError::from_replication(&slot, e))?;
+    let mut client = ReplicationClient::connect_gated(config)
+        .await
+        .map_err(|e| ProduceError::from_replication(&slot, e))?;
     let rows = client
-        .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')", quote_ident(&slot)))
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')",
+            quote_ident(&slot)
+        ))
         .await
         .map_err(|e| ProduceError::from_replication(&slot, e))?;
     consistent_point(&rows)
@@ -254,7 +349,9 @@ pub fn consistent_point(rows: &[pgwire_replication::QueryRow]) -> Result<Lsn, Pr
     rows.first()
         .and_then(|r| r.get(1).cloned().flatten())
         .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
-        .ok_or_else(|| ProduceError::Snapshot { detail: "CREATE_REPLICATION_SLOT returned no consistent point".into() })
+        .ok_or_else(|| ProduceError::Snapshot {
+            detail: "CREATE_REPLICATION_SLOT returned no consistent point".into(),
+        })
 }
 
 /// The server's message of a tokio-postgres error (its Display is generic).
@@ -271,9 +368,18 @@ mod tests {
 
     #[test]
     fn marker_round_trip() {
-        assert!(marker_says_ready(Some(&done_marker("kinesync", Lsn(42))), "kinesync"));
-        assert!(marker_says_ready(Some(&skipped_marker("kinesync")), "kinesync"));
-        assert!(!marker_says_ready(Some(&done_marker("other", Lsn(42))), "kinesync"));
+        assert!(marker_says_ready(
+            Some(&done_marker("kinesync", Lsn(42))),
+            "kinesync"
+        ));
+        assert!(marker_says_ready(
+            Some(&skipped_marker("kinesync")),
+            "kinesync"
+        ));
+        assert!(!marker_says_ready(
+            Some(&done_marker("other", Lsn(42))),
+            "kinesync"
+        ));
         assert!(!marker_says_ready(Some("hand-written comment"), "kinesync"));
         assert!(!marker_says_ready(None, "kinesync"));
     }
@@ -289,9 +395,21 @@ mod tests {
             heartbeat_interval_secs: 10,
         };
         let cfg = replication_config(&source).unwrap();
-        assert_eq!((cfg.host.as_str(), cfg.port, cfg.user.as_str(), cfg.database.as_str()), ("db.example", 6543, "rep", "app"));
+        assert_eq!(
+            (
+                cfg.host.as_str(),
+                cfg.port,
+                cfg.user.as_str(),
+                cfg.database.as_str()
+            ),
+            ("db.example", 6543, "rep", "app")
+        );
         assert_eq!(cfg.password, "s3cret");
         assert_eq!(cfg.tls.mode, pgwire_replication::SslMode::Require);
-        assert!(cfg.options.as_deref().unwrap_or("").contains("-c timezone=UTC"));
+        assert!(cfg
+            .options
+            .as_deref()
+            .unwrap_or("")
+            .contains("-c timezone=UTC"));
     }
 }

@@ -17,8 +17,11 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use super::relation_cache::Relation;
-use super::replication::{connect_sql, consistent_point, done_marker, pg_message, set_snapshot_marker};
+use super::replication::{
+    connect_sql, consistent_point, done_marker, pg_message, set_snapshot_marker,
+};
 use super::{quote_ident, quote_literal};
+use crate::config::SourceConfig;
 use crate::encode::encode_text;
 use crate::event::{encode_event, now_ms, ChangeMeta, EventContext, Op, Row, SnapshotMarker};
 use crate::lsn::Lsn;
@@ -40,8 +43,7 @@ pub struct Snapshot {
 /// Create the slot and copy `tables`. `Ok(None)`: shutdown was requested
 /// before the snapshot was delivered (the next start redoes it).
 pub async fn take_snapshot<W: RecordWriter>(
-    url: &str,
-    publication: &str,
+    source: &SourceConfig,
     replication: ReplicationConfig,
     admin: &Client,
     tables: &[Relation],
@@ -49,14 +51,19 @@ pub async fn take_snapshot<W: RecordWriter>(
     delivery: &mut Delivery<W>,
     shutdown: &Shutdown,
 ) -> Result<Option<Snapshot>, ProduceError> {
+    let (url, publication) = (source.url.as_str(), source.publication.as_str());
     let slot = replication.slot.clone();
     // A stale marker must never outlive the slot it describes.
     set_snapshot_marker(admin, publication, None).await?;
 
-    let mut client =
-        ReplicationClient::connect_gated(replication).await.map_err(|e| ProduceError::from_replication(&slot, e))?;
+    let mut client = ReplicationClient::connect_gated(replication)
+        .await
+        .map_err(|e| ProduceError::from_replication(&slot, e))?;
     let rows = client
-        .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')", quote_ident(&slot)))
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+            quote_ident(&slot)
+        ))
         .await
         .map_err(|e| ProduceError::from_replication(&slot, e))?;
     let consistent = consistent_point(&rows)?;
@@ -64,7 +71,9 @@ pub async fn take_snapshot<W: RecordWriter>(
         .first()
         .and_then(|r| r.get(2).cloned().flatten())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .ok_or_else(|| ProduceError::Snapshot { detail: "CREATE_REPLICATION_SLOT returned no snapshot name".into() })?;
+        .ok_or_else(|| ProduceError::Snapshot {
+            detail: "CREATE_REPLICATION_SLOT returned no snapshot name".into(),
+        })?;
     let started_ms = now_ms();
     tracing::info!(slot, consistent_point = %consistent, tables = tables.len(), "created slot; copying tables");
 
@@ -74,7 +83,9 @@ pub async fn take_snapshot<W: RecordWriter>(
         quote_literal(&snapshot_name)
     ))
     .await
-    .map_err(|e| ProduceError::Snapshot { detail: format!("cannot use the exported snapshot: {}", pg_message(&e)) })?;
+    .map_err(|e| ProduceError::Snapshot {
+        detail: format!("cannot use the exported snapshot: {}", pg_message(&e)),
+    })?;
 
     let meta = |snapshot| ChangeMeta {
         op: Op::Read,
@@ -95,9 +106,16 @@ pub async fn take_snapshot<W: RecordWriter>(
             quote_ident(&rel.schema),
             quote_ident(&rel.name)
         );
-        let stream = sql.copy_out(copy.as_str()).await.map_err(|e| ProduceError::Snapshot {
-            detail: format!("COPY of {} failed: {}", rel.qualified_name(), pg_message(&e)),
-        })?;
+        let stream = sql
+            .copy_out(copy.as_str())
+            .await
+            .map_err(|e| ProduceError::Snapshot {
+                detail: format!(
+                    "COPY of {} failed: {}",
+                    rel.qualified_name(),
+                    pg_message(&e)
+                ),
+            })?;
         let mut stream = std::pin::pin!(stream);
         let mut buffer: Vec<u8> = Vec::new();
         let mut table_rows = 0u64;
@@ -106,7 +124,11 @@ pub async fn take_snapshot<W: RecordWriter>(
             let done = chunk.is_none();
             if let Some(chunk) = chunk {
                 let chunk = chunk.map_err(|e| ProduceError::Snapshot {
-                    detail: format!("COPY of {} failed: {}", rel.qualified_name(), pg_message(&e)),
+                    detail: format!(
+                        "COPY of {} failed: {}",
+                        rel.qualified_name(),
+                        pg_message(&e)
+                    ),
                 })?;
                 buffer.extend_from_slice(&chunk);
             }
@@ -116,16 +138,24 @@ pub async fn take_snapshot<W: RecordWriter>(
                 start += nl + 1;
                 let row = parse_copy_row(&rel, line)?;
                 if let Some((prev_rel, prev_row)) = held.replace((Arc::clone(&rel), row)) {
-                    let ev = encode_event(ctx, &prev_rel, &meta(SnapshotMarker::True), None, Some(&prev_row));
+                    let ev = encode_event(
+                        ctx,
+                        &prev_rel,
+                        &meta(SnapshotMarker::True),
+                        None,
+                        Some(&prev_row),
+                    );
                     delivery.push_event(ev)?;
                     delivery.wait_for_room().await?;
                 }
                 table_rows += 1;
                 total += 1;
-                if total % PROGRESS_EVERY_ROWS == 0 {
+                if total.is_multiple_of(PROGRESS_EVERY_ROWS) {
                     tracing::info!(rows = total, table = %rel.qualified_name(), "snapshot progress");
                     if shutdown.is_triggered() {
-                        tracing::info!("shutdown during snapshot: it will start over on the next run");
+                        tracing::info!(
+                            "shutdown during snapshot: it will start over on the next run"
+                        );
                         return Ok(None);
                     }
                 }
@@ -136,7 +166,9 @@ pub async fn take_snapshot<W: RecordWriter>(
             }
         }
         if !buffer.is_empty() {
-            return Err(ProduceError::Snapshot { detail: format!("COPY of {} ended mid-row", rel.qualified_name()) });
+            return Err(ProduceError::Snapshot {
+                detail: format!("COPY of {} ended mid-row", rel.qualified_name()),
+            });
         }
         tracing::info!(table = %rel.qualified_name(), rows = table_rows, "table copied");
     }
@@ -144,15 +176,23 @@ pub async fn take_snapshot<W: RecordWriter>(
         let ev = encode_event(ctx, &rel, &meta(SnapshotMarker::Last), None, Some(&row));
         delivery.push_event(ev)?;
     }
-    sql.batch_execute("COMMIT").await.map_err(|e| ProduceError::sql("ending the snapshot transaction", &e))?;
+    sql.batch_execute("COMMIT")
+        .await
+        .map_err(|e| ProduceError::sql("ending the snapshot transaction", &e))?;
 
     if !delivery.drain(shutdown, None).await? {
-        tracing::info!("shutdown before the snapshot was delivered: it will start over on the next run");
+        tracing::info!(
+            "shutdown before the snapshot was delivered: it will start over on the next run"
+        );
         return Ok(None);
     }
     set_snapshot_marker(admin, publication, Some(&done_marker(&slot, consistent))).await?;
     tracing::info!(rows = total, consistent_point = %consistent, "snapshot delivered");
-    Ok(Some(Snapshot { client, consistent_point: consistent, rows: total }))
+    Ok(Some(Snapshot {
+        client,
+        consistent_point: consistent,
+        rows: total,
+    }))
 }
 
 /// One COPY text-format line -> a row of encoded values.
@@ -244,7 +284,15 @@ mod tests {
     #[test]
     fn copy_line_escapes_and_nulls() {
         let fields = split_copy_line(b"1\t\\N\ta\\tb\\nc\\\\d\t");
-        assert_eq!(fields, vec![Some("1".into()), None, Some("a\tb\nc\\d".into()), Some(String::new())]);
+        assert_eq!(
+            fields,
+            vec![
+                Some("1".into()),
+                None,
+                Some("a\tb\nc\\d".into()),
+                Some(String::new())
+            ]
+        );
         assert_eq!(split_copy_line(b"\\x41\\101"), vec![Some("AA".into())]);
     }
 
@@ -256,14 +304,30 @@ mod tests {
             name: "t".into(),
             replica_identity: ReplicaIdentity::Default,
             columns: vec![
-                Column { name: "id".into(), type_oid: 20 },
-                Column { name: "b".into(), type_oid: 17 },
-                Column { name: "j".into(), type_oid: 3802 },
+                Column {
+                    name: "id".into(),
+                    type_oid: 20,
+                },
+                Column {
+                    name: "b".into(),
+                    type_oid: 17,
+                },
+                Column {
+                    name: "j".into(),
+                    type_oid: 3802,
+                },
             ],
             key_indices: vec![0],
         };
         let row = parse_copy_row(&rel, b"7\t\\\\x00ff\t{\"a\": \"x\\\\ty\"}").unwrap();
-        assert_eq!(row, vec![Some(json!(7)), Some(json!("00ff")), Some(json!({"a": "x\ty"}))]);
+        assert_eq!(
+            row,
+            vec![
+                Some(json!(7)),
+                Some(json!("00ff")),
+                Some(json!({"a": "x\ty"}))
+            ]
+        );
         assert!(parse_copy_row(&rel, b"7").is_err());
     }
 }

@@ -17,12 +17,17 @@ use crate::pipeline::ProduceError;
 
 /// The tables named by `patterns`, in config order (a `schema.*` expands in
 /// name order), deduplicated.
-pub async fn resolve_tables(client: &Client, patterns: &[String]) -> Result<Vec<Relation>, ProduceError> {
+pub async fn resolve_tables(
+    client: &Client,
+    patterns: &[String],
+) -> Result<Vec<Relation>, ProduceError> {
     let mut names: Vec<(String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for pattern in patterns {
         let Some((schema, table)) = pattern.split_once('.') else {
-            return Err(ProduceError::TableNotFound { table: pattern.clone() });
+            return Err(ProduceError::TableNotFound {
+                table: pattern.clone(),
+            });
         };
         let expanded = if table == "*" {
             let rows = client
@@ -34,9 +39,13 @@ pub async fn resolve_tables(client: &Client, patterns: &[String]) -> Result<Vec<
                 .await
                 .map_err(|e| ProduceError::sql("listing the tables of a schema", &e))?;
             if rows.is_empty() {
-                return Err(ProduceError::NoTablesMatched { pattern: pattern.clone() });
+                return Err(ProduceError::NoTablesMatched {
+                    pattern: pattern.clone(),
+                });
             }
-            rows.iter().map(|r| (schema.to_owned(), r.get::<_, String>(0))).collect()
+            rows.iter()
+                .map(|r| (schema.to_owned(), r.get::<_, String>(0)))
+                .collect()
         } else {
             vec![(schema.to_owned(), table.to_owned())]
         };
@@ -53,7 +62,11 @@ pub async fn resolve_tables(client: &Client, patterns: &[String]) -> Result<Vec<
     Ok(tables)
 }
 
-async fn describe_table(client: &Client, schema: &str, name: &str) -> Result<Relation, ProduceError> {
+async fn describe_table(
+    client: &Client,
+    schema: &str,
+    name: &str,
+) -> Result<Relation, ProduceError> {
     let qualified = format!("{schema}.{name}");
     let row = client
         .query_opt(
@@ -70,7 +83,9 @@ async fn describe_table(client: &Client, schema: &str, name: &str) -> Result<Rel
         .bytes()
         .next()
         .and_then(ReplicaIdentity::from_byte)
-        .ok_or_else(|| ProduceError::NoReplicaIdentity { table: qualified.clone() })?;
+        .ok_or_else(|| ProduceError::NoReplicaIdentity {
+            table: qualified.clone(),
+        })?;
 
     let column_rows = client
         .query(
@@ -81,8 +96,13 @@ async fn describe_table(client: &Client, schema: &str, name: &str) -> Result<Rel
         )
         .await
         .map_err(|e| ProduceError::sql("reading table columns", &e))?;
-    let columns: Vec<Column> =
-        column_rows.iter().map(|r| Column { name: r.get(0), type_oid: r.get(1) }).collect();
+    let columns: Vec<Column> = column_rows
+        .iter()
+        .map(|r| Column {
+            name: r.get(0),
+            type_oid: r.get(1),
+        })
+        .collect();
     let attnums: Vec<i16> = column_rows.iter().map(|r| r.get(2)).collect();
 
     let key_indices: Vec<usize> = match replica_identity {
@@ -99,20 +119,35 @@ async fn describe_table(client: &Client, schema: &str, name: &str) -> Result<Rel
                 .await
                 .map_err(|e| ProduceError::sql("reading the replica identity", &e))?;
             let key_attnums: BTreeSet<i16> = key_rows.iter().map(|r| r.get(0)).collect();
-            attnums.iter().enumerate().filter(|(_, a)| key_attnums.contains(a)).map(|(i, _)| i).collect()
+            attnums
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| key_attnums.contains(a))
+                .map(|(i, _)| i)
+                .collect()
         }
     };
     if key_indices.is_empty() {
         return Err(ProduceError::NoReplicaIdentity { table: qualified });
     }
-    Ok(Relation { id: oid, schema: schema.to_owned(), name: name.to_owned(), replica_identity, columns, key_indices })
+    Ok(Relation {
+        id: oid,
+        schema: schema.to_owned(),
+        name: name.to_owned(),
+        replica_identity,
+        columns,
+        key_indices,
+    })
 }
 
 /// Domain type OID -> base type OID (following domains over domains), so
 /// domain columns encode like their base type.
 pub async fn domain_base_types(client: &Client) -> Result<HashMap<u32, u32>, ProduceError> {
     let rows = client
-        .query("SELECT oid, typbasetype FROM pg_type WHERE typtype = 'd'", &[])
+        .query(
+            "SELECT oid, typbasetype FROM pg_type WHERE typtype = 'd'",
+            &[],
+        )
         .await
         .map_err(|e| ProduceError::sql("reading domain types", &e))?;
     let direct: HashMap<u32, u32> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();

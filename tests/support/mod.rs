@@ -44,8 +44,9 @@ impl Stack {
 }
 
 pub async fn connect(url: &str) -> Client {
-    let (client, connection) =
-        tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
     tokio::spawn(connection);
     client
 }
@@ -61,7 +62,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {DEADLINE:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -86,7 +90,12 @@ impl Pipeline {
     }
 
     /// Like [`start`](Self::start), with extra TOML appended to the config.
-    pub async fn start_with(name: &str, schema_sql: &str, tables: &[&str], extra_toml: &str) -> Pipeline {
+    pub async fn start_with(
+        name: &str,
+        schema_sql: &str,
+        tables: &[&str],
+        extra_toml: &str,
+    ) -> Pipeline {
         let stack = Stack::from_env();
         let admin = connect(&format!("{}/postgres", stack.pg_url)).await;
         let source_db = format!("{name}_src");
@@ -100,11 +109,20 @@ impl Pipeline {
             .await
             .expect("drop old slot");
         for db in [&source_db, &mirror_db] {
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")).await.expect("drop db");
-            admin.batch_execute(&format!("CREATE DATABASE \"{db}\"")).await.expect("create db");
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                .await
+                .expect("drop db");
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{db}\""))
+                .await
+                .expect("create db");
         }
         let source = connect(&format!("{}/{source_db}", stack.pg_url)).await;
-        source.batch_execute(schema_sql).await.expect("source schema");
+        source
+            .batch_execute(schema_sql)
+            .await
+            .expect("source schema");
         let mirror = connect(&format!("{}/{mirror_db}", stack.pg_url)).await;
 
         let stream = format!("{}-cdc", name.replace('_', "-"));
@@ -114,7 +132,11 @@ impl Pipeline {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
         let config_path = dir.join("kinesync.toml");
-        let tables_toml = tables.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
+        let tables_toml = tables
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let config = format!(
             r#"
 [source]
@@ -142,7 +164,16 @@ merge = "*/5 * * * * *"
             pg = stack.pg_url
         );
         std::fs::write(&config_path, config).expect("write config");
-        Pipeline { name: name.to_owned(), stack, dir, config_path, source, mirror, stream, producer: None }
+        Pipeline {
+            name: name.to_owned(),
+            stack,
+            dir,
+            config_path,
+            source,
+            mirror,
+            stream,
+            producer: None,
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -156,7 +187,10 @@ merge = "*/5 * * * * *"
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_REGION", "us-east-1")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .kill_on_drop(true);
         command
     }
@@ -174,7 +208,10 @@ merge = "*/5 * * * * *"
     /// Runs `kinesync <args>` and fails the test unless it exits 0.
     pub async fn run_ok(&self, args: &[&str]) -> String {
         let (code, stdout, stderr) = self.run(args).await;
-        assert_eq!(code, 0, "kinesync {args:?} exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        assert_eq!(
+            code, 0,
+            "kinesync {args:?} exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
         stdout
     }
 
@@ -190,7 +227,12 @@ merge = "*/5 * * * * *"
     pub async fn start_producer(&mut self) {
         assert!(self.producer.is_none(), "producer already running");
         let log = std::fs::File::create(self.dir.join("produce.log")).expect("log file");
-        let child = self.command(&["produce"]).stdout(Stdio::null()).stderr(log).spawn().expect("spawn produce");
+        let child = self
+            .command(&["produce"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn produce");
         self.producer = Some(child);
         // Writes made after this returns are after the slot's start: they
         // reach the stream, not (only) the snapshot.
@@ -198,7 +240,10 @@ merge = "*/5 * * * * *"
         let source = &self.source;
         poll(&format!("slot {slot} to exist"), || async {
             let row = source
-                .query_one("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+                .query_one(
+                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot],
+                )
                 .await
                 .ok()?;
             (row.get::<_, i64>(0) == 1).then_some(())
@@ -208,12 +253,24 @@ merge = "*/5 * * * * *"
 
     /// Stops the producer with SIGTERM and waits for a clean exit.
     pub async fn stop_producer(&mut self) {
-        let Some(mut child) = self.producer.take() else { return };
+        let Some(mut child) = self.producer.take() else {
+            return;
+        };
         if let Some(pid) = child.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
-        let status = tokio::time::timeout(DEADLINE, child.wait()).await.expect("producer did not stop").expect("wait");
-        assert!(status.success(), "producer exited with {status} on SIGTERM; log:\n{}", self.producer_log());
+        let status = tokio::time::timeout(DEADLINE, child.wait())
+            .await
+            .expect("producer did not stop")
+            .expect("wait");
+        assert!(
+            status.success(),
+            "producer exited with {status} on SIGTERM; log:\n{}",
+            self.producer_log()
+        );
     }
 
     /// Kills the producer with SIGKILL (a crash).
@@ -232,31 +289,42 @@ merge = "*/5 * * * * *"
     pub async fn sync_producer(&mut self) {
         let row = self
             .source
-            .query_one("SELECT pg_logical_emit_message(true, 'kinesync_test', 'sync')::text", &[])
+            .query_one(
+                "SELECT pg_logical_emit_message(true, 'kinesync_test', 'sync')::text",
+                &[],
+            )
             .await
             .expect("emit message");
         let target: String = row.get(0);
-        let slot = self.name.clone();
-        let source = &self.source;
-        let producer = &mut self.producer;
-        let dir = self.dir.clone();
-        poll(&format!("slot {slot} to confirm {target}"), || async {
-            if let Some(child) = producer.as_mut() {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(child) = self.producer.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let log = std::fs::read_to_string(dir.join("produce.log")).unwrap_or_default();
-                    panic!("producer exited with {status} while syncing; log:\n{log}");
+                    panic!(
+                        "producer exited with {status} while syncing; log:\n{}",
+                        self.producer_log()
+                    );
                 }
             }
-            let row = source
+            let row = self
+                .source
                 .query_one(
                     "SELECT coalesce(confirmed_flush_lsn >= $2::text::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&slot, &target],
+                    &[&self.name, &target],
                 )
                 .await
-                .ok()?;
-            row.get::<_, bool>(0).then_some(())
-        })
-        .await;
+                .expect("slot state");
+            if row.get::<_, bool>(0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {DEADLINE:?} waiting for slot {} to confirm {target}; producer log:\n{}",
+                self.name,
+                self.producer_log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Every row of `table` in source and mirror, each column as text,
@@ -264,8 +332,16 @@ merge = "*/5 * * * * *"
     pub async fn assert_mirror_equals_source(&self, table: &str) {
         let (source_rows, mirror_rows) = self.rows_both(table).await;
         if source_rows != mirror_rows {
-            let only_source: Vec<_> = source_rows.iter().filter(|r| !mirror_rows.contains(r)).take(10).collect();
-            let only_mirror: Vec<_> = mirror_rows.iter().filter(|r| !source_rows.contains(r)).take(10).collect();
+            let only_source: Vec<_> = source_rows
+                .iter()
+                .filter(|r| !mirror_rows.contains(r))
+                .take(10)
+                .collect();
+            let only_mirror: Vec<_> = mirror_rows
+                .iter()
+                .filter(|r| !source_rows.contains(r))
+                .take(10)
+                .collect();
             panic!(
                 "mirror of {table} differs from source ({} vs {} rows)\nonly in source: {only_source:#?}\nonly in mirror: {only_mirror:#?}",
                 source_rows.len(),
@@ -275,7 +351,10 @@ merge = "*/5 * * * * *"
     }
 
     /// (source rows, mirror rows) of `table`, as text, ordered alike.
-    pub async fn rows_both(&self, table: &str) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
+    pub async fn rows_both(
+        &self,
+        table: &str,
+    ) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
         let (schema, name) = table.split_once('.').expect("schema.table");
         let columns: Vec<String> = self
             .source
@@ -289,25 +368,42 @@ merge = "*/5 * * * * *"
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let list = columns.iter().map(|c| format!("\"{c}\"::text")).collect::<Vec<_>>().join(", ");
-        let order = (1..=columns.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        let mirror_name = if schema == "public" { name.to_owned() } else { format!("{schema}__{name}") };
-        let fetch = |client: &Client, relation: String| {
-            let sql = format!("SELECT {list} FROM {relation} ORDER BY {order}");
-            async move {
-                client
-                    .query(&sql, &[])
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                    .iter()
-                    .map(|row| (0..row.len()).map(|i| row.get::<_, Option<String>>(i)).collect())
-                    .collect::<Vec<Vec<Option<String>>>>()
-            }
+        let list = columns
+            .iter()
+            .map(|c| format!("\"{c}\"::text"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let order = (1..=columns.len())
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mirror_name = if schema == "public" {
+            name.to_owned()
+        } else {
+            format!("{schema}__{name}")
         };
-        let source_rows = fetch(&self.source, format!("\"{schema}\".\"{name}\"")).await;
-        let mirror_rows = fetch(&self.mirror, format!("\"mirror\".\"{mirror_name}\"")).await;
+        let source_sql = format!("SELECT {list} FROM \"{schema}\".\"{name}\" ORDER BY {order}");
+        let mirror_sql =
+            format!("SELECT {list} FROM \"mirror\".\"{mirror_name}\" ORDER BY {order}");
+        let source_rows = text_rows(&self.source, &source_sql).await;
+        let mirror_rows = text_rows(&self.mirror, &mirror_sql).await;
         (source_rows, mirror_rows)
     }
+}
+
+/// Every row of `sql`'s result, each column as text.
+pub async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| row.get::<_, Option<String>>(i))
+                .collect()
+        })
+        .collect()
 }
 
 impl Drop for Pipeline {
@@ -323,19 +419,41 @@ pub async fn create_stream(stack: &Stack, stream: &str) {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&stack.kinesis_url)
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new("local", "local", None, None, "test"))
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "local", "local", None, None, "test",
+        ))
         .load()
         .await;
     let kinesis = aws_sdk_kinesis::Client::new(&config);
     let _ = kinesis.delete_stream().stream_name(stream).send().await;
     poll(&format!("stream {stream} to be deleted"), || async {
-        kinesis.describe_stream_summary().stream_name(stream).send().await.is_err().then_some(())
+        kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .is_err()
+            .then_some(())
     })
     .await;
-    kinesis.create_stream().stream_name(stream).shard_count(2).send().await.expect("create stream");
+    kinesis
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(2)
+        .send()
+        .await
+        .expect("create stream");
     poll(&format!("stream {stream} to be ACTIVE"), || async {
-        let summary = kinesis.describe_stream_summary().stream_name(stream).send().await.ok()?;
-        let status = summary.stream_description_summary()?.stream_status().clone();
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .ok()?;
+        let status = summary
+            .stream_description_summary()?
+            .stream_status()
+            .clone();
         (status == aws_sdk_kinesis::types::StreamStatus::Active).then_some(())
     })
     .await;

@@ -147,9 +147,7 @@ pub fn lex(sql: &str) -> Result<Vec<Tok>, RedshiftError> {
             i += 2;
             while depth > 0 {
                 if i >= n {
-                    return Err(RedshiftError::Syntax(
-                        "unterminated /* comment".to_string(),
-                    ));
+                    return Err(RedshiftError::Syntax("unterminated /* comment".to_string()));
                 }
                 if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
                     depth += 1;
@@ -247,7 +245,8 @@ pub fn lex(sql: &str) -> Result<Vec<Tok>, RedshiftError> {
                 let b = chars.get(i + 2).copied();
                 if a.is_some_and(|d| d.is_ascii_digit()) {
                     i += 1;
-                } else if matches!(a, Some('+') | Some('-')) && b.is_some_and(|d| d.is_ascii_digit())
+                } else if matches!(a, Some('+') | Some('-'))
+                    && b.is_some_and(|d| d.is_ascii_digit())
                 {
                     i += 2;
                 }

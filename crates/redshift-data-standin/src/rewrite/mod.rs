@@ -96,16 +96,24 @@ pub enum Action {
     /// Run this PostgreSQL SQL.
     Sql(String),
     /// A Redshift-only `SET`/`RESET` (already applied to the session).
-    Set { name: String, value: String },
+    Set {
+        name: String,
+        value: String,
+    },
     /// Accepted but nothing to do on PostgreSQL (e.g. `ALTER TABLE .. ALTER DISTKEY`).
-    Noop { reason: String },
+    Noop {
+        reason: String,
+    },
     CreateExternalSchema {
         schema: String,
         if_not_exists: bool,
         iam_role: String,
     },
     /// `DROP SCHEMA` of an external schema: run `sql`, then forget it.
-    DropExternalSchema { schema: String, sql: String },
+    DropExternalSchema {
+        schema: String,
+        sql: String,
+    },
     CreateStreamingView {
         schema: String,
         name: String,
@@ -115,7 +123,10 @@ pub enum Action {
         select_sql: String,
         auto_refresh: bool,
     },
-    RefreshStreamingView { schema: String, name: String },
+    RefreshStreamingView {
+        schema: String,
+        name: String,
+    },
     DropStreamingView {
         schema: String,
         name: String,
@@ -181,7 +192,11 @@ const STANDIN_FUNCTIONS: &[&str] = &[
 ];
 
 /// Catalog relations that are rewritten to `kinesync_standin.<name>`.
-const STANDIN_RELATIONS: &[&str] = &["svv_mv_info", "svv_external_schemas", "sys_stream_scan_errors"];
+const STANDIN_RELATIONS: &[&str] = &[
+    "svv_mv_info",
+    "svv_external_schemas",
+    "sys_stream_scan_errors",
+];
 
 /// Date-time functions that make a view not incrementally refreshable.
 const DATETIME_WORDS: &[&str] = &[
@@ -202,12 +217,33 @@ const DATETIME_WORDS: &[&str] = &[
 
 /// Words that cannot be a FROM alias.
 const NOT_ALIAS: &[&str] = &[
-    "where", "group", "having", "order", "limit", "union", "except", "intersect", "join", "inner",
-    "left", "right", "full", "cross", "natural", "on", "using", "window", "qualify", "offset",
-    "fetch", "lateral",
+    "where",
+    "group",
+    "having",
+    "order",
+    "limit",
+    "union",
+    "except",
+    "intersect",
+    "join",
+    "inner",
+    "left",
+    "right",
+    "full",
+    "cross",
+    "natural",
+    "on",
+    "using",
+    "window",
+    "qualify",
+    "offset",
+    "fetch",
+    "lateral",
 ];
 
-const JOIN_WORDS: &[&str] = &["join", "inner", "left", "right", "full", "cross", "natural", "lateral"];
+const JOIN_WORDS: &[&str] = &[
+    "join", "inner", "left", "right", "full", "cross", "natural", "lateral",
+];
 
 fn next_sig(toks: &[Tok], mut i: usize) -> Option<usize> {
     while i < toks.len() {
@@ -500,7 +536,7 @@ impl<'a> Translator<'a> {
                 continue;
             };
             let n1 = next_sig(toks, i + 1).filter(|&n| n < to);
-            let mut mark_to = |end: usize, skip: &mut Vec<bool>| {
+            let mark_to = |end: usize, skip: &mut Vec<bool>| {
                 for s in skip.iter_mut().take(end).skip(i) {
                     *s = true;
                 }
@@ -564,16 +600,16 @@ impl<'a> Translator<'a> {
     fn nav_root(&self, parts: &[Part]) -> Option<usize> {
         let is_super = |k: usize| parts.get(k).and_then(|p| self.super_name(p)).is_some();
         let has_after = |k: usize| parts.len() > k + 1;
-        let idents_upto = |k: usize| parts[..=k].iter().all(|p| matches!(p.kind, PartKind::Ident));
+        let idents_upto = |k: usize| {
+            parts[..=k]
+                .iter()
+                .all(|p| matches!(p.kind, PartKind::Ident))
+        };
         let part0 = self.toks[parts[0].idx]
             .ident_raw()
             .map(|s| s.to_lowercase())
             .unwrap_or_default();
-        if parts.len() >= 3
-            && is_super(1)
-            && idents_upto(1)
-            && !self.ctx.schemas.contains(&part0)
-        {
+        if parts.len() >= 3 && is_super(1) && idents_upto(1) && !self.ctx.schemas.contains(&part0) {
             return Some(1);
         }
         if is_super(0) && has_after(0) {
@@ -802,6 +838,24 @@ impl<'a> Translator<'a> {
         if typeish {
             if let Some(spec) = parse_type(toks, i) {
                 let bare = spec.args.is_empty();
+                if in_type_pos && is_varchar_base(&spec.base) {
+                    // Redshift counts VARCHAR lengths in bytes: add a byte check
+                    let n = if bare {
+                        "256".to_string()
+                    } else {
+                        check_type_args(&spec.base, &spec.args)?
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| "256".to_string())
+                    };
+                    let col = prev_sig(toks, i)
+                        .map(|c| self.emit_ident(&toks[c]))
+                        .unwrap_or_default();
+                    return Ok((
+                        format!("varchar({n}) CHECK (octet_length({col}) <= {n})"),
+                        spec.end,
+                    ));
+                }
                 match spec.base.as_str() {
                     "super" if !call || prev_cast || in_type_pos => {
                         return Ok(("jsonb".into(), spec.end));
@@ -908,7 +962,9 @@ fn parse_qname(
         .get(pos)
         .map(|&i| &toks[i])
         .filter(|t| t.is_ident())
-        .ok_or_else(|| RedshiftError::Syntax(near(toks, sig.get(pos).copied().unwrap_or(toks.len()))))?;
+        .ok_or_else(|| {
+            RedshiftError::Syntax(near(toks, sig.get(pos).copied().unwrap_or(toks.len())))
+        })?;
     let dot = sig.get(pos + 1).map(|&i| &toks[i]);
     let second = sig.get(pos + 2).map(|&i| &toks[i]);
     if dot.is_some_and(|d| d.is_punct(".")) {
@@ -945,7 +1001,9 @@ pub fn rewrite_statement(
     session: &mut Session,
     ctx: &Context,
 ) -> Result<Action, RedshiftError> {
-    let sig: Vec<usize> = (0..toks.len()).filter(|&i| toks[i].is_significant()).collect();
+    let sig: Vec<usize> = (0..toks.len())
+        .filter(|&i| toks[i].is_significant())
+        .collect();
     let w = |k: usize| sig_word(toks, &sig, k);
     let (w0, w1, w2) = (w(0), w(1), w(2));
     let generic = |session: &Session| -> Result<Action, RedshiftError> {
@@ -1092,14 +1150,17 @@ fn check_merge_source(toks: &[Tok], sig: &[usize]) -> Result<(), RedshiftError> 
         .iter()
         .position(|&i| d[i] == 0 && toks[i].is_word("using"))
     else {
-        return Err(RedshiftError::Syntax("MERGE requires USING <source table>".into()));
+        return Err(RedshiftError::Syntax(
+            "MERGE requires USING <source table>".into(),
+        ));
     };
     match sig.get(pos + 1).map(|&i| &toks[i]) {
         Some(t) if t.is_punct("(") => Err(RedshiftError::Unsupported(
             "MERGE source must be a table: a subquery is not supported as the MERGE source".into(),
         )),
         Some(t) if t.is_word("values") || t.is_word("select") => Err(RedshiftError::Unsupported(
-            "MERGE source must be a table: VALUES or a query is not supported as the MERGE source".into(),
+            "MERGE source must be a table: VALUES or a query is not supported as the MERGE source"
+                .into(),
         )),
         Some(t) if t.is_ident() => Ok(()),
         _ => Err(RedshiftError::Syntax(near(
@@ -1119,7 +1180,9 @@ fn create_external_schema(
     let w = |k: usize| sig_word(toks, sig, k);
     let mut pos = 3;
     let mut if_not_exists = false;
-    if w(3).as_deref() == Some("if") && w(4).as_deref() == Some("not") && w(5).as_deref() == Some("exists")
+    if w(3).as_deref() == Some("if")
+        && w(4).as_deref() == Some("not")
+        && w(5).as_deref() == Some("exists")
     {
         pos = 6;
         if_not_exists = true;
@@ -1143,7 +1206,8 @@ fn create_external_schema(
     }
     if w(next + 2).as_deref() != Some("iam_role") {
         return Err(RedshiftError::Syntax(
-            "CREATE EXTERNAL SCHEMA ... FROM KINESIS requires IAM_ROLE { '<role arn>' | default }".into(),
+            "CREATE EXTERNAL SCHEMA ... FROM KINESIS requires IAM_ROLE { '<role arn>' | default }"
+                .into(),
         ));
     }
     let role_tok = sig.get(next + 3).map(|&i| &toks[i]);
@@ -1249,7 +1313,9 @@ fn create_materialized_view(
     }
     let vname = format!(
         "{}.{}",
-        view.schema.clone().unwrap_or_else(|| ctx.current_schema.clone()),
+        view.schema
+            .clone()
+            .unwrap_or_else(|| ctx.current_schema.clone()),
         view.name
     );
     let reject = |why: &str| {
@@ -1261,7 +1327,9 @@ fn create_materialized_view(
     if distinct.len() > 1 {
         return reject("a streaming materialized view can read only one Kinesis stream");
     }
-    let ssig: Vec<usize> = (0..sel.len()).filter(|&k| sel[k].is_significant()).collect();
+    let ssig: Vec<usize> = (0..sel.len())
+        .filter(|&k| sel[k].is_significant())
+        .collect();
     let d = depths(sel);
     if !ssig.first().is_some_and(|&k| sel[k].is_word("select")) {
         return reject("the definition must be a plain SELECT (WITH clauses are not supported)");
@@ -1273,13 +1341,17 @@ fn create_materialized_view(
             return reject("subqueries are not supported in a streaming materialized view");
         }
         if lw == "join" {
-            return reject("JOIN is not supported in a streaming materialized view (one stream, no joins)");
+            return reject(
+                "JOIN is not supported in a streaming materialized view (one stream, no joins)",
+            );
         }
         if matches!(lw.as_str(), "union" | "except" | "intersect") && d[k] == 0 {
             return reject("set operations (UNION/EXCEPT/INTERSECT) are not supported");
         }
         if lw == "over" {
-            return reject("window functions are not supported; the view is not incrementally refreshable");
+            return reject(
+                "window functions are not supported; the view is not incrementally refreshable",
+            );
         }
         if DATETIME_WORDS.contains(&lw.as_str()) {
             return reject(&format!(
@@ -1289,7 +1361,10 @@ fn create_materialized_view(
         }
     }
     // FROM <schema>.<stream> [[AS] alias]
-    let Some(fpos) = ssig.iter().position(|&k| d[k] == 0 && sel[k].is_word("from")) else {
+    let Some(fpos) = ssig
+        .iter()
+        .position(|&k| d[k] == 0 && sel[k].is_word("from"))
+    else {
         return reject("the stream must be the FROM relation");
     };
     let Some(&first) = ssig.get(fpos + 1) else {
@@ -1324,7 +1399,9 @@ fn create_materialized_view(
     if let Some(a) = next_sig(sel, end) {
         let t = &sel[a];
         if t.is_punct(",") || JOIN_WORDS.iter().any(|j| t.is_word(j)) {
-            return reject("JOIN is not supported in a streaming materialized view (one stream, no joins)");
+            return reject(
+                "JOIN is not supported in a streaming materialized view (one stream, no joins)",
+            );
         }
     }
     if streams.len() > 1 {
@@ -1380,7 +1457,8 @@ fn create_other(
         .unwrap_or(toks.len());
     tr.strip_table_attrs(0, strip_to);
     if let Some(&open) = sig.get(next).filter(|&&o| toks[o].is_punct("(")) {
-        let close = matching_close(toks, open).ok_or_else(|| RedshiftError::Syntax(near(toks, open)))?;
+        let close =
+            matching_close(toks, open).ok_or_else(|| RedshiftError::Syntax(near(toks, open)))?;
         // column definitions: the token after each column name is the type
         let mut elem_start = true;
         let mut k = open + 1;
@@ -1397,9 +1475,16 @@ fn create_other(
             }
             if elem_start && d[k] == 1 {
                 elem_start = false;
-                let constraint = ["constraint", "primary", "unique", "foreign", "check", "like"]
-                    .iter()
-                    .any(|c| t.is_word(c));
+                let constraint = [
+                    "constraint",
+                    "primary",
+                    "unique",
+                    "foreign",
+                    "check",
+                    "like",
+                ]
+                .iter()
+                .any(|c| t.is_word(c));
                 if !constraint {
                     if let Some(tp) = next_sig(toks, k + 1) {
                         tr.type_positions.insert(tp);

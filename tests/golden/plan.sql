@@ -1,0 +1,297 @@
+-- setup
+CREATE EXTERNAL SCHEMA IF NOT EXISTS "kinesync_stream"
+FROM KINESIS
+IAM_ROLE 'arn:aws:iam::123456789012:role/r';
+
+CREATE SCHEMA IF NOT EXISTS "mirror";
+
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_checkpoint" (
+    events_view VARCHAR(256) NOT NULL,
+    watermark TIMESTAMP NOT NULL,
+    merged_at TIMESTAMP NOT NULL
+);
+
+INSERT INTO "mirror"."kinesync_checkpoint" (events_view, watermark, merged_at)
+SELECT 'kinesync_events', TIMESTAMP '1900-01-01 00:00:00', GETDATE()
+WHERE NOT EXISTS (SELECT 1 FROM "mirror"."kinesync_checkpoint" WHERE events_view = 'kinesync_events');
+
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_table_state" (
+    mirror_table VARCHAR(256) NOT NULL,
+    truncated_commit_lsn BIGINT NOT NULL,
+    truncated_lsn BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS "mirror"."orders" (
+    "id" BIGINT,
+    "amount" DECIMAL(12,2),
+    "note" VARCHAR(65535),
+    "doc" SUPER,
+    "at" TIMESTAMPTZ,
+    _kinesync_commit_lsn BIGINT NOT NULL,
+    _kinesync_lsn BIGINT NOT NULL,
+    _kinesync_op_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__orders" (
+    "id" BIGINT,
+    _kinesync_commit_lsn BIGINT NOT NULL,
+    _kinesync_lsn BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS "mirror"."sales__Line Items" (
+    "order_id" BIGINT,
+    "Line""No" INTEGER,
+    "data" VARBYTE(1024000),
+    _kinesync_commit_lsn BIGINT NOT NULL,
+    _kinesync_lsn BIGINT NOT NULL,
+    _kinesync_op_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__sales__Line Items" (
+    "order_id" BIGINT,
+    "Line""No" INTEGER,
+    _kinesync_commit_lsn BIGINT NOT NULL,
+    _kinesync_lsn BIGINT NOT NULL
+);
+
+CREATE MATERIALIZED VIEW "mirror"."kinesync_events" AUTO REFRESH NO AS
+SELECT approximate_arrival_timestamp,
+       refresh_time,
+       shard_id,
+       sequence_number,
+       partition_key,
+       JSON_PARSE(kinesis_data) AS payload
+FROM "kinesync_stream"."kinesync-cdc";
+
+-- refresh
+REFRESH MATERIALIZED VIEW "mirror"."kinesync_events";
+
+-- pending
+SELECT e.payload."source"."schema"::varchar AS source_schema,
+       e.payload."source"."table"::varchar AS source_table,
+       e.payload."op"::varchar AS op,
+       COUNT(*) AS events
+FROM "mirror"."kinesync_events" AS e
+WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events')
+GROUP BY 1, 2, 3;
+
+-- merge batch 1
+SET enable_case_sensitive_super_attribute TO true;
+
+CREATE TEMP TABLE kinesync_new_events AS
+SELECT e.refresh_time, e.payload
+FROM "mirror"."kinesync_events" AS e
+WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events');
+
+CREATE TEMP TABLE kinesync_changes_1 AS
+SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
+       e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
+       e.payload."source"."lsn"::bigint AS _kinesync_lsn,
+       e.payload."source"."ts_ms"::bigint AS _kinesync_ts_ms,
+       e.payload."after"."id"::bigint AS "id",
+       e.payload."after"."amount"::varchar::decimal(12,2) AS "amount",
+       e.payload."after"."note"::varchar AS "note",
+       e.payload."after"."doc" AS "doc",
+       e.payload."after"."at"::varchar::timestamptz AS "at"
+FROM kinesync_new_events AS e
+WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar IN ('c', 'u', 'r')
+UNION ALL
+SELECT CAST('delete' AS VARCHAR(6)),
+       e.payload."source"."commit_lsn"::bigint,
+       e.payload."source"."lsn"::bigint,
+       e.payload."source"."ts_ms"::bigint,
+       e.payload."before"."id"::bigint,
+       CAST(NULL AS DECIMAL(12,2)),
+       CAST(NULL AS VARCHAR(65535)),
+       CAST(NULL AS SUPER),
+       CAST(NULL AS TIMESTAMPTZ)
+FROM kinesync_new_events AS e
+WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders'
+  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
+
+CREATE TEMP TABLE kinesync_latest_1 AS
+SELECT * FROM (
+    SELECT c.*, ROW_NUMBER() OVER (
+               PARTITION BY "id"
+               ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC, c._kinesync_action DESC
+           ) AS _kinesync_rank
+    FROM kinesync_changes_1 AS c
+) AS ranked
+WHERE _kinesync_rank = 1;
+
+CREATE TEMP TABLE kinesync_cutoff_1 AS
+SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
+    SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
+           e.payload."source"."lsn"::bigint AS _kinesync_lsn
+    FROM kinesync_new_events AS e
+    WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar = 't'
+    UNION ALL
+    SELECT s.truncated_commit_lsn, s.truncated_lsn
+    FROM "mirror"."kinesync_table_state" AS s
+    WHERE s.mirror_table = 'orders'
+) AS t
+ORDER BY t._kinesync_commit_lsn DESC, t._kinesync_lsn DESC
+LIMIT 1;
+
+DELETE FROM "mirror"."orders" USING kinesync_cutoff_1 AS k
+WHERE "mirror"."orders"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."orders"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."orders"._kinesync_lsn < k._kinesync_lsn);
+
+DELETE FROM "mirror"."kinesync_tombstones__orders" USING kinesync_cutoff_1 AS k
+WHERE "mirror"."kinesync_tombstones__orders"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."kinesync_tombstones__orders"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__orders"._kinesync_lsn < k._kinesync_lsn);
+
+DELETE FROM "mirror"."kinesync_table_state" WHERE mirror_table = 'orders';
+
+INSERT INTO "mirror"."kinesync_table_state" (mirror_table, truncated_commit_lsn, truncated_lsn)
+SELECT 'orders', k._kinesync_commit_lsn, k._kinesync_lsn FROM kinesync_cutoff_1 AS k;
+
+DELETE FROM kinesync_latest_1 USING "mirror"."kinesync_table_state" AS k
+WHERE k.mirror_table = 'orders'
+  AND (kinesync_latest_1._kinesync_commit_lsn < k.truncated_commit_lsn
+       OR (kinesync_latest_1._kinesync_commit_lsn = k.truncated_commit_lsn AND kinesync_latest_1._kinesync_lsn < k.truncated_lsn));
+
+DELETE FROM kinesync_latest_1 USING "mirror"."orders" AS m
+WHERE kinesync_latest_1."id" = m."id"
+  AND (m._kinesync_commit_lsn > kinesync_latest_1._kinesync_commit_lsn
+       OR (m._kinesync_commit_lsn = kinesync_latest_1._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_1._kinesync_lsn));
+
+DELETE FROM kinesync_latest_1 USING "mirror"."kinesync_tombstones__orders" AS m
+WHERE kinesync_latest_1."id" = m."id"
+  AND (m._kinesync_commit_lsn > kinesync_latest_1._kinesync_commit_lsn
+       OR (m._kinesync_commit_lsn = kinesync_latest_1._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_1._kinesync_lsn));
+
+UPDATE kinesync_latest_1 SET "note" = CASE WHEN kinesync_latest_1."note" = '__debezium_unavailable_value' AND p._kinesync_found_0 IS NOT NULL THEN p."note" ELSE kinesync_latest_1."note" END,
+    "doc" = CASE WHEN JSON_SERIALIZE(kinesync_latest_1."doc") = '"__debezium_unavailable_value"' AND p._kinesync_found_1 IS NOT NULL THEN p."doc" ELSE kinesync_latest_1."doc" END
+FROM (SELECT k."id", v0."note" AS "note", v0._kinesync_rank AS _kinesync_found_0, v1."doc" AS "doc", v1._kinesync_rank AS _kinesync_found_1 FROM (SELECT k."id" FROM (SELECT DISTINCT c."id" AS "id" FROM kinesync_changes_1 AS c WHERE c._kinesync_action = 'upsert') AS k) AS k
+    LEFT JOIN (SELECT c."id", c."note", ROW_NUMBER() OVER (PARTITION BY c."id" ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank FROM kinesync_changes_1 AS c WHERE c._kinesync_action = 'upsert' AND (c."note" IS NULL OR NOT (c."note" = '__debezium_unavailable_value'))) AS v0 ON v0._kinesync_rank = 1 AND v0."id" = k."id"
+    LEFT JOIN (SELECT c."id", c."doc", ROW_NUMBER() OVER (PARTITION BY c."id" ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank FROM kinesync_changes_1 AS c WHERE c._kinesync_action = 'upsert' AND (c."doc" IS NULL OR NOT (JSON_SERIALIZE(c."doc") = '"__debezium_unavailable_value"'))) AS v1 ON v1._kinesync_rank = 1 AND v1."id" = k."id") AS p
+WHERE kinesync_latest_1."id" = p."id";
+
+UPDATE kinesync_latest_1 SET "note" = CASE WHEN kinesync_latest_1."note" = '__debezium_unavailable_value' AND TRUE THEN m."note" ELSE kinesync_latest_1."note" END,
+    "doc" = CASE WHEN JSON_SERIALIZE(kinesync_latest_1."doc") = '"__debezium_unavailable_value"' AND TRUE THEN m."doc" ELSE kinesync_latest_1."doc" END
+FROM "mirror"."orders" AS m
+WHERE kinesync_latest_1."id" = m."id";
+
+DELETE FROM "mirror"."orders" USING kinesync_latest_1
+WHERE "mirror"."orders"."id" = kinesync_latest_1."id";
+
+INSERT INTO "mirror"."orders" ("id", "amount", "note", "doc", "at", _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
+SELECT l."id", l."amount", l."note", l."doc", l."at", l._kinesync_commit_lsn, l._kinesync_lsn,
+       TIMESTAMP 'epoch' + (l._kinesync_ts_ms / 1000) * INTERVAL '1 second'
+FROM kinesync_latest_1 AS l
+WHERE l._kinesync_action = 'upsert';
+
+DELETE FROM "mirror"."kinesync_tombstones__orders" USING kinesync_latest_1
+WHERE "mirror"."kinesync_tombstones__orders"."id" = kinesync_latest_1."id";
+
+INSERT INTO "mirror"."kinesync_tombstones__orders" ("id", _kinesync_commit_lsn, _kinesync_lsn)
+SELECT l."id", l._kinesync_commit_lsn, l._kinesync_lsn
+FROM kinesync_latest_1 AS l
+WHERE l._kinesync_action = 'delete';
+
+CREATE TEMP TABLE kinesync_changes_2 AS
+SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
+       e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
+       e.payload."source"."lsn"::bigint AS _kinesync_lsn,
+       e.payload."source"."ts_ms"::bigint AS _kinesync_ts_ms,
+       e.payload."after"."order_id"::bigint AS "order_id",
+       e.payload."after"."Line""No"::integer AS "Line""No",
+       e.payload."after"."data"::varchar AS "data"
+FROM kinesync_new_events AS e
+WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items' AND e.payload."op"::varchar IN ('c', 'u', 'r')
+UNION ALL
+SELECT CAST('delete' AS VARCHAR(6)),
+       e.payload."source"."commit_lsn"::bigint,
+       e.payload."source"."lsn"::bigint,
+       e.payload."source"."ts_ms"::bigint,
+       e.payload."before"."order_id"::bigint,
+       e.payload."before"."Line""No"::integer,
+       CAST(NULL AS VARCHAR(65535))
+FROM kinesync_new_events AS e
+WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items'
+  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
+
+CREATE TEMP TABLE kinesync_latest_2 AS
+SELECT * FROM (
+    SELECT c.*, ROW_NUMBER() OVER (
+               PARTITION BY "order_id", "Line""No"
+               ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC, c._kinesync_action DESC
+           ) AS _kinesync_rank
+    FROM kinesync_changes_2 AS c
+) AS ranked
+WHERE _kinesync_rank = 1;
+
+CREATE TEMP TABLE kinesync_cutoff_2 AS
+SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
+    SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
+           e.payload."source"."lsn"::bigint AS _kinesync_lsn
+    FROM kinesync_new_events AS e
+    WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items' AND e.payload."op"::varchar = 't'
+    UNION ALL
+    SELECT s.truncated_commit_lsn, s.truncated_lsn
+    FROM "mirror"."kinesync_table_state" AS s
+    WHERE s.mirror_table = 'sales__Line Items'
+) AS t
+ORDER BY t._kinesync_commit_lsn DESC, t._kinesync_lsn DESC
+LIMIT 1;
+
+DELETE FROM "mirror"."sales__Line Items" USING kinesync_cutoff_2 AS k
+WHERE "mirror"."sales__Line Items"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."sales__Line Items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."sales__Line Items"._kinesync_lsn < k._kinesync_lsn);
+
+DELETE FROM "mirror"."kinesync_tombstones__sales__Line Items" USING kinesync_cutoff_2 AS k
+WHERE "mirror"."kinesync_tombstones__sales__Line Items"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."kinesync_tombstones__sales__Line Items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__sales__Line Items"._kinesync_lsn < k._kinesync_lsn);
+
+DELETE FROM "mirror"."kinesync_table_state" WHERE mirror_table = 'sales__Line Items';
+
+INSERT INTO "mirror"."kinesync_table_state" (mirror_table, truncated_commit_lsn, truncated_lsn)
+SELECT 'sales__Line Items', k._kinesync_commit_lsn, k._kinesync_lsn FROM kinesync_cutoff_2 AS k;
+
+DELETE FROM kinesync_latest_2 USING "mirror"."kinesync_table_state" AS k
+WHERE k.mirror_table = 'sales__Line Items'
+  AND (kinesync_latest_2._kinesync_commit_lsn < k.truncated_commit_lsn
+       OR (kinesync_latest_2._kinesync_commit_lsn = k.truncated_commit_lsn AND kinesync_latest_2._kinesync_lsn < k.truncated_lsn));
+
+DELETE FROM kinesync_latest_2 USING "mirror"."sales__Line Items" AS m
+WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""No" = m."Line""No"
+  AND (m._kinesync_commit_lsn > kinesync_latest_2._kinesync_commit_lsn
+       OR (m._kinesync_commit_lsn = kinesync_latest_2._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_2._kinesync_lsn));
+
+DELETE FROM kinesync_latest_2 USING "mirror"."kinesync_tombstones__sales__Line Items" AS m
+WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""No" = m."Line""No"
+  AND (m._kinesync_commit_lsn > kinesync_latest_2._kinesync_commit_lsn
+       OR (m._kinesync_commit_lsn = kinesync_latest_2._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_2._kinesync_lsn));
+
+UPDATE kinesync_latest_2 SET "data" = CASE WHEN kinesync_latest_2."data" = '__debezium_unavailable_value' AND p._kinesync_found_0 IS NOT NULL THEN p."data" ELSE kinesync_latest_2."data" END
+FROM (SELECT k."order_id", k."Line""No", v0."data" AS "data", v0._kinesync_rank AS _kinesync_found_0 FROM (SELECT k."order_id", k."Line""No" FROM (SELECT DISTINCT c."order_id" AS "order_id", c."Line""No" AS "Line""No" FROM kinesync_changes_2 AS c WHERE c._kinesync_action = 'upsert') AS k) AS k
+    LEFT JOIN (SELECT c."order_id", c."Line""No", c."data", ROW_NUMBER() OVER (PARTITION BY c."order_id", c."Line""No" ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank FROM kinesync_changes_2 AS c WHERE c._kinesync_action = 'upsert' AND (c."data" IS NULL OR NOT (c."data" = '__debezium_unavailable_value'))) AS v0 ON v0._kinesync_rank = 1 AND v0."order_id" = k."order_id" AND v0."Line""No" = k."Line""No") AS p
+WHERE kinesync_latest_2."order_id" = p."order_id" AND kinesync_latest_2."Line""No" = p."Line""No";
+
+UPDATE kinesync_latest_2 SET "data" = CASE WHEN kinesync_latest_2."data" = '__debezium_unavailable_value' AND TRUE THEN TO_HEX(m."data") ELSE kinesync_latest_2."data" END
+FROM "mirror"."sales__Line Items" AS m
+WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""No" = m."Line""No";
+
+DELETE FROM "mirror"."sales__Line Items" USING kinesync_latest_2
+WHERE "mirror"."sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__Line Items"."Line""No" = kinesync_latest_2."Line""No";
+
+INSERT INTO "mirror"."sales__Line Items" ("order_id", "Line""No", "data", _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
+SELECT l."order_id", l."Line""No", FROM_HEX(l."data"), l._kinesync_commit_lsn, l._kinesync_lsn,
+       TIMESTAMP 'epoch' + (l._kinesync_ts_ms / 1000) * INTERVAL '1 second'
+FROM kinesync_latest_2 AS l
+WHERE l._kinesync_action = 'upsert';
+
+DELETE FROM "mirror"."kinesync_tombstones__sales__Line Items" USING kinesync_latest_2
+WHERE "mirror"."kinesync_tombstones__sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."kinesync_tombstones__sales__Line Items"."Line""No" = kinesync_latest_2."Line""No";
+
+INSERT INTO "mirror"."kinesync_tombstones__sales__Line Items" ("order_id", "Line""No", _kinesync_commit_lsn, _kinesync_lsn)
+SELECT l."order_id", l."Line""No", l._kinesync_commit_lsn, l._kinesync_lsn
+FROM kinesync_latest_2 AS l
+WHERE l._kinesync_action = 'delete';
+
+UPDATE "mirror"."kinesync_checkpoint"
+SET watermark = n.newest, merged_at = GETDATE()
+FROM (SELECT MAX(refresh_time) AS newest FROM kinesync_new_events) AS n
+WHERE "mirror"."kinesync_checkpoint".events_view = 'kinesync_events' AND n.newest IS NOT NULL;
+
