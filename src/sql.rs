@@ -38,6 +38,8 @@ template!(MERGE_TOAST, "merge/toast.sql");
 template!(MERGE_COMMIT, "merge/commit.sql");
 template!(MERGE_TRUNCATE, "merge/truncate.sql");
 template!(MERGE_PENDING, "merge/pending.sql");
+template!(MERGE_MIRROR_COLUMNS, "merge/mirror_columns.sql");
+template!(MERGE_ADD_COLUMN, "merge/add_column.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {

@@ -113,9 +113,15 @@ ks_start_kinesalite() {
   ks_log "kinesalite on port $KS_KINESIS_PORT"
 }
 
+# Builds the binaries. KS_BUILD_FOR_TESTS=1 builds them the way `cargo test`
+# does (dev-dependency features unified), so the test run reuses the build.
 ks_build() {
-  ks_log "building kinesync and the Redshift Data API stand-in (cargo build)"
-  (cd "$KS_ROOT" && cargo build --quiet --workspace --bins)
+  ks_log "building kinesync and the Redshift Data API stand-in"
+  if [ "${KS_BUILD_FOR_TESTS:-0}" = 1 ]; then
+    (cd "$KS_ROOT" && cargo test --quiet --workspace --no-run)
+  else
+    (cd "$KS_ROOT" && cargo build --quiet --workspace --bins)
+  fi
   KS_BIN=$KS_ROOT/target/debug
 }
 

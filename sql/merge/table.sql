@@ -6,6 +6,9 @@
 -- {{after_columns}}: raw values from e.payload."after" (varchar or SUPER for
 --   TOAST-able columns, final types otherwise), named like the columns.
 -- {{before_key_columns}}: the key from e.payload."before", other columns NULL.
+-- {{origin_columns}}: _kinesync_origin_<n>, the key the row had before this
+--   change (the "before" key of a key change, else the key itself); used to
+--   find the row version an unchanged TOAST value comes from.
 
 -- 1. Every change of this table in the new events, as one row per key it
 --    touches: upserts from "after"; deletes from "before" (a delete, or the
@@ -15,7 +18,8 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
        e.payload."source"."lsn"::bigint AS _kinesync_lsn,
        e.payload."source"."ts_ms"::bigint AS _kinesync_ts_ms,
-       {{after_columns}}
+       {{after_columns}},
+       {{origin_columns}}
 FROM kinesync_new_events AS e
 WHERE {{this_table}} AND e.payload."op"::varchar IN ('c', 'u', 'r')
 UNION ALL
@@ -23,7 +27,8 @@ SELECT CAST('delete' AS VARCHAR(6)),
        e.payload."source"."commit_lsn"::bigint,
        e.payload."source"."lsn"::bigint,
        e.payload."source"."ts_ms"::bigint,
-       {{before_key_columns}}
+       {{before_key_columns}},
+       {{null_origin_columns}}
 FROM kinesync_new_events AS e
 WHERE {{this_table}}
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));

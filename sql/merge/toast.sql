@@ -1,14 +1,45 @@
 -- Unchanged TOAST values: the producer sent '__debezium_unavailable_value'
--- for a column PostgreSQL did not rewrite. Take the value from the newest
--- earlier change of the same key in these events, else from the mirror.
---
--- {{newest_real_values}}: per TOAST-able column, a subquery picking the
---   newest non-placeholder value per key from {{changes}}, LEFT JOINed on the key.
--- {{set_from_batch}} / {{set_from_mirror}}: "col" = CASE WHEN <placeholder>
---   THEN <that value> ELSE "col" END, for each TOAST-able column.
-UPDATE {{latest}} SET {{set_from_batch}}
-FROM ({{newest_real_values}}) AS p
-WHERE {{key_match_latest_p}};
-UPDATE {{latest}} SET {{set_from_mirror}}
-FROM {{mirror_table}} AS m
-WHERE {{key_match_latest_m}};
+-- for a column PostgreSQL did not rewrite. The value is the one of the row
+-- version this change replaced: walk back through this run's changes (a
+-- change's predecessor is the newest earlier upsert of its origin key, which
+-- follows primary-key changes) to the nearest version with a real value,
+-- else take it from the mirror row at the origin key of the oldest version.
+
+-- 1. Each placeholder-carrying upsert's predecessor in this run.
+CREATE TEMP TABLE {{links}} AS
+SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn FROM (
+    SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
+           p._kinesync_commit_lsn AS pred_commit_lsn, p._kinesync_lsn AS pred_lsn,
+           ROW_NUMBER() OVER (PARTITION BY r._kinesync_commit_lsn, r._kinesync_lsn
+                              ORDER BY p._kinesync_commit_lsn DESC, p._kinesync_lsn DESC) AS _kinesync_rank
+    FROM {{changes}} AS r
+    JOIN {{changes}} AS p
+      ON {{origin_match_r_p}}
+     AND (p._kinesync_commit_lsn < r._kinesync_commit_lsn
+          OR (p._kinesync_commit_lsn = r._kinesync_commit_lsn AND p._kinesync_lsn < r._kinesync_lsn))
+    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND ({{any_placeholder_r}})
+) AS x
+WHERE x._kinesync_rank = 1;
+
+-- 2. For each winning upsert with a placeholder, the versions before it.
+CREATE TEMP TABLE {{chain}} AS
+WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth) AS (
+    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0
+    FROM {{latest}} AS l
+    WHERE l._kinesync_action = 'upsert' AND ({{any_placeholder_l}})
+    UNION ALL
+    SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1
+    FROM walk AS w
+    JOIN {{links}} AS k ON k.commit_lsn = w.at_commit_lsn AND k.lsn = w.at_lsn
+)
+SELECT w.start_commit_lsn, w.start_lsn, w.depth, c.*
+FROM walk AS w
+JOIN {{changes}} AS c
+  ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert';
+
+-- 3. Per column: the nearest version with a real value, else the mirror.
+-- {{resolved_values}}: one LEFT JOINed subquery per TOAST-able column, plus
+--   the oldest version's origin key joined to the mirror.
+UPDATE {{latest}} SET {{set_resolved}}
+FROM ({{resolved_values}}) AS p
+WHERE {{latest}}._kinesync_commit_lsn = p.start_commit_lsn AND {{latest}}._kinesync_lsn = p.start_lsn;

@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::redshift::DataApi;
+use std::collections::BTreeMap;
+
+use crate::redshift::{DataApi, Value};
 use crate::shutdown::Shutdown;
 
 use super::plan::{self, MirrorTable, Objects, Pending};
@@ -93,11 +95,27 @@ pub async fn merge_once(
 
     let api = DataApi::connect(redshift, shutdown).await;
     // New source tables and columns reach the mirror before their events.
-    let mut ensure = Vec::new();
-    for table in &tables {
-        ensure.extend(plan::mirror_table_statements(&objects, table)?);
+    let mut existing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in api
+        .query(&plan::mirror_columns_statement(&objects)?)
+        .await?
+    {
+        if let (Some(table), Some(column)) = (
+            row.first().and_then(Value::as_text),
+            row.get(1).and_then(Value::as_text),
+        ) {
+            existing
+                .entry(table.to_lowercase())
+                .or_default()
+                .push(column);
+        }
     }
-    for chunk in ensure.chunks(plan::MAX_STATEMENTS_PER_BATCH) {
+    let changes = plan::schema_change_statements(&objects, &tables, &existing)?;
+    for chunk in changes.chunks(plan::MAX_STATEMENTS_PER_BATCH) {
+        tracing::info!(
+            statements = chunk.len(),
+            "bringing mirror tables up to the source schema"
+        );
         api.batch(chunk).await?;
     }
 

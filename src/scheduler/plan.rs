@@ -171,6 +171,49 @@ fn tombstone_table(objects: &Objects, table: &MirrorTable) -> String {
     )
 }
 
+/// The statement listing the mirror schema's tables and columns.
+pub fn mirror_columns_statement(objects: &Objects) -> Result<String, SqlError> {
+    let mut values = objects.values();
+    values.insert(
+        "mirror_schema_literal",
+        quote_literal(&objects.mirror_schema_name),
+    );
+    single(sql::MERGE_MIRROR_COLUMNS, &values)
+}
+
+/// What brings the mirror schema up to the source catalog: whole tables
+/// that are missing, and columns the source gained. Redshift folds
+/// identifiers to lower case, so names compare in lower case. Columns the
+/// source dropped stay in the mirror (NULL in rows merged afterwards).
+pub fn schema_change_statements(
+    objects: &Objects,
+    tables: &[MirrorTable],
+    existing: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>, SqlError> {
+    let mut statements = Vec::new();
+    for table in tables {
+        match existing.get(&table.name.to_lowercase()) {
+            None => statements.extend(mirror_table_statements(objects, table)?),
+            Some(columns) => {
+                for (column, kind) in &table.columns {
+                    if columns.iter().any(|c| c.eq_ignore_ascii_case(&column.name)) {
+                        continue;
+                    }
+                    let mut values = objects.values();
+                    values.insert(
+                        "mirror_table",
+                        qualified(&objects.mirror_schema_name, &table.name),
+                    );
+                    values.insert("column", quote_ident(&column.name));
+                    values.insert("column_type", kind.redshift_type());
+                    statements.extend(sql::MERGE_ADD_COLUMN.render(&values)?);
+                }
+            }
+        }
+    }
+    Ok(statements)
+}
+
 /// The statement that counts pending events per table and operation.
 pub fn pending_statement(objects: &Objects) -> Result<String, SqlError> {
     single(sql::MERGE_PENDING, &objects.values())
@@ -260,6 +303,25 @@ pub fn table_merge_statements(
         })
         .collect::<Vec<_>>()
         .join(",\n       ");
+    // The key before this change: the "before" key when the event has one.
+    let origin_columns = key
+        .iter()
+        .enumerate()
+        .map(|(i, (c, k))| {
+            format!(
+                "COALESCE({}, {}) AS {}",
+                k.extract(&nav("before", &c.name)),
+                k.extract(&nav("after", &c.name)),
+                origin_column(i)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let null_origin_columns = key
+        .iter()
+        .map(|(_, k)| format!("CAST(NULL AS {})", k.raw_type()))
+        .collect::<Vec<_>>()
+        .join(",\n       ");
     let column_list = |prefix: &str, columns: &[&(SourceColumn, ColumnKind)]| {
         columns
             .iter()
@@ -290,6 +352,8 @@ pub fn table_merge_statements(
     values.insert("this_table", this_table);
     values.insert("after_columns", after_columns);
     values.insert("before_key_columns", before_key_columns);
+    values.insert("origin_columns", origin_columns);
+    values.insert("null_origin_columns", null_origin_columns);
     values.insert("key_list", column_list("", &key));
     values.insert("key_list_c", column_list("c.", &key));
     values.insert("column_list", column_list("", &all));
@@ -312,7 +376,7 @@ pub fn table_merge_statements(
     values.insert("truncate_statements", terminated(&truncate));
     let toastable = table.toastable();
     let toast = if pending.updates > 0 && !toastable.is_empty() {
-        toast_statements(&mut values, &changes, &latest, &key, &toastable)?
+        toast_statements(&mut values, index, &latest, &key, &toastable)?
     } else {
         Vec::new()
     };
@@ -327,85 +391,93 @@ fn terminated(statements: &[String]) -> String {
 
 fn toast_statements(
     values: &mut Values,
-    changes: &str,
+    index: usize,
     latest: &str,
     key: &[&(SourceColumn, ColumnKind)],
     toastable: &[&(SourceColumn, ColumnKind)],
 ) -> Result<Vec<String>, SqlError> {
-    let key_names: Vec<String> = key.iter().map(|(c, _)| quote_ident(&c.name)).collect();
-    let keys_of = |alias: &str| {
-        key_names
+    let any_placeholder = |alias: &str| {
+        toastable
             .iter()
-            .map(|k| format!("{alias}.{k}"))
+            .map(|(c, k)| k.is_placeholder(&format!("{alias}.{}", quote_ident(&c.name))))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(" OR ")
     };
-    // One subquery per column: the newest value of that column per key that is
-    // not the placeholder, among this run's upserts.
-    let mut newest = format!(
-        "SELECT DISTINCT {} FROM {changes} AS c WHERE c._kinesync_action = 'upsert'",
-        key_names
-            .iter()
-            .map(|k| format!("c.{k} AS {k}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    newest = format!("SELECT {} FROM ({newest}) AS k", keys_of("k"));
+    let origin_match = key
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| format!("p.{} = r.{}", quote_ident(&c.name), origin_column(i)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let chain = format!("kinesync_chain_{index}");
+    let start = "start_commit_lsn, start_lsn";
+    // One subquery per column: its nearest real value along the chain.
     let mut joins = String::new();
     let mut picked = Vec::new();
     for (i, (column, kind)) in toastable.iter().enumerate() {
         let q = quote_ident(&column.name);
         let alias = format!("v{i}");
         joins.push_str(&format!(
-            "\n    LEFT JOIN (SELECT {keys}, c.{q}, ROW_NUMBER() OVER (PARTITION BY {keys} \
-             ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank \
-             FROM {changes} AS c WHERE c._kinesync_action = 'upsert' AND (c.{q} IS NULL OR NOT ({is_ph}))) AS {alias} \
-             ON {alias}._kinesync_rank = 1 AND {on}",
-            keys = keys_of("c"),
+            "\n    LEFT JOIN (SELECT {start}, c.{q}, ROW_NUMBER() OVER (PARTITION BY {start} ORDER BY c.depth) AS _kinesync_rank \
+             FROM {chain} AS c WHERE c.{q} IS NULL OR NOT ({is_ph})) AS {alias} \
+             ON {alias}._kinesync_rank = 1 AND {alias}.start_commit_lsn = s.start_commit_lsn AND {alias}.start_lsn = s.start_lsn",
             is_ph = kind.is_placeholder(&format!("c.{q}")),
-            on = key_names.iter().map(|k| format!("{alias}.{k} = k.{k}")).collect::<Vec<_>>().join(" AND "),
         ));
         picked.push(format!(
-            "{alias}.{q} AS {q}, {alias}._kinesync_rank AS _kinesync_found_{i}"
+            "{alias}.{q} AS _kinesync_value_{i}, {alias}._kinesync_rank AS _kinesync_found_{i}, {} AS _kinesync_mirror_{i}",
+            kind.unconvert(&format!("m.{q}"))
         ));
     }
-    let newest_real_values = format!(
-        "SELECT {}, {} FROM ({newest}) AS k{joins}",
-        keys_of("k"),
-        picked.join(", ")
-    );
-    let set = |source: &str,
-               found: &dyn Fn(usize) -> String,
-               value: &dyn Fn(&ColumnKind, &str) -> String| {
-        toastable
+    // The oldest version's origin key, and the mirror row there.
+    let origins = (0..key.len())
+        .map(origin_column)
+        .collect::<Vec<_>>()
+        .join(", ");
+    joins.push_str(&format!(
+        "\n    LEFT JOIN (SELECT {start}, {origins}, ROW_NUMBER() OVER (PARTITION BY {start} ORDER BY c.depth DESC) AS _kinesync_rank \
+         FROM {chain} AS c) AS oldest ON oldest._kinesync_rank = 1 AND oldest.start_commit_lsn = s.start_commit_lsn AND oldest.start_lsn = s.start_lsn\
+         \n    LEFT JOIN {mirror} AS m ON {on_mirror}",
+        mirror = values.get("mirror_table").cloned().unwrap_or_default(),
+        on_mirror = key
             .iter()
             .enumerate()
-            .map(|(i, (column, kind))| {
-                let q = quote_ident(&column.name);
-                format!(
-                    "{q} = CASE WHEN {ph} AND {found} THEN {value} ELSE {latest}.{q} END",
-                    ph = kind.is_placeholder(&format!("{latest}.{q}")),
-                    found = found(i),
-                    value = value(kind, &format!("{source}.{q}")),
-                )
-            })
+            .map(|(i, (c, _))| format!("m.{} = oldest.{}", quote_ident(&c.name), origin_column(i)))
             .collect::<Vec<_>>()
-            .join(",\n    ")
-    };
-    values.insert(
-        "set_from_batch",
-        set(
-            "p",
-            &|i| format!("p._kinesync_found_{i} IS NOT NULL"),
-            &|_, v| v.to_owned(),
-        ),
+            .join(" AND "),
+    ));
+    let mirror_found = format!("m.{} IS NOT NULL", quote_ident(&key[0].0.name));
+    let resolved_values = format!(
+        "SELECT s.start_commit_lsn, s.start_lsn, {mirror_found} AS _kinesync_in_mirror, {} \
+         FROM (SELECT DISTINCT {start} FROM {chain}) AS s{joins}",
+        picked.join(", ")
     );
-    values.insert(
-        "set_from_mirror",
-        set("m", &|_| "TRUE".to_owned(), &|k, v| k.unconvert(v)),
-    );
-    values.insert("newest_real_values", newest_real_values);
+    let set_resolved = toastable
+        .iter()
+        .enumerate()
+        .map(|(i, (column, kind))| {
+            let q = quote_ident(&column.name);
+            format!(
+                "{q} = CASE WHEN NOT ({ph}) THEN {latest}.{q} \
+                 WHEN p._kinesync_found_{i} IS NOT NULL THEN p._kinesync_value_{i} \
+                 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_{i} ELSE {latest}.{q} END",
+                ph = kind.is_placeholder(&format!("{latest}.{q}")),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n    ");
+    values.insert("links", format!("kinesync_links_{index}"));
+    values.insert("chain", chain);
+    values.insert("origin_match_r_p", origin_match);
+    values.insert("any_placeholder_r", any_placeholder("r"));
+    values.insert("any_placeholder_l", any_placeholder("l"));
+    values.insert("resolved_values", resolved_values);
+    values.insert("set_resolved", set_resolved);
     sql::MERGE_TOAST.render(values)
+}
+
+/// Name of the n-th origin key column of the changes table.
+fn origin_column(n: usize) -> String {
+    format!("_kinesync_origin_{}", n + 1)
 }
 
 /// Pending counts keyed by (schema, table), from the rows of `pending_statement`.

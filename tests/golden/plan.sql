@@ -92,7 +92,8 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."after"."amount"::varchar::decimal(12,2) AS "amount",
        e.payload."after"."note"::varchar AS "note",
        e.payload."after"."doc" AS "doc",
-       e.payload."after"."at"::varchar::timestamptz AS "at"
+       e.payload."after"."at"::varchar::timestamptz AS "at",
+       COALESCE(e.payload."before"."id"::bigint, e.payload."after"."id"::bigint) AS _kinesync_origin_1
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar IN ('c', 'u', 'r')
 UNION ALL
@@ -104,7 +105,8 @@ SELECT CAST('delete' AS VARCHAR(6)),
        CAST(NULL AS DECIMAL(12,2)),
        CAST(NULL AS VARCHAR(65535)),
        CAST(NULL AS SUPER),
-       CAST(NULL AS TIMESTAMPTZ)
+       CAST(NULL AS TIMESTAMPTZ),
+       CAST(NULL AS BIGINT)
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders'
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
@@ -161,17 +163,44 @@ WHERE kinesync_latest_1."id" = m."id"
   AND (m._kinesync_commit_lsn > kinesync_latest_1._kinesync_commit_lsn
        OR (m._kinesync_commit_lsn = kinesync_latest_1._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_1._kinesync_lsn));
 
-UPDATE kinesync_latest_1 SET "note" = CASE WHEN kinesync_latest_1."note" = '__debezium_unavailable_value' AND p._kinesync_found_0 IS NOT NULL THEN p."note" ELSE kinesync_latest_1."note" END,
-    "doc" = CASE WHEN JSON_SERIALIZE(kinesync_latest_1."doc") = '"__debezium_unavailable_value"' AND p._kinesync_found_1 IS NOT NULL THEN p."doc" ELSE kinesync_latest_1."doc" END
-FROM (SELECT k."id", v0."note" AS "note", v0._kinesync_rank AS _kinesync_found_0, v1."doc" AS "doc", v1._kinesync_rank AS _kinesync_found_1 FROM (SELECT k."id" FROM (SELECT DISTINCT c."id" AS "id" FROM kinesync_changes_1 AS c WHERE c._kinesync_action = 'upsert') AS k) AS k
-    LEFT JOIN (SELECT c."id", c."note", ROW_NUMBER() OVER (PARTITION BY c."id" ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank FROM kinesync_changes_1 AS c WHERE c._kinesync_action = 'upsert' AND (c."note" IS NULL OR NOT (c."note" = '__debezium_unavailable_value'))) AS v0 ON v0._kinesync_rank = 1 AND v0."id" = k."id"
-    LEFT JOIN (SELECT c."id", c."doc", ROW_NUMBER() OVER (PARTITION BY c."id" ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank FROM kinesync_changes_1 AS c WHERE c._kinesync_action = 'upsert' AND (c."doc" IS NULL OR NOT (JSON_SERIALIZE(c."doc") = '"__debezium_unavailable_value"'))) AS v1 ON v1._kinesync_rank = 1 AND v1."id" = k."id") AS p
-WHERE kinesync_latest_1."id" = p."id";
+CREATE TEMP TABLE kinesync_links_1 AS
+SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn FROM (
+    SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
+           p._kinesync_commit_lsn AS pred_commit_lsn, p._kinesync_lsn AS pred_lsn,
+           ROW_NUMBER() OVER (PARTITION BY r._kinesync_commit_lsn, r._kinesync_lsn
+                              ORDER BY p._kinesync_commit_lsn DESC, p._kinesync_lsn DESC) AS _kinesync_rank
+    FROM kinesync_changes_1 AS r
+    JOIN kinesync_changes_1 AS p
+      ON p."id" = r._kinesync_origin_1
+     AND (p._kinesync_commit_lsn < r._kinesync_commit_lsn
+          OR (p._kinesync_commit_lsn = r._kinesync_commit_lsn AND p._kinesync_lsn < r._kinesync_lsn))
+    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (r."note" = '__debezium_unavailable_value' OR JSON_SERIALIZE(r."doc") = '"__debezium_unavailable_value"')
+) AS x
+WHERE x._kinesync_rank = 1;
 
-UPDATE kinesync_latest_1 SET "note" = CASE WHEN kinesync_latest_1."note" = '__debezium_unavailable_value' AND TRUE THEN m."note" ELSE kinesync_latest_1."note" END,
-    "doc" = CASE WHEN JSON_SERIALIZE(kinesync_latest_1."doc") = '"__debezium_unavailable_value"' AND TRUE THEN m."doc" ELSE kinesync_latest_1."doc" END
-FROM "mirror"."orders" AS m
-WHERE kinesync_latest_1."id" = m."id";
+CREATE TEMP TABLE kinesync_chain_1 AS
+WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth) AS (
+    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0
+    FROM kinesync_latest_1 AS l
+    WHERE l._kinesync_action = 'upsert' AND (l."note" = '__debezium_unavailable_value' OR JSON_SERIALIZE(l."doc") = '"__debezium_unavailable_value"')
+    UNION ALL
+    SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1
+    FROM walk AS w
+    JOIN kinesync_links_1 AS k ON k.commit_lsn = w.at_commit_lsn AND k.lsn = w.at_lsn
+)
+SELECT w.start_commit_lsn, w.start_lsn, w.depth, c.*
+FROM walk AS w
+JOIN kinesync_changes_1 AS c
+  ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert';
+
+UPDATE kinesync_latest_1 SET "note" = CASE WHEN NOT (kinesync_latest_1."note" = '__debezium_unavailable_value') THEN kinesync_latest_1."note" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_1."note" END,
+    "doc" = CASE WHEN NOT (JSON_SERIALIZE(kinesync_latest_1."doc") = '"__debezium_unavailable_value"') THEN kinesync_latest_1."doc" WHEN p._kinesync_found_1 IS NOT NULL THEN p._kinesync_value_1 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_1 ELSE kinesync_latest_1."doc" END
+FROM (SELECT s.start_commit_lsn, s.start_lsn, m."id" IS NOT NULL AS _kinesync_in_mirror, v0."note" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, m."note" AS _kinesync_mirror_0, v1."doc" AS _kinesync_value_1, v1._kinesync_rank AS _kinesync_found_1, m."doc" AS _kinesync_mirror_1 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_1) AS s
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."note", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."note" IS NULL OR NOT (c."note" = '__debezium_unavailable_value')) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."doc", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."doc" IS NULL OR NOT (JSON_SERIALIZE(c."doc") = '"__debezium_unavailable_value"')) AS v1 ON v1._kinesync_rank = 1 AND v1.start_commit_lsn = s.start_commit_lsn AND v1.start_lsn = s.start_lsn
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, _kinesync_origin_1, ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth DESC) AS _kinesync_rank FROM kinesync_chain_1 AS c) AS oldest ON oldest._kinesync_rank = 1 AND oldest.start_commit_lsn = s.start_commit_lsn AND oldest.start_lsn = s.start_lsn
+    LEFT JOIN "mirror"."orders" AS m ON m."id" = oldest._kinesync_origin_1) AS p
+WHERE kinesync_latest_1._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_1._kinesync_lsn = p.start_lsn;
 
 DELETE FROM "mirror"."orders" USING kinesync_latest_1
 WHERE "mirror"."orders"."id" = kinesync_latest_1."id";
@@ -197,7 +226,9 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."ts_ms"::bigint AS _kinesync_ts_ms,
        e.payload."after"."order_id"::bigint AS "order_id",
        e.payload."after"."Line""No"::integer AS "Line""No",
-       e.payload."after"."data"::varchar AS "data"
+       e.payload."after"."data"::varchar AS "data",
+       COALESCE(e.payload."before"."order_id"::bigint, e.payload."after"."order_id"::bigint) AS _kinesync_origin_1,
+       COALESCE(e.payload."before"."Line""No"::integer, e.payload."after"."Line""No"::integer) AS _kinesync_origin_2
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items' AND e.payload."op"::varchar IN ('c', 'u', 'r')
 UNION ALL
@@ -207,7 +238,9 @@ SELECT CAST('delete' AS VARCHAR(6)),
        e.payload."source"."ts_ms"::bigint,
        e.payload."before"."order_id"::bigint,
        e.payload."before"."Line""No"::integer,
-       CAST(NULL AS VARCHAR(65535))
+       CAST(NULL AS VARCHAR(65535)),
+       CAST(NULL AS BIGINT),
+       CAST(NULL AS INTEGER)
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items'
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
@@ -264,14 +297,42 @@ WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""N
   AND (m._kinesync_commit_lsn > kinesync_latest_2._kinesync_commit_lsn
        OR (m._kinesync_commit_lsn = kinesync_latest_2._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_2._kinesync_lsn));
 
-UPDATE kinesync_latest_2 SET "data" = CASE WHEN kinesync_latest_2."data" = '__debezium_unavailable_value' AND p._kinesync_found_0 IS NOT NULL THEN p."data" ELSE kinesync_latest_2."data" END
-FROM (SELECT k."order_id", k."Line""No", v0."data" AS "data", v0._kinesync_rank AS _kinesync_found_0 FROM (SELECT k."order_id", k."Line""No" FROM (SELECT DISTINCT c."order_id" AS "order_id", c."Line""No" AS "Line""No" FROM kinesync_changes_2 AS c WHERE c._kinesync_action = 'upsert') AS k) AS k
-    LEFT JOIN (SELECT c."order_id", c."Line""No", c."data", ROW_NUMBER() OVER (PARTITION BY c."order_id", c."Line""No" ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC) AS _kinesync_rank FROM kinesync_changes_2 AS c WHERE c._kinesync_action = 'upsert' AND (c."data" IS NULL OR NOT (c."data" = '__debezium_unavailable_value'))) AS v0 ON v0._kinesync_rank = 1 AND v0."order_id" = k."order_id" AND v0."Line""No" = k."Line""No") AS p
-WHERE kinesync_latest_2."order_id" = p."order_id" AND kinesync_latest_2."Line""No" = p."Line""No";
+CREATE TEMP TABLE kinesync_links_2 AS
+SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn FROM (
+    SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
+           p._kinesync_commit_lsn AS pred_commit_lsn, p._kinesync_lsn AS pred_lsn,
+           ROW_NUMBER() OVER (PARTITION BY r._kinesync_commit_lsn, r._kinesync_lsn
+                              ORDER BY p._kinesync_commit_lsn DESC, p._kinesync_lsn DESC) AS _kinesync_rank
+    FROM kinesync_changes_2 AS r
+    JOIN kinesync_changes_2 AS p
+      ON p."order_id" = r._kinesync_origin_1 AND p."Line""No" = r._kinesync_origin_2
+     AND (p._kinesync_commit_lsn < r._kinesync_commit_lsn
+          OR (p._kinesync_commit_lsn = r._kinesync_commit_lsn AND p._kinesync_lsn < r._kinesync_lsn))
+    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (r."data" = '__debezium_unavailable_value')
+) AS x
+WHERE x._kinesync_rank = 1;
 
-UPDATE kinesync_latest_2 SET "data" = CASE WHEN kinesync_latest_2."data" = '__debezium_unavailable_value' AND TRUE THEN TO_HEX(m."data") ELSE kinesync_latest_2."data" END
-FROM "mirror"."sales__Line Items" AS m
-WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""No" = m."Line""No";
+CREATE TEMP TABLE kinesync_chain_2 AS
+WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth) AS (
+    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0
+    FROM kinesync_latest_2 AS l
+    WHERE l._kinesync_action = 'upsert' AND (l."data" = '__debezium_unavailable_value')
+    UNION ALL
+    SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1
+    FROM walk AS w
+    JOIN kinesync_links_2 AS k ON k.commit_lsn = w.at_commit_lsn AND k.lsn = w.at_lsn
+)
+SELECT w.start_commit_lsn, w.start_lsn, w.depth, c.*
+FROM walk AS w
+JOIN kinesync_changes_2 AS c
+  ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert';
+
+UPDATE kinesync_latest_2 SET "data" = CASE WHEN NOT (kinesync_latest_2."data" = '__debezium_unavailable_value') THEN kinesync_latest_2."data" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_2."data" END
+FROM (SELECT s.start_commit_lsn, s.start_lsn, m."order_id" IS NOT NULL AS _kinesync_in_mirror, v0."data" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, TO_HEX(m."data") AS _kinesync_mirror_0 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_2) AS s
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."data", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_2 AS c WHERE c."data" IS NULL OR NOT (c."data" = '__debezium_unavailable_value')) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, _kinesync_origin_1, _kinesync_origin_2, ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth DESC) AS _kinesync_rank FROM kinesync_chain_2 AS c) AS oldest ON oldest._kinesync_rank = 1 AND oldest.start_commit_lsn = s.start_commit_lsn AND oldest.start_lsn = s.start_lsn
+    LEFT JOIN "mirror"."sales__Line Items" AS m ON m."order_id" = oldest._kinesync_origin_1 AND m."Line""No" = oldest._kinesync_origin_2) AS p
+WHERE kinesync_latest_2._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_2._kinesync_lsn = p.start_lsn;
 
 DELETE FROM "mirror"."sales__Line Items" USING kinesync_latest_2
 WHERE "mirror"."sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__Line Items"."Line""No" = kinesync_latest_2."Line""No";
