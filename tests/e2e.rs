@@ -70,3 +70,109 @@ async fn inserts_updates_key_changes_and_deletes_reach_the_mirror() {
     p.assert_mirror_equals_source("public.accounts").await;
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_on_the_source_appears_in_the_mirror() {
+    let mut p = Pipeline::start("e2e_addcol", ACCOUNTS, &["public.accounts"]).await;
+    p.setup().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute("UPDATE accounts SET visits = 7 WHERE id = 1")
+        .await
+        .expect("write");
+    p.sync_producer().await;
+    p.merge_once().await;
+
+    p.source
+        .batch_execute(
+            "ALTER TABLE accounts ADD COLUMN tier text;
+             UPDATE accounts SET tier = 'gold' WHERE id = 1;
+             INSERT INTO accounts VALUES (9, 'new', 1, true, now(), 1, 'silver');",
+        )
+        .await
+        .expect("schema change");
+    p.sync_producer().await;
+    p.merge_once().await;
+    // Rows not touched since keep NULL in the new column, as on the source.
+    p.assert_mirror_equals_source("public.accounts").await;
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_producer_killed_mid_stream_resumes_without_loss() {
+    let mut p = Pipeline::start("e2e_restart", ACCOUNTS, &["public.accounts"]).await;
+    p.setup().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute("INSERT INTO accounts SELECT g, 'bulk', g, true, now(), g FROM generate_series(100, 3100) g")
+        .await
+        .expect("bulk insert");
+    p.kill_producer().await; // SIGKILL, possibly with batches in flight
+    p.source
+        .batch_execute(
+            "UPDATE accounts SET visits = visits + 1 WHERE id % 3 = 0;
+             DELETE FROM accounts WHERE id % 5 = 0;",
+        )
+        .await
+        .expect("writes while down");
+    p.start_producer().await;
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.accounts").await;
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_merge_leaves_mirror_and_watermark_unchanged_and_the_next_run_converges() {
+    let mut p = Pipeline::start("e2e_failmerge", ACCOUNTS, &["public.accounts"]).await;
+    p.setup().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.accounts").await;
+    let watermark = "SELECT watermark::text FROM mirror.kinesync_checkpoint";
+    let before_rows = p.rows_both("public.accounts").await.1;
+    let before_watermark = support::text_rows(&p.mirror, watermark).await;
+
+    // A constraint on the mirror (only possible on the stand-in) makes the
+    // merge's INSERT fail in the middle of its batch.
+    p.mirror
+        .batch_execute(
+            "ALTER TABLE mirror.accounts ADD CONSTRAINT no_poison CHECK (owner <> 'poison')",
+        )
+        .await
+        .expect("constraint");
+    p.source
+        .batch_execute(
+            "UPDATE accounts SET balance = 99 WHERE id = 1;
+             INSERT INTO accounts VALUES (50, 'poison', 0, true, now(), 0);
+             DELETE FROM accounts WHERE id = 3;",
+        )
+        .await
+        .expect("writes");
+    p.sync_producer().await;
+    let (code, _, stderr) = p.run(&["merge", "--once"]).await;
+    assert_eq!(code, 3, "a failed merge exits 3; stderr: {stderr}");
+    assert!(
+        stderr.contains("no_poison"),
+        "the Redshift error text is shown: {stderr}"
+    );
+    assert_eq!(
+        p.rows_both("public.accounts").await.1,
+        before_rows,
+        "mirror changed by a failed merge"
+    );
+    assert_eq!(
+        support::text_rows(&p.mirror, watermark).await,
+        before_watermark,
+        "watermark moved"
+    );
+
+    p.mirror
+        .batch_execute("ALTER TABLE mirror.accounts DROP CONSTRAINT no_poison")
+        .await
+        .expect("drop");
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.accounts").await;
+    p.stop_producer().await;
+}
