@@ -122,7 +122,7 @@ ks_build() {
   else
     (cd "$KS_ROOT" && cargo build --quiet --workspace --bins)
   fi
-  KS_BIN=$KS_ROOT/target/debug
+  KS_BIN=${CARGO_TARGET_DIR:-$KS_ROOT/target}/debug
 }
 
 ks_start_standin() {
