@@ -56,7 +56,8 @@ pub enum Command {
     /// Refresh the streaming view and merge into the mirror tables on the
     /// [schedule] merge cron expression (or once, with --once).
     Merge {
-        /// Run one refresh + merge now and exit (0 ok, 3 refresh/merge failed).
+        /// Run one refresh + merge now and exit (0 ok, 3 refresh/merge
+        /// failed, 5 skipped because another scheduler holds the lease).
         #[arg(long)]
         once: bool,
         /// Print the SQL one run would execute instead of running it.
@@ -79,4 +80,6 @@ pub mod exit {
     pub const MERGE_FAILED: u8 = 3;
     /// The source database could not be read.
     pub const SOURCE: u8 = 4;
+    /// `merge --once` skipped: another scheduler holds the merge lease.
+    pub const SKIPPED: u8 = 5;
 }

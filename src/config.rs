@@ -26,6 +26,10 @@ pub const DEFAULT_EXTERNAL_SCHEMA: &str = "kinesync_stream";
 pub const DEFAULT_MIRROR_SCHEMA: &str = "mirror";
 pub const DEFAULT_EVENTS_VIEW: &str = "kinesync_events";
 pub const DEFAULT_MERGE_SCHEDULE: &str = "0 */5 * * * *";
+/// Kinesis stream retention the merge must stay inside (the AWS default).
+pub const DEFAULT_RETENTION_HOURS: u64 = 24;
+/// Warn when the last merge is older than this fraction of the retention.
+pub const DEFAULT_RETENTION_WARN_FRACTION: f64 = 0.5;
 /// How long to wait for one Data API statement before giving up.
 pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 900;
 
@@ -158,6 +162,12 @@ pub struct RedshiftConfig {
     pub events_view: String,
     #[serde(default = "default_statement_timeout_secs")]
     pub statement_timeout_secs: u64,
+    /// The stream's retention period, in hours.
+    #[serde(default = "default_retention_hours")]
+    pub retention_hours: u64,
+    /// Warn loudly when the last merge is older than this share of the retention.
+    #[serde(default = "default_retention_warn_fraction")]
+    pub retention_warn_fraction: f64,
 }
 
 /// `[schedule]`: when the merge daemon runs.
@@ -209,6 +219,12 @@ fn default_events_view() -> String {
 }
 fn default_merge_schedule() -> String {
     DEFAULT_MERGE_SCHEDULE.to_owned()
+}
+fn default_retention_hours() -> u64 {
+    DEFAULT_RETENTION_HOURS
+}
+fn default_retention_warn_fraction() -> f64 {
+    DEFAULT_RETENTION_WARN_FRACTION
 }
 fn default_statement_timeout_secs() -> u64 {
     DEFAULT_STATEMENT_TIMEOUT_SECS
@@ -354,6 +370,17 @@ impl Config {
                 if !is_simple_lowercase_name(value) {
                     problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
                 }
+            }
+            if !(r.retention_warn_fraction > 0.0 && r.retention_warn_fraction <= 1.0) {
+                problems.push(
+                    "redshift.retention_warn_fraction must be above 0 and at most 1".to_owned(),
+                );
+            }
+            if !(24..=8760).contains(&r.retention_hours) {
+                problems.push(
+                    "redshift.retention_hours must be between 24 and 8760 (the stream's retention)"
+                        .to_owned(),
+                );
             }
             if r.stream_role_arn != "default" && !r.stream_role_arn.starts_with("arn:") {
                 problems.push(format!(

@@ -79,6 +79,7 @@ fn scheduler_exit_code(error: &SchedulerError) -> u8 {
         SchedulerError::NoRedshiftConfig | SchedulerError::Schedule(_) => exit::CONFIG,
         SchedulerError::SourceConnect(_) | SchedulerError::Catalog(_) => exit::SOURCE,
         SchedulerError::Refresh(_) | SchedulerError::Merge(_) => exit::MERGE_FAILED,
+        SchedulerError::LeaseHeld { .. } => exit::SKIPPED,
         _ => exit::FAILURE,
     }
 }

@@ -40,6 +40,9 @@ template!(MERGE_TRUNCATE, "merge/truncate.sql");
 template!(MERGE_PENDING, "merge/pending.sql");
 template!(MERGE_MIRROR_COLUMNS, "merge/mirror_columns.sql");
 template!(MERGE_ADD_COLUMN, "merge/add_column.sql");
+template!(MERGE_LEASE_ACQUIRE, "merge/lease_acquire.sql");
+template!(MERGE_LEASE_HOLDER, "merge/lease_holder.sql");
+template!(MERGE_LEASE_RELEASE, "merge/lease_release.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {

@@ -176,3 +176,73 @@ async fn a_failed_merge_leaves_mirror_and_watermark_unchanged_and_the_next_run_c
     p.assert_mirror_equals_source("public.accounts").await;
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_one_scheduler_merges_at_a_time() {
+    let mut p = Pipeline::start("e2e_lease", ACCOUNTS, &["public.accounts"]).await;
+    p.setup().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+
+    // Another scheduler holds the lease: this one skips, says why, exits 5.
+    p.mirror
+        .batch_execute("INSERT INTO mirror.kinesync_lease VALUES ('merge', 'other-host:42:cafe', now() + interval '1 hour')")
+        .await
+        .expect("foreign lease");
+    let (code, _, stderr) = p.run(&["merge", "--once"]).await;
+    assert_eq!(code, 5, "stderr: {stderr}");
+    assert!(
+        stderr.contains("other-host:42:cafe"),
+        "names the holder: {stderr}"
+    );
+    assert_eq!(
+        p.rows_both("public.accounts").await.1.len(),
+        0,
+        "a skipped run merged nothing"
+    );
+
+    // An expired lease is taken over.
+    p.mirror
+        .batch_execute("UPDATE mirror.kinesync_lease SET expires_at = now() - interval '1 second'")
+        .await
+        .expect("expire");
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.accounts").await;
+
+    // Two schedulers started together: none fails, the mirror is right.
+    p.source
+        .batch_execute("UPDATE accounts SET visits = 100 WHERE id = 1")
+        .await
+        .expect("write");
+    p.sync_producer().await;
+    let (a, b) = tokio::join!(p.run(&["merge", "--once"]), p.run(&["merge", "--once"]));
+    for (code, _, stderr) in [&a, &b] {
+        assert!(*code == 0 || *code == 5, "exit {code}: {stderr}");
+    }
+    assert!(a.0 == 0 || b.0 == 0, "one of them merged");
+    p.assert_mirror_equals_source("public.accounts").await;
+    let leases = support::text_rows(&p.mirror, "SELECT holder FROM mirror.kinesync_lease").await;
+    assert!(
+        leases.is_empty(),
+        "leases are released after a run: {leases:?}"
+    );
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_late_against_the_stream_retention_is_reported_loudly() {
+    let p = Pipeline::start("e2e_retention", ACCOUNTS, &["public.accounts"]).await;
+    p.setup().await;
+    p.mirror
+        .batch_execute(
+            "UPDATE mirror.kinesync_checkpoint SET merged_at = now() - interval '20 hours'",
+        )
+        .await
+        .expect("age the checkpoint");
+    let (code, _, stderr) = p.run(&["merge", "--once"]).await;
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(
+        stderr.contains("retention"),
+        "warns about retention: {stderr}"
+    );
+}

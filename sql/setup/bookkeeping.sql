@@ -16,3 +16,9 @@ CREATE TABLE IF NOT EXISTS {{table_state}} (
     truncated_commit_lsn BIGINT NOT NULL,
     truncated_lsn BIGINT NOT NULL
 );
+-- The merge lease: at most one scheduler merges at a time, across processes.
+CREATE TABLE IF NOT EXISTS {{lease}} (
+    name VARCHAR(64) NOT NULL,
+    holder VARCHAR(256) NOT NULL,
+    expires_at TIMESTAMP NOT NULL
+);

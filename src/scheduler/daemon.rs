@@ -33,6 +33,7 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
             };
             match merge_once(&config, false, shutdown).await {
                 Ok(summary) => tracing::info!("{summary}"),
+                Err(error @ super::SchedulerError::LeaseHeld { .. }) => tracing::info!("{error}"),
                 Err(error) => tracing::error!("{error}"),
             }
         })

@@ -94,12 +94,86 @@ pub async fn merge_once(
     }
 
     let api = DataApi::connect(redshift, shutdown).await;
+    let holder = lease_holder_id();
+    let lease_seconds = redshift.statement_timeout_secs * 2 + 300;
+    let (acquire, holder_query, release) =
+        plan::lease_statements(&objects, &holder, lease_seconds)?;
+    api.batch(&acquire).await?;
+    let rows = api.query(&holder_query).await?;
+    let row = rows.first().cloned().unwrap_or_default();
+    let text = |i: usize| row.get(i).and_then(Value::as_text);
+    match text(0) {
+        Some(current) if current == holder => {}
+        Some(current) => {
+            return Err(SchedulerError::LeaseHeld {
+                holder: current,
+                until: text(1).unwrap_or_default(),
+            });
+        }
+        None => {
+            return Err(SchedulerError::LeaseHeld {
+                holder: "(unknown)".to_owned(),
+                until: String::new(),
+            })
+        }
+    }
+    warn_if_near_retention(redshift, text(2).as_deref(), text(3).as_deref());
+    let outcome = run_locked(&api, &objects, tables, started).await;
+    if let Err(error) = api.execute(&release).await {
+        tracing::warn!(%error, "could not release the merge lease; it expires by itself");
+    }
+    outcome
+}
+
+/// `host:pid:random`, naming this run in the lease table.
+fn lease_holder_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Records not refreshed within the stream's retention are gone for good:
+/// say so loudly when the last merge is getting old.
+fn warn_if_near_retention(
+    redshift: &crate::config::RedshiftConfig,
+    last_merge: Option<&str>,
+    now: Option<&str>,
+) {
+    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
+    let (Some(last), Some(now)) = (last_merge.and_then(parse), now.and_then(parse)) else {
+        return;
+    };
+    let age_secs = (now - last).num_seconds();
+    let limit =
+        (redshift.retention_hours as f64 * 3600.0 * redshift.retention_warn_fraction) as i64;
+    if age_secs > limit {
+        tracing::error!(
+            last_merge = %last,
+            age_hours = age_secs / 3600,
+            retention_hours = redshift.retention_hours,
+            "the last successful merge is older than {:.0}% of the stream's retention: records older than the retention are lost for good; check that the merge runs",
+            redshift.retention_warn_fraction * 100.0
+        );
+    }
+}
+
+async fn run_locked(
+    api: &DataApi,
+    objects: &Objects,
+    tables: Vec<MirrorTable>,
+    started: Instant,
+) -> Result<MergeSummary, SchedulerError> {
     // New source tables and columns reach the mirror before their events.
     let mut existing: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for row in api
-        .query(&plan::mirror_columns_statement(&objects)?)
-        .await?
-    {
+    for row in api.query(&plan::mirror_columns_statement(objects)?).await? {
         if let (Some(table), Some(column)) = (
             row.first().and_then(Value::as_text),
             row.get(1).and_then(Value::as_text),
@@ -110,7 +184,7 @@ pub async fn merge_once(
                 .push(column);
         }
     }
-    let changes = plan::schema_change_statements(&objects, &tables, &existing)?;
+    let changes = plan::schema_change_statements(objects, &tables, &existing)?;
     for chunk in changes.chunks(plan::MAX_STATEMENTS_PER_BATCH) {
         tracing::info!(
             statements = chunk.len(),
@@ -119,11 +193,11 @@ pub async fn merge_once(
         api.batch(chunk).await?;
     }
 
-    api.execute(&plan::refresh_statement(&objects)?)
+    api.execute(&plan::refresh_statement(objects)?)
         .await
         .map_err(SchedulerError::Refresh)?;
 
-    let rows = api.query(&plan::pending_statement(&objects)?).await?;
+    let rows = api.query(&plan::pending_statement(objects)?).await?;
     let rows: Vec<(String, String, String, u64)> = rows
         .iter()
         .filter_map(|row| {
@@ -159,7 +233,7 @@ pub async fn merge_once(
         tracing::warn!(tables = ?unknown, "events for tables not in source.tables are left unmerged");
     }
 
-    let batches = plan::merge_batches(&objects, &work)?;
+    let batches = plan::merge_batches(objects, &work)?;
     let mut summary = MergeSummary {
         batches: batches.len(),
         ..MergeSummary::default()

@@ -40,6 +40,8 @@ pub enum SchedulerError {
     Merge(RedshiftError),
     #[error(transparent)]
     Redshift(#[from] RedshiftError),
+    #[error("merge skipped: another scheduler ({holder}) holds the merge lease until {until}")]
+    LeaseHeld { holder: String, until: String },
     #[error("invalid merge schedule: {0}")]
     Schedule(String),
 }

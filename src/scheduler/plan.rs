@@ -27,6 +27,7 @@ pub struct Objects {
     pub events_view: String,
     pub checkpoint: String,
     pub table_state: String,
+    pub lease: String,
 }
 
 impl Objects {
@@ -46,6 +47,7 @@ impl Objects {
             events_view: qualified(&redshift.mirror_schema, &redshift.events_view),
             checkpoint: qualified(&redshift.mirror_schema, "kinesync_checkpoint"),
             table_state: qualified(&redshift.mirror_schema, "kinesync_table_state"),
+            lease: qualified(&redshift.mirror_schema, "kinesync_lease"),
         }
     }
 
@@ -59,6 +61,7 @@ impl Objects {
             ("events_view_literal", quote_literal(&self.events_view_name)),
             ("checkpoint", self.checkpoint.clone()),
             ("table_state", self.table_state.clone()),
+            ("lease", self.lease.clone()),
         ])
     }
 }
@@ -212,6 +215,22 @@ pub fn schema_change_statements(
         }
     }
     Ok(statements)
+}
+
+/// The merge lease: (acquire batch, holder query, release statement).
+pub fn lease_statements(
+    objects: &Objects,
+    holder: &str,
+    lease_seconds: u64,
+) -> Result<(Vec<String>, String, String), SqlError> {
+    let mut values = objects.values();
+    values.insert("holder", quote_literal(holder));
+    values.insert("lease_seconds", lease_seconds.to_string());
+    Ok((
+        sql::MERGE_LEASE_ACQUIRE.render(&values)?,
+        single(sql::MERGE_LEASE_HOLDER, &values)?,
+        single(sql::MERGE_LEASE_RELEASE, &values)?,
+    ))
 }
 
 /// The statement that counts pending events per table and operation.

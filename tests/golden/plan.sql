@@ -21,6 +21,12 @@ CREATE TABLE IF NOT EXISTS "mirror"."kinesync_table_state" (
     truncated_lsn BIGINT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_lease" (
+    name VARCHAR(64) NOT NULL,
+    holder VARCHAR(256) NOT NULL,
+    expires_at TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS "mirror"."orders" (
     "id" BIGINT,
     "amount" DECIMAL(12,2),
