@@ -96,8 +96,43 @@ pub fn encode_tuple_value(type_oid: u32, value: &TupleValue) -> Value {
     }
 }
 
-/// Encode the text output `text` of a value of type `type_oid`.
+/// Redshift's limit for one string inside a SUPER value (and for VARCHAR):
+/// JSON_PARSE fails on a longer string, and that error fails every refresh
+/// of the streaming view. Longer strings are cut to this many bytes.
+pub const MAX_STRING_BYTES: usize = 65_535;
+
+/// Encode the text output `text` of a value of type `type_oid`, with every
+/// string (also inside json and arrays) at most [`MAX_STRING_BYTES`] long.
 pub fn encode_text(type_oid: u32, text: &str) -> Value {
+    let mut value = encode_text_unbounded(type_oid, text);
+    if text.len() > MAX_STRING_BYTES && truncate_long_strings(&mut value) {
+        tracing::warn!(
+            type_oid,
+            "a value held a string longer than {MAX_STRING_BYTES} bytes (Redshift's SUPER/VARCHAR limit); it was truncated"
+        );
+    }
+    value
+}
+
+/// Cuts every string in `value` longer than [`MAX_STRING_BYTES`] at the last
+/// UTF-8 character boundary within the limit. Returns whether any was cut.
+pub fn truncate_long_strings(value: &mut Value) -> bool {
+    match value {
+        Value::String(s) if s.len() > MAX_STRING_BYTES => {
+            let mut end = MAX_STRING_BYTES;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |cut, v| truncate_long_strings(v) | cut),
+        Value::Object(map) => map.values_mut().fold(false, |cut, v| truncate_long_strings(v) | cut),
+        _ => false,
+    }
+}
+
+fn encode_text_unbounded(type_oid: u32, text: &str) -> Value {
     match type_oid {
         oid::INT2 | oid::INT4 | oid::INT8 => match text.parse::<i64>() {
             Ok(n) => Value::from(n),
@@ -318,6 +353,17 @@ mod tests {
 
     fn enc(oid: u32, text: &str) -> Value {
         encode_text(oid, text)
+    }
+
+    #[test]
+    fn strings_over_redshifts_limit_are_cut_at_a_character_boundary() {
+        let long = format!("{}é{}", "a".repeat(MAX_STRING_BYTES - 1), "b".repeat(10));
+        let Value::String(cut) = enc(oid::TEXT, &long) else { panic!("not a string") };
+        assert_eq!(cut.len(), MAX_STRING_BYTES - 1, "the 2-byte character would cross the limit");
+        let nested = format!("{{\"k\": [\"{}\"]}}", "x".repeat(70_000));
+        let value = enc(oid::JSONB, &nested);
+        assert_eq!(value["k"][0].as_str().map(str::len), Some(MAX_STRING_BYTES));
+        assert_eq!(enc(oid::TEXT, "short"), Value::String("short".to_owned()));
     }
 
     #[test]
