@@ -80,6 +80,7 @@ fn scheduler_exit_code(error: &SchedulerError) -> u8 {
         SchedulerError::SourceConnect(_) | SchedulerError::Catalog(_) => exit::SOURCE,
         SchedulerError::Refresh(_) | SchedulerError::Merge(_) => exit::MERGE_FAILED,
         SchedulerError::LeaseHeld { .. } => exit::SKIPPED,
+        SchedulerError::Plan(_) => exit::MERGE_FAILED,
         _ => exit::FAILURE,
     }
 }

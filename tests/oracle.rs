@@ -20,6 +20,23 @@ CREATE TABLE public.items (
     seen_at timestamptz,
     big text
 );
+CREATE TABLE public.kinds (
+    id uuid PRIMARY KEY,
+    d date,
+    t time,
+    tz timestamptz,
+    ts timestamp,
+    f8 double precision,
+    f4 real,
+    amount numeric(20,6),
+    small smallint,
+    v varchar(20),
+    iv interval,
+    j jsonb,
+    b bytea,
+    arr integer[],
+    tags text[]
+);
 CREATE TABLE public.pairs (
     a integer,
     b text,
@@ -59,8 +76,45 @@ fn big_value(rng: &mut StdRng) -> String {
     format!("'{body}'")
 }
 
+/// A uuid drawn from a small pool, so that statements hit existing rows.
+fn kinds_id(rng: &mut StdRng) -> String {
+    format!("'00000000-0000-4000-8000-{:012}'", rng.gen_range(0..40))
+}
+
+fn pick<'a>(rng: &mut StdRng, choices: &[&'a str]) -> &'a str {
+    choices[rng.gen_range(0..choices.len())]
+}
+
+fn kinds_statement(rng: &mut StdRng) -> String {
+    let id = kinds_id(rng);
+    match rng.gen_range(0..10) {
+        0..=4 => format!(
+            "INSERT INTO kinds VALUES ({id}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT (id) DO UPDATE SET d = EXCLUDED.d, f8 = EXCLUDED.f8, j = EXCLUDED.j, arr = EXCLUDED.arr",
+            pick(rng, &["'2024-02-29'", "'1970-01-01'", "NULL", "'0001-01-01'"]),
+            pick(rng, &["'23:59:59.999999'", "'00:00:00'", "NULL"]),
+            pick(rng, &["'2024-01-01 10:00:00+05:30'", "'1999-12-31 23:59:59.123456-08'", "NULL"]),
+            pick(rng, &["'2024-01-01 10:00:00.5'", "'2038-01-19 03:14:08'", "NULL"]),
+            pick(rng, &["1.5", "-0.000001", "'NaN'", "'Infinity'", "'-Infinity'", "1e300", "NULL"]),
+            pick(rng, &["1.1", "'NaN'", "-3.25", "NULL"]),
+            pick(rng, &["12345678901234.123456", "-0.000001", "0", "NULL"]),
+            pick(rng, &["32767", "-32768", "NULL"]),
+            pick(rng, &["'short'", "''", "'ünïcødé'", "NULL"]),
+            pick(rng, &["'1 day 02:03:04'", "'-1 mons'", "NULL"]),
+            pick(rng, &[r#"'{"a": 1, "b": [true, null, "x"], "c": {"d": 1.5}}'"#, "'[]'", "'\"str\"'", "NULL"]),
+            pick(rng, &["'\\xdeadbeef'", "''", "NULL"]),
+            pick(rng, &["'{1,2,3}'", "'{}'", "'{NULL,4}'", "NULL"]),
+            pick(rng, &[r#"'{"a b","c,d","e\"f",NULL}'"#, "'{}'", "NULL"]),
+        ),
+        5..=7 => format!("UPDATE kinds SET small = (small + 1) % 1000, tz = now() WHERE id = {id}"),
+        _ => format!("DELETE FROM kinds WHERE id = {id}"),
+    }
+}
+
 fn random_statement(rng: &mut StdRng, next_id: &mut i32) -> String {
     let id = rng.gen_range(1..=*next_id);
+    if rng.gen_bool(0.25) {
+        return kinds_statement(rng);
+    }
     match rng.gen_range(0..100) {
         0..=29 => {
             *next_id += 1;
@@ -76,7 +130,11 @@ fn random_statement(rng: &mut StdRng, next_id: &mut i32) -> String {
                 big_value(rng)
             )
         }
-        30..=49 => format!("UPDATE items SET qty = qty + 1, flag = NOT flag WHERE id = {id}"),
+        30..=44 => format!("UPDATE items SET qty = qty + 1, flag = NOT flag WHERE id = {id}"),
+        45..=49 => format!(
+            "UPDATE items SET label = 'noted' WHERE id = {id} AND EXISTS \
+             (SELECT 1 FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note')"
+        ),
         50..=59 => format!("UPDATE items SET label = {}, price = NULL WHERE id = {id}", text_value(rng)),
         60..=64 => format!("UPDATE items SET big = {} WHERE id = {id}", big_value(rng)),
         65..=71 => {
@@ -99,14 +157,32 @@ fn random_statement(rng: &mut StdRng, next_id: &mut i32) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn random_workloads_leave_mirror_equal_to_source() {
-    let mut p = Pipeline::start("e2e_oracle", SCHEMA, &["public.items", "public.pairs"]).await;
+    const TABLES: [&str; 3] = ["public.items", "public.pairs", "public.kinds"];
+    let mut p = Pipeline::start("e2e_oracle", SCHEMA, &TABLES).await;
     p.source
-        .batch_execute("INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_series(1, 50) g")
+        .batch_execute("INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_series(1, 3000) g")
         .await
         .expect("snapshot rows");
     p.setup().await;
+    // Writes while the producer creates its slot and copies the tables.
+    let writer = support::connect(&format!("{}/e2e_oracle_src", p.stack.pg_url)).await;
+    let during_snapshot = tokio::spawn(async move {
+        for i in 0..300 {
+            writer
+                .batch_execute(&format!(
+                    "UPDATE items SET qty = qty + 1 WHERE id = {a}; DELETE FROM items WHERE id = {b}; \
+                     INSERT INTO items VALUES ({c}, 'during', 1, 1, false, now(), NULL)",
+                    a = 1 + (i * 7) % 3000,
+                    b = 1 + (i * 13) % 3000,
+                    c = 5000 + i
+                ))
+                .await
+                .expect("write during snapshot");
+        }
+    });
     p.start_producer().await;
-    let mut next_id = 1000;
+    during_snapshot.await.expect("writer");
+    let mut next_id = 6000;
     let seeds = seeds();
     for (round, &seed) in seeds.iter().enumerate() {
         // Rounds build on each other's state: re-running a seed means
@@ -117,6 +193,11 @@ async fn random_workloads_leave_mirror_equal_to_source() {
             .collect::<Vec<_>>()
             .join(",");
         let mut rng = StdRng::seed_from_u64(seed);
+        if round == seeds.len() / 2 {
+            // A column added mid-run (without a default: a default would
+            // change existing rows without any change event).
+            p.source.batch_execute("ALTER TABLE items ADD COLUMN note text").await.expect("add column");
+        }
         for _ in 0..rng.gen_range(3..12) {
             let statements: Vec<String> = (0..rng.gen_range(1..15))
                 .map(|_| random_statement(&mut rng, &mut next_id))
@@ -134,7 +215,7 @@ async fn random_workloads_leave_mirror_equal_to_source() {
         }
         p.sync_producer().await;
         p.merge_once().await;
-        for table in ["public.items", "public.pairs"] {
+        for table in TABLES {
             let (source, mirror) = p.rows_both(table).await;
             assert!(
                 source == mirror,

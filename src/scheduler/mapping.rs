@@ -179,6 +179,60 @@ impl ColumnKind {
     }
 }
 
+/// Coarse type families, to tell whether an existing mirror column can still
+/// hold what the source column now maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Integer,
+    Decimal,
+    Float,
+    Boolean,
+    Text,
+    Date,
+    Time,
+    Timestamp,
+    Bytes,
+    Super,
+}
+
+impl ColumnKind {
+    pub fn family(&self) -> Family {
+        match self {
+            ColumnKind::Integer(_) => Family::Integer,
+            ColumnKind::Decimal { .. } => Family::Decimal,
+            ColumnKind::Float(_) => Family::Float,
+            ColumnKind::Boolean => Family::Boolean,
+            ColumnKind::Text { .. } => Family::Text,
+            ColumnKind::Temporal("DATE") => Family::Date,
+            ColumnKind::Temporal("TIME") | ColumnKind::Temporal("TIMETZ") => Family::Time,
+            ColumnKind::Temporal(_) => Family::Timestamp,
+            ColumnKind::Bytes => Family::Bytes,
+            ColumnKind::Super => Family::Super,
+        }
+    }
+}
+
+impl Family {
+    /// The family of an `information_schema.columns.data_type` value, as
+    /// Redshift (or the stand-in's PostgreSQL) reports it.
+    pub fn of_data_type(data_type: &str) -> Option<Family> {
+        let t = data_type.to_ascii_lowercase();
+        Some(match t.as_str() {
+            "smallint" | "integer" | "bigint" => Family::Integer,
+            "numeric" | "decimal" => Family::Decimal,
+            "real" | "double precision" => Family::Float,
+            "boolean" => Family::Boolean,
+            "date" => Family::Date,
+            "super" | "jsonb" => Family::Super,
+            "bytea" | "binary varying" | "varbyte" => Family::Bytes,
+            _ if t.starts_with("character") || t == "text" => Family::Text,
+            _ if t.starts_with("timestamp") => Family::Timestamp,
+            _ if t.starts_with("time") => Family::Time,
+            _ => return None,
+        })
+    }
+}
+
 /// `numeric(12,2)` -> (12, 2); `numeric` -> None.
 fn numeric_precision(type_name: &str) -> Option<(u32, u32)> {
     let inner = type_name.strip_prefix("numeric(")?.strip_suffix(')')?;

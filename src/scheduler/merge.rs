@@ -172,16 +172,11 @@ async fn run_locked(
     started: Instant,
 ) -> Result<MergeSummary, SchedulerError> {
     // New source tables and columns reach the mirror before their events.
-    let mut existing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut existing: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for row in api.query(&plan::mirror_columns_statement(objects)?).await? {
-        if let (Some(table), Some(column)) = (
-            row.first().and_then(Value::as_text),
-            row.get(1).and_then(Value::as_text),
-        ) {
-            existing
-                .entry(table.to_lowercase())
-                .or_default()
-                .push(column);
+        let text = |i: usize| row.get(i).and_then(Value::as_text);
+        if let (Some(table), Some(column), Some(data_type)) = (text(0), text(1), text(2)) {
+            existing.entry(table.to_lowercase()).or_default().push((column, data_type));
         }
     }
     let changes = plan::schema_change_statements(objects, &tables, &existing)?;

@@ -34,6 +34,8 @@ pub enum SchedulerError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Sql(#[from] SqlError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
     #[error("refresh of the events view failed: {0}")]
     Refresh(RedshiftError),
     #[error("merge failed; mirror tables and watermark of the failed batch are unchanged, the next run retries: {0}")]

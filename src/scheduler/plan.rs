@@ -12,6 +12,27 @@ use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Template
 
 use super::mapping::ColumnKind;
 
+/// Why the source schema cannot be mapped onto the mirror.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(
+        "column {column} of {table} changed type to {source_type}, which the mirror column ({mirror_type}) cannot hold; \
+         fix by hand: ALTER TABLE {mirror} DROP COLUMN {column_q}; ALTER TABLE {mirror} ADD COLUMN {column_q} {redshift_type}; \
+         then re-sync the table (see docs/operations.md)",
+        column_q = quote_ident(column)
+    )]
+    TypeChanged {
+        table: String,
+        column: String,
+        mirror_type: String,
+        source_type: String,
+        mirror: String,
+        redshift_type: String,
+    },
+}
+
 /// The Data API runs at most this many statements in one batch.
 pub const MAX_STATEMENTS_PER_BATCH: usize = 40;
 
@@ -191,15 +212,26 @@ pub fn mirror_columns_statement(objects: &Objects) -> Result<String, SqlError> {
 pub fn schema_change_statements(
     objects: &Objects,
     tables: &[MirrorTable],
-    existing: &BTreeMap<String, Vec<String>>,
-) -> Result<Vec<String>, SqlError> {
+    existing: &BTreeMap<String, Vec<(String, String)>>,
+) -> Result<Vec<String>, PlanError> {
     let mut statements = Vec::new();
     for table in tables {
         match existing.get(&table.name.to_lowercase()) {
             None => statements.extend(mirror_table_statements(objects, table)?),
             Some(columns) => {
                 for (column, kind) in &table.columns {
-                    if columns.iter().any(|c| c.eq_ignore_ascii_case(&column.name)) {
+                    if let Some((_, data_type)) = columns.iter().find(|(c, _)| c.eq_ignore_ascii_case(&column.name)) {
+                        let family = super::mapping::Family::of_data_type(data_type);
+                        if family.is_some_and(|f| f != kind.family()) {
+                            return Err(PlanError::TypeChanged {
+                                table: table.source.qualified_name(),
+                                column: column.name.clone(),
+                                mirror_type: data_type.clone(),
+                                source_type: column.type_name.clone(),
+                                mirror: qualified(&objects.mirror_schema_name, &table.name),
+                                redshift_type: kind.redshift_type(),
+                            });
+                        }
                         continue;
                     }
                     let mut values = objects.values();

@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__sales__Line Items" (
     _kinesync_lsn BIGINT NOT NULL
 );
 
-CREATE MATERIALIZED VIEW "mirror"."kinesync_events" AUTO REFRESH NO AS
+CREATE MATERIALIZED VIEW "mirror"."kinesync_events" SORTKEY (refresh_time) AUTO REFRESH NO AS
 SELECT approximate_arrival_timestamp,
        refresh_time,
        shard_id,
