@@ -126,8 +126,12 @@ pub fn truncate_long_strings(value: &mut Value) -> bool {
             s.truncate(end);
             true
         }
-        Value::Array(items) => items.iter_mut().fold(false, |cut, v| truncate_long_strings(v) | cut),
-        Value::Object(map) => map.values_mut().fold(false, |cut, v| truncate_long_strings(v) | cut),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |cut, v| truncate_long_strings(v) | cut),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |cut, v| truncate_long_strings(v) | cut),
         _ => false,
     }
 }
@@ -358,8 +362,14 @@ mod tests {
     #[test]
     fn strings_over_redshifts_limit_are_cut_at_a_character_boundary() {
         let long = format!("{}é{}", "a".repeat(MAX_STRING_BYTES - 1), "b".repeat(10));
-        let Value::String(cut) = enc(oid::TEXT, &long) else { panic!("not a string") };
-        assert_eq!(cut.len(), MAX_STRING_BYTES - 1, "the 2-byte character would cross the limit");
+        let Value::String(cut) = enc(oid::TEXT, &long) else {
+            panic!("not a string")
+        };
+        assert_eq!(
+            cut.len(),
+            MAX_STRING_BYTES - 1,
+            "the 2-byte character would cross the limit"
+        );
         let nested = format!("{{\"k\": [\"{}\"]}}", "x".repeat(70_000));
         let value = enc(oid::JSONB, &nested);
         assert_eq!(value["k"][0].as_str().map(str::len), Some(MAX_STRING_BYTES));

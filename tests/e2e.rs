@@ -251,12 +251,25 @@ async fn a_merge_late_against_the_stream_retention_is_reported_loudly() {
 async fn a_type_change_the_mirror_cannot_follow_stops_with_the_manual_fix() {
     let p = Pipeline::start("e2e_typechange", ACCOUNTS, &["public.accounts"]).await;
     p.setup().await;
-    p.source.batch_execute("ALTER TABLE accounts ALTER COLUMN visits TYPE text").await.expect("alter");
+    p.source
+        .batch_execute("ALTER TABLE accounts ALTER COLUMN visits TYPE text")
+        .await
+        .expect("alter");
     let (code, _, stderr) = p.run(&["merge", "--once"]).await;
     assert_eq!(code, 3, "stderr: {stderr}");
     assert!(
-        stderr.contains("public.accounts") && stderr.contains("visits") && stderr.contains("ALTER TABLE"),
+        stderr.contains("public.accounts")
+            && stderr.contains("visits")
+            && stderr.contains("ALTER TABLE"),
         "names table, column and fix: {stderr}"
     );
-    assert_eq!(stderr.trim().lines().filter(|l| l.starts_with("kinesync: error")).count(), 1, "{stderr}");
+    assert_eq!(
+        stderr
+            .trim()
+            .lines()
+            .filter(|l| l.starts_with("kinesync: error"))
+            .count(),
+        1,
+        "{stderr}"
+    );
 }

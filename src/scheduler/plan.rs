@@ -21,16 +21,21 @@ pub enum PlanError {
         "column {column} of {table} changed type to {source_type}, which the mirror column ({mirror_type}) cannot hold; \
          fix by hand: ALTER TABLE {mirror} DROP COLUMN {column_q}; ALTER TABLE {mirror} ADD COLUMN {column_q} {redshift_type}; \
          then re-sync the table (see docs/operations.md)",
-        column_q = quote_ident(column)
+        table = .0.table, column = .0.column, source_type = .0.source_type, mirror_type = .0.mirror_type,
+        mirror = .0.mirror, redshift_type = .0.redshift_type, column_q = quote_ident(&.0.column)
     )]
-    TypeChanged {
-        table: String,
-        column: String,
-        mirror_type: String,
-        source_type: String,
-        mirror: String,
-        redshift_type: String,
-    },
+    TypeChanged(Box<TypeChange>),
+}
+
+/// A source column type the mirror column cannot hold.
+#[derive(Debug)]
+pub struct TypeChange {
+    pub table: String,
+    pub column: String,
+    pub mirror_type: String,
+    pub source_type: String,
+    pub mirror: String,
+    pub redshift_type: String,
 }
 
 /// The Data API runs at most this many statements in one batch.
@@ -220,17 +225,20 @@ pub fn schema_change_statements(
             None => statements.extend(mirror_table_statements(objects, table)?),
             Some(columns) => {
                 for (column, kind) in &table.columns {
-                    if let Some((_, data_type)) = columns.iter().find(|(c, _)| c.eq_ignore_ascii_case(&column.name)) {
+                    if let Some((_, data_type)) = columns
+                        .iter()
+                        .find(|(c, _)| c.eq_ignore_ascii_case(&column.name))
+                    {
                         let family = super::mapping::Family::of_data_type(data_type);
                         if family.is_some_and(|f| f != kind.family()) {
-                            return Err(PlanError::TypeChanged {
+                            return Err(PlanError::TypeChanged(Box::new(TypeChange {
                                 table: table.source.qualified_name(),
                                 column: column.name.clone(),
                                 mirror_type: data_type.clone(),
                                 source_type: column.type_name.clone(),
                                 mirror: qualified(&objects.mirror_schema_name, &table.name),
                                 redshift_type: kind.redshift_type(),
-                            });
+                            })));
                         }
                         continue;
                     }

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls};
 
@@ -128,7 +129,8 @@ impl Pipeline {
         let stream = format!("{}-cdc", name.replace('_', "-"));
         create_stream(&stack, &stream).await;
 
-        let dir = std::env::temp_dir().join(format!("kinesync-test-{name}"));
+        // Per process: concurrent test runs (other stacks) must not share files.
+        let dir = std::env::temp_dir().join(format!("kinesync-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
         let config_path = dir.join("kinesync.toml");
@@ -234,14 +236,20 @@ merge = "*/5 * * * * *"
             .spawn()
             .expect("spawn produce");
         self.producer = Some(child);
-        // Writes made after this returns are after the slot's start: they
-        // reach the stream, not (only) the snapshot.
+        self.wait_for_slot().await;
+    }
+
+    /// Waits until the replication slot exists and has found its consistent
+    /// point (a slot being created is listed before, with no confirmed LSN).
+    /// Writes committed after this returns are after the slot's start: they
+    /// reach the stream, not the snapshot.
+    pub async fn wait_for_slot(&self) {
         let slot = self.name.clone();
         let source = &self.source;
         poll(&format!("slot {slot} to exist"), || async {
             let row = source
                 .query_one(
-                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
                     &[&slot],
                 )
                 .await
@@ -249,6 +257,75 @@ merge = "*/5 * * * * *"
             (row.get::<_, i64>(0) == 1).then_some(())
         })
         .await;
+    }
+
+    /// Waits (bounded by [`DEADLINE`]) for the background producer to exit
+    /// on its own; returns its exit code and log.
+    pub async fn wait_for_producer_exit(&mut self) -> (i32, String) {
+        let mut child = self.producer.take().expect("no producer running");
+        let status = tokio::time::timeout(DEADLINE, child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "producer still running after {DEADLINE:?}; log:\n{}",
+                    self.producer_log()
+                )
+            })
+            .expect("wait");
+        (status.code().unwrap_or(-1), self.producer_log())
+    }
+
+    /// Starts `kinesync produce --sink stdout`, waits for the slot, and
+    /// returns a reader of the events it prints.
+    pub async fn start_stdout_producer(&self) -> StdoutProducer {
+        let log_path = self.dir.join("produce-stdout.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut child = self
+            .command(&["produce", "--sink", "stdout"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn produce --sink stdout");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let producer = StdoutProducer {
+            child,
+            lines: BufReader::new(stdout).lines(),
+            log_path,
+        };
+        self.wait_for_slot().await;
+        producer
+    }
+
+    /// Sets `key = value` lines (e.g. `max_record_bytes = 2000`) in the
+    /// config's `[section]` (one the default config has), replacing the
+    /// keys' earlier values.
+    pub fn set_config(&self, section: &str, lines: &str) {
+        let text = std::fs::read_to_string(&self.config_path).expect("read config");
+        let key_of = |line: &str| line.split('=').next().unwrap_or_default().trim().to_owned();
+        let keys: Vec<String> = lines.lines().map(key_of).collect();
+        let header = format!("[{section}]");
+        let mut out = Vec::new();
+        let mut in_section = false;
+        let mut found = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with('[') {
+                in_section = line.trim() == header;
+                out.push(line.to_owned());
+                if in_section {
+                    found = true;
+                    out.extend(lines.lines().map(str::to_owned));
+                }
+            } else if !(in_section && keys.contains(&key_of(line))) {
+                out.push(line.to_owned());
+            }
+        }
+        assert!(found, "config has no {header}");
+        std::fs::write(&self.config_path, out.join("\n") + "\n").expect("write config");
+    }
+
+    /// Every record in the stream, read from TRIM_HORIZON on every shard.
+    pub async fn read_stream(&self) -> Vec<StreamRecord> {
+        read_stream(&self.stack, &self.stream).await
     }
 
     /// Stops the producer with SIGTERM and waits for a clean exit.
@@ -356,21 +433,31 @@ merge = "*/5 * * * * *"
         table: &str,
     ) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
         let (schema, name) = table.split_once('.').expect("schema.table");
-        let columns: Vec<String> = self
+        // The source side applies the documented type mapping: json, jsonb
+        // and arrays land in SUPER, compared as jsonb text.
+        let columns: Vec<(String, String)> = self
             .source
             .query(
-                "SELECT attname FROM pg_attribute WHERE attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
-                 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                "SELECT a.attname, CASE WHEN t.typcategory = 'A' OR t.typname IN ('json', 'jsonb') \
+                   THEN 'to_jsonb(' || quote_ident(a.attname) || ')::text' ELSE quote_ident(a.attname) || '::text' END \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
+                 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&schema, &name],
             )
             .await
             .expect("columns")
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
-        let list = columns
+        let source_list = columns
             .iter()
-            .map(|c| format!("\"{c}\"::text"))
+            .map(|(_, e)| e.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mirror_list = columns
+            .iter()
+            .map(|(c, _)| format!("\"{c}\"::text"))
             .collect::<Vec<_>>()
             .join(", ");
         let order = (1..=columns.len())
@@ -382,9 +469,10 @@ merge = "*/5 * * * * *"
         } else {
             format!("{schema}__{name}")
         };
-        let source_sql = format!("SELECT {list} FROM \"{schema}\".\"{name}\" ORDER BY {order}");
+        let source_sql =
+            format!("SELECT {source_list} FROM \"{schema}\".\"{name}\" ORDER BY {order}");
         let mirror_sql =
-            format!("SELECT {list} FROM \"mirror\".\"{mirror_name}\" ORDER BY {order}");
+            format!("SELECT {mirror_list} FROM \"mirror\".\"{mirror_name}\" ORDER BY {order}");
         let source_rows = text_rows(&self.source, &source_sql).await;
         let mirror_rows = text_rows(&self.mirror, &mirror_sql).await;
         (source_rows, mirror_rows)
@@ -414,8 +502,84 @@ impl Drop for Pipeline {
     }
 }
 
-/// Creates a Kinesis stream with 2 shards on the stand-in and waits until ACTIVE.
-pub async fn create_stream(stack: &Stack, stream: &str) {
+/// A producer started with `--sink stdout`: its events, line by line.
+pub struct StdoutProducer {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    log_path: PathBuf,
+}
+
+impl StdoutProducer {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The next `n` events, parsed. Fails the test if they do not all
+    /// arrive within [`DEADLINE`] or the producer exits first.
+    pub async fn events(&mut self, n: usize) -> Vec<serde_json::Value> {
+        self.lines(n)
+            .await
+            .iter()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    /// The next `n` lines as printed (one event each), with the same deadline.
+    pub async fn lines(&mut self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = Vec::with_capacity(n);
+        while lines.len() < n {
+            match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => lines.push(line),
+                Ok(Ok(None)) => panic!(
+                    "producer closed stdout after {} of {n} events: {lines:#?}\nlog:\n{}",
+                    lines.len(),
+                    self.log()
+                ),
+                Ok(Err(e)) => panic!("reading the producer's stdout: {e}"),
+                Err(_) => panic!(
+                    "timed out after {DEADLINE:?} with {} of {n} events: {lines:#?}\nlog:\n{}",
+                    lines.len(),
+                    self.log()
+                ),
+            }
+        }
+        lines
+    }
+
+    /// SIGTERM; the producer must exit 0.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("producer did not stop")
+            .expect("wait");
+        assert!(
+            status.success(),
+            "producer exited with {status} on SIGTERM; log:\n{}",
+            self.log()
+        );
+    }
+}
+
+/// One record read back from the stream.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    pub shard: String,
+    pub partition_key: String,
+    pub event: serde_json::Value,
+}
+
+/// A Kinesis client for the stand-in.
+pub async fn kinesis_client(stack: &Stack) -> aws_sdk_kinesis::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&stack.kinesis_url)
@@ -424,7 +588,81 @@ pub async fn create_stream(stack: &Stack, stream: &str) {
         ))
         .load()
         .await;
-    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    aws_sdk_kinesis::Client::new(&config)
+}
+
+/// Every record of `stream`: per shard, GetShardIterator(TRIM_HORIZON) and
+/// GetRecords until a call returns nothing and is not behind the tip.
+/// Records of one shard keep their order; shards follow one another.
+pub async fn read_stream(stack: &Stack, stream: &str) -> Vec<StreamRecord> {
+    let kinesis = kinesis_client(stack).await;
+    let description = kinesis
+        .describe_stream()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("describe stream {stream}: {e:?}"));
+    let shards: Vec<String> = description
+        .stream_description()
+        .expect("stream description")
+        .shards()
+        .iter()
+        .map(|s| s.shard_id().to_owned())
+        .collect();
+    let mut records = Vec::new();
+    for shard in shards {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(&shard)
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("shard iterator {shard}: {e:?}"))
+            .shard_iterator()
+            .map(str::to_owned);
+        let deadline = Instant::now() + DEADLINE;
+        while let Some(it) = iterator {
+            assert!(
+                Instant::now() < deadline,
+                "reading shard {shard} took over {DEADLINE:?}"
+            );
+            let page = kinesis
+                .get_records()
+                .shard_iterator(it)
+                .limit(10_000)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("get records {shard}: {e:?}"));
+            for record in page.records() {
+                let data = record.data().as_ref();
+                let event = serde_json::from_slice(data).unwrap_or_else(|e| {
+                    panic!(
+                        "record is not JSON ({e}): {}",
+                        String::from_utf8_lossy(data)
+                    )
+                });
+                records.push(StreamRecord {
+                    shard: shard.clone(),
+                    partition_key: record.partition_key().unwrap_or_default().to_owned(),
+                    event,
+                });
+            }
+            let caught_up =
+                page.records().is_empty() && page.millis_behind_latest().is_none_or(|ms| ms == 0);
+            iterator = if caught_up {
+                None
+            } else {
+                page.next_shard_iterator().map(str::to_owned)
+            };
+        }
+    }
+    records
+}
+
+/// Creates a Kinesis stream with 2 shards on the stand-in and waits until ACTIVE.
+pub async fn create_stream(stack: &Stack, stream: &str) {
+    let kinesis = kinesis_client(stack).await;
     let _ = kinesis.delete_stream().stream_name(stream).send().await;
     poll(&format!("stream {stream} to be deleted"), || async {
         kinesis
