@@ -196,7 +196,10 @@ async fn random_workloads_leave_mirror_equal_to_source() {
         if round == seeds.len() / 2 {
             // A column added mid-run (without a default: a default would
             // change existing rows without any change event).
-            p.source.batch_execute("ALTER TABLE items ADD COLUMN note text").await.expect("add column");
+            p.source
+                .batch_execute("ALTER TABLE items ADD COLUMN note text")
+                .await
+                .expect("add column");
         }
         for _ in 0..rng.gen_range(3..12) {
             let statements: Vec<String> = (0..rng.gen_range(1..15))
