@@ -1,0 +1,272 @@
+//! `kinesync.example.toml` and the configuration embedded in deploy/ stay in
+//! step with `src/config.rs`: the example holds every key the config structs
+//! have, shows each default correctly, and everything parses with the real
+//! loader. Pure: needs no database, no Kinesis, no Redshift.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use kinesync::config::Config;
+
+const EXAMPLE: &str = include_str!("../kinesync.example.toml");
+const CONFIG_RS: &str = include_str!("../src/config.rs");
+
+/// Section of the file each config struct is deserialized into.
+const SECTIONS: &[(&str, &str)] = &[
+    ("SourceConfig", "source"),
+    ("KinesisConfig", "kinesis"),
+    ("RedshiftConfig", "redshift"),
+    ("ScheduleConfig", "schedule"),
+];
+
+/// Keys the example sets to a value other than the default on purpose:
+/// the required ones and a representative choice among optional ones.
+const NOT_DEFAULTS: &[&str] = &[
+    "source.url",
+    "source.tables",
+    "redshift.workgroup",
+    "redshift.database",
+    "redshift.secret_arn",
+    "redshift.stream_role_arn",
+];
+
+fn env() -> BTreeMap<String, String> {
+    BTreeMap::new()
+}
+
+/// `pub <field>:` lines of `pub struct <name> { ... }` in src/config.rs.
+fn struct_fields(name: &str) -> Vec<String> {
+    let start = format!("pub struct {name} {{");
+    let mut lines = CONFIG_RS.lines().skip_while(|l| !l.contains(&start));
+    assert!(
+        lines.next().is_some(),
+        "src/config.rs has no `{start}`: update SECTIONS in this test"
+    );
+    lines
+        .take_while(|l| l.trim() != "}")
+        .filter_map(|l| {
+            let field = l.trim().strip_prefix("pub ")?.split(':').next()?.trim();
+            Some(field.to_owned())
+        })
+        .collect()
+}
+
+/// Every `section.key` of the config structs, read from src/config.rs.
+fn keys_in_code() -> BTreeSet<String> {
+    let top = struct_fields("Config");
+    let sections: BTreeSet<&str> = SECTIONS.iter().map(|(_, s)| *s).collect();
+    let top: BTreeSet<&str> = top.iter().map(String::as_str).collect();
+    assert_eq!(
+        top, sections,
+        "Config's sections changed: update SECTIONS in this test"
+    );
+    SECTIONS
+        .iter()
+        .flat_map(|(ty, section)| {
+            struct_fields(ty)
+                .into_iter()
+                .map(move |f| format!("{section}.{f}"))
+        })
+        .collect()
+}
+
+/// The example with every commented-out `# key = value` line switched on,
+/// minus the keys that exclude them (`workgroup`/`cluster_id`,
+/// `secret_arn`/`db_user`).
+fn example_with_optional_keys_on() -> String {
+    let mut out = String::new();
+    for line in EXAMPLE.lines() {
+        let uncommented = line
+            .strip_prefix("# ")
+            .filter(|rest| is_key_line(rest))
+            .unwrap_or(line);
+        out.push_str(uncommented);
+        out.push('\n');
+    }
+    out.lines()
+        .filter(|l| !l.starts_with("workgroup =") && !l.starts_with("secret_arn ="))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `key = value` where key is a bare lower-case TOML key.
+fn is_key_line(line: &str) -> bool {
+    line.split_once(" = ").is_some_and(|(k, v)| {
+        !k.is_empty()
+            && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && format!("x = {v}").parse::<toml::Table>().is_ok()
+    })
+}
+
+/// `section.key` of every key set in `text`.
+fn keys_in(text: &str) -> BTreeSet<String> {
+    let doc: toml::Table = text.parse().expect("valid TOML");
+    doc.iter()
+        .flat_map(|(section, value)| {
+            let table = value.as_table().expect("only sections at the top level");
+            table.keys().map(move |k| format!("{section}.{k}"))
+        })
+        .collect()
+}
+
+#[test]
+fn example_parses_with_the_real_loader() {
+    let config = Config::from_toml_with_env(EXAMPLE, &env())
+        .unwrap_or_else(|e| panic!("kinesync.example.toml: {e}"));
+    assert!(config.redshift.is_some(), "the example shows [redshift]");
+}
+
+#[test]
+fn example_with_commented_keys_switched_on_parses() {
+    let text = example_with_optional_keys_on();
+    Config::from_toml_with_env(&text, &env())
+        .unwrap_or_else(|e| panic!("example with optional keys on: {e}\n{text}"));
+}
+
+#[test]
+fn example_names_every_key_of_the_config_structs() {
+    let in_code = keys_in_code();
+    assert!(in_code.len() > 20, "parsed too few fields: {in_code:?}");
+    let in_example = keys_in(&example_with_optional_keys_on())
+        .union(&keys_in(EXAMPLE))
+        .cloned()
+        .collect::<BTreeSet<_>>();
+    let missing: Vec<_> = in_code.difference(&in_example).collect();
+    assert!(
+        missing.is_empty(),
+        "kinesync.example.toml lacks {missing:?} (add them, commented if optional, and document them in docs/configuration.md)"
+    );
+    // deny_unknown_fields already rejects extra keys; this names them.
+    let extra: Vec<_> = in_example.difference(&in_code).collect();
+    assert!(
+        extra.is_empty(),
+        "kinesync.example.toml has unknown keys {extra:?}"
+    );
+}
+
+#[test]
+fn example_shows_the_defaults() {
+    // Removing a key that shows its default must not change the result.
+    let full = format!(
+        "{:?}",
+        Config::from_toml_with_env(EXAMPLE, &env()).expect("example parses")
+    );
+    let doc: toml::Table = EXAMPLE.parse().expect("valid TOML");
+    for key in keys_in(EXAMPLE) {
+        if NOT_DEFAULTS.contains(&key.as_str()) {
+            continue;
+        }
+        let (section, name) = key.split_once('.').expect("section.key");
+        let mut without = doc.clone();
+        without[section]
+            .as_table_mut()
+            .expect("section table")
+            .remove(name);
+        let text = toml::to_string(&without).expect("serializes");
+        let reduced = format!(
+            "{:?}",
+            Config::from_toml_with_env(&text, &env())
+                .unwrap_or_else(|e| panic!("example without {key}: {e}"))
+        );
+        assert_eq!(
+            full, reduced,
+            "kinesync.example.toml sets {key} to something other than its default"
+        );
+    }
+}
+
+#[test]
+fn environment_overrides_reach_every_section() {
+    let env = BTreeMap::from([
+        (
+            "KINESYNC_SOURCE__URL".to_owned(),
+            "postgres://other:pw@other-host:5433/db2".to_owned(),
+        ),
+        (
+            "KINESYNC_KINESIS__MAX_RECORDS_PER_REQUEST".to_owned(),
+            "100".to_owned(),
+        ),
+        (
+            "KINESYNC_REDSHIFT__MIRROR_SCHEMA".to_owned(),
+            "replica".to_owned(),
+        ),
+        (
+            "KINESYNC_SCHEDULE__MERGE".to_owned(),
+            "0 0 * * * *".to_owned(),
+        ),
+    ]);
+    let config = Config::from_toml_with_env(EXAMPLE, &env).expect("parses");
+    assert_eq!(config.source.url, "postgres://other:pw@other-host:5433/db2");
+    assert_eq!(config.kinesis.max_records_per_request, 100);
+    assert_eq!(config.redshift.expect("redshift").mirror_schema, "replica");
+    assert_eq!(config.schedule.merge, "0 0 * * * *");
+}
+
+/// The `kinesync.toml: |` block of the Kubernetes ConfigMap.
+fn configmap_toml() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/configmap.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("deploy/kubernetes/configmap.yaml");
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "kinesync.toml: |");
+    let header = lines.next().expect("the ConfigMap holds kinesync.toml: |");
+    let key_indent = header.len() - header.trim_start().len();
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > key_indent)
+        .map(|l| l.get(key_indent + 2..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn kubernetes_configmap_parses_with_the_secret_url() {
+    let text = configmap_toml();
+    assert!(
+        text.contains("[source]"),
+        "ConfigMap TOML not found:\n{text}"
+    );
+    let env = BTreeMap::from([(
+        "KINESYNC_SOURCE__URL".to_owned(),
+        "postgres://kinesync:pw@db.internal:5432/app".to_owned(),
+    )]);
+    Config::from_toml_with_env(&text, &env)
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/configmap.yaml: {e}\n{text}"));
+}
+
+#[test]
+fn ecs_task_definitions_configure_kinesync_by_environment_alone() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/ecs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("deploy/ecs") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let td: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("JSON");
+        for container in td["containerDefinitions"].as_array().expect("containers") {
+            let mut env: BTreeMap<String, String> = container["environment"]
+                .as_array()
+                .expect("environment")
+                .iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().expect("name").to_owned(),
+                        e["value"].as_str().expect("value").to_owned(),
+                    )
+                })
+                .collect();
+            // The secret's value at run time.
+            env.insert(
+                "KINESYNC_SOURCE__URL".to_owned(),
+                "postgres://kinesync:pw@db.internal:5432/app".to_owned(),
+            );
+            // The image's /etc/kinesync/kinesync.toml is empty.
+            Config::from_toml_with_env("", &env)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 2,
+        "expected the producer and merge task definitions"
+    );
+}
