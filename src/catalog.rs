@@ -51,7 +51,7 @@ impl SourceTable {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot read the source catalog: {0}")]
+    #[error("cannot read the source catalog: {}", crate::source::replication::pg_message(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("source table {0} does not exist (check source.tables)")]
     MissingTable(String),
@@ -147,13 +147,7 @@ pub async fn read_table(
     })
 }
 
-/// A plain SQL connection to the source for catalog reads.
-pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "catalog connection closed");
-        }
-    });
-    Ok(client)
+/// An SQL connection to the source for catalog reads (TLS as the URL says).
+pub async fn connect(url: &str) -> Result<Client, crate::postgres::ConnectError> {
+    crate::postgres::SourceUrl::parse(url)?.connect().await
 }

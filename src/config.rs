@@ -240,7 +240,7 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("invalid configuration: {}", .0.join("; "))]
     Invalid(Vec<String>),
 }
 
@@ -271,13 +271,21 @@ impl Config {
             path: PathBuf::from("<text>"),
             message,
         };
-        let mut doc: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| parse_error(e.message().to_owned()))?;
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            parse_error(describe_toml_error(text, e.message(), e.span()))
+        })?;
         apply_env_overrides(&mut doc, env)?;
         let config: Config = toml::Value::Table(doc)
             .try_into()
-            .map_err(|e: toml::de::Error| parse_error(e.message().to_owned()))?;
+            .map_err(|e: toml::de::Error| {
+                // The merged document has no positions: when the file alone
+                // shows the same error, take its position from there.
+                let span = match toml::from_str::<Config>(text) {
+                    Err(located) if located.message() == e.message() => located.span(),
+                    _ => None,
+                };
+                parse_error(describe_toml_error(text, e.message(), span))
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -289,11 +297,8 @@ impl Config {
             problems.push(
                 "source.url is empty: set it to postgres://user:password@host:port/db".to_owned(),
             );
-        } else if self.source.url.parse::<tokio_postgres::Config>().is_err() {
-            problems.push(format!(
-                "source.url {} is not a PostgreSQL connection URL: use postgres://user:password@host:port/db",
-                redact_url(&self.source.url)
-            ));
+        } else if let Err(error) = crate::postgres::SourceUrl::parse(&self.source.url) {
+            problems.push(error.to_string());
         }
         if self.source.tables.is_empty() {
             problems.push(
@@ -424,6 +429,114 @@ impl Config {
     }
 }
 
+/// One line describing a TOML error: the line and key it is at (when
+/// known) and, for an unknown key or section, the closest known name.
+fn describe_toml_error(text: &str, message: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let message = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    let span = span.filter(|s| s.start <= text.len());
+    let mut located = String::new();
+    let mut place = String::new();
+    let mut section = None;
+    let mut on_header = false;
+    if let Some(span) = &span {
+        let line_number = text[..span.start].matches('\n').count() + 1;
+        let line = text.lines().nth(line_number - 1).unwrap_or_default().trim();
+        // The section the error is in: the last header above its line.
+        section = text
+            .lines()
+            .take(line_number - 1)
+            .filter_map(|l| {
+                let l = l.trim();
+                l.strip_prefix('[')?.split(']').next().map(str::trim)
+            })
+            .last()
+            .map(str::to_owned);
+        located = format!("line {line_number}: ");
+        on_header = line.starts_with('[');
+        let key = line.split('=').next().unwrap_or_default().trim();
+        place = match &section {
+            _ if line.starts_with('[') => format!("{line}: "),
+            Some(section) if !key.is_empty() => format!("{section}.{key}: "),
+            _ => String::new(),
+        };
+    }
+    let Some((field, expected)) = unknown_field(&message) else {
+        return format!("{located}{place}{message}");
+    };
+    let what = match (&section, span.is_some(), on_header) {
+        (_, true, true) => format!("unknown section [{field}]"),
+        (Some(section), true, false) => format!("unknown key {section}.{field}"),
+        (None, true, false) => format!("unknown top-level key `{field}`"),
+        (_, false, _) => format!("unknown key or section `{field}`"),
+    };
+    let known = expected
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match closest(&field, &expected) {
+        Some(best) => format!("{located}{what}: did you mean `{best}`? (known: {known})"),
+        None => format!("{located}{what} (known: {known})"),
+    }
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` -> ("x", ["a", "b"]).
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    Some((field.to_owned(), expected))
+}
+
+/// The known name nearest to `name` by edit distance, if near enough to be
+/// a typo (at most a third of its length, and at least 2, edits away).
+fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(2);
+    known
+        .iter()
+        .map(|k| (edit_distance(&name.to_ascii_lowercase(), k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Levenshtein distance where swapping two neighbours counts as one edit
+/// (optimal string alignment), the commonest typo.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 fn is_simple_lowercase_name(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
@@ -530,7 +643,8 @@ mod tests {
             &BTreeMap::new(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = err.to_string();
+        assert!(err.contains("unknown key") && err.contains("slto"), "{err}");
     }
 
     #[test]
@@ -559,6 +673,37 @@ mod tests {
         ] {
             assert!(err.contains(needle), "missing {needle} in {err}");
         }
+    }
+
+    #[test]
+    fn a_typo_gets_its_line_section_and_a_suggestion() {
+        let text = MINIMAL.replace("tables", "slto = 1\n        tables");
+        let err = Config::from_toml_with_env(&text, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 4: unknown key source.slto: did you mean `slot`?"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_from_the_environment_still_gets_a_suggestion() {
+        let env = BTreeMap::from([("KINESYNC_SOURCE__PUBLICATON".to_owned(), "x".to_owned())]);
+        let err = Config::from_toml_with_env(MINIMAL, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `publication`?"), "{err}");
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("slto", "slot"), 1);
+        assert_eq!(edit_distance("redshfit", "redshift"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(closest("zzzz", &["slot".to_owned()]), None);
     }
 
     #[test]

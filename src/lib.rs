@@ -11,6 +11,7 @@ pub mod encode;
 pub mod event;
 pub mod lsn;
 pub mod pipeline;
+pub mod postgres;
 pub mod redshift;
 pub mod scheduler;
 pub mod shutdown;

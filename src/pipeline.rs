@@ -74,6 +74,8 @@ pub enum ProduceError {
         "source.url {url} is not a valid PostgreSQL URL (postgres://user:password@host:port/db)"
     )]
     InvalidSourceUrl { url: String },
+    #[error("TLS to the source database: {detail}")]
+    Tls { detail: String },
     #[error("cannot connect to PostgreSQL at {target}: {detail}")]
     Connect { target: String, detail: String },
     #[error("PostgreSQL rejected the credentials for {target}: {detail} (check user and password in source.url, and pg_hba.conf)")]
@@ -82,13 +84,25 @@ pub enum ProduceError {
     WalLevelNotLogical { current: String },
     #[error("the PostgreSQL role lacks a privilege kinesync needs: {detail} (it needs REPLICATION, or rds_replication on RDS, and SELECT on the tables)")]
     PermissionDenied { detail: String },
+    #[error("PostgreSQL role {role} lacks a privilege kinesync needs: {detail}; fix: {fix} (see docs/security.md)")]
+    RoleLacksPrivilege {
+        role: String,
+        detail: String,
+        fix: String,
+    },
+    #[error("PostgreSQL role {role} may not read table {table}: run GRANT SELECT ON {table} TO {role} (and GRANT USAGE ON SCHEMA {schema} TO {role})")]
+    NoSelect {
+        role: String,
+        table: String,
+        schema: String,
+    },
     #[error("table {table} does not exist (fix source.tables)")]
     TableNotFound { table: String },
     #[error("source.tables entry {pattern} matches no table")]
     NoTablesMatched { pattern: String },
     #[error("table {table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
     NoReplicaIdentity { table: String },
-    #[error("cannot create publication {publication}: {detail}")]
+    #[error("cannot create publication {publication}: {detail} (have the tables' owner or a superuser run CREATE PUBLICATION {publication} FOR TABLE ... and ALTER PUBLICATION {publication} OWNER TO the kinesync role; see docs/security.md)")]
     PublicationSetup { publication: String, detail: String },
     #[error("publication {publication} does not include table {table} and kinesync cannot add it: {detail} (run ALTER PUBLICATION {publication} ADD TABLE {table} as its owner)")]
     PublicationMissingTable {
@@ -141,6 +155,31 @@ impl ProduceError {
                 detail,
             },
         }
+    }
+
+    /// Names the role and the fix in a [`ProduceError::PermissionDenied`].
+    fn with_role(self, config: &Config) -> ProduceError {
+        let ProduceError::PermissionDenied { detail } = self else {
+            return self;
+        };
+        let role = config
+            .source
+            .url
+            .parse::<tokio_postgres::Config>()
+            .ok()
+            .and_then(|c| c.get_user().map(display_ident))
+            .unwrap_or_else(|| "of source.url".to_owned());
+        let publication = display_ident(&config.source.publication);
+        let fix = if detail.contains("replication") || detail.contains("walsender") {
+            format!(
+                "ALTER ROLE {role} REPLICATION (on RDS/Aurora: GRANT rds_replication TO {role})"
+            )
+        } else if detail.contains("owner of publication") {
+            format!("ALTER PUBLICATION {publication} OWNER TO {role}, run by a superuser")
+        } else {
+            format!("grant {role} REPLICATION, USAGE on the schemas, SELECT on the tables and ownership of publication {publication}")
+        };
+        ProduceError::RoleLacksPrivilege { role, detail, fix }
     }
 
     pub(crate) fn from_pg_connect(url: &str, e: &tokio_postgres::Error) -> ProduceError {
@@ -231,6 +270,31 @@ pub async fn run_produce(
 /// The producer over any [`RecordWriter`] (what tests and `run_produce` call).
 /// `record_limit`: the sink's per-record size limit, if any.
 pub async fn run_with_writer<W: RecordWriter>(
+    config: &Config,
+    writer: W,
+    record_limit: Option<usize>,
+    shutdown: Shutdown,
+) -> Result<(), ProduceError> {
+    produce(config, writer, record_limit, shutdown)
+        .await
+        .map_err(|e| e.with_role(config))
+}
+
+/// An identifier as a user would type it in SQL: bare when it is a plain
+/// lower-case name, else double-quoted.
+pub(crate) fn display_ident(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_owned()
+    } else {
+        crate::source::quote_ident(name)
+    }
+}
+
+async fn produce<W: RecordWriter>(
     config: &Config,
     writer: W,
     record_limit: Option<usize>,

@@ -273,3 +273,74 @@ async fn a_type_change_the_mirror_cannot_follow_stops_with_the_manual_fix() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_source_is_reached_over_verified_tls_and_a_wrong_ca_is_refused() {
+    let ca = std::env::var("KINESYNC_TEST_PG_CA")
+        .expect("KINESYNC_TEST_PG_CA is not set: run deploy/local/test");
+    let mut p = Pipeline::start("e2e_tls", ACCOUNTS, &["public.accounts"]).await;
+    // verify-full checks the host name: use the certificate's DNS name.
+    let localhost = p.stack.pg_url.replace("127.0.0.1", "localhost");
+    let url = format!("{localhost}/e2e_tls_src?sslmode=verify-full&sslrootcert={ca}");
+    p.set_env("KINESYNC_SOURCE__URL", &url);
+    p.setup().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute("UPDATE accounts SET visits = 5 WHERE id = 1")
+        .await
+        .expect("write");
+    p.sync_producer().await;
+    // Every kinesync session (SQL and replication) is encrypted.
+    let row = p
+        .source
+        .query_one(
+            "SELECT count(*) FILTER (WHERE NOT s.ssl), count(*) FROM pg_stat_activity a \
+             JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = 'kinesync'",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    let (plain, total): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        total >= 2 && plain == 0,
+        "{plain} of {total} kinesync sessions are not encrypted"
+    );
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.accounts").await;
+    p.stop_producer().await;
+
+    // A CA that did not sign the server's certificate: refused, clearly.
+    let wrong = p.dir.join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(p.dir.join("other.key"))
+        .arg("-out")
+        .arg(&wrong)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    p.set_env(
+        "KINESYNC_SOURCE__URL",
+        &format!(
+            "{localhost}/e2e_tls_src?sslmode=verify-full&sslrootcert={}",
+            wrong.display()
+        ),
+    );
+    let (code, _, stderr) = p.run(&["merge", "--once"]).await;
+    assert_eq!(code, 4, "stderr: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains("certificate"),
+        "names the certificate problem: {stderr}"
+    );
+}

@@ -85,6 +85,21 @@ ks_start_postgres() {
   fi
   "${run[@]}" "'$KS_PG_BIN/initdb' -D '$data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'$home/initdb.log' 2>&1" \
     || { cat "$home/initdb.log" >&2; ks_die "initdb failed"; }
+  # A throwaway CA and a server certificate it signed (for localhost and
+  # 127.0.0.1), so that TLS modes up to verify-full can be tested; clients
+  # may still use plain TCP.
+  command -v openssl >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  (
+    cd "$home" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=kinesync-local-ca" -keyout ca.key -out ca.crt &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr &&
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+      "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >server.ext &&
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile server.ext -out server.crt
+  ) >/dev/null 2>&1 || ks_die "openssl could not make the test certificates"
+  chmod 600 "$home/server.key"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$home/server.key" "$home/server.crt"; fi
+  KS_PG_CA=$home/ca.crt
   cat >>"$data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $KS_PG_PORT
@@ -97,6 +112,9 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 timezone = 'UTC'
+ssl = on
+ssl_cert_file = '$home/server.crt'
+ssl_key_file = '$home/server.key'
 CONF
   "${run[@]}" "'$KS_PG_BIN/pg_ctl' -D '$data' -l '$home/postgres.log' -w -t 60 start >/dev/null" \
     || { cat "$home/postgres.log" >&2; ks_die "PostgreSQL did not start"; }

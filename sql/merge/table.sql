@@ -65,8 +65,11 @@ WHERE {{key_match_latest_m}}
        OR (m._kinesync_commit_lsn = {{latest}}._kinesync_commit_lsn AND m._kinesync_lsn >= {{latest}}._kinesync_lsn));
 {{toast_statements}}
 -- 5. Delete then insert: the mirror takes the newest state of each key.
+--    (Two deletes, so that their row counts tell updated from deleted rows.)
 DELETE FROM {{mirror_table}} USING {{latest}}
-WHERE {{key_match_mirror_latest}};
+WHERE {{key_match_mirror_latest}} AND {{latest}}._kinesync_action = 'upsert';
+DELETE FROM {{mirror_table}} USING {{latest}}
+WHERE {{key_match_mirror_latest}} AND {{latest}}._kinesync_action = 'delete';
 INSERT INTO {{mirror_table}} ({{column_list}}, _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
 SELECT {{converted_columns}}, l._kinesync_commit_lsn, l._kinesync_lsn,
        TIMESTAMP 'epoch' + (l._kinesync_ts_ms / 1000) * INTERVAL '1 second'

@@ -15,6 +15,10 @@ use super::{merge_once, SchedulerError};
 /// Runs until `shutdown` fires; an in-flight merge is cancelled through the
 /// Data API when it does.
 pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), SchedulerError> {
+    // Without it every tick would fail the same way, forever: stop now.
+    if config.redshift.is_none() {
+        return Err(SchedulerError::NoRedshiftConfig);
+    }
     let schedule_error =
         |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Schedule(e.to_string());
     let scheduler = JobScheduler::new().await.map_err(schedule_error)?;

@@ -140,15 +140,22 @@ impl ColumnKind {
     pub fn extract(&self, nav: &str) -> String {
         match self {
             ColumnKind::Integer(t) => format!("{nav}::{}", t.to_ascii_lowercase()),
-            ColumnKind::Decimal { precision, scale } => {
-                format!("{nav}::varchar::decimal({precision},{scale})")
-            }
+            // DECIMAL has no NaN: it becomes NULL (docs/redshift.md, "Edge values").
+            ColumnKind::Decimal { precision, scale } => format!(
+                "CASE WHEN {nav}::varchar = 'NaN' THEN NULL ELSE {nav}::varchar::decimal({precision},{scale}) END"
+            ),
             ColumnKind::Float(t) => {
                 let t = t.to_ascii_lowercase();
                 format!("CASE WHEN IS_VARCHAR({nav}) THEN {nav}::varchar::{t} ELSE {nav}::{t} END")
             }
             ColumnKind::Boolean => format!("{nav}::boolean"),
             ColumnKind::Text { .. } | ColumnKind::Bytes => format!("{nav}::varchar"),
+            // Redshift's DATE and TIMESTAMP[TZ] have no infinities: they
+            // become NULL (docs/redshift.md, "Edge values").
+            ColumnKind::Temporal(t @ ("DATE" | "TIMESTAMP" | "TIMESTAMPTZ")) => format!(
+                "CASE WHEN {nav}::varchar IN ('infinity', '-infinity') THEN NULL ELSE {nav}::varchar::{} END",
+                t.to_ascii_lowercase()
+            ),
             ColumnKind::Temporal(t) => format!("{nav}::varchar::{}", t.to_ascii_lowercase()),
             ColumnKind::Super => nav.to_owned(),
         }
@@ -317,7 +324,21 @@ mod tests {
         );
         assert_eq!(
             ColumnKind::Temporal("TIMESTAMPTZ").extract(nav),
-            format!("{nav}::varchar::timestamptz")
+            format!("CASE WHEN {nav}::varchar IN ('infinity', '-infinity') THEN NULL ELSE {nav}::varchar::timestamptz END")
+        );
+        assert_eq!(
+            ColumnKind::Temporal("TIME").extract(nav),
+            format!("{nav}::varchar::time")
+        );
+        assert_eq!(
+            ColumnKind::Decimal {
+                precision: 10,
+                scale: 2
+            }
+            .extract(nav),
+            format!(
+                "CASE WHEN {nav}::varchar = 'NaN' THEN NULL ELSE {nav}::varchar::decimal(10,2) END"
+            )
         );
         assert_eq!(ColumnKind::Bytes.convert("l.\"c\""), "FROM_HEX(l.\"c\")");
     }

@@ -18,8 +18,40 @@ use super::SchedulerError;
 pub struct TableSummary {
     pub table: String,
     pub events: u64,
-    pub upserted: i64,
+    pub inserted: i64,
+    pub updated: i64,
     pub deleted: i64,
+}
+
+/// Rows inserted, updated and deleted in `mirror` by `batch`, from the row
+/// counts of its statements (merge/table.sql step 5): the first DELETE
+/// removes rows about to be replaced (updates), the second rows deleted at
+/// the source, the INSERT writes every upsert.
+fn table_counts(
+    objects: &Objects,
+    mirror: &MirrorTable,
+    batch: &[String],
+    rows: &[i64],
+) -> Option<TableSummary> {
+    let target = crate::sql::qualified(&objects.mirror_schema_name, &mirror.name);
+    let rows_at = |prefix: &str, nth: usize| {
+        batch
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.starts_with(prefix))
+            .nth(nth)
+            .and_then(|(i, _)| rows.get(i).copied())
+    };
+    let upserted = rows_at(&format!("INSERT INTO {target} ("), 0)?;
+    let delete = format!("DELETE FROM {target} USING kinesync_latest_");
+    let updated = rows_at(&delete, 0).unwrap_or(0);
+    let deleted = rows_at(&delete, 1).unwrap_or(0);
+    Some(TableSummary {
+        inserted: upserted - updated,
+        updated,
+        deleted,
+        ..TableSummary::default()
+    })
 }
 
 /// What a merge run did, for the one-line summary.
@@ -44,8 +76,8 @@ impl fmt::Display for MergeSummary {
             .iter()
             .map(|t| {
                 format!(
-                    "{}: {} events, {} upserted, {} deleted",
-                    t.table, t.events, t.upserted, t.deleted
+                    "{}: {} events, {} inserted, {} updated, {} deleted",
+                    t.table, t.events, t.inserted, t.updated, t.deleted
                 )
             })
             .collect();
@@ -242,22 +274,11 @@ async fn run_locked(
             if p.events == 0 {
                 continue;
             }
-            let mirror_insert = format!("INSERT INTO {}.", objects.mirror_schema);
-            let table_ref = crate::sql::quote_ident(&mirror.name);
-            let tomb_ref =
-                crate::sql::quote_ident(&format!("kinesync_tombstones__{}", mirror.name));
-            let rows_of = |target: &str| -> Option<i64> {
-                batch
-                    .iter()
-                    .position(|s| s.starts_with(&format!("{mirror_insert}{target} (")))
-                    .and_then(|i| outcome.result_rows.get(i).copied())
-            };
-            if let Some(upserted) = rows_of(&table_ref) {
+            if let Some(counts) = table_counts(objects, mirror, batch, &outcome.result_rows) {
                 summary.tables.push(TableSummary {
                     table: mirror.source.qualified_name(),
                     events: p.events,
-                    upserted,
-                    deleted: rows_of(&tomb_ref).unwrap_or(0),
+                    ..counts
                 });
             }
         }

@@ -28,7 +28,7 @@ use crate::sql::SqlError;
 pub enum SchedulerError {
     #[error("the [redshift] section is missing from the configuration: merge and setup need it")]
     NoRedshiftConfig,
-    #[error("cannot connect to the source database to read its catalog: {0}")]
+    #[error("cannot connect to the source database to read its catalog: {0} (check source.url)")]
     SourceConnect(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),

@@ -25,6 +25,51 @@ pub enum PlanError {
         mirror = .0.mirror, redshift_type = .0.redshift_type, column_q = quote_ident(&.0.column)
     )]
     TypeChanged(Box<TypeChange>),
+    #[error(
+        "columns {first} and {second} of {table} differ only by case, but Redshift folds identifiers to lower case, \
+         so both would be mirror column {folded}: rename one on the source (ALTER TABLE {table} RENAME COLUMN {second} TO ...)",
+        first = quote_ident(.first), second = quote_ident(.second), folded = quote_ident(&.first.to_lowercase())
+    )]
+    ColumnCaseCollision {
+        table: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "source tables {first} and {second} would both be mirror table {mirror} (Redshift folds identifiers to lower case): \
+         mirror only one of them"
+    )]
+    TableNameCollision {
+        first: String,
+        second: String,
+        mirror: String,
+    },
+}
+
+/// Refuses source tables whose mirror names, or whose columns' mirror
+/// names, would collide once Redshift folds them to lower case.
+pub fn check_mirror_names(tables: &[MirrorTable]) -> Result<(), PlanError> {
+    let mut mirror_names: BTreeMap<String, &MirrorTable> = BTreeMap::new();
+    for table in tables {
+        let mut columns: BTreeMap<String, &str> = BTreeMap::new();
+        for column in &table.source.columns {
+            if let Some(first) = columns.insert(column.name.to_lowercase(), &column.name) {
+                return Err(PlanError::ColumnCaseCollision {
+                    table: table.source.qualified_name(),
+                    first: first.to_owned(),
+                    second: column.name.clone(),
+                });
+            }
+        }
+        if let Some(first) = mirror_names.insert(table.name.to_lowercase(), table) {
+            return Err(PlanError::TableNameCollision {
+                first: first.source.qualified_name(),
+                second: table.source.qualified_name(),
+                mirror: quote_ident(&table.name.to_lowercase()),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A source column type the mirror column cannot hold.

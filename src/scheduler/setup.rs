@@ -3,7 +3,7 @@
 //! table. `--print` shows the SQL instead of running it.
 
 use crate::catalog;
-use crate::config::Config;
+use crate::config::{redact_url, Config};
 use crate::redshift::DataApi;
 use crate::shutdown::Shutdown;
 use crate::sql::quote_literal;
@@ -58,9 +58,15 @@ pub async fn setup(
 pub(super) async fn read_mirror_tables(
     config: &Config,
 ) -> Result<Vec<MirrorTable>, SchedulerError> {
-    let client = catalog::connect(&config.source.url)
-        .await
-        .map_err(|e| SchedulerError::SourceConnect(e.to_string()))?;
+    let client = catalog::connect(&config.source.url).await.map_err(|e| {
+        SchedulerError::SourceConnect(format!(
+            "{}: {}",
+            redact_url(&config.source.url),
+            e.describe()
+        ))
+    })?;
     let tables = catalog::read_tables(&client, &config.source).await?;
-    Ok(tables.into_iter().map(MirrorTable::new).collect())
+    let tables: Vec<MirrorTable> = tables.into_iter().map(MirrorTable::new).collect();
+    plan::check_mirror_names(&tables)?;
+    Ok(tables)
 }

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use pgwire_replication::{ReplicationClient, ReplicationConfig, TlsConfig};
-use tokio_postgres::{Client, NoTls};
+use pgwire_replication::{ReplicationClient, ReplicationConfig};
+use tokio_postgres::Client;
 
 use super::relation_cache::Relation;
 use super::{quote_ident, quote_literal};
@@ -30,20 +30,14 @@ pub const APPLICATION_NAME: &str = "kinesync";
 /// An ordinary SQL session with kinesync's pinned settings. The connection
 /// task logs its end at debug level.
 pub async fn connect_sql(url: &str) -> Result<Client, ProduceError> {
-    let mut config: tokio_postgres::Config =
-        url.parse().map_err(|_| ProduceError::InvalidSourceUrl {
-            url: redact_url(url),
-        })?;
-    config.application_name(APPLICATION_NAME);
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| ProduceError::from_pg_connect(url, &e))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("SQL connection ended: {e}");
-        }
-    });
+    let mut source = parse_url(url)?;
+    source.config.application_name(APPLICATION_NAME);
+    let client = source.connect().await.map_err(|e| match e {
+        crate::postgres::ConnectError::Url(e) => ProduceError::Tls {
+            detail: e.to_string(),
+        },
+        crate::postgres::ConnectError::Postgres(e) => ProduceError::from_pg_connect(url, &e),
+    })?;
     let settings: String = SESSION_SETTINGS
         .iter()
         .map(|(k, v)| format!("SET {k} = {};", quote_literal(v)))
@@ -55,12 +49,21 @@ pub async fn connect_sql(url: &str) -> Result<Client, ProduceError> {
     Ok(client)
 }
 
+/// The source URL with libpq's TLS settings (see crate::postgres).
+fn parse_url(url: &str) -> Result<crate::postgres::SourceUrl, ProduceError> {
+    crate::postgres::SourceUrl::parse(url).map_err(|e| match e {
+        crate::postgres::UrlError::Invalid { .. } => ProduceError::InvalidSourceUrl {
+            url: redact_url(url),
+        },
+        other => ProduceError::Tls {
+            detail: other.to_string(),
+        },
+    })
+}
+
 /// The database name the URL connects to (`source.db` of events).
 pub fn database_name(url: &str) -> Result<String, ProduceError> {
-    let config: tokio_postgres::Config =
-        url.parse().map_err(|_| ProduceError::InvalidSourceUrl {
-            url: redact_url(url),
-        })?;
+    let config = parse_url(url)?.config;
     Ok(config
         .get_dbname()
         .or(config.get_user())
@@ -73,7 +76,8 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, Pr
     let invalid = || ProduceError::InvalidSourceUrl {
         url: redact_url(&source.url),
     };
-    let pg: tokio_postgres::Config = source.url.parse().map_err(|_| invalid())?;
+    let parsed = parse_url(&source.url)?;
+    let pg = parsed.config.clone();
     let user = pg.get_user().ok_or_else(invalid)?.to_owned();
     let password = pg
         .get_password()
@@ -115,14 +119,7 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, Pr
         )
         .with_port(port),
     };
-    let tls = match pg.get_ssl_mode() {
-        tokio_postgres::config::SslMode::Disable => TlsConfig::disabled(),
-        tokio_postgres::config::SslMode::Require => TlsConfig::require(),
-        _ => TlsConfig {
-            mode: pgwire_replication::SslMode::Prefer,
-            ..TlsConfig::default()
-        },
-    };
+    let tls = parsed.replication_tls();
     Ok(base
         .with_tls(tls)
         .with_options(options.trim_end())

@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 
 use super::pgoutput::ReplicaIdentity;
 use super::relation_cache::{Column, Relation};
-use crate::pipeline::ProduceError;
+use crate::pipeline::{display_ident, ProduceError};
 
 /// The tables named by `patterns`, in config order (a `schema.*` expands in
 /// name order), deduplicated.
@@ -70,7 +70,8 @@ async fn describe_table(
     let qualified = format!("{schema}.{name}");
     let row = client
         .query_opt(
-            "SELECT c.oid, c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+            "SELECT c.oid, c.relreplident::text, has_table_privilege(c.oid, 'SELECT'), current_user::text \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
             &[&schema, &name],
         )
@@ -79,6 +80,15 @@ async fn describe_table(
         .ok_or_else(|| ProduceError::TableNotFound { table: qualified.clone() })?;
     let oid: u32 = row.get(0);
     let ident: String = row.get(1);
+    // Checked before any slot exists: a COPY refused halfway through the
+    // snapshot would leave a slot and half a snapshot behind.
+    if !row.get::<_, bool>(2) {
+        return Err(ProduceError::NoSelect {
+            role: display_ident(&row.get::<_, String>(3)),
+            table: format!("{}.{}", display_ident(schema), display_ident(name)),
+            schema: display_ident(schema),
+        });
+    }
     let replica_identity = ident
         .bytes()
         .next()

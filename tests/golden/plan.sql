@@ -95,10 +95,10 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."lsn"::bigint AS _kinesync_lsn,
        e.payload."source"."ts_ms"::bigint AS _kinesync_ts_ms,
        e.payload."after"."id"::bigint AS "id",
-       e.payload."after"."amount"::varchar::decimal(12,2) AS "amount",
+       CASE WHEN e.payload."after"."amount"::varchar = 'NaN' THEN NULL ELSE e.payload."after"."amount"::varchar::decimal(12,2) END AS "amount",
        e.payload."after"."note"::varchar AS "note",
        e.payload."after"."doc" AS "doc",
-       e.payload."after"."at"::varchar::timestamptz AS "at",
+       CASE WHEN e.payload."after"."at"::varchar IN ('infinity', '-infinity') THEN NULL ELSE e.payload."after"."at"::varchar::timestamptz END AS "at",
        COALESCE(e.payload."before"."id"::bigint, e.payload."after"."id"::bigint) AS _kinesync_origin_1
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar IN ('c', 'u', 'r')
@@ -209,7 +209,10 @@ FROM (SELECT s.start_commit_lsn, s.start_lsn, m."id" IS NOT NULL AS _kinesync_in
 WHERE kinesync_latest_1._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_1._kinesync_lsn = p.start_lsn;
 
 DELETE FROM "mirror"."orders" USING kinesync_latest_1
-WHERE "mirror"."orders"."id" = kinesync_latest_1."id";
+WHERE "mirror"."orders"."id" = kinesync_latest_1."id" AND kinesync_latest_1._kinesync_action = 'upsert';
+
+DELETE FROM "mirror"."orders" USING kinesync_latest_1
+WHERE "mirror"."orders"."id" = kinesync_latest_1."id" AND kinesync_latest_1._kinesync_action = 'delete';
 
 INSERT INTO "mirror"."orders" ("id", "amount", "note", "doc", "at", _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
 SELECT l."id", l."amount", l."note", l."doc", l."at", l._kinesync_commit_lsn, l._kinesync_lsn,
@@ -341,7 +344,10 @@ FROM (SELECT s.start_commit_lsn, s.start_lsn, m."order_id" IS NOT NULL AS _kines
 WHERE kinesync_latest_2._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_2._kinesync_lsn = p.start_lsn;
 
 DELETE FROM "mirror"."sales__Line Items" USING kinesync_latest_2
-WHERE "mirror"."sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__Line Items"."Line""No" = kinesync_latest_2."Line""No";
+WHERE "mirror"."sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__Line Items"."Line""No" = kinesync_latest_2."Line""No" AND kinesync_latest_2._kinesync_action = 'upsert';
+
+DELETE FROM "mirror"."sales__Line Items" USING kinesync_latest_2
+WHERE "mirror"."sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__Line Items"."Line""No" = kinesync_latest_2."Line""No" AND kinesync_latest_2._kinesync_action = 'delete';
 
 INSERT INTO "mirror"."sales__Line Items" ("order_id", "Line""No", "data", _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
 SELECT l."order_id", l."Line""No", FROM_HEX(l."data"), l._kinesync_commit_lsn, l._kinesync_lsn,

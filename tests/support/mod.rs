@@ -81,6 +81,8 @@ pub struct Pipeline {
     pub mirror: Client,
     pub stream: String,
     producer: Option<Child>,
+    /// Extra environment for every kinesync run (e.g. config overrides).
+    env: Vec<(String, String)>,
 }
 
 impl Pipeline {
@@ -175,6 +177,7 @@ merge = "*/5 * * * * *"
             mirror,
             stream,
             producer: None,
+            env: Vec::new(),
         }
     }
 
@@ -193,8 +196,15 @@ merge = "*/5 * * * * *"
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .kill_on_drop(true);
         command
+    }
+
+    /// Sets an environment variable for every later kinesync run.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Runs `kinesync <args>` to completion; returns (exit code, stdout, stderr).
@@ -205,6 +215,45 @@ merge = "*/5 * * * * *"
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+
+    /// Runs `kinesync <args>` with extra environment variables (e.g.
+    /// `RUST_LOG`); fails the test if it is still running after [`DEADLINE`].
+    pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        let output = tokio::time::timeout(DEADLINE, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("kinesync {args:?} still running after {DEADLINE:?}"))
+            .expect("run kinesync");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `kinesync <args>`, which must stop on its own within [`DEADLINE`].
+    pub async fn run_bounded(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_with_env(args, &[]).await
+    }
+
+    /// Replaces the whole config file.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config_path, text).expect("write config");
+    }
+
+    /// Whether the replication slot of this pipeline exists.
+    pub async fn slot_exists(&self) -> bool {
+        let row = self
+            .source
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.name],
+            )
+            .await
+            .expect("slot query");
+        row.get::<_, i64>(0) > 0
     }
 
     /// Runs `kinesync <args>` and fails the test unless it exits 0.
@@ -695,4 +744,80 @@ pub async fn create_stream(stack: &Stack, stream: &str) {
         (status == aws_sdk_kinesis::types::StreamStatus::Active).then_some(())
     })
     .await;
+}
+
+/// Runs the real `kinesync` binary with `config_text` as its config file
+/// (written to a fresh temporary directory named after `name`), with no
+/// stack needed; returns (exit code, stdout, stderr).
+pub async fn run_with_config_text(
+    name: &str,
+    config_text: &str,
+    args: &[&str],
+) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(format!("kinesync-cfg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let path = dir.join("kinesync.toml");
+    std::fs::write(&path, config_text).expect("write config");
+    let output = tokio::time::timeout(
+        DEADLINE,
+        Command::new(env!("CARGO_BIN_EXE_kinesync"))
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("kinesync {args:?} still running after {DEADLINE:?}"))
+    .expect("run kinesync");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The user-facing failure standard: a non-zero exit (`expected_code` when
+/// given), exactly one `kinesync: error: ...` line on stderr, which is its
+/// last line and contains every one of `needles`; no panic, no backtrace.
+/// Returns the error line.
+pub fn assert_one_line_error(
+    (code, stdout, stderr): &(i32, String, String),
+    expected_code: Option<i32>,
+    needles: &[&str],
+) -> String {
+    let context = format!("exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_ne!(*code, 0, "expected a failure; {context}");
+    if let Some(expected) = expected_code {
+        assert_eq!(*code, expected, "wrong exit code; {context}");
+    }
+    for bad in ["panicked", "stack backtrace", "RUST_BACKTRACE"] {
+        assert!(
+            !stderr.contains(bad),
+            "stderr shows a panic ({bad}); {context}"
+        );
+    }
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("kinesync: error:"))
+        .collect();
+    assert_eq!(
+        error_lines.len(),
+        1,
+        "expected exactly one error line; {context}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last, error_lines[0],
+        "the error line must be the last line of stderr; {context}"
+    );
+    for needle in needles {
+        assert!(
+            last.contains(needle),
+            "the error line does not mention {needle:?}: {last}\n{context}"
+        );
+    }
+    last.to_owned()
 }

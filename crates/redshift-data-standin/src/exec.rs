@@ -335,6 +335,7 @@ async fn run_sql_text(
                 stream,
                 select_sql,
                 auto_refresh,
+                sort_key,
             } => {
                 kinesis_reader::check_stream(&engine.kinesis, &stream).await?;
                 txn(client, in_batch, async {
@@ -346,6 +347,17 @@ async fn run_sql_text(
                             quote_ident(&name)
                         ))
                         .await?;
+                    if !sort_key.is_empty() {
+                        let columns: Vec<String> = sort_key.iter().map(|c| quote_ident(c)).collect();
+                        client
+                            .batch_execute(&format!(
+                                "CREATE INDEX ON {}.{} ({})",
+                                quote_ident(&schema),
+                                quote_ident(&name),
+                                columns.join(", ")
+                            ))
+                            .await?;
+                    }
                     client
                         .execute(
                             "INSERT INTO kinesync_standin.streaming_views \

@@ -122,6 +122,9 @@ pub enum Action {
         /// Translated SELECT reading `pg_temp.kinesync_standin_staging`.
         select_sql: String,
         auto_refresh: bool,
+        /// SORTKEY columns: the stand-in indexes them, standing in for
+        /// Redshift's zone maps (so a filter on them skips the history).
+        sort_key: Vec<String>,
     },
     RefreshStreamingView {
         schema: String,
@@ -1238,6 +1241,7 @@ fn create_materialized_view(
     let tr = Translator::new(toks, session, ctx);
     let (view, mut pos) = parse_qname(&tr, sig, 3)?;
     let mut auto_refresh = false;
+    let mut sort_key: Vec<String> = Vec::new();
     // Redshift view attributes before AS
     loop {
         let Some(&i) = sig.get(pos) else {
@@ -1273,6 +1277,13 @@ fn create_materialized_view(
                     Some(&o) if toks[o].is_punct("(") => {
                         let close = matching_close(toks, o)
                             .ok_or_else(|| RedshiftError::Syntax(near(toks, o)))?;
+                        if w != "distkey" {
+                            sort_key.extend(
+                                sig.iter()
+                                    .filter(|&&s| s > o && s < close && !toks[s].is_punct(","))
+                                    .map(|&s| toks[s].text.to_lowercase()),
+                            );
+                        }
                         pos = sig.iter().position(|&s| s > close).unwrap_or(sig.len());
                     }
                     Some(&o) if toks[o].is_word("auto") => pos = k + 1,
@@ -1421,6 +1432,7 @@ fn create_materialized_view(
         stream,
         select_sql: select_sql.trim().to_string(),
         auto_refresh,
+        sort_key,
     })
 }
 

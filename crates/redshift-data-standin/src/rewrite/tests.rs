@@ -78,7 +78,7 @@ fn external_schema_kinesis() {
 #[test]
 fn streaming_view_kinesync_shape() {
     let a = one(
-        r#"CREATE MATERIALIZED VIEW "mirror"."kinesync_events" AUTO REFRESH NO AS
+        r#"CREATE MATERIALIZED VIEW "mirror"."kinesync_events" SORTKEY (refresh_time) AUTO REFRESH NO AS
 SELECT approximate_arrival_timestamp, refresh_time, shard_id, sequence_number, partition_key,
        JSON_PARSE(kinesis_data) AS payload
 FROM "kinesync_stream"."kinesync-cdc""#,
@@ -93,10 +93,16 @@ FROM "kinesync_stream"."kinesync-cdc""#,
         stream,
         select_sql,
         auto_refresh,
+        sort_key,
     } = a
     else {
         panic!("not streaming: {a:?}")
     };
+    assert_eq!(
+        sort_key,
+        vec!["refresh_time".to_owned()],
+        "the sort key becomes an index"
+    );
     assert_eq!(schema, "mirror");
     assert_eq!(name, "kinesync_events");
     assert_eq!(external_schema, "kinesync_stream");

@@ -1,0 +1,423 @@
+//! Ordinary SQL connections to the source database (catalog reads, snapshot
+//! COPY, slot and publication admin, heartbeat), with TLS.
+//!
+//! The source URL follows libpq: `sslmode` is one of `disable`, `prefer`
+//! (libpq's default), `require`, `verify-ca` or `verify-full`, and
+//! `sslrootcert` names a PEM file of trusted CAs. tokio-postgres parses only
+//! the first three modes, so this module takes both parameters out of the
+//! URL, hands the rest to tokio-postgres, and builds the matching rustls
+//! connector:
+//!
+//! | sslmode | encrypted | certificate chain checked | host name checked |
+//! |---|---|---|---|
+//! | disable | no | - | - |
+//! | prefer | if the server offers it | no | no |
+//! | require | yes | no | no |
+//! | verify-ca | yes | yes | no |
+//! | verify-full | yes | yes | yes |
+//!
+//! Roots for the verifying modes come from `sslrootcert`, else the system's
+//! certificate store. The replication session (pgwire-replication) gets the
+//! same settings through [`SourceUrl::replication_tls`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio_postgres::Client;
+
+use crate::config::redact_url;
+
+/// libpq's TLS modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// Why a source URL or its TLS settings are unusable. User errors.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("source.url {url} is not a PostgreSQL connection URL: use postgres://user:password@host:port/db")]
+    Invalid { url: String },
+    #[error("sslmode={value} in source.url is not supported: use disable, prefer, require, verify-ca or verify-full")]
+    SslMode { value: String },
+    #[error("cannot read sslrootcert {path}: {message}")]
+    RootCert { path: PathBuf, message: String },
+    #[error("sslmode={mode} needs trusted CA certificates: set sslrootcert=<file> in source.url (none found in the system store either)")]
+    NoRoots { mode: &'static str },
+}
+
+/// A parsed source URL: tokio-postgres settings plus the TLS mode.
+#[derive(Clone)]
+pub struct SourceUrl {
+    pub config: tokio_postgres::Config,
+    pub tls: TlsMode,
+    pub root_cert: Option<PathBuf>,
+}
+
+impl SourceUrl {
+    pub fn parse(url: &str) -> Result<SourceUrl, UrlError> {
+        let invalid = || UrlError::Invalid {
+            url: redact_url(url),
+        };
+        let mut tls = TlsMode::Prefer;
+        let mut root_cert = None;
+        let mut take = |key: &str, value: &str| -> Result<bool, UrlError> {
+            match key {
+                "sslmode" => {
+                    tls = match value {
+                        "disable" => TlsMode::Disable,
+                        "allow" | "prefer" => TlsMode::Prefer,
+                        "require" => TlsMode::Require,
+                        "verify-ca" => TlsMode::VerifyCa,
+                        "verify-full" => TlsMode::VerifyFull,
+                        other => {
+                            return Err(UrlError::SslMode {
+                                value: other.to_owned(),
+                            })
+                        }
+                    };
+                    Ok(true)
+                }
+                "sslrootcert" => {
+                    root_cert = Some(PathBuf::from(value));
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        };
+        let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (base, query) = url.split_once('?').unwrap_or((url, ""));
+            let mut kept = Vec::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if !take(key, value)? {
+                    kept.push(pair);
+                }
+            }
+            if kept.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            }
+        } else {
+            let mut kept = Vec::new();
+            for pair in url.split_whitespace() {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if !take(key, value)? {
+                    kept.push(pair);
+                }
+            }
+            kept.join(" ")
+        };
+        let mut config: tokio_postgres::Config = rest.parse().map_err(|_| invalid())?;
+        config.ssl_mode(match tls {
+            TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
+            TlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        Ok(SourceUrl {
+            config,
+            tls,
+            root_cert,
+        })
+    }
+
+    /// Connects; the connection task ends quietly (debug log) when dropped.
+    pub async fn connect(&self) -> Result<Client, ConnectError> {
+        let (client, connection) = if self.tls == TlsMode::Disable {
+            let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "SQL connection ended");
+                }
+            });
+            return Ok(client);
+        } else {
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(self.rustls_config()?);
+            self.config.connect(connector).await?
+        };
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "SQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    /// The rustls client configuration for this mode.
+    pub fn rustls_config(&self) -> Result<ClientConfig, UrlError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| UrlError::RootCert {
+                path: PathBuf::new(),
+                message: e.to_string(),
+            })?;
+        let config = match self.tls {
+            TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(EncryptOnly { provider }))
+                .with_no_client_auth(),
+            TlsMode::VerifyCa | TlsMode::VerifyFull => {
+                let roots = Arc::new(self.roots()?);
+                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| UrlError::RootCert {
+                        path: self.root_cert.clone().unwrap_or_default(),
+                        message: e.to_string(),
+                    })?;
+                let verifier: Arc<dyn ServerCertVerifier> = if self.tls == TlsMode::VerifyCa {
+                    Arc::new(ChainOnly { inner: webpki })
+                } else {
+                    webpki
+                };
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth()
+            }
+        };
+        Ok(config)
+    }
+
+    fn roots(&self) -> Result<RootCertStore, UrlError> {
+        let mut roots = RootCertStore::empty();
+        match &self.root_cert {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| UrlError::RootCert {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(UrlError::RootCert {
+                        path: path.clone(),
+                        message: "no PEM certificate in it".into(),
+                    });
+                }
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                if roots.is_empty() {
+                    let mode = if self.tls == TlsMode::VerifyCa {
+                        "verify-ca"
+                    } else {
+                        "verify-full"
+                    };
+                    return Err(UrlError::NoRoots { mode });
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    /// The same TLS settings for the replication session.
+    pub fn replication_tls(&self) -> pgwire_replication::TlsConfig {
+        use pgwire_replication::TlsConfig;
+        match self.tls {
+            TlsMode::Disable => TlsConfig::disabled(),
+            TlsMode::Prefer => TlsConfig {
+                mode: pgwire_replication::SslMode::Prefer,
+                ..TlsConfig::default()
+            },
+            TlsMode::Require => TlsConfig::require(),
+            TlsMode::VerifyCa => TlsConfig::verify_ca(self.root_cert.clone()),
+            TlsMode::VerifyFull => TlsConfig::verify_full(self.root_cert.clone()),
+        }
+    }
+}
+
+/// Why a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+impl ConnectError {
+    /// One line: the server's message and SQLSTATE, or the error with its
+    /// causes (a TLS failure says why the certificate was refused).
+    pub fn describe(&self) -> String {
+        match self {
+            ConnectError::Url(e) => e.to_string(),
+            ConnectError::Postgres(e) => match e.as_db_error() {
+                Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                None => {
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(e);
+                    while let Some(cause) = source {
+                        text.push_str(": ");
+                        text.push_str(&cause.to_string());
+                        source = cause.source();
+                    }
+                    text
+                }
+            },
+        }
+    }
+}
+
+/// `prefer` / `require`: encrypt, trust any certificate (libpq's meaning).
+#[derive(Debug)]
+struct EncryptOnly {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must lead to a trusted CA; the name is not checked.
+#[derive(Debug)]
+struct ChainOnly {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_ssl_modes_tokio_postgres_lacks_are_taken_out_of_the_url() {
+        let url = SourceUrl::parse(
+            "postgres://u:p@db:5433/app?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=5",
+        )
+        .unwrap();
+        assert_eq!(url.tls, TlsMode::VerifyFull);
+        assert_eq!(url.root_cert, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(url.config.get_dbname(), Some("app"));
+        assert_eq!(
+            url.config.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            url.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+    }
+
+    #[test]
+    fn the_default_is_prefer_like_libpq_and_key_value_strings_work_too() {
+        assert_eq!(
+            SourceUrl::parse("postgres://u@h/db").unwrap().tls,
+            TlsMode::Prefer
+        );
+        let kv = SourceUrl::parse("host=h user=u dbname=db sslmode=verify-ca").unwrap();
+        assert_eq!(kv.tls, TlsMode::VerifyCa);
+        assert_eq!(kv.config.get_dbname(), Some("db"));
+    }
+
+    #[test]
+    fn an_unknown_sslmode_is_a_clear_error() {
+        let err = SourceUrl::parse("postgres://u@h/db?sslmode=bogus")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("sslmode=bogus") && err.contains("verify-full"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,1359 @@
+#!/usr/bin/env python3
+"""kinesync benchmark harness (issue 7). Started by tests/bench/run, which
+has already started PostgreSQL and the Redshift Data API stand-in on the
+bench's own ports and built the release binaries. Python standard library
+only. Never run by CI (``--smoke`` exists so that CI could).
+
+Cases (see tests/bench/README.md): 1 decode+encode vs pg_recvlogical,
+2 into kinesalite vs its raw PutRecords ceiling (and pg2kinesis when
+installed), 3 memory of one big transaction at two sizes, 4 commit-to-ack
+latency, 5 merge cost vs history size.
+"""
+
+import argparse
+import base64
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+E = os.environ
+ROOT = E["KS_ROOT"]
+BIN = E["KS_BIN"]
+PG_BIN = E["KS_PG_BIN"]
+PG_PORT = int(E["KS_PG_PORT"])
+KIN_PORT = int(E["KS_KINESIS_PORT"])
+STANDIN_PORT = int(E["KS_STANDIN_PORT"])
+STACK = E["KS_STACK_DIR"]
+KINESALITE = E["KS_KINESALITE"]
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+PG_URL = f"postgres://postgres@127.0.0.1:{PG_PORT}"
+WORK = os.path.join(STACK, "bench")
+KINESYNC = os.path.join(BIN, "kinesync")
+PG2KINESIS_VENV = E.get("KS_BENCH_PG2KINESIS_VENV", "/tmp/ks-bench-venv")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+END_MARK = "ks_bench_end"
+
+
+def log(msg):
+    print(f"\033[1m[bench]\033[0m {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def sql(db, text, check=True):
+    """Runs SQL through psql (autocommit, so DO blocks may COMMIT); returns stdout."""
+    r = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", f"{PG_URL}/{db}"],
+        input=text, text=True, capture_output=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"psql failed on {db}: {r.stderr.strip()}\n--- SQL:\n{text[:2000]}")
+    return r.stdout.strip()
+
+
+class Psql:
+    """A persistent psql session for cheap polling (no process start per query)."""
+
+    def __init__(self, db):
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-d", f"{PG_URL}/{db}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1)
+
+    def query(self, text):
+        self.p.stdin.write(text.rstrip().rstrip(";") + ";\n\\echo __ks_end__\n")
+        self.p.stdin.flush()
+        out = []
+        while True:
+            line = self.p.stdout.readline()
+            if not line:
+                raise RuntimeError("polling psql session ended")
+            line = line.rstrip("\n")
+            if line == "__ks_end__":
+                return out
+            out.append(line)
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+            self.p.wait(5)
+        except Exception:
+            self.p.kill()
+
+
+def create_db(db):
+    sql("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE);\nCREATE DATABASE "{db}";')
+
+
+def drop_slot(db, slot):
+    sql(db, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'")
+
+
+def copy_slot(db, template, name, plugin=None):
+    drop_slot(db, name)
+    extra = f", false, '{plugin}'" if plugin else ""
+    sql(db, f"SELECT pg_copy_logical_replication_slot('{template}', '{name}'{extra})")
+
+
+def lsn_int(lsn):
+    hi, lo = lsn.split("/")
+    return (int(hi, 16) << 32) + int(lo, 16)
+
+
+def proc_cpu(pid):
+    """user+sys seconds of a live process, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def proc_rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+# ---------------------------------------------------------------- workloads
+
+MIXED_DDL = """
+CREATE TABLE {t} (
+    id bigint PRIMARY KEY,
+    customer_id integer NOT NULL,
+    sku text NOT NULL,
+    name text,
+    email text,
+    amount numeric(12,2),
+    qty integer,
+    price double precision,
+    active boolean,
+    created_at timestamptz,
+    ship_date date,
+    tags text[],
+    meta jsonb,
+    uid uuid,
+    note text
+);
+"""
+
+MIXED_ROW = """SELECT g, (g * 7919) % 100000, 'SKU-' || (g % 5000), 'customer ' || g,
+       'user' || g || '@example.com', round(((g * 37) % 1000000) / 100.0, 2), (g % 10) + 1,
+       (g % 1000) * 1.25, g % 3 <> 0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1.5 second',
+       date '2024-01-01' + (g % 365), ARRAY['tag' || (g % 7), 'tag' || (g % 11)],
+       jsonb_build_object('channel', 'web', 'n', g % 100, 'gift', g % 2 = 0),
+       md5(g::text)::uuid, repeat('note ', g % 16)
+FROM generate_series({lo}, {hi}) AS g"""
+
+
+def wide_ddl(t):
+    cols = ["id bigint PRIMARY KEY"]
+    for i in range(1, 50):
+        kind = i % 6
+        cols.append(f"c{i:02d} " + ["bigint", "text", "integer", "numeric(14,4)", "timestamptz", "boolean"][kind])
+    return f"CREATE TABLE {t} (\n    " + ",\n    ".join(cols) + "\n);"
+
+
+def wide_row():
+    exprs = ["g"]
+    for i in range(1, 50):
+        kind = i % 6
+        exprs.append([
+            f"g * {i}",
+            f"'value {i} ' || g",
+            f"(g + {i}) % 100000",
+            f"round((g % 100000) / 7.0 + {i}, 4)",
+            f"timestamptz '2024-01-01 00:00:00+00' + (g + {i}) * interval '1 second'",
+            f"(g + {i}) % 2 = 0",
+        ][kind])
+    return "SELECT " + ", ".join(exprs) + " FROM generate_series({lo}, {hi}) AS g"
+
+
+def batches(lo, count, size):
+    """Yields (lo, hi) ranges of at most size rows covering count rows from lo."""
+    done = 0
+    while done < count:
+        n = min(size, count - done)
+        yield lo + done, lo + done + n - 1
+        done += n
+
+
+def mixed_workload(t, n, txn_rows=1000):
+    """n changes: 70% inserts, 20% updates, 10% deletes, txn_rows per transaction."""
+    ins = n * 7 // 10
+    upd = n * 2 // 10
+    dele = n - ins - upd
+    # A DO block that commits after each batch (psql runs it in autocommit).
+    body = [f"DO $$ BEGIN"]
+    body.append(f"FOR b IN 0..{(ins - 1) // txn_rows} LOOP")
+    body.append(f"  INSERT INTO {t} " + MIXED_ROW.format(
+        lo=f"b * {txn_rows} + 1", hi=f"least((b + 1) * {txn_rows}, {ins})") + ";")
+    body.append("  COMMIT; END LOOP;")
+    if upd:
+        body.append(f"FOR b IN 0..{(upd - 1) // txn_rows} LOOP")
+        body.append(f"  UPDATE {t} SET amount = amount + 1, qty = qty + 1, active = NOT active, "
+                    f"note = note || 'u' WHERE id BETWEEN b * {txn_rows} + 1 AND least((b + 1) * {txn_rows}, {upd});")
+        body.append("  COMMIT; END LOOP;")
+    if dele:
+        body.append(f"FOR b IN 0..{(dele - 1) // txn_rows} LOOP")
+        body.append(f"  DELETE FROM {t} WHERE id BETWEEN {ins} - {dele} + b * {txn_rows} + 1 "
+                    f"AND {ins} - {dele} + least((b + 1) * {txn_rows}, {dele});")
+        body.append("  COMMIT; END LOOP;")
+    body.append("END $$;")
+    return "\n".join(body)
+
+
+def insert_workload(t, row_sql, n, txn_rows):
+    return "\n".join([
+        "DO $$ BEGIN",
+        f"FOR b IN 0..{(n - 1) // txn_rows} LOOP",
+        f"  INSERT INTO {t} " + row_sql.format(lo=f"b * {txn_rows} + 1", hi=f"least((b + 1) * {txn_rows}, {n})") + ";",
+        "  COMMIT; END LOOP;",
+        "END $$;"])
+
+
+def build_backlog(db, template, workload_sql, changes, end_row_sql=None):
+    """Creates the template slot, runs the workload, and returns the backlog:
+    start/end LSN (end = a logical message after the last change, so a reader
+    has certainly decoded everything once it is confirmed), WAL bytes."""
+    drop_slot(db, template)
+    sql(db, f"SELECT pg_create_logical_replication_slot('{template}', 'pgoutput')")
+    start = sql(db, "SELECT pg_current_wal_lsn()")
+    t0 = time.monotonic()
+    sql(db, workload_sql)
+    if end_row_sql:
+        sql(db, end_row_sql)
+    gen = time.monotonic() - t0
+    end = sql(db, f"SELECT pg_logical_emit_message(true, 'kinesync_bench', 'end')")
+    last_txn_start = sql(db, "SELECT pg_current_wal_lsn()")
+    sql(db, "SELECT pg_switch_wal()")  # flushes the WAL (synchronous_commit is off)
+    while lsn_int(sql(db, "SELECT pg_current_wal_flush_lsn()")) < lsn_int(end):
+        time.sleep(0.05)
+    wal = lsn_int(end) - lsn_int(start)
+    log(f"backlog {template}: {changes} changes, {wal / 1e6:.0f} MB of WAL, generated in {gen:.1f} s")
+    return {"template": template, "start": start, "end": end, "wal_bytes": wal, "changes": changes,
+            "generate_s": round(gen, 2), "last_txn_start": last_txn_start}
+
+
+# ---------------------------------------------------------------- running processes
+
+class Run:
+    """A measured child process: wall time to a condition, CPU and peak RSS
+    from wait4 (the kernel's own accounting), RSS polled from /proc too."""
+
+    def __init__(self, argv, stdout=subprocess.DEVNULL, env=None, stderr_path=None, count_stdout=False,
+                 end_marker=None):
+        self.stderr_f = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
+        self.count_stdout = count_stdout
+        self.bytes = 0
+        self.lines = 0
+        self.samples = []
+        self.marker_at = None
+        self.last_at = None
+        self.end_marker = end_marker.encode() if end_marker else None
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE if count_stdout else stdout,
+                                  stderr=self.stderr_f, env=env)
+        self.rusage = None
+        self.status = None
+        self.rss_peak_polled = 0
+        if count_stdout:
+            self.reader = threading.Thread(target=self._read, daemon=True)
+            self.reader.start()
+
+    def _read(self):
+        out = self.p.stdout
+        tail = b""
+        sample_bytes = 0
+        while True:
+            chunk = out.read1(1 << 20)
+            if not chunk:
+                break
+            self.bytes += len(chunk)
+            self.last_at = time.monotonic()
+            self.lines += chunk.count(b"\n")
+            if sample_bytes < 4 << 20:
+                self.samples.append(chunk)
+                sample_bytes += len(chunk)
+            if self.end_marker and self.marker_at is None and self.end_marker in tail + chunk:
+                self.marker_at = time.monotonic()
+            tail = chunk[-64:]
+
+    def alive(self):
+        if self.rusage is not None:
+            return False
+        pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+        if pid == 0:
+            rss = proc_rss_kb(self.p.pid)
+            if rss:
+                self.rss_peak_polled = max(self.rss_peak_polled, rss)
+            return True
+        self.status, self.rusage = status, ru
+        self.p.returncode = os.waitstatus_to_exitcode(status)
+        return False
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.alive():
+            self.p.send_signal(sig)
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() > deadline:
+                self.p.kill()
+            time.sleep(0.02)
+        if self.count_stdout:
+            self.reader.join(10)
+        if self.stderr_f is not subprocess.DEVNULL:
+            self.stderr_f.close()
+
+    def result(self, wall):
+        ru = self.rusage
+        return {
+            "wall_s": round(wall, 3),
+            "user_s": round(ru.ru_utime, 3),
+            "sys_s": round(ru.ru_stime, 3),
+            "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
+            "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+            "exit": self.p.returncode,
+        }
+
+
+def wait_slot(poll, slot, end, run, timeout, walsender):
+    """Polls until the slot's confirmed_flush_lsn reaches end; samples the
+    walsender's CPU on the way. Returns the monotonic time it was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = poll.query(f"SELECT coalesce(confirmed_flush_lsn >= '{end}'::pg_lsn, false), "
+                          f"coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        if rows:
+            done, pid = rows[0].split("|")
+            if int(pid):
+                walsender["pid"] = int(pid)
+                cpu = proc_cpu(int(pid))
+                if cpu is not None:
+                    walsender["cpu_s"] = cpu
+            if done == "t":
+                return time.monotonic()
+        if not run.alive():
+            raise RuntimeError(f"{run.p.args[0]} exited with {run.p.returncode} before the slot reached {end}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"slot {slot} did not reach {end} within {timeout} s")
+        time.sleep(0.02)
+
+
+def kinesync_config(path, db, table, publication, slot, stream="bench", extra=""):
+    with open(path, "w") as f:
+        f.write(f"""[source]
+url = "{PG_URL}/{db}"
+tables = ["public.{table}"]
+publication = "{publication}"
+slot = "{slot}"
+snapshot = "never"
+heartbeat_interval_secs = 10
+
+[kinesis]
+stream = "{stream}"
+region = "us-east-1"
+{extra}
+""")
+    return path
+
+
+def kinesync_env():
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "info")
+    env["AWS_ENDPOINT_URL_KINESIS"] = f"http://127.0.0.1:{KIN_PORT}"
+    env["AWS_ENDPOINT_URL_REDSHIFT_DATA"] = f"http://127.0.0.1:{STANDIN_PORT}"
+    env.setdefault("AWS_ACCESS_KEY_ID", "local")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    env["AWS_REGION"] = "us-east-1"
+    return env
+
+
+def wait_log(path, needle, run, timeout, poll=None, slot=None, walsender=None):
+    """Polls a log file until it contains needle (sampling the slot's
+    walsender CPU on the way); returns the monotonic time it was seen."""
+    deadline = time.monotonic() + timeout
+    needle = needle.encode()
+    pos = 0
+    tail = b""
+    while True:
+        with open(path, "rb") as f:
+            f.seek(pos)
+            chunk = f.read()
+        pos += len(chunk)
+        if needle in tail + chunk:
+            return time.monotonic()
+        tail = (tail + chunk)[-256:]
+        if poll and slot:
+            rows = poll.query(f"SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = '{slot}'")
+            if rows and int(rows[0]):
+                cpu = proc_cpu(int(rows[0]))
+                if cpu is not None:
+                    walsender["cpu_s"] = cpu
+        if not run.alive():
+            raise RuntimeError(f"{run.p.args[0]} exited with {run.p.returncode} before logging {needle!r}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not show {needle!r} within {timeout} s")
+        time.sleep(0.02)
+
+
+def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", count=False, timeout=900):
+    """kinesync produce on a copy of the backlog's template slot.
+
+    The end: kinesync logs (at debug level) the logical message that closes
+    the backlog once it has decoded it; the harness then sends SIGTERM and
+    kinesync delivers everything before it and exits. Wall time = until it
+    exited. (Polling the slot's confirmed_flush_lsn would add 0-5 s: kinesync
+    reports its confirmed LSN to Postgres with the standby status update,
+    every 5 s.) After the exit, the slot's confirmed_flush_lsn must have
+    reached the end LSN: proof that everything was delivered."""
+    slot = f"k_{name}"
+    copy_slot(db, backlog["template"], slot)
+    cfg = kinesync_config(os.path.join(WORK, f"{slot}.toml"), db, table, publication, slot,
+                          stream=f"bench-{name}".replace("_", "-"))
+    poll = Psql(db)
+    walsender = {}
+    env = kinesync_env()
+    env["RUST_LOG"] = "info,kinesync::pipeline=debug"
+    log_path = os.path.join(WORK, f"{slot}.log")
+    run = Run([KINESYNC, "--config", cfg, "produce", "--sink", sink],
+              env=env, stderr_path=log_path, count_stdout=count)
+    try:
+        wait_log(log_path, 'prefix="kinesync_bench"', run, timeout, poll, slot, walsender)
+    except Exception:
+        run.stop(signal.SIGKILL)
+        log(open(log_path, errors="replace").read()[-3000:])
+        raise
+    run.stop()
+    wall = time.monotonic() - run.t0
+    if run.p.returncode != 0:
+        raise RuntimeError(f"kinesync exited {run.p.returncode}: " + open(log_path, errors="replace").read()[-2000:])
+    confirmed = poll.query(f"SELECT confirmed_flush_lsn >= '{backlog['end']}'::pg_lsn FROM pg_replication_slots "
+                           f"WHERE slot_name = '{slot}'")
+    if confirmed != ["t"]:
+        raise RuntimeError(f"kinesync stopped without confirming {backlog['end']}: see {log_path}")
+    poll.close()
+    drop_slot(db, slot)
+    res = run.result(wall)
+    res["walsender_cpu_s"] = round(walsender.get("cpu_s", 0.0), 2)
+    if count:
+        res["output_bytes"] = run.bytes
+        res["output_lines"] = run.lines
+    res["_run"] = run
+    return res
+
+
+def run_pg_recvlogical(name, db, publication, backlog, timeout=900, count=False):
+    slot = f"r_{name}"
+    copy_slot(db, backlog["template"], slot)
+    poll = Psql(db)
+    walsender = {}
+    argv = [os.path.join(PG_BIN, "pg_recvlogical"), "-d", f"host=127.0.0.1 port={PG_PORT} user=postgres dbname={db}",
+            "-S", slot, "--start", "--plugin=pgoutput", "-o", "proto_version=1",
+            "-o", f"publication_names={publication}", "-E", backlog["end"], "--no-loop",
+            "-f", "-" if count else "/dev/null"]
+    run = Run(argv, stderr_path=os.path.join(WORK, f"{slot}.log"), count_stdout=count)
+    deadline = time.monotonic() + timeout
+    while run.alive():
+        rows = poll.query(f"SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        if rows and int(rows[0]):
+            cpu = proc_cpu(int(rows[0]))
+            if cpu is not None:
+                walsender["cpu_s"] = cpu
+        if time.monotonic() > deadline:
+            run.stop(signal.SIGKILL)
+            raise RuntimeError("pg_recvlogical did not reach the end LSN")
+        time.sleep(0.02)
+    wall = time.monotonic() - run.t0
+    run.stop()
+    poll.close()
+    if run.p.returncode != 0:
+        raise RuntimeError(f"pg_recvlogical exited {run.p.returncode}: "
+                           + open(os.path.join(WORK, f"{slot}.log"), errors="replace").read()[-2000:])
+    drop_slot(db, slot)
+    res = run.result(wall)
+    res["walsender_cpu_s"] = round(walsender.get("cpu_s", 0.0), 2)
+    if count:
+        res["output_bytes"] = run.bytes
+    return res
+
+
+def rates(res, events, wal_bytes, out_bytes=None):
+    w = res["wall_s"]
+    res["events"] = events
+    res["events_per_s"] = round(events / w) if w else None
+    res["wal_mb_per_s"] = round(wal_bytes / 1e6 / w, 1) if w else None
+    if out_bytes:
+        res["output_mb_per_s"] = round(out_bytes / 1e6 / w, 1)
+    res["cpu_us_per_event"] = round(res["cpu_s"] * 1e6 / events, 2) if events else None
+    return res
+
+
+# ---------------------------------------------------------------- Kinesis (kinesalite)
+
+class Kinesalite:
+    def __init__(self):
+        self.proc = None
+
+    def start(self):
+        self.stop()
+        logf = open(os.path.join(WORK, "kinesalite.log"), "ab")
+        self.proc = subprocess.Popen([KINESALITE, "--port", str(KIN_PORT), "--createStreamMs", "0",
+                                      "--deleteStreamMs", "0", "--updateStreamMs", "0", "--shardLimit", "1000"],
+                                     stdout=logf, stderr=logf)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                kinesis("ListStreams", {})
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("kinesalite did not start")
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid) if self.proc else None
+
+
+def aws_json(port, target, body, conn=None):
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    now = dt.datetime.now(dt.timezone.utc)
+    service = "kinesis" if target.startswith("Kinesis") else "redshift-data"
+    headers = {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": target,
+        "X-Amz-Date": now.strftime("%Y%m%dT%H%M%SZ"),
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=local/{now:%Y%m%d}/us-east-1/{service}/aws4_request, "
+                         "SignedHeaders=host;x-amz-date, Signature=0",
+    }
+    conn.request("POST", "/", body=json.dumps(body), headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    if own:
+        conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"{target}: HTTP {resp.status}: {data[:500]!r}")
+    return json.loads(data) if data else {}
+
+
+def kinesis(op, body, conn=None):
+    return aws_json(KIN_PORT, f"Kinesis_20131202.{op}", body, conn)
+
+
+def create_stream(name, shards):
+    kinesis("CreateStream", {"StreamName": name, "ShardCount": shards})
+    while kinesis("DescribeStreamSummary", {"StreamName": name})["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        time.sleep(0.05)
+
+
+def read_stream(name):
+    """Every record of the stream: (arrival epoch seconds, data bytes)."""
+    out = []
+    shards = kinesis("ListShards", {"StreamName": name})["Shards"]
+    conn = http.client.HTTPConnection("127.0.0.1", KIN_PORT, timeout=120)
+    for shard in shards:
+        it = kinesis("GetShardIterator", {"StreamName": name, "ShardId": shard["ShardId"],
+                                          "ShardIteratorType": "TRIM_HORIZON"}, conn)["ShardIterator"]
+        while it:
+            r = kinesis("GetRecords", {"ShardIterator": it, "Limit": 10000}, conn)
+            for rec in r["Records"]:
+                out.append((rec["ApproximateArrivalTimestamp"], base64.b64decode(rec["Data"])))
+            if not r["Records"] and r.get("MillisBehindLatest", 0) == 0:
+                break
+            it = r.get("NextShardIterator")
+    conn.close()
+    return out
+
+
+def raw_put_loop(stream, records, in_flight=4, batch=500):
+    """The stand-in's ceiling: PutRecords of ready-made records (500 per
+    request, `in_flight` requests at once, like kinesync's dispatcher)."""
+    bodies = []
+    for i in range(0, len(records), batch):
+        chunk = records[i:i + batch]
+        bodies.append(json.dumps({"StreamName": stream, "Records": [
+            {"Data": base64.b64encode(d).decode(), "PartitionKey": k} for k, d in chunk]}))
+    lock = threading.Lock()
+    state = {"next": 0, "failed": 0, "error": None}
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", KIN_PORT, timeout=120)
+        headers = {"Content-Type": "application/x-amz-json-1.1",
+                   "X-Amz-Target": "Kinesis_20131202.PutRecords",
+                   "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                   "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/kinesis/aws4_request, "
+                                    "SignedHeaders=host;x-amz-date, Signature=0"}
+        while True:
+            with lock:
+                i = state["next"]
+                state["next"] += 1
+            if i >= len(bodies):
+                break
+            conn.request("POST", "/", body=bodies[i], headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                state["error"] = f"HTTP {resp.status} {data[:200]!r}"
+                break
+            state["failed"] += json.loads(data).get("FailedRecordCount", 0)
+        conn.close()
+
+    c0 = time.process_time()
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(in_flight)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    if state["error"]:
+        raise RuntimeError(f"raw PutRecords loop: {state['error']}")
+    return wall, time.process_time() - c0, state["failed"]
+
+
+# ---------------------------------------------------------------- Redshift Data API stand-in
+
+def standin_statements():
+    """(requests, SQL statements, summed seconds) the stand-in has seen so far."""
+    requests = statements = 0
+    seconds = 0.0
+    token = None
+    while True:
+        body = {"MaxResults": 100, "Status": "ALL"}
+        if token:
+            body["NextToken"] = token
+        r = aws_json(STANDIN_PORT, "RedshiftData.ListStatements", body)
+        for st in r["Statements"]:
+            requests += 1
+            statements += len(st.get("QueryStrings") or [1])
+            seconds += max(0.0, st.get("UpdatedAt", 0) - st.get("CreatedAt", 0))
+        token = r.get("NextToken")
+        if not token:
+            return requests, statements, seconds
+
+
+# ---------------------------------------------------------------- machine info
+
+def machine_info():
+    def cmd(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
+        except Exception:
+            return "?"
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // 1024} MiB"
+    except OSError:
+        pass
+    kinesalite_v = "3.3.3"
+    m = re.search(r"kinesalite-([0-9.]+)", KINESALITE)
+    if m:
+        kinesalite_v = m.group(1)
+    return {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "os": cmd(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "load_avg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "kinesync": cmd([KINESYNC, "--version"]),
+        "git": (cmd(["git", "-C", ROOT, "rev-parse", "--short", E["KS_BENCH_GIT_REF"]]) + " (committed)"
+                if E.get("KS_BENCH_GIT_REF") else cmd(["git", "-C", ROOT, "describe", "--always", "--dirty"])),
+        "rustc": cmd(["rustc", "--version"]),
+        "postgres": cmd([os.path.join(PG_BIN, "postgres"), "--version"]),
+        "pg_recvlogical": cmd([os.path.join(PG_BIN, "pg_recvlogical"), "--version"]),
+        "kinesalite": kinesalite_v,
+        "node": cmd(["node", "--version"]),
+        "python": platform.python_version(),
+    }
+
+
+# ---------------------------------------------------------------- cases
+
+def best(runs):
+    """The fastest of repeated runs (least disturbed by the other tenants)."""
+    return min(runs, key=lambda r: r["wall_s"])
+
+
+def strip(res):
+    return {k: v for k, v in res.items() if not k.startswith("_")}
+
+
+def case_decode(cfg, out):
+    db = "bench_decode"
+    create_db(db)
+    sql(db, MIXED_DDL.format(t="mixed") + wide_ddl("wide") +
+        "\nCREATE PUBLICATION pub_mixed FOR TABLE mixed;\nCREATE PUBLICATION pub_wide FOR TABLE wide;")
+    rows = []
+    samples = {}
+    for table, n, workload in [
+        ("mixed", cfg.events, mixed_workload("mixed", cfg.events)),
+        ("wide", cfg.wide_events, insert_workload("wide", wide_row(), cfg.wide_events, 1000)),
+    ]:
+        pub = f"pub_{table}"
+        backlog = build_backlog(db, f"tmpl_{table}", workload, n)
+        # Untimed passes through a pipe: output sizes (and events for case 2's reference).
+        ks_count = run_kinesync_drain(f"count_{table}", db, table, pub, backlog, count=True)
+        pr_count = run_pg_recvlogical(f"count_{table}", db, pub, backlog, count=True)
+        if ks_count["output_lines"] != n:
+            raise RuntimeError(f"kinesync printed {ks_count['output_lines']} events, expected {n}")
+        samples[table] = b"".join(ks_count["_run"].samples)
+        ks_runs, pr_runs = [], []
+        for i in range(cfg.repeat):
+            pr_runs.append(run_pg_recvlogical(f"{table}_{i}", db, pub, backlog))
+            ks_runs.append(run_kinesync_drain(f"{table}_{i}", db, table, pub, backlog))
+        pr = rates(best(pr_runs), n, backlog["wal_bytes"], pr_count["output_bytes"])
+        ks = rates(strip(best(ks_runs)), n, backlog["wal_bytes"], ks_count["output_bytes"])
+        ratio = ks["events_per_s"] / pr["events_per_s"]
+        log(f"case 1 {table}: kinesync {ks['events_per_s']:,} ev/s, pg_recvlogical {pr['events_per_s']:,} ev/s, ratio {ratio:.2f}")
+        rows.append({"table": table, "changes": n, "backlog": backlog,
+                     "event_bytes_avg": round(ks_count["output_bytes"] / n),
+                     "kinesync": ks, "pg_recvlogical": pr,
+                     "kinesync_runs": [r["wall_s"] for r in ks_runs],
+                     "pg_recvlogical_runs": [r["wall_s"] for r in pr_runs],
+                     "ratio": round(ratio, 3)})
+    out["decode"] = {"target_ratio_min": 0.5, "tables": rows,
+                     "met": all(r["ratio"] >= 0.5 for r in rows)}
+    cfg.samples = samples
+    if cfg.profile:
+        out["decode"]["profile"] = profile_kinesync(db, "mixed", "pub_mixed", rows[0]["backlog"])
+
+
+def profile_kinesync(db, table, pub, backlog):
+    """perf stat + perf record of kinesync draining the backlog (stdout sink)."""
+    if not shutil.which("perf"):
+        return {"error": "perf not installed"}
+    slot = "k_profile"
+    copy_slot(db, backlog["template"], slot)
+    cfg = kinesync_config(os.path.join(WORK, f"{slot}.toml"), db, table, pub, slot)
+    data = os.path.join(WORK, "perf.data")
+    stat_file = os.path.join(WORK, "perf-stat.txt")
+    poll = Psql(db)
+    run = Run(["perf", "stat", "-o", stat_file, "-e", "task-clock,context-switches,cpu-migrations,page-faults",
+               "--", "perf", "record", "-q", "-F", "999", "-g", "-o", data, "--",
+               KINESYNC, "--config", cfg, "produce", "--sink", "stdout"],
+              env=kinesync_env(), stderr_path=os.path.join(WORK, f"{slot}.log"))
+    try:
+        wait_slot(poll, slot, backlog["end"], run, 900, {})
+    finally:
+        # perf forwards SIGTERM? It does not: signal kinesync itself.
+        subprocess.run(["pkill", "-TERM", "-P", str(run.p.pid)], check=False)
+        for child in subprocess.run(["pgrep", "-P", str(run.p.pid)], capture_output=True, text=True).stdout.split():
+            subprocess.run(["pkill", "-TERM", "-P", child], check=False)
+        run.stop(timeout=60)
+        poll.close()
+        drop_slot(db, slot)
+    rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
+                          "--stdio", "-q", "--percent-limit", "0.8", "-g", "none"],
+                         capture_output=True, text=True)
+    top = []
+    for line in rep.stdout.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[\.\]\s+(.*)", line) or re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[k\]\s+(.*)", line)
+        if m:
+            top.append({"percent": float(m.group(1)), "dso": m.group(2), "symbol": m.group(3).strip()[:110]})
+    stat = open(stat_file).read() if os.path.exists(stat_file) else ""
+    return {"top": top[:20], "perf_stat": stat.strip(), "error": rep.stderr.strip()[-500:] if not top else None}
+
+
+def case_kinesis(cfg, out, kl):
+    db = "bench_kinesis"
+    create_db(db)
+    n = cfg.kinesis_events
+    sql(db, MIXED_DDL.format(t="kin") + "\nCREATE PUBLICATION pub_kin FOR TABLE kin;")
+    backlog = build_backlog(db, "tmpl_kin", mixed_workload("kin", n), n)
+    res = {"changes": n, "backlog": backlog, "shards": cfg.shards}
+
+    kl.start()
+    create_stream("bench-c2-kinesync", cfg.shards)
+    k0 = kl.cpu()
+    ks = run_kinesync_drain("c2_kinesync", db, "kin", "pub_kin", backlog, sink="kinesis")
+    ks = rates(strip(ks), n, backlog["wal_bytes"])
+    ks["kinesalite_cpu_s"] = round(kl.cpu() - k0, 2)
+    records = read_stream("bench-c2-kinesync")
+    if len(records) < n:
+        raise RuntimeError(f"kinesync delivered {len(records)} records, expected {n}")
+    payload = sum(len(d) for _, d in records)
+    ks["records_in_stream"] = len(records)
+    ks["payload_mb_per_s"] = round(payload / 1e6 / ks["wall_s"], 1)
+    res["kinesync"] = ks
+    log(f"case 2 kinesync -> kinesalite: {ks['events_per_s']:,} ev/s")
+
+    # The same records, ready-made, as fast as the stand-in takes them.
+    conn = http.client.HTTPConnection("127.0.0.1", KIN_PORT, timeout=120)
+    keyed = []
+    shards = kinesis("ListShards", {"StreamName": "bench-c2-kinesync"}, conn)["Shards"]
+    for shard in shards:
+        it = kinesis("GetShardIterator", {"StreamName": "bench-c2-kinesync", "ShardId": shard["ShardId"],
+                                          "ShardIteratorType": "TRIM_HORIZON"}, conn)["ShardIterator"]
+        while it:
+            r = kinesis("GetRecords", {"ShardIterator": it, "Limit": 10000}, conn)
+            keyed.extend((rec["PartitionKey"], base64.b64decode(rec["Data"])) for rec in r["Records"])
+            if not r["Records"]:
+                break
+            it = r.get("NextShardIterator")
+    conn.close()
+    keyed.sort(key=lambda kd: json.loads(kd[1])["source"]["lsn"])
+    kl.start()  # a fresh kinesalite: its memory and speed depend on what it holds
+    create_stream("bench-c2-raw", cfg.shards)
+    k0 = kl.cpu()
+    wall, client_cpu, failed = raw_put_loop("bench-c2-raw", keyed, in_flight=4)
+    raw = {"wall_s": round(wall, 3), "events": len(keyed), "events_per_s": round(len(keyed) / wall),
+           "payload_mb_per_s": round(payload / 1e6 / wall, 1), "client_cpu_s": round(client_cpu, 2),
+           "kinesalite_cpu_s": round(kl.cpu() - k0, 2), "failed_records": failed}
+    res["raw_putrecords"] = raw
+    res["ratio"] = round(ks["events_per_s"] / raw["events_per_s"], 3)
+    log(f"case 2 raw PutRecords ceiling: {raw['events_per_s']:,} ev/s; ratio {res['ratio']:.2f}")
+    res["pg2kinesis"] = run_pg2kinesis(db, backlog, n, kl)
+    out["kinesis"] = res
+
+
+def run_pg2kinesis(db, backlog, n, kl):
+    exe = os.path.join(PG2KINESIS_VENV, "bin", "pg2kinesis")
+    if not os.path.exists(exe):
+        return {"skipped": f"pg2kinesis not installed in {PG2KINESIS_VENV} (python3 -m venv {PG2KINESIS_VENV} && "
+                           f"{PG2KINESIS_VENV}/bin/pip install pg2kinesis==0.7.0)"}
+    if not os.path.exists(os.path.join(subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True)
+                                       .stdout.strip() or "/usr/lib/postgresql/15/lib", "wal2json.so")) and \
+            not os.path.exists("/usr/lib/postgresql/15/lib/wal2json.so"):
+        return {"skipped": "wal2json is not installed (apt-get install postgresql-15-wal2json)"}
+    kl.start()
+    create_stream("bench-c2-pg2kinesis", 1)
+    slot = "p2k_c2"
+    try:
+        copy_slot(db, backlog["template"], slot, plugin="wal2json")
+    except RuntimeError as e:
+        return {"skipped": f"cannot copy the slot with plugin wal2json: {e}"}
+    env = kinesync_env()
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    poll = Psql(db)
+    k0 = kl.cpu()
+    wrapper = os.path.join(BENCH_DIR, "pg2kinesis_wrapper.py")
+    run = Run([os.path.join(PG2KINESIS_VENV, "bin", "python"), wrapper, "--pg-dbname", db, "--pg-host", "127.0.0.1", "--pg-port", str(PG_PORT), "--pg-user", "postgres",
+               "--pg-sslmode", "disable", "--pg-slot-name", slot, "--pg-slot-output-plugin", "wal2json",
+               "--stream-name", "bench-c2-pg2kinesis", "--full-change", "--message-formatter", "CSVPayload"],
+              env=env, stderr_path=os.path.join(WORK, "pg2kinesis.log"))
+    # pg2kinesis confirms only when a KPL aggregate is sent and holds the
+    # last partial one until a later change: it never confirms the end. Its
+    # end is when it has read the backlog (walsender sent_lsn past the end)
+    # and its CPU has been idle for 2 s.
+    last_cpu, last_active, sent_end = 0.0, time.monotonic(), False
+    deadline = time.monotonic() + 900
+    error = None
+    while True:
+        if not run.alive():
+            error = f"pg2kinesis exited {run.p.returncode}: " + open(os.path.join(WORK, "pg2kinesis.log"),
+                                                                      errors="replace").read()[-800:]
+            break
+        cpu = proc_cpu(run.p.pid) or 0.0
+        if cpu > last_cpu + 0.02:
+            last_cpu, last_active = cpu, time.monotonic()
+        rows = poll.query(f"SELECT coalesce(s.sent_lsn >= '{backlog['end']}'::pg_lsn, false) FROM pg_replication_slots r "
+                          f"JOIN pg_stat_replication s ON s.pid = r.active_pid WHERE r.slot_name = '{slot}'")
+        sent_end = sent_end or (rows and rows[0] == "t")
+        if sent_end and time.monotonic() - last_active > 2.0:
+            break
+        if time.monotonic() > deadline:
+            error = "did not finish within 900 s"
+            break
+        time.sleep(0.05)
+    wall = last_active - run.t0
+    run.stop()
+    poll.close()
+    drop_slot(db, slot)
+    if error:
+        return {"error": error}
+    res = rates(run.result(wall), n, backlog["wal_bytes"])
+    res["kinesalite_cpu_s"] = round(kl.cpu() - k0, 2)
+    recs = read_stream("bench-c2-pg2kinesis")
+    res["kinesis_records"] = len(recs)
+    res["note"] = ("KPL-aggregated (many events per Kinesis record, which Redshift streaming ingestion "
+                   "cannot read); the last partial aggregate stays unsent; wall time = until its CPU went idle")
+    log(f"case 2 pg2kinesis: {res['events_per_s']:,} ev/s in {len(recs)} Kinesis records")
+    return res
+
+
+def case_memory(cfg, out):
+    db = "bench_memory"
+    create_db(db)
+    sql(db, MIXED_DDL.format(t="big") + "\nCREATE PUBLICATION pub_big FOR TABLE big;")
+    rows = []
+    for size in cfg.memory_sizes:
+        sql(db, "TRUNCATE big")
+        backlog = build_backlog(db, f"tmpl_big_{size}", insert_workload("big", MIXED_ROW, size, size), size)
+        ks = rates(strip(run_kinesync_drain(f"mem_{size}", db, "big", "pub_big", backlog)), size, backlog["wal_bytes"])
+        pr = rates(run_pg_recvlogical(f"mem_{size}", db, "pub_big", backlog), size, backlog["wal_bytes"])
+        drop_slot(db, backlog["template"])
+        log(f"case 3 one transaction of {size:,} rows: kinesync peak RSS {ks['peak_rss_mib']} MiB")
+        rows.append({"rows_in_transaction": size, "kinesync": ks, "pg_recvlogical": pr})
+    peaks = [r["kinesync"]["peak_rss_mib"] for r in rows]
+    out["memory"] = {"target_mib_max": 64, "sizes": rows,
+                     "growth_mib": round(max(peaks) - min(peaks), 1),
+                     "met": max(peaks) < 64 and (max(peaks) - min(peaks)) < 8}
+
+
+def case_latency(cfg, out, kl):
+    db = "bench_latency"
+    create_db(db)
+    sql(db, "CREATE TABLE lat (id bigserial PRIMARY KEY, committed timestamptz NOT NULL, payload text);"
+            "CREATE PUBLICATION pub_lat FOR TABLE lat;")
+    kl.start()
+    stream = "bench-latency"
+    create_stream(stream, cfg.shards)
+    slot = "k_latency"
+    drop_slot(db, slot)
+    conf = kinesync_config(os.path.join(WORK, "latency.toml"), db, "lat", "pub_lat", slot, stream=stream)
+    poll = Psql(db)
+    run = Run([KINESYNC, "--config", conf, "produce", "--sink", "kinesis"], env=kinesync_env(),
+              stderr_path=os.path.join(WORK, "latency.log"))
+    deadline = time.monotonic() + 60
+    while not poll.query(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND confirmed_flush_lsn IS NOT NULL"):
+        if not run.alive() or time.monotonic() > deadline:
+            raise RuntimeError("the latency producer did not create its slot")
+        time.sleep(0.05)
+    time.sleep(1.0)
+    writer = subprocess.Popen(["psql", "-X", "-q", "-d", f"{PG_URL}/{db}"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    rate, seconds, tick = cfg.latency_rate, cfg.latency_seconds, 0.01
+    stmt = "INSERT INTO lat (committed, payload) VALUES (clock_timestamp(), repeat('x', 200));\n"
+    cpu0 = proc_cpu(run.p.pid)
+    t0 = time.monotonic()
+    sent = 0
+    while True:
+        now = time.monotonic() - t0
+        if now >= seconds:
+            break
+        due = int(now * rate) + 1
+        if due > sent:
+            writer.stdin.write(stmt * (due - sent))
+            writer.stdin.flush()
+            sent = due
+        time.sleep(tick)
+    writer.stdin.close()
+    writer.wait()
+    end = sql(db, "SELECT pg_logical_emit_message(true, 'kinesync_bench', 'end')")
+    wait_slot(poll, slot, end, run, 120, {})
+    cpu1 = proc_cpu(run.p.pid)
+    run.stop()
+    poll.close()
+    drop_slot(db, slot)
+    lat = []
+    for arrival, data in read_stream(stream):
+        ev = json.loads(data)
+        committed = dt.datetime.fromisoformat(ev["after"]["committed"].replace("Z", "+00:00")).timestamp()
+        lat.append((committed, (arrival - committed) * 1000.0))
+    lat.sort()
+    if len(lat) < sent:
+        raise RuntimeError(f"only {len(lat)} of {sent} latency events reached the stream")
+    warm = lat[0][0] + 1.0
+    ms = sorted(v for c, v in lat if c >= warm)
+
+    def pct(p):
+        return round(ms[min(len(ms) - 1, int(p / 100.0 * len(ms)))], 1)
+    out["latency"] = {"rate_target_per_s": rate, "seconds": seconds, "events": len(lat),
+                      "rate_achieved_per_s": round(len(lat) / (lat[-1][0] - lat[0][0]), 1) if len(lat) > 1 else None,
+                      "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": round(ms[-1], 1),
+                      "min_ms": round(ms[0], 1),
+                      "kinesync_cpu_s": round((cpu1 or 0) - (cpu0 or 0), 2),
+                      "kinesync_peak_rss_mib": run.result(1)["peak_rss_mib"],
+                      "method": "ApproximateArrivalTimestamp (kinesalite, ms) minus the row's clock_timestamp() "
+                                "(taken just before its single-row commit); first second dropped as warm-up"}
+    log(f"case 4 latency: p50 {pct(50)} ms, p99 {pct(99)} ms over {len(ms)} events")
+
+
+MERGE_DDL = """CREATE TABLE orders (
+    id bigint PRIMARY KEY, customer_id integer NOT NULL, status text NOT NULL,
+    amount numeric(12,2), note text, updated_at timestamptz NOT NULL);
+"""
+
+
+def case_merge(cfg, out, kl):
+    kl.start()
+    rows = []
+    seed = cfg.merge_new
+    for history in cfg.merge_histories:
+        tag = f"h{history}"
+        src, rs = f"bench_m{tag}_src", f"bench_m{tag}_rs"
+        create_db(src)
+        sql("postgres", f'DROP DATABASE IF EXISTS "{rs}" WITH (FORCE)')
+        sql(src, MERGE_DDL)
+        stream = f"bench-merge-{tag}"
+        create_stream(stream, cfg.shards)
+        slot = f"m_{tag}"
+        drop_slot(src, slot)
+        conf = kinesync_config(os.path.join(WORK, f"merge-{tag}.toml"), src, "orders", f"pub_{tag}", slot, stream=stream,
+                               extra=f"""
+[redshift]
+workgroup = "local"
+database = "{rs}"
+region = "us-east-1"
+stream_role_arn = "arn:aws:iam::000000000000:role/kinesync-local"
+statement_timeout_secs = 900
+
+[schedule]
+merge = "0 0 0 1 1 *"
+""")
+        env = kinesync_env()
+
+        def kinesync_cmd(*args, log_name):
+            r = subprocess.run([KINESYNC, "--config", conf, *args], env=env, capture_output=True, text=True)
+            with open(os.path.join(WORK, log_name), "a") as f:
+                f.write(r.stdout + r.stderr)
+            if r.returncode != 0:
+                raise RuntimeError(f"kinesync {' '.join(args)} exited {r.returncode}: {r.stderr[-1500:]}")
+            return r.stdout.strip()
+
+        kinesync_cmd("setup", log_name=f"merge-{tag}.log")
+        poll = Psql(src)
+        producer = Run([KINESYNC, "--config", conf, "produce"], env=env,
+                       stderr_path=os.path.join(WORK, f"merge-{tag}-produce.log"))
+        deadline = time.monotonic() + 60
+        while not poll.query(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND confirmed_flush_lsn IS NOT NULL"):
+            if not producer.alive() or time.monotonic() > deadline:
+                raise RuntimeError("the merge producer did not create its slot")
+            time.sleep(0.05)
+
+        def sync():
+            end = sql(src, "SELECT pg_logical_emit_message(true, 'kinesync_bench', 'sync')")
+            wait_slot(poll, slot, end, producer, 600, {})
+
+        # History: `seed` events through the real pipeline, merged; then the
+        # view and the mirror are grown to `history` rows by SQL on the
+        # stand-in's database (shifted keys), much faster than producing them.
+        sql(src, insert_workload("orders", "SELECT g, g % 1000, 'new', g * 0.5, 'note ' || g, "
+                                           "timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' "
+                                           "FROM generate_series({lo}, {hi}) AS g", seed, 1000))
+        sync()
+        kinesync_cmd("merge", "--once", log_name=f"merge-{tag}.log")
+        factor = max(1, history // seed)
+        if factor > 1:
+            t0 = time.monotonic()
+            cols = sql(rs, "SELECT string_agg(CASE WHEN column_name = 'id' THEN 'id + k * " + str(seed) +
+                           "' ELSE quote_ident(column_name) END, ', ' ORDER BY ordinal_position) "
+                           "FROM information_schema.columns WHERE table_schema = 'mirror' AND table_name = 'orders'")
+            names = sql(rs, "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) "
+                            "FROM information_schema.columns WHERE table_schema = 'mirror' AND table_name = 'orders'")
+            sql(rs, f"""
+INSERT INTO mirror.kinesync_events (approximate_arrival_timestamp, refresh_time, shard_id, sequence_number, partition_key, payload)
+SELECT approximate_arrival_timestamp, refresh_time, shard_id, sequence_number || '-' || k,
+       'public.orders:[' || ((payload -> 'after' ->> 'id')::bigint + k * {seed}) || ']',
+       jsonb_set(payload, '{{after,id}}', to_jsonb((payload -> 'after' ->> 'id')::bigint + k * {seed}))
+FROM mirror.kinesync_events, generate_series(1, {factor - 1}) AS k;
+INSERT INTO mirror.orders ({names}) SELECT {cols} FROM mirror.orders, generate_series(1, {factor - 1}) AS k;
+ANALYZE mirror.kinesync_events;
+ANALYZE mirror.orders;
+""")
+            log(f"case 5: grew the history to {history:,} events in {time.monotonic() - t0:.1f} s")
+        view_rows = int(sql(rs, "SELECT count(*) FROM mirror.kinesync_events"))
+        mirror_rows = int(sql(rs, "SELECT count(*) FROM mirror.orders"))
+
+        # The measured run: `seed` new events (60% inserts, 30% updates, 10% deletes).
+        ins, upd = seed * 6 // 10, seed * 3 // 10
+        dele = seed - ins - upd
+        base = history + seed + 1
+        sql(src, insert_workload("orders", "SELECT g, g % 1000, 'new', g * 0.5, 'note ' || g, now() "
+                                           f"FROM generate_series({base} + {{lo}} - 1, {base} + {{hi}} - 1) AS g", ins, 1000)
+            + f"\nUPDATE orders SET status = 'paid', amount = amount + 1, updated_at = now() WHERE id <= {upd};"
+            + f"\nDELETE FROM orders WHERE id > {upd} AND id <= {upd + dele};")
+        sync()
+        before = standin_statements()
+        run = Run([KINESYNC, "--config", conf, "merge", "--once"], env=env,
+                  stderr_path=os.path.join(WORK, f"merge-{tag}-measured.log"), count_stdout=True)
+        while run.alive():
+            time.sleep(0.02)
+        wall = time.monotonic() - run.t0
+        run.stop()
+        if run.p.returncode != 0:
+            raise RuntimeError(f"measured merge exited {run.p.returncode}")
+        after = standin_statements()
+        summary = b"".join(run.samples).decode(errors="replace").strip()
+        producer.stop()
+        poll.close()
+        drop_slot(src, slot)
+        if history == seed:
+            same = sql(src, "SELECT count(*) FROM orders") == sql(rs, "SELECT count(*) FROM mirror.orders")
+        else:
+            same = None
+        res = {"history_events": view_rows, "mirror_rows_before": mirror_rows, "new_events": seed,
+               "wall_s": round(wall, 3), "data_api_requests": after[0] - before[0],
+               "sql_statements": after[1] - before[1], "statement_seconds": round(after[2] - before[2], 2),
+               "merge_cpu_s": run.result(wall)["cpu_s"], "summary": summary, "mirror_row_count_matches": same}
+        log(f"case 5 history {view_rows:,}: merge --once {wall:.2f} s, {res['data_api_requests']} requests, "
+            f"{res['sql_statements']} SQL statements")
+        rows.append(res)
+    ratio = rows[-1]["wall_s"] / rows[0]["wall_s"]
+    out["merge"] = {"target_ratio_max": 1.5, "runs": rows, "ratio": round(ratio, 3), "met": ratio <= 1.5}
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(v, digits=0):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and digits:
+        return f"{v:,.{digits}f}"
+    if isinstance(v, (int, float)):
+        return f"{v:,.0f}" if abs(v) >= 100 or digits == 0 else f"{v:,.{digits}f}"
+    return str(v)
+
+
+def yes(met):
+    return "**met**" if met else "**missed**"
+
+
+def markdown(out):
+    m = out["machine"]
+    lines = [f"Mode `{out['mode']}`, run {m['date_utc']} ({out['total_s']:.0f} s in all). "
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, {m['os']}, kernel {m['kernel']}; "
+             f"load average at start {m['load_avg_at_start']}.",
+             "",
+             f"Versions: {m['kinesync']} ({m['git']}), {m['rustc']}, {m['postgres']}, "
+             f"kinesalite {m['kinesalite']} on node {m['node']}, python {m['python']}.", ""]
+    v = []
+    if "decode" in out:
+        d = out["decode"]
+        lines += ["### 1. Decode + encode: `kinesync produce --sink stdout` vs `pg_recvlogical`", "",
+                  "| table | changes | WAL MB | contender | events/s | WAL MB/s | output MB/s | peak RSS MiB | CPU user+sys s | µs CPU/event | walsender CPU s | wall s (best of runs) |",
+                  "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in d["tables"]:
+            for name in ("kinesync", "pg_recvlogical"):
+                x = r[name]
+                runs = ", ".join(f"{w:.2f}" for w in r[f"{name}_runs"])
+                lines.append(f"| {r['table']} | {r['changes']:,} | {r['backlog']['wal_bytes'] / 1e6:,.0f} | {name} | "
+                             f"{fmt(x['events_per_s'])} | {fmt(x['wal_mb_per_s'], 1)} | {fmt(x.get('output_mb_per_s'), 1)} | "
+                             f"{fmt(x['peak_rss_mib'], 1)} | {x['user_s']:.2f} + {x['sys_s']:.2f} | "
+                             f"{fmt(x['cpu_us_per_event'], 2)} | {fmt(x['walsender_cpu_s'], 2)} | {runs} |")
+        lines.append("")
+        for r in d["tables"]:
+            lines.append(f"- **{r['table']}**: kinesync / pg_recvlogical = **{r['ratio']:.2f}x** events/s "
+                         f"(target >= 0.5x: {yes(r['ratio'] >= 0.5)}); average event {r['event_bytes_avg']} bytes of JSON.")
+        lines.append("")
+        v.append(("decode+encode >= 0.5x pg_recvlogical", ", ".join(f"{r['table']} {r['ratio']:.2f}x" for r in d["tables"]), d["met"]))
+        if d.get("profile"):
+            p = d["profile"]
+            lines += ["#### Profile of kinesync draining the mixed backlog (`perf record -g`, self time)", ""]
+            if p.get("top"):
+                lines += ["| self % | object | symbol |", "|---:|---|---|"]
+                lines += [f"| {t['percent']:.1f} | {t['dso']} | `{t['symbol']}` |" for t in p["top"]]
+            else:
+                lines.append(f"perf gave no profile: {p.get('error')}")
+            if p.get("perf_stat"):
+                lines += ["", "```", p["perf_stat"], "```"]
+            lines.append("")
+    if "kinesis" in out:
+        k = out["kinesis"]
+        lines += [f"### 2. Into Kinesis (kinesalite, {k['shards']} shards): {k['changes']:,} changes", "",
+                  "| contender | events/s | payload MB/s | wall s | peak RSS MiB | its CPU s | µs CPU/event | kinesalite CPU s |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        ks, raw = k["kinesync"], k["raw_putrecords"]
+        lines.append(f"| kinesync produce | {fmt(ks['events_per_s'])} | {fmt(ks['payload_mb_per_s'], 1)} | {ks['wall_s']:.2f} | "
+                     f"{ks['peak_rss_mib']:.1f} | {ks['cpu_s']:.2f} | {fmt(ks['cpu_us_per_event'], 2)} | {ks['kinesalite_cpu_s']:.2f} |")
+        lines.append(f"| raw PutRecords loop (same records, 500/request, 4 in flight) | {fmt(raw['events_per_s'])} | "
+                     f"{fmt(raw['payload_mb_per_s'], 1)} | {raw['wall_s']:.2f} | n/a | {raw['client_cpu_s']:.2f} (python) | n/a | "
+                     f"{raw['kinesalite_cpu_s']:.2f} |")
+        p = k.get("pg2kinesis", {})
+        if "events_per_s" in p:
+            lines.append(f"| pg2kinesis 0.7.0 (wal2json, KPL-aggregated) | {fmt(p['events_per_s'])} | n/a | {p['wall_s']:.2f} | "
+                         f"{p['peak_rss_mib']:.1f} | {p['cpu_s']:.2f} | {fmt(p['cpu_us_per_event'], 2)} | {p['kinesalite_cpu_s']:.2f} |")
+        lines.append("")
+        lines.append(f"- kinesync / raw ceiling of the stand-in = **{k['ratio']:.2f}x**.")
+        if "events_per_s" in p:
+            lines.append(f"- pg2kinesis wrote its {k['changes']:,} events as {p['kinesis_records']:,} aggregated Kinesis records; "
+                         f"kinesync / pg2kinesis = {ks['events_per_s'] / p['events_per_s']:.2f}x events/s, "
+                         f"{p['cpu_us_per_event'] / ks['cpu_us_per_event']:.1f}x less CPU per event.")
+        else:
+            lines.append(f"- pg2kinesis: {p.get('skipped') or p.get('error')}")
+        lines.append("")
+        v.append(("into kinesalite: near the stand-in's raw ceiling", f"{k['ratio']:.2f}x of the raw loop", k["ratio"] >= 0.5))
+    if "memory" in out:
+        mm = out["memory"]
+        lines += ["### 3. Memory: one big transaction, stdout sink", "",
+                  "| rows in the transaction | kinesync peak RSS MiB | kinesync events/s | kinesync CPU s | pg_recvlogical peak RSS MiB |",
+                  "|---:|---:|---:|---:|---:|"]
+        for r in mm["sizes"]:
+            lines.append(f"| {r['rows_in_transaction']:,} | **{r['kinesync']['peak_rss_mib']:.1f}** | {fmt(r['kinesync']['events_per_s'])} | "
+                         f"{r['kinesync']['cpu_s']:.2f} | {r['pg_recvlogical']['peak_rss_mib']:.1f} |")
+        lines += ["", f"- Target < 64 MiB and flat: {yes(mm['met'])} (growth between the sizes {mm['growth_mib']} MiB).", ""]
+        v.append(("peak RSS < 64 MiB, flat", ", ".join(f"{r['rows_in_transaction']:,} rows: {r['kinesync']['peak_rss_mib']:.1f} MiB" for r in mm["sizes"]), mm["met"]))
+    if "latency" in out:
+        la = out["latency"]
+        lines += ["### 4. Latency: commit to Kinesis acceptance", "",
+                  "| target rate | achieved | duration s | events | p50 ms | p90 ms | p99 ms | max ms | kinesync CPU s | kinesync peak RSS MiB |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                  f"| {la['rate_target_per_s']}/s | {la['rate_achieved_per_s']}/s | {la['seconds']} | {la['events']:,} | "
+                  f"**{la['p50_ms']}** | {la['p90_ms']} | **{la['p99_ms']}** | {la['max_ms']} | {la['kinesync_cpu_s']} | {la['kinesync_peak_rss_mib']} |",
+                  "", f"Method: {la['method']}.", ""]
+        v.append(("latency p50 / p99 (no numeric target)", f"{la['p50_ms']} ms / {la['p99_ms']} ms", None))
+    if "merge" in out:
+        mg = out["merge"]
+        lines += ["### 5. Merge: `kinesync merge --once` on the stand-in", "",
+                  "| events in the view before | mirror rows | new events | wall s | Data API requests | SQL statements | summed statement time s | summary |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in mg["runs"]:
+            lines.append(f"| {r['history_events']:,} | {r['mirror_rows_before']:,} | {r['new_events']:,} | **{r['wall_s']:.2f}** | "
+                         f"{r['data_api_requests']} | {r['sql_statements']} | {r['statement_seconds']} | {r['summary'].splitlines()[-1] if r['summary'] else ''} |")
+        lines += ["", f"- Time ratio large/small history = **{mg['ratio']:.2f}x** (target <= 1.5x: {yes(mg['met'])}).", ""]
+        v.append(("merge time, large vs small history <= 1.5x", f"{mg['ratio']:.2f}x", mg["met"]))
+    head = ["| target | measured | verdict |", "|---|---|---|"]
+    head += [f"| {a} | {b} | {'n/a' if c is None else yes(c)} |" for a, b, c in v]
+    return "\n".join(head + [""] + lines)
+
+
+def svg_chart(out, path):
+    """A hand-written horizontal bar chart of events/s (no plotting library)."""
+    groups = []
+    if "decode" in out:
+        for r in out["decode"]["tables"]:
+            groups.append((f"1. decode+encode, {r['table']} table", [
+                ("kinesync --sink stdout", r["kinesync"]["events_per_s"]),
+                ("pg_recvlogical", r["pg_recvlogical"]["events_per_s"])]))
+    if "kinesis" in out:
+        k = out["kinesis"]
+        bars = [("kinesync -> kinesalite", k["kinesync"]["events_per_s"]),
+                ("raw PutRecords ceiling", k["raw_putrecords"]["events_per_s"])]
+        if "events_per_s" in k.get("pg2kinesis", {}):
+            bars.append(("pg2kinesis (KPL-aggregated)", k["pg2kinesis"]["events_per_s"]))
+        groups.append(("2. into Kinesis (kinesalite)", bars))
+    if not groups:
+        return
+    width, label_w, bar_h, gap = 820, 230, 22, 8
+    height = 40 + sum(28 + len(b) * (bar_h + gap) for _, b in groups) + 20
+    colors = {"kinesync": "#2b6cb0"}
+    y = 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="10" y="20" font-size="15" font-weight="bold">kinesync benchmarks: events/s ({out["mode"]}, '
+             f'{out["machine"]["cores"]} cores, {out["machine"]["date_utc"]})</text>']
+    for title, bars in groups:
+        y += 22
+        parts.append(f'<text x="10" y="{y}" font-weight="bold">{title}</text>')
+        y += 6
+        top = max(v for _, v in bars) or 1
+        for label, value in bars:
+            w = (width - label_w - 110) * value / top
+            color = colors["kinesync"] if label.startswith("kinesync") else "#a0aec0"
+            parts.append(f'<text x="{label_w - 8}" y="{y + bar_h - 6}" text-anchor="end">{label}</text>')
+            parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+            parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h - 6}">{value:,.0f}</text>')
+            y += bar_h + gap
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(prog="tests/bench/run", description="kinesync benchmarks (not run by CI)")
+    ap.add_argument("--events", type=int, help="changes in case 1's mixed backlog (default 1M, --quick 100k)")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the harness works (for CI)")
+    ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated cases to run (default all)")
+    ap.add_argument("--repeat", type=int, help="timed runs per contender in case 1 (best is kept)")
+    ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
+                    help="perf record kinesync in case 1 (default on except --smoke)")
+    ap.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
+                    help="regenerate docs/benchmarks.md (default on except --smoke)")
+    cfg = ap.parse_args()
+    mode = "smoke" if cfg.smoke else "quick" if cfg.quick else "default"
+    sizes = {
+        #          events  kinesis  memory sizes          latency s  merge histories      merge new
+        "smoke": (4_000, 2_000, [4_000, 1_000], 3, [1_000, 4_000], 1_000),
+        "quick": (100_000, 50_000, [200_000, 50_000], 10, [10_000, 200_000], 10_000),
+        "default": (1_000_000, 200_000, [1_000_000, 250_000], 20, [10_000, 1_000_000], 10_000),
+    }[mode]
+    cfg.events = cfg.events or sizes[0]
+    cfg.wide_events = max(1000, cfg.events // 4)
+    cfg.kinesis_events = min(sizes[1], cfg.events) if cfg.events < sizes[0] else sizes[1]
+    cfg.memory_sizes = sizes[2]
+    cfg.latency_seconds = sizes[3]
+    cfg.latency_rate = 1000 if mode != "smoke" else 200
+    cfg.merge_histories = sizes[4]
+    cfg.merge_new = sizes[5]
+    cfg.shards = 4
+    cfg.repeat = cfg.repeat or (1 if mode == "smoke" else 2)
+    cfg.profile = (mode != "smoke") if cfg.profile is None else cfg.profile
+    cfg.docs = (mode != "smoke") if cfg.docs is None else cfg.docs
+    cfg.samples = {}
+    cases = {c.strip() for c in cfg.only.split(",")}
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    results_dir = os.path.join(ROOT, "target", "bench", "results")
+    os.makedirs(results_dir, exist_ok=True)
+    out = {"mode": mode, "machine": machine_info(),
+           "sizes": {"events": cfg.events, "wide_events": cfg.wide_events, "kinesis_events": cfg.kinesis_events,
+                     "memory_sizes": cfg.memory_sizes, "latency_seconds": cfg.latency_seconds,
+                     "latency_rate": cfg.latency_rate, "merge_histories": cfg.merge_histories,
+                     "merge_new": cfg.merge_new}}
+    t0 = time.monotonic()
+    kl = Kinesalite()
+    try:
+        if "1" in cases:
+            case_decode(cfg, out)
+        if "3" in cases:
+            case_memory(cfg, out)
+        if "2" in cases:
+            case_kinesis(cfg, out, kl)
+        if "4" in cases:
+            case_latency(cfg, out, kl)
+        if "5" in cases:
+            case_merge(cfg, out, kl)
+    finally:
+        kl.stop()
+    out["total_s"] = round(time.monotonic() - t0, 1)
+    md = markdown(out)
+    with open(os.path.join(results_dir, f"{mode}.json"), "w") as f:
+        json.dump(out, f, indent=2, default=str)
+    with open(os.path.join(results_dir, f"{mode}.md"), "w") as f:
+        f.write(md + "\n")
+    svg_chart(out, os.path.join(results_dir, f"{mode}.svg"))
+    print(md)
+    if cfg.docs:
+        template = open(os.path.join(BENCH_DIR, "benchmarks.md.in")).read()
+        doc = template.replace("{{RESULTS}}", md).replace("{{COMMAND}}", " ".join(["tests/bench/run"] + sys.argv[1:]))
+        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as f:
+            f.write(doc)
+        svg_chart(out, os.path.join(ROOT, "docs", "benchmarks.svg"))
+        log("wrote docs/benchmarks.md and docs/benchmarks.svg")
+    log(f"results in {results_dir}/{mode}.json (.md, .svg); {out['total_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
