@@ -215,7 +215,8 @@ async fn a_source_database_that_does_not_exist_is_named() {
     assert_nothing_confirmed(&p).await;
 }
 
-/// A non-superuser role set up as docs/security.md says, minus `missing`.
+/// A non-superuser role set up as docs/security.md says (owning the
+/// publication), with or without REPLICATION and SELECT on the table.
 async fn limited_role(p: &Pipeline, role: &str, replication: bool, select: bool) {
     let attrs = if replication {
         "LOGIN REPLICATION"

@@ -344,3 +344,43 @@ async fn the_source_is_reached_over_verified_tls_and_a_wrong_ca_is_refused() {
         "names the certificate problem: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_merge_daemon_merges_on_its_schedule_and_stops_cleanly_on_sigterm() {
+    let mut p = Pipeline::start("e2e_daemon", ACCOUNTS, &["public.accounts"]).await;
+    p.setup().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute("UPDATE accounts SET owner = 'daemon' WHERE id = 2")
+        .await
+        .expect("write");
+    p.sync_producer().await;
+    // The test config's schedule is "*/5 * * * * *": every 5 seconds.
+    let mut daemon = p.spawn(&["merge"], "merge.log");
+    let log_path = p.dir.join("merge.log");
+    support::poll("the daemon to log a merge", || async {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        log.contains("merge ok").then_some(())
+    })
+    .await;
+    p.assert_mirror_equals_source("public.accounts").await;
+    let pid = daemon.id().expect("daemon pid");
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let status = tokio::time::timeout(support::DEADLINE, daemon.wait())
+        .await
+        .expect("daemon stops")
+        .expect("wait");
+    let log = std::fs::read_to_string(p.dir.join("merge.log")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "merge daemon exited with {status} on SIGTERM; log:\n{log}"
+    );
+    assert!(
+        log.contains("merge scheduler stopped"),
+        "the daemon says it stopped: {log}"
+    );
+    p.stop_producer().await;
+}

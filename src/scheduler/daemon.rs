@@ -13,7 +13,7 @@ use crate::shutdown::Shutdown;
 use super::{merge_once, SchedulerError};
 
 /// Runs until `shutdown` fires; an in-flight merge is cancelled through the
-/// Data API when it does.
+/// Data API when it does, and waited for.
 pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), SchedulerError> {
     // Without it every tick would fail the same way, forever: stop now.
     if config.redshift.is_none() {
@@ -23,6 +23,7 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
         |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Schedule(e.to_string());
     let scheduler = JobScheduler::new().await.map_err(schedule_error)?;
     let running = Arc::new(Mutex::new(()));
+    let in_flight = running.clone();
     let config = Arc::new(config);
     let job_shutdown = shutdown.clone();
     let schedule = config.schedule.merge.clone();
@@ -31,6 +32,9 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
         let config = config.clone();
         let shutdown = job_shutdown.clone();
         Box::pin(async move {
+            if shutdown.is_triggered() {
+                return;
+            }
             let Ok(_guard) = running.try_lock() else {
                 tracing::warn!("previous merge run still going; skipping this tick");
                 return;
@@ -47,7 +51,11 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
     scheduler.start().await.map_err(schedule_error)?;
     tracing::info!("merge scheduler started");
     shutdown.wait().await;
+    // A run in flight sees the same signal, cancels its statement through
+    // the Data API and ends; wait for it so its outcome is logged.
+    let _finished = in_flight.lock().await;
     let mut scheduler = scheduler;
     scheduler.shutdown().await.map_err(schedule_error)?;
+    tracing::info!("merge scheduler stopped");
     Ok(())
 }

@@ -148,6 +148,13 @@ impl Reader {
         }
     }
 
+    /// Bytes not read yet. Counts read from the message bound allocations
+    /// by this, so a corrupt count cannot ask for gigabytes (found by the
+    /// `pgoutput_decode` fuzz target).
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     fn take(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         if self.buf.len() - self.pos < n {
             return Err(self.err(format!(
@@ -204,7 +211,8 @@ impl Reader {
         if n < 0 {
             return Err(self.err(format!("negative column count {n}")));
         }
-        let mut values = Vec::with_capacity(n as usize);
+        // Every value takes at least one byte.
+        let mut values = Vec::with_capacity((n as usize).min(self.remaining()));
         for _ in 0..n {
             let value = match self.u8()? {
                 b'n' => TupleValue::Null,
@@ -275,7 +283,8 @@ pub fn decode(data: Bytes) -> Result<LogicalMessage, DecodeError> {
             if ncols < 0 {
                 return Err(r.err(format!("negative column count {ncols}")));
             }
-            let mut columns = Vec::with_capacity(ncols as usize);
+            // Every column takes at least 10 bytes (flags, name, oid, typmod).
+            let mut columns = Vec::with_capacity((ncols as usize).min(r.remaining() / 10));
             for _ in 0..ncols {
                 let flags = r.u8()?;
                 let name = r.cstr()?;
@@ -352,6 +361,13 @@ pub fn decode(data: Bytes) -> Result<LogicalMessage, DecodeError> {
                 return Err(r.err(format!("negative relation count {n}")));
             }
             let options = r.u8()?;
+            if (n as usize).saturating_mul(4) > r.remaining() {
+                return Err(r.err(format!(
+                    "{n} relation ids need {} bytes, the message has {}",
+                    (n as usize).saturating_mul(4),
+                    r.remaining()
+                )));
+            }
             let mut relation_ids = Vec::with_capacity(n as usize);
             for _ in 0..n {
                 relation_ids.push(r.u32()?);
@@ -458,6 +474,16 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::testing::*;
+
+    #[test]
+    fn a_huge_relation_count_is_an_error_not_a_huge_allocation() {
+        // The fuzz target's find: a Truncate claiming 0x22222222 relations.
+        let mut message = vec![b'T'];
+        message.extend_from_slice(&0x2222_2222i32.to_be_bytes());
+        message.extend_from_slice(&[0, 0, 0, 0, 1]);
+        let error = super::decode(bytes::Bytes::from(message)).unwrap_err();
+        assert!(error.to_string().contains("relation ids need"), "{error}");
+    }
     use super::*;
 
     fn text(s: &str) -> TupleValue {

@@ -434,7 +434,7 @@ def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", cou
     run = Run([KINESYNC, "--config", cfg, "produce", "--sink", sink],
               env=env, stderr_path=log_path, count_stdout=count)
     try:
-        wait_log(log_path, 'prefix="kinesync_bench"', run, timeout, poll, slot, walsender)
+        wait_log(log_path, '"kinesync_bench"', run, timeout, poll, slot, walsender)
     except Exception:
         run.stop(signal.SIGKILL)
         log(open(log_path, errors="replace").read()[-3000:])

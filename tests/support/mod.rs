@@ -274,6 +274,16 @@ merge = "*/5 * * * * *"
         self.run_ok(&["merge", "--once"]).await
     }
 
+    /// Starts `kinesync <args>` in the background, stderr to `<dir>/<log>`.
+    pub fn spawn(&self, args: &[&str], log: &str) -> Child {
+        let log = std::fs::File::create(self.dir.join(log)).expect("log file");
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn kinesync")
+    }
+
     /// Starts `kinesync produce` in the background (stderr to a log file).
     pub async fn start_producer(&mut self) {
         assert!(self.producer.is_none(), "producer already running");
