@@ -1007,67 +1007,6 @@ fn replay(records: &[StreamRecord]) -> BTreeMap<String, BTreeMap<String, Value>>
     tables
 }
 
-fn random_value(rng: &mut StdRng) -> String {
-    match rng.gen_range(0..8) {
-        0 => "NULL".to_owned(),
-        1 => "'it''s \"quoted\" \\ back'".to_owned(),
-        2 => "'ünïcødé ✓'".to_owned(),
-        _ => format!("'label-{}'", rng.gen_range(0..1000)),
-    }
-}
-
-fn random_big(rng: &mut StdRng) -> String {
-    if rng.gen_bool(0.3) {
-        "NULL".to_owned()
-    } else {
-        format!("'{}'", incompressible(rng, 9_000))
-    }
-}
-
-fn random_statement(rng: &mut StdRng, next_id: &mut i32) -> String {
-    let id = rng.gen_range(1..=*next_id);
-    match rng.gen_range(0..100) {
-        0..=27 => {
-            *next_id += 1;
-            format!(
-                "INSERT INTO items VALUES ({}, {}, {}.{:02}, {}, {}, now() - interval '{} seconds', {}) ON CONFLICT DO NOTHING",
-                *next_id,
-                random_value(rng),
-                rng.gen_range(0..10000),
-                rng.gen_range(0..100),
-                rng.gen_range(-1_000_000_000_000i64..1_000_000_000_000),
-                if rng.gen_bool(0.5) { "true" } else { "NULL" },
-                rng.gen_range(0..100_000),
-                random_big(rng)
-            )
-        }
-        28..=47 => format!("UPDATE items SET qty = qty + 1, flag = NOT flag WHERE id = {id}"),
-        48..=57 => format!(
-            "UPDATE items SET label = {}, price = NULL WHERE id = {id}",
-            random_value(rng)
-        ),
-        58..=62 => format!("UPDATE items SET big = {} WHERE id = {id}", random_big(rng)),
-        63..=70 => {
-            *next_id += 1;
-            format!("UPDATE items SET id = {} WHERE id = {id}", *next_id)
-        }
-        71..=80 => format!("DELETE FROM items WHERE id = {id}"),
-        81..=88 => format!(
-            "INSERT INTO pairs VALUES ({}, 'k{}', {}) ON CONFLICT (a, b) DO UPDATE SET v = EXCLUDED.v",
-            rng.gen_range(0..20),
-            rng.gen_range(0..5),
-            rng.gen_range(0..100)
-        ),
-        89..=92 => format!("DELETE FROM pairs WHERE a = {}", rng.gen_range(0..20)),
-        93..=96 => format!(
-            "UPDATE pairs SET b = b || 'x' WHERE a = {}",
-            rng.gen_range(0..20)
-        ),
-        97 => "TRUNCATE pairs".to_owned(),
-        _ => "DELETE FROM items WHERE id % 7 = 0".to_owned(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source() {
     let seed: u64 = std::env::var("KINESYNC_REPLAY_SEED")
@@ -1087,7 +1026,7 @@ async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source(
     let mut next_id = 1000;
     for round in 0..150 {
         let statements: Vec<String> = (0..rng.gen_range(1..8))
-            .map(|_| random_statement(&mut rng, &mut next_id))
+            .map(|_| support::workload::random_statement(&mut rng, &mut next_id, false))
             .collect();
         let commit = if rng.gen_bool(0.1) {
             "ROLLBACK"

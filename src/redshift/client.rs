@@ -19,14 +19,27 @@ const POLL_MAX: Duration = Duration::from_secs(2);
 pub enum RedshiftError {
     #[error("Redshift Data API call {call} failed: {message}")]
     Api { call: &'static str, message: String },
-    #[error("Redshift statement failed: {error}\n  statement: {statement}")]
+    #[error(
+        "Redshift statement failed: {error} (statement: {})",
+        one_line(statement)
+    )]
     Failed { statement: String, error: String },
-    #[error("Redshift statement was aborted (cancelled): {statement}")]
+    #[error("Redshift statement was aborted (cancelled): {}", one_line(statement))]
     Aborted { statement: String },
-    #[error("Redshift statement still running after {seconds} s (redshift.statement_timeout_secs); cancelled: {statement}")]
+    #[error("Redshift statement still running after {seconds} s (redshift.statement_timeout_secs); cancelled: {}", one_line(statement))]
     Timeout { statement: String, seconds: u64 },
-    #[error("shutdown requested; statement cancelled: {statement}")]
+    #[error("shutdown requested; statement cancelled: {}", one_line(statement))]
     Cancelled { statement: String },
+}
+
+/// A statement shortened to one line for an error message: whitespace runs
+/// collapsed, at most 200 characters.
+fn one_line(statement: &str) -> String {
+    let flat = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
 }
 
 impl RedshiftError {
@@ -111,8 +124,14 @@ impl DataApi {
         }
     }
 
-    /// Runs one statement and waits for it.
+    /// Runs one statement and waits for it; returns the rows it affected.
     pub async fn execute(&self, sql: &str) -> Result<i64, RedshiftError> {
+        let id = self.submit(sql).await?;
+        Ok(self.wait(&id, sql).await?.0)
+    }
+
+    /// Submits one statement (ExecuteStatement); returns its id.
+    async fn submit(&self, sql: &str) -> Result<String, RedshiftError> {
         tracing::debug!(sql, "execute");
         let output = target!(self.client.execute_statement().sql(sql), self.config)
             .send()
@@ -123,9 +142,7 @@ impl DataApi {
                     aws_sdk_redshiftdata::error::DisplayErrorContext(e),
                 )
             })?;
-        let id = output.id().unwrap_or_default().to_owned();
-        let described = self.wait(&id, sql).await?;
-        Ok(described.0)
+        Ok(output.id().unwrap_or_default().to_owned())
     }
 
     /// Runs statements as one transaction (any failure rolls all back).
@@ -153,17 +170,7 @@ impl DataApi {
 
     /// Runs a query and returns all its rows.
     pub async fn query(&self, sql: &str) -> Result<Vec<Row>, RedshiftError> {
-        tracing::debug!(sql, "query");
-        let output = target!(self.client.execute_statement().sql(sql), self.config)
-            .send()
-            .await
-            .map_err(|e| {
-                RedshiftError::api(
-                    "ExecuteStatement",
-                    aws_sdk_redshiftdata::error::DisplayErrorContext(e),
-                )
-            })?;
-        let id = output.id().unwrap_or_default().to_owned();
+        let id = self.submit(sql).await?;
         self.wait(&id, sql).await?;
         let mut rows = Vec::new();
         let mut next_token: Option<String> = None;

@@ -95,7 +95,20 @@ def create_db(db):
 
 
 def drop_slot(db, slot):
-    sql(db, f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'")
+    """Drops a slot; waits for a walsender that is still letting go of it
+    (terminates it after 5 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        left = sql(db, f"SELECT count(*) FILTER (WHERE active), count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        active, total = map(int, left.split("|"))
+        if total == 0:
+            return
+        if active == 0:
+            sql(db, f"SELECT pg_drop_replication_slot('{slot}')")
+            return
+        if time.monotonic() > deadline:
+            sql(db, f"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        time.sleep(0.1)
 
 
 def copy_slot(db, template, name, plugin=None):
@@ -119,11 +132,14 @@ def proc_cpu(pid):
         return None
 
 
-def proc_rss_kb(pid):
+def proc_hwm_kb(pid):
+    """Peak RSS (VmHWM) of a live process since its exec, or None. (wait4's
+    ru_maxrss is no use here: it counts the forked copy of this Python
+    process before the exec, ~33 MiB.)"""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("VmHWM:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -267,6 +283,7 @@ class Run:
         self.last_at = None
         self.end_marker = end_marker.encode() if end_marker else None
         self.t0 = time.monotonic()
+        self.t0_epoch = time.time()
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE if count_stdout else stdout,
                                   stderr=self.stderr_f, env=env)
         self.rusage = None
@@ -299,7 +316,7 @@ class Run:
             return False
         pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
         if pid == 0:
-            rss = proc_rss_kb(self.p.pid)
+            rss = proc_hwm_kb(self.p.pid)
             if rss:
                 self.rss_peak_polled = max(self.rss_peak_polled, rss)
             return True
@@ -327,7 +344,7 @@ class Run:
             "user_s": round(ru.ru_utime, 3),
             "sys_s": round(ru.ru_stime, 3),
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
-            "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+            "peak_rss_mib": round(self.rss_peak_polled / 1024, 1),
             "exit": self.p.returncode,
         }
 
@@ -412,16 +429,19 @@ def wait_log(path, needle, run, timeout, poll=None, slot=None, walsender=None):
         time.sleep(0.02)
 
 
-def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", count=False, timeout=900):
+def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", timeout=900):
     """kinesync produce on a copy of the backlog's template slot.
 
     The end: kinesync logs (at debug level) the logical message that closes
     the backlog once it has decoded it; the harness then sends SIGTERM and
-    kinesync delivers everything before it and exits. Wall time = until it
-    exited. (Polling the slot's confirmed_flush_lsn would add 0-5 s: kinesync
-    reports its confirmed LSN to Postgres with the standby status update,
-    every 5 s.) After the exit, the slot's confirmed_flush_lsn must have
-    reached the end LSN: proof that everything was delivered."""
+    kinesync delivers everything before it and exits. After the exit, the
+    slot's confirmed_flush_lsn must have reached the end LSN: proof that
+    everything was delivered. Wall time: until the last byte reached the
+    harness's pipe (stdout sink), or, for the Kinesis sink, the caller takes
+    the newest ApproximateArrivalTimestamp in the stream. Neither the exit
+    nor the slot's confirmed_flush_lsn is a usable end: kinesync reports its
+    confirmed position with the standby status update every 5 s, and its
+    shutdown waits for that update (0-5 s)."""
     slot = f"k_{name}"
     copy_slot(db, backlog["template"], slot)
     cfg = kinesync_config(os.path.join(WORK, f"{slot}.toml"), db, table, publication, slot,
@@ -432,7 +452,7 @@ def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", cou
     env["RUST_LOG"] = "info,kinesync::pipeline=debug"
     log_path = os.path.join(WORK, f"{slot}.log")
     run = Run([KINESYNC, "--config", cfg, "produce", "--sink", sink],
-              env=env, stderr_path=log_path, count_stdout=count)
+              env=env, stderr_path=log_path, count_stdout=(sink == "stdout"))
     try:
         wait_log(log_path, '"kinesync_bench"', run, timeout, poll, slot, walsender)
     except Exception:
@@ -440,7 +460,8 @@ def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", cou
         log(open(log_path, errors="replace").read()[-3000:])
         raise
     run.stop()
-    wall = time.monotonic() - run.t0
+    res_exit_s = time.monotonic() - run.t0
+    wall = (run.last_at - run.t0) if sink == "stdout" else res_exit_s
     if run.p.returncode != 0:
         raise RuntimeError(f"kinesync exited {run.p.returncode}: " + open(log_path, errors="replace").read()[-2000:])
     confirmed = poll.query(f"SELECT confirmed_flush_lsn >= '{backlog['end']}'::pg_lsn FROM pg_replication_slots "
@@ -451,14 +472,18 @@ def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", cou
     drop_slot(db, slot)
     res = run.result(wall)
     res["walsender_cpu_s"] = round(walsender.get("cpu_s", 0.0), 2)
-    if count:
+    res["exit_after_s"] = round(res_exit_s, 2)
+    res["t0_epoch"] = run.t0_epoch
+    if sink == "stdout":
         res["output_bytes"] = run.bytes
         res["output_lines"] = run.lines
+        if run.lines != backlog["changes"]:
+            raise RuntimeError(f"kinesync printed {run.lines} events, expected {backlog['changes']}")
     res["_run"] = run
     return res
 
 
-def run_pg_recvlogical(name, db, publication, backlog, timeout=900, count=False):
+def run_pg_recvlogical(name, db, publication, backlog, timeout=900, count=True):
     slot = f"r_{name}"
     copy_slot(db, backlog["template"], slot)
     poll = Psql(db)
@@ -729,29 +754,22 @@ def case_decode(cfg, out):
     ]:
         pub = f"pub_{table}"
         backlog = build_backlog(db, f"tmpl_{table}", workload, n)
-        # Untimed passes through a pipe: output sizes (and events for case 2's reference).
-        ks_count = run_kinesync_drain(f"count_{table}", db, table, pub, backlog, count=True)
-        pr_count = run_pg_recvlogical(f"count_{table}", db, pub, backlog, count=True)
-        if ks_count["output_lines"] != n:
-            raise RuntimeError(f"kinesync printed {ks_count['output_lines']} events, expected {n}")
-        samples[table] = b"".join(ks_count["_run"].samples)
         ks_runs, pr_runs = [], []
         for i in range(cfg.repeat):
             pr_runs.append(run_pg_recvlogical(f"{table}_{i}", db, pub, backlog))
             ks_runs.append(run_kinesync_drain(f"{table}_{i}", db, table, pub, backlog))
-        pr = rates(best(pr_runs), n, backlog["wal_bytes"], pr_count["output_bytes"])
-        ks = rates(strip(best(ks_runs)), n, backlog["wal_bytes"], ks_count["output_bytes"])
+        pr = rates(best(pr_runs), n, backlog["wal_bytes"], pr_runs[0]["output_bytes"])
+        ks = rates(strip(best(ks_runs)), n, backlog["wal_bytes"], ks_runs[0]["output_bytes"])
         ratio = ks["events_per_s"] / pr["events_per_s"]
         log(f"case 1 {table}: kinesync {ks['events_per_s']:,} ev/s, pg_recvlogical {pr['events_per_s']:,} ev/s, ratio {ratio:.2f}")
         rows.append({"table": table, "changes": n, "backlog": backlog,
-                     "event_bytes_avg": round(ks_count["output_bytes"] / n),
+                     "event_bytes_avg": round(ks_runs[0]["output_bytes"] / n),
                      "kinesync": ks, "pg_recvlogical": pr,
                      "kinesync_runs": [r["wall_s"] for r in ks_runs],
                      "pg_recvlogical_runs": [r["wall_s"] for r in pr_runs],
                      "ratio": round(ratio, 3)})
     out["decode"] = {"target_ratio_min": 0.5, "tables": rows,
                      "met": all(r["ratio"] >= 0.5 for r in rows)}
-    cfg.samples = samples
     if cfg.profile:
         out["decode"]["profile"] = profile_kinesync(db, "mixed", "pub_mixed", rows[0]["backlog"])
 
@@ -766,18 +784,26 @@ def profile_kinesync(db, table, pub, backlog):
     data = os.path.join(WORK, "perf.data")
     stat_file = os.path.join(WORK, "perf-stat.txt")
     poll = Psql(db)
+    env = kinesync_env()
+    env["RUST_LOG"] = "info,kinesync::pipeline=debug"
+    log_path = os.path.join(WORK, f"{slot}.log")
     run = Run(["perf", "stat", "-o", stat_file, "-e", "task-clock,context-switches,cpu-migrations,page-faults",
                "--", "perf", "record", "-q", "-F", "999", "-g", "-o", data, "--",
                KINESYNC, "--config", cfg, "produce", "--sink", "stdout"],
-              env=kinesync_env(), stderr_path=os.path.join(WORK, f"{slot}.log"))
+              env=env, stderr_path=log_path)
     try:
-        wait_slot(poll, slot, backlog["end"], run, 900, {})
+        wait_log(log_path, '"kinesync_bench"', run, 900)
     finally:
-        # perf forwards SIGTERM? It does not: signal kinesync itself.
-        subprocess.run(["pkill", "-TERM", "-P", str(run.p.pid)], check=False)
-        for child in subprocess.run(["pgrep", "-P", str(run.p.pid)], capture_output=True, text=True).stdout.split():
-            subprocess.run(["pkill", "-TERM", "-P", child], check=False)
-        run.stop(timeout=60)
+        # perf does not pass SIGTERM on: signal kinesync itself (found by its
+        # own, unique config path), then perf record and perf stat end.
+        pids = subprocess.run(["pgrep", "-f", "--", f"{KINESYNC} --config {cfg}"],
+                              capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            os.kill(int(pid), signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while run.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.stop(timeout=10)
         poll.close()
         drop_slot(db, slot)
     rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
@@ -787,7 +813,7 @@ def profile_kinesync(db, table, pub, backlog):
     for line in rep.stdout.splitlines():
         m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[\.\]\s+(.*)", line) or re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[k\]\s+(.*)", line)
         if m:
-            top.append({"percent": float(m.group(1)), "dso": m.group(2), "symbol": m.group(3).strip()[:110]})
+            top.append({"percent": float(m.group(1)), "dso": m.group(2), "symbol": " ".join(m.group(3).split())[:110]})
     stat = open(stat_file).read() if os.path.exists(stat_file) else ""
     return {"top": top[:20], "perf_stat": stat.strip(), "error": rep.stderr.strip()[-500:] if not top else None}
 
@@ -804,11 +830,12 @@ def case_kinesis(cfg, out, kl):
     create_stream("bench-c2-kinesync", cfg.shards)
     k0 = kl.cpu()
     ks = run_kinesync_drain("c2_kinesync", db, "kin", "pub_kin", backlog, sink="kinesis")
-    ks = rates(strip(ks), n, backlog["wal_bytes"])
     ks["kinesalite_cpu_s"] = round(kl.cpu() - k0, 2)
     records = read_stream("bench-c2-kinesync")
     if len(records) < n:
         raise RuntimeError(f"kinesync delivered {len(records)} records, expected {n}")
+    ks["wall_s"] = round(max(a for a, _ in records) - ks["t0_epoch"], 3)
+    ks = rates(strip(ks), n, backlog["wal_bytes"])
     payload = sum(len(d) for _, d in records)
     ks["records_in_stream"] = len(records)
     ks["payload_mb_per_s"] = round(payload / 1e6 / ks["wall_s"], 1)

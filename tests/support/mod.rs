@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

@@ -62,16 +62,31 @@ impl Pg {
         if database.is_empty() || database.len() > 127 || database.contains('\0') {
             return Err(PgError::DatabaseName(database.to_string()));
         }
-        {
-            let mut ready = self.ready.lock().await;
-            if !ready.contains(database) {
-                self.ensure_database(database).await?;
-                let mut client = self.raw_connect(database).await?;
-                catalog::install(&mut client).await?;
-                ready.insert(database.to_string());
-                info!(database, "database ready");
+        if self.ready.lock().await.contains(database) {
+            // The database may have been dropped and created again since it
+            // was prepared (tests do that): check that the catalog is there.
+            if let Ok(client) = self.raw_connect(database).await {
+                let installed = client
+                    .query_one(
+                        "SELECT to_regclass('kinesync_standin.external_schemas') IS NOT NULL",
+                        &[],
+                    )
+                    .await
+                    .map(|row| row.get::<_, bool>(0))
+                    .unwrap_or(false);
+                if installed {
+                    return Ok(client);
+                }
             }
         }
+        let mut ready = self.ready.lock().await;
+        ready.remove(database);
+        self.ensure_database(database).await?;
+        let mut client = self.raw_connect(database).await?;
+        catalog::install(&mut client).await?;
+        ready.insert(database.to_string());
+        info!(database, "database ready");
+        drop(ready);
         self.raw_connect(database).await
     }
 
