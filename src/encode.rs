@@ -222,6 +222,15 @@ pub fn encode_timestamptz(text: &str) -> String {
     if text.ends_with(" BC") {
         return text.to_owned();
     }
+    // Fast path: kinesync's sessions run with TimeZone=UTC, so the text
+    // already is UTC ("+00"); only the separator and fraction change.
+    if let Some((date, rest)) = text.split_once(' ') {
+        if let Some(time) = rest.strip_suffix("+00") {
+            if date.len() == 10 && is_clock(time) {
+                return format!("{date}T{}Z", six_digit_fraction(time));
+            }
+        }
+    }
     convert_timestamptz(text).unwrap_or_else(|| text.to_owned())
 }
 

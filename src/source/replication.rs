@@ -17,7 +17,9 @@ use crate::pipeline::ProduceError;
 
 /// Standby status updates at least this often (the server's default
 /// `wal_sender_timeout` is 60 s; feedback must come well inside half of it).
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+/// Every second: the slot's confirmed LSN trails delivery by at most this,
+/// and a graceful stop waits at most this long for the server to hear it.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// Events buffered between the replication worker and the pipeline.
 pub const REPLICATION_BUFFER_EVENTS: usize = 8192;
 /// Prefix of the publication comment that marks a finished snapshot.
