@@ -245,7 +245,20 @@ impl ProduceError {
 fn is_transient(e: &PgWireError) -> bool {
     // Internal covers "worker already joined" after a recv raced the
     // worker's end: a fresh session is the cure.
-    e.is_transient() || matches!(e, PgWireError::Internal(_))
+    e.is_transient() || matches!(e, PgWireError::Internal(_)) || server_error_is_transient(e)
+}
+
+/// Server errors that end a session but not the pipeline: the walsender
+/// was terminated (admin shutdown, a failover, a server restart), the
+/// server is starting up or out of connections, or a connection exception.
+fn server_error_is_transient(e: &PgWireError) -> bool {
+    const TRANSIENT_SQLSTATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "08006", "08003"];
+    match e {
+        PgWireError::Server(message) => TRANSIENT_SQLSTATES
+            .iter()
+            .any(|code| message.contains(&format!("SQLSTATE {code}"))),
+        _ => false,
+    }
 }
 
 /// Run the producer until shutdown (or, with `snapshot = initial_only`,
@@ -1095,6 +1108,17 @@ mod tests {
     fn reconnect_delay_caps() {
         assert_eq!(reconnect_delay(1), RECONNECT_BASE_DELAY);
         assert_eq!(reconnect_delay(100), RECONNECT_MAX_DELAY);
+    }
+
+    #[test]
+    fn a_terminated_walsender_or_a_restarting_server_is_transient() {
+        let terminated = PgWireError::Server(
+            "terminating connection due to administrator command (SQLSTATE 57P01)".into(),
+        );
+        assert!(is_transient(&terminated));
+        let missing =
+            PgWireError::Server("replication slot \"x\" does not exist (SQLSTATE 42704)".into());
+        assert!(!is_transient(&missing));
     }
 
     #[test]
