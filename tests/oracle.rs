@@ -103,15 +103,8 @@ async fn random_workloads_leave_mirror_equal_to_source() {
                 .expect("add column");
         }
         for _ in 0..rng.gen_range(3..12) {
-            let statements: Vec<String> = (0..rng.gen_range(1..15))
-                .map(|_| support::workload::random_statement(&mut rng, &mut next_id, true))
-                .collect();
-            let commit = if rng.gen_bool(0.1) {
-                "ROLLBACK"
-            } else {
-                "COMMIT"
-            };
-            let transaction = format!("BEGIN; {}; {commit};", statements.join("; "));
+            let transaction =
+                support::workload::random_transaction(&mut rng, &mut next_id, 15, true);
             p.source
                 .batch_execute(&transaction)
                 .await

@@ -1025,15 +1025,7 @@ async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut next_id = 1000;
     for round in 0..150 {
-        let statements: Vec<String> = (0..rng.gen_range(1..8))
-            .map(|_| support::workload::random_statement(&mut rng, &mut next_id, false))
-            .collect();
-        let commit = if rng.gen_bool(0.1) {
-            "ROLLBACK"
-        } else {
-            "COMMIT"
-        };
-        let transaction = format!("BEGIN; {}; {commit};", statements.join("; "));
+        let transaction = support::workload::random_transaction(&mut rng, &mut next_id, 8, false);
         p.source
             .batch_execute(&transaction)
             .await

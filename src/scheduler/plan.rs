@@ -459,13 +459,11 @@ pub fn table_merge_statements(
     values.insert("origin_columns", origin_columns);
     values.insert("null_origin_columns", null_origin_columns);
     values.insert("key_list", column_list("", &key));
-    values.insert("key_list_c", column_list("c.", &key));
     values.insert("column_list", column_list("", &all));
     values.insert("key_column_list", column_list("", &key));
     values.insert("latest_key_columns", column_list("l.", &key));
     values.insert("converted_columns", converted_columns);
     values.insert("key_match_latest_m", key_match(&latest, "m"));
-    values.insert("key_match_latest_p", key_match(&latest, "p"));
     values.insert("key_match_mirror_latest", key_match(&mirror, &latest));
     values.insert(
         "key_match_tombstone_latest",

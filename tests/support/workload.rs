@@ -105,3 +105,22 @@ pub fn random_statement(rng: &mut StdRng, next_id: &mut i32, with_kinds: bool) -
         _ => "DELETE FROM items WHERE id % 7 = 0".to_owned(),
     }
 }
+
+/// One random transaction of 1 to `max_statements - 1` statements, rolled
+/// back one time in ten.
+pub fn random_transaction(
+    rng: &mut StdRng,
+    next_id: &mut i32,
+    max_statements: usize,
+    with_kinds: bool,
+) -> String {
+    let statements: Vec<String> = (0..rng.gen_range(1..max_statements))
+        .map(|_| random_statement(rng, next_id, with_kinds))
+        .collect();
+    let end = if rng.gen_bool(0.1) {
+        "ROLLBACK"
+    } else {
+        "COMMIT"
+    };
+    format!("BEGIN; {}; {end};", statements.join("; "))
+}
