@@ -87,6 +87,20 @@ pub async fn read_tables(
     source: &SourceConfig,
 ) -> Result<Vec<SourceTable>, CatalogError> {
     let mut tables = Vec::new();
+    for (schema, name) in table_names(client, source).await? {
+        tables.push(read_table(client, &schema, &name).await?);
+    }
+    Ok(tables)
+}
+
+/// The configured tables as (schema, name), `schema.*` entries expanded to
+/// the schema's tables, in configuration order without repeats. Names are
+/// not checked to exist.
+pub async fn table_names(
+    client: &Client,
+    source: &SourceConfig,
+) -> Result<Vec<(String, String)>, CatalogError> {
+    let mut names: Vec<(String, String)> = Vec::new();
     for entry in &source.tables {
         let Some((schema, name)) = entry.split_once('.') else {
             return Err(CatalogError::MissingTable(entry.clone()));
@@ -96,16 +110,14 @@ pub async fn read_tables(
             if rows.is_empty() {
                 return Err(CatalogError::EmptyPattern(entry.clone()));
             }
-            for row in rows {
-                let table: String = row.get(0);
-                tables.push(read_table(client, schema, &table).await?);
-            }
+            names.extend(rows.iter().map(|row| (schema.to_owned(), row.get(0))));
         } else {
-            tables.push(read_table(client, schema, name).await?);
+            names.push((schema.to_owned(), name.to_owned()));
         }
     }
-    tables.dedup_by(|a, b| a.schema == b.schema && a.name == b.name);
-    Ok(tables)
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    Ok(names)
 }
 
 /// Reads one table's columns and key.

@@ -66,6 +66,39 @@ pub enum Command {
     },
     /// Print the effective configuration, secrets redacted.
     Config,
+    /// Preflight: check every prerequisite of the source, the stream and
+    /// Redshift, and print the fix for each one missing (exit 0 all in
+    /// place, 6 something missing).
+    Check {
+        /// Events per second the stream must carry: fail if its shards
+        /// cannot (1,000 records/s per shard, 80% headroom).
+        #[arg(long, value_name = "EVENTS_PER_SEC")]
+        expected_rate: Option<u64>,
+        /// Do not put the probe record that proves the stream is writable.
+        #[arg(long)]
+        no_write: bool,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How far behind the pipeline is: slot lag, put rate, last merge,
+    /// watermark age, retention margin.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare each mirror table with its source (row counts and checksums
+    /// per key bucket) and name the keys that differ (exit 0 equal, 7 a
+    /// difference). Rows changed since the last merge differ until the next.
+    Verify {
+        /// Only this source table (schema.table); repeatable.
+        #[arg(long = "table", value_name = "SCHEMA.TABLE")]
+        tables: Vec<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Process exit codes.
@@ -82,4 +115,8 @@ pub mod exit {
     pub const SOURCE: u8 = 4;
     /// `merge --once` skipped: another scheduler holds the merge lease.
     pub const SKIPPED: u8 = 5;
+    /// `check` found a prerequisite missing.
+    pub const CHECK_FAILED: u8 = 6;
+    /// `verify` found a mirror table that differs from its source.
+    pub const DIFFERENT: u8 = 7;
 }

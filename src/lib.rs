@@ -10,6 +10,7 @@ pub mod config;
 pub mod encode;
 pub mod event;
 pub mod lsn;
+pub mod ops;
 pub mod pipeline;
 pub mod postgres;
 pub mod redshift;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kinesync::cli::{exit, Cli, Command, LogFormat, SinkArg};
 use kinesync::config::Config;
+use kinesync::ops;
 use kinesync::pipeline::{run_produce, SinkChoice};
 use kinesync::scheduler::{self, SchedulerError};
 use kinesync::shutdown::{trigger_on_signals, Shutdown};
@@ -71,7 +72,60 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(scheduler_exit_code(&error), &error),
         },
+        Command::Check {
+            expected_rate,
+            no_write,
+            json,
+        } => {
+            let options = ops::check::CheckOptions {
+                expected_rate,
+                no_write,
+            };
+            let report = ops::check::check(&config, &options, shutdown).await;
+            if json {
+                print_json(&report);
+            } else {
+                report.findings.iter().for_each(|f| println!("{f}"));
+            }
+            exit_code(report.passed(), exit::CHECK_FAILED)
+        }
+        Command::Status { json } => {
+            let report = ops::status::status(&config, shutdown).await;
+            if json {
+                print_json(&report);
+            } else {
+                print!("{report}");
+            }
+            exit_code(!report.nothing_read(), exit::FAILURE)
+        }
+        Command::Verify { tables, json } => {
+            match ops::verify::verify(&config, &tables, shutdown).await {
+                Ok(report) => {
+                    if json {
+                        print_json(&report);
+                    } else {
+                        report.tables.iter().for_each(|t| println!("{t}"));
+                    }
+                    exit_code(report.all_equal(), exit::DIFFERENT)
+                }
+                Err(ops::verify::VerifyError::Scheduler(error)) => {
+                    fail(scheduler_exit_code(&error), &error)
+                }
+                Err(error) => fail(exit::FAILURE, &error),
+            }
+        }
     }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("kinesync: error: cannot print JSON: {error}"),
+    }
+}
+
+fn exit_code(ok: bool, otherwise: u8) -> ExitCode {
+    ExitCode::from(if ok { exit::OK } else { otherwise })
 }
 
 fn scheduler_exit_code(error: &SchedulerError) -> u8 {

@@ -43,6 +43,21 @@ template!(MERGE_ADD_COLUMN, "merge/add_column.sql");
 template!(MERGE_LEASE_ACQUIRE, "merge/lease_acquire.sql");
 template!(MERGE_LEASE_HOLDER, "merge/lease_holder.sql");
 template!(MERGE_LEASE_RELEASE, "merge/lease_release.sql");
+template!(MERGE_RECORD_STATUS, "merge/record_status.sql");
+template!(
+    CHECK_REDSHIFT_MERGE_STATUS,
+    "check/redshift_merge_status.sql"
+);
+template!(CHECK_SOURCE_SERVER, "check/source_server.sql");
+template!(CHECK_SOURCE_TABLE, "check/source_table.sql");
+template!(CHECK_SOURCE_PUBLICATION, "check/source_publication.sql");
+template!(CHECK_SOURCE_SLOT, "check/source_slot.sql");
+template!(CHECK_REDSHIFT_OBJECTS, "check/redshift_objects.sql");
+template!(CHECK_REDSHIFT_CHECKPOINT, "check/redshift_checkpoint.sql");
+template!(VERIFY_SOURCE_BUCKETS, "verify/source_buckets.sql");
+template!(VERIFY_MIRROR_BUCKETS, "verify/mirror_buckets.sql");
+template!(VERIFY_BUCKET_ROWS, "verify/bucket_rows.sql");
+template!(VERIFY_LAST_EVENTS, "verify/last_events.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {

@@ -22,3 +22,11 @@ CREATE TABLE IF NOT EXISTS {{lease}} (
     holder VARCHAR(256) NOT NULL,
     expires_at TIMESTAMP NOT NULL
 );
+-- The outcome of the newest merge run (ok or failed, and why), for
+-- `kinesync status`. Written after each run, outside its transaction.
+CREATE TABLE IF NOT EXISTS {{merge_status}} (
+    events_view VARCHAR(256) NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    result VARCHAR(16) NOT NULL,
+    detail VARCHAR(1024) NOT NULL
+);

@@ -186,6 +186,69 @@ impl ColumnKind {
     }
 }
 
+/// Which database a [`ColumnKind::canonical`] expression runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The source PostgreSQL table.
+    Source,
+    /// The Redshift mirror table.
+    Mirror,
+}
+
+impl ColumnKind {
+    /// SQL giving the column's value as text in a form both sides agree on,
+    /// or NULL: what `kinesync verify` hashes. It applies the documented
+    /// conversions (NaN in DECIMAL and infinite dates become NULL on the
+    /// mirror side, so they do on the source side too). `source_type` is the
+    /// source column's `format_type()` text. SUPER values are compared for
+    /// NULL only: Redshift serializes JSON in a form PostgreSQL cannot
+    /// reproduce (docs/operations.md, "Verifying a mirror").
+    pub fn canonical(&self, column: &str, source_type: &str, side: Side) -> String {
+        let source = side == Side::Source;
+        match self {
+            ColumnKind::Integer(_) => format!("CAST({column} AS VARCHAR)"),
+            ColumnKind::Decimal { .. } if source => {
+                format!("CASE WHEN {column} = 'NaN' THEN NULL ELSE CAST({column} AS VARCHAR) END")
+            }
+            ColumnKind::Decimal { .. } | ColumnKind::Float(_) => {
+                format!("CAST({column} AS VARCHAR)")
+            }
+            ColumnKind::Boolean => {
+                format!("CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN 't' ELSE 'f' END")
+            }
+            // char(n) pads with blanks that PostgreSQL's text cast drops.
+            ColumnKind::Text { .. } if source_type.starts_with("character(") => {
+                format!("RTRIM(CAST({column} AS VARCHAR))")
+            }
+            ColumnKind::Text { .. } => format!("CAST({column} AS VARCHAR)"),
+            ColumnKind::Temporal(t @ ("DATE" | "TIMESTAMP" | "TIMESTAMPTZ")) => {
+                let (value, format) = match *t {
+                    "DATE" => (column.to_owned(), "YYYY-MM-DD"),
+                    "TIMESTAMP" => (column.to_owned(), "YYYY-MM-DD HH24:MI:SS.US"),
+                    _ => (
+                        format!("({column} AT TIME ZONE 'UTC')"),
+                        "YYYY-MM-DD HH24:MI:SS.US",
+                    ),
+                };
+                let text = format!("TO_CHAR({value}, '{format}')");
+                if source {
+                    format!("CASE WHEN isfinite({column}) THEN {text} END")
+                } else {
+                    text
+                }
+            }
+            ColumnKind::Temporal(_) => format!("CAST({column} AS VARCHAR)"),
+            ColumnKind::Bytes if source => format!("encode({column}, 'hex')"),
+            ColumnKind::Bytes => format!("LOWER(TO_HEX({column}))"),
+            // A JSON null value travels as null, like SQL NULL (docs/redshift.md).
+            ColumnKind::Super if source => format!(
+                "CASE WHEN {column} IS NULL OR jsonb_typeof(to_jsonb({column})) = 'null' THEN NULL ELSE '' END"
+            ),
+            ColumnKind::Super => format!("CASE WHEN {column} IS NULL THEN NULL ELSE '' END"),
+        }
+    }
+}
+
 /// Coarse type families, to tell whether an existing mirror column can still
 /// hold what the source column now maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -151,10 +151,34 @@ pub async fn merge_once(
     }
     warn_if_near_retention(redshift, text(2).as_deref(), text(3).as_deref());
     let outcome = run_locked(&api, &objects, tables, started).await;
+    record_status(&api, &objects, &outcome).await;
     if let Err(error) = api.execute(&release).await {
         tracing::warn!(%error, "could not release the merge lease; it expires by itself");
     }
     outcome
+}
+
+/// Writes the run's outcome for `kinesync status`; a failure to write it
+/// only warns (the outcome itself is already decided).
+async fn record_status(
+    api: &DataApi,
+    objects: &Objects,
+    outcome: &Result<MergeSummary, SchedulerError>,
+) {
+    let (result, detail) = match outcome {
+        Ok(summary) => ("ok", summary.to_string()),
+        Err(error) => ("failed", error.to_string()),
+    };
+    let statements = match plan::record_status_statements(objects, result, &detail) {
+        Ok(statements) => statements,
+        Err(error) => {
+            tracing::warn!(%error, "could not build the merge status statements");
+            return;
+        }
+    };
+    if let Err(error) = api.batch(&statements).await {
+        tracing::warn!(%error, "could not record the merge outcome for `kinesync status` (run `kinesync setup` to create its table)");
+    }
 }
 
 /// `host:pid:random`, naming this run in the lease table.

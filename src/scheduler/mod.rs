@@ -17,6 +17,7 @@ mod setup;
 
 pub use daemon::run_daemon;
 pub use merge::{merge_once, MergeSummary, TableSummary};
+pub(crate) use setup::read_mirror_tables;
 pub use setup::setup;
 
 use crate::catalog::CatalogError;

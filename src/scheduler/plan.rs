@@ -99,6 +99,7 @@ pub struct Objects {
     pub checkpoint: String,
     pub table_state: String,
     pub lease: String,
+    pub merge_status: String,
 }
 
 impl Objects {
@@ -119,10 +120,11 @@ impl Objects {
             checkpoint: qualified(&redshift.mirror_schema, "kinesync_checkpoint"),
             table_state: qualified(&redshift.mirror_schema, "kinesync_table_state"),
             lease: qualified(&redshift.mirror_schema, "kinesync_lease"),
+            merge_status: qualified(&redshift.mirror_schema, "kinesync_merge_status"),
         }
     }
 
-    fn values(&self) -> Values {
+    pub(crate) fn values(&self) -> Values {
         Values::from([
             ("external_schema", self.external_schema.clone()),
             ("stream", self.stream.clone()),
@@ -133,6 +135,7 @@ impl Objects {
             ("checkpoint", self.checkpoint.clone()),
             ("table_state", self.table_state.clone()),
             ("lease", self.lease.clone()),
+            ("merge_status", self.merge_status.clone()),
         ])
     }
 }
@@ -316,6 +319,23 @@ pub fn lease_statements(
         single(sql::MERGE_LEASE_HOLDER, &values)?,
         single(sql::MERGE_LEASE_RELEASE, &values)?,
     ))
+}
+
+/// The batch recording a run's outcome (`ok` or `failed`) for `kinesync status`.
+pub fn record_status_statements(
+    objects: &Objects,
+    result: &str,
+    detail: &str,
+) -> Result<Vec<String>, SqlError> {
+    let mut values = objects.values();
+    values.insert("result", quote_literal(result));
+    values.insert("detail", quote_literal(&truncate_chars(detail, 1000)));
+    sql::MERGE_RECORD_STATUS.render(&values)
+}
+
+/// At most `max` characters of `text`.
+fn truncate_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
 }
 
 /// The statement that counts pending events per table and operation.

@@ -55,7 +55,7 @@ pub async fn setup(
 }
 
 /// Reads the source catalog and maps each configured table to its mirror.
-pub(super) async fn read_mirror_tables(
+pub(crate) async fn read_mirror_tables(
     config: &Config,
 ) -> Result<Vec<MirrorTable>, SchedulerError> {
     let client = catalog::connect(&config.source.url).await.map_err(|e| {

@@ -9,7 +9,7 @@
 
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamMode};
 use aws_sdk_kinesis::Client;
 
 use super::{OutRecord, PutError, RecordResult, RecordWriter, SinkError};
@@ -56,6 +56,11 @@ impl KinesisWriter {
 
     /// Fail fast before streaming: the stream exists and we may describe it.
     pub async fn check(&self) -> Result<(), SinkError> {
+        self.describe().await.map(|_| ())
+    }
+
+    /// The stream's state, shard count, capacity mode and retention.
+    pub async fn describe(&self) -> Result<StreamSummary, SinkError> {
         match self
             .client
             .describe_stream_summary()
@@ -63,7 +68,19 @@ impl KinesisWriter {
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                let summary = output.stream_description_summary();
+                Ok(StreamSummary {
+                    status: summary
+                        .map(|s| s.stream_status().as_str().to_owned())
+                        .unwrap_or_default(),
+                    open_shards: summary.map(|s| s.open_shard_count()).unwrap_or(0),
+                    on_demand: summary
+                        .and_then(|s| s.stream_mode_details())
+                        .is_some_and(|m| m.stream_mode() == &StreamMode::OnDemand),
+                    retention_hours: summary.map(|s| s.retention_period_hours()).unwrap_or(0),
+                })
+            }
             Err(err) => Err(match classify(&self.stream_name, &err) {
                 PutError::Fatal(e) => e,
                 PutError::Retryable(detail) => SinkError::Io {
@@ -73,6 +90,17 @@ impl KinesisWriter {
             }),
         }
     }
+}
+
+/// What DescribeStreamSummary tells about a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// `ACTIVE`, `CREATING`, `UPDATING` or `DELETING`.
+    pub status: String,
+    pub open_shards: i32,
+    /// On-demand capacity mode (scales by itself) rather than provisioned.
+    pub on_demand: bool,
+    pub retention_hours: i32,
 }
 
 /// The name part of a stream ARN (`arn:aws:kinesis:r:acct:stream/name`), or the name itself.

@@ -27,6 +27,13 @@ CREATE TABLE IF NOT EXISTS "mirror"."kinesync_lease" (
     expires_at TIMESTAMP NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_merge_status" (
+    events_view VARCHAR(256) NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    result VARCHAR(16) NOT NULL,
+    detail VARCHAR(1024) NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS "mirror"."orders" (
     "id" BIGINT,
     "amount" DECIMAL(12,2),

@@ -253,6 +253,13 @@ LANGUAGE sql IMMUTABLE AS $fn$ SELECT v::text $fn$;
 CREATE OR REPLACE FUNCTION kinesync_standin.json_typeof(v jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$ SELECT jsonb_typeof(v) $fn$;
 
+-- STRTOL(text, base): the text read as a number in base 2..36, as BIGINT.
+CREATE OR REPLACE FUNCTION kinesync_standin.strtol(t text, base integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $fn$
+SELECT sum((strpos('0123456789abcdefghijklmnopqrstuvwxyz', lower(d.c)) - 1)::numeric
+           * power(base::numeric, length(t) - d.i))::bigint
+FROM unnest(string_to_array(t, NULL)) WITH ORDINALITY AS d(c, i) $fn$;
+
 CREATE OR REPLACE FUNCTION kinesync_standin.from_hex(t text) RETURNS bytea
 LANGUAGE sql IMMUTABLE AS $fn$ SELECT decode(t, 'hex') $fn$;
 CREATE OR REPLACE FUNCTION kinesync_standin.to_hex(b bytea) RETURNS text

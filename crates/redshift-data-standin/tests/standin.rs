@@ -409,6 +409,12 @@ async fn redshift_ddl_types_and_limits() {
         .fails("MERGE INTO public.orders USING (SELECT 1 AS id) s ON orders.id = s.id WHEN MATCHED THEN DELETE")
         .await;
     assert!(e.contains("MERGE source must be a table"), "{e}");
+    // STRTOL reads text as a number in a base
+    assert_eq!(
+        s.query("SELECT STRTOL('ffffffff', 16), STRTOL('2a', 16), STRTOL('101', 2)")
+            .await[0],
+        ["4294967295", "42", "5"]
+    );
     // catalog views
     assert_eq!(s.scalar("SELECT count(*) FROM svv_mv_info").await, "0");
     s.ok("SET datestyle TO ISO").await;

@@ -191,6 +191,7 @@ const STANDIN_FUNCTIONS: &[&str] = &[
     "json_typeof",
     "from_hex",
     "to_hex",
+    "strtol",
     "json_extract_path_text",
 ];
 

@@ -1,0 +1,676 @@
+//! `kinesync check`: the preflight a user runs first. Each prerequisite of
+//! the three parts is one [`Finding`]; a failed one carries the exact fix
+//! (the GRANT, the ALTER, the IAM action). Nothing is created or changed,
+//! with one exception: unless `--no-write`, one probe record
+//! (`{"kinesync_check": ...}`, partition key `kinesync-check`) is put into
+//! the stream to prove the role may write. The merge ignores it: it belongs
+//! to no source table.
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::{human_duration, seconds_between, Finding, Outcome, Part};
+use crate::catalog;
+use crate::config::{redact_url, Config, RedshiftConfig};
+use crate::redshift::{DataApi, Value};
+use crate::scheduler::plan::Objects;
+use crate::shutdown::Shutdown;
+use crate::sink::kinesis::KinesisWriter;
+use crate::sink::{OutRecord, RecordResult, RecordWriter};
+use crate::sql::{self, quote_literal, Template, Values};
+
+/// Events per second one provisioned shard accepts.
+pub const SHARD_RECORDS_PER_SECOND: u64 = 1_000;
+/// Share of the stream's capacity the expected rate may use before `check`
+/// asks for more shards: room for bursts and uneven partition keys.
+pub const SHARD_HEADROOM: f64 = 0.8;
+/// The partition key of the probe record.
+pub const PROBE_PARTITION_KEY: &str = "kinesync-check";
+
+/// What the user asked `check` to do.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Events per second the stream must carry, to size shards against.
+    pub expected_rate: Option<u64>,
+    /// Skip the probe record.
+    pub no_write: bool,
+}
+
+/// Every finding, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    pub fn passed(&self) -> bool {
+        self.findings.iter().all(|f| f.outcome != Outcome::Fail)
+    }
+}
+
+/// Runs every check of the source, the stream and Redshift.
+pub async fn check(config: &Config, options: &CheckOptions, shutdown: Shutdown) -> CheckReport {
+    let mut findings = Vec::new();
+    check_source(config, &mut findings).await;
+    check_kinesis(config, options, &mut findings).await;
+    match &config.redshift {
+        Some(redshift) => check_redshift(config, redshift, shutdown, &mut findings).await,
+        None => findings.push(Finding::skipped(
+            Part::Redshift,
+            "configuration",
+            "no [redshift] section: only the producer side was checked",
+        )),
+    }
+    CheckReport { findings }
+}
+
+/// A source query's template, rendered (source templates take `$n` parameters).
+fn source_sql(template: Template) -> String {
+    template
+        .render(&Values::new())
+        .map(|s| s.join(";\n"))
+        .unwrap_or_default()
+}
+
+async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
+    let source = &config.source;
+    let url = redact_url(&source.url);
+    let client = match catalog::connect(&source.url).await {
+        Ok(client) => client,
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Source,
+                "connection",
+                format!("cannot connect to {url}: {}", error.describe()),
+                "check source.url (host, port, database, user, password, sslmode) and pg_hba.conf",
+            ));
+            return;
+        }
+    };
+    let server = match client
+        .query_one(&source_sql(sql::CHECK_SOURCE_SERVER), &[])
+        .await
+    {
+        Ok(row) => row,
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Source,
+                "catalog",
+                crate::source::replication::pg_message(&error),
+                "the role must be able to read pg_roles and pg_settings",
+            ));
+            return;
+        }
+    };
+    let role: String = server.get("role_name");
+    let ssl: bool = server.get("ssl");
+    findings.push(Finding::ok(
+        Part::Source,
+        "connection",
+        format!(
+            "{url} as {role}, PostgreSQL {}, {}",
+            server.get::<_, String>("server_version"),
+            if ssl { "TLS" } else { "no TLS" }
+        ),
+    ));
+    let wal_level: String = server.get("wal_level");
+    findings.push(if wal_level == "logical" {
+        Finding::ok(Part::Source, "wal_level", "logical")
+    } else {
+        Finding::fail(
+            Part::Source,
+            "wal_level",
+            format!("{wal_level}: logical decoding needs logical"),
+            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (RDS/Aurora: set rds.logical_replication = 1 in the parameter group and reboot)",
+        )
+    });
+    let (superuser, replication, rds): (bool, bool, bool) = (
+        server.get("superuser"),
+        server.get("replication"),
+        server.get("rds_replication"),
+    );
+    findings.push(if superuser || replication || rds {
+        let how = if superuser {
+            "superuser (works, but a dedicated role with only REPLICATION is safer: docs/security.md)"
+        } else if replication {
+            "has REPLICATION"
+        } else {
+            "member of rds_replication"
+        };
+        Finding::ok(Part::Source, "replication privilege", format!("{role} {how}"))
+    } else {
+        Finding::fail(
+            Part::Source,
+            "replication privilege",
+            format!("{role} may not open a replication connection"),
+            format!(
+                "ALTER ROLE {} REPLICATION; (RDS/Aurora: GRANT rds_replication TO {})",
+                sql::quote_ident(&role),
+                sql::quote_ident(&role)
+            ),
+        )
+    });
+    let keep: String = server.get("max_slot_wal_keep_size");
+    findings.push(if keep == "-1" {
+        Finding::warn(
+            Part::Source,
+            "max_slot_wal_keep_size",
+            "-1: the slot keeps WAL without limit, a stopped producer lets pg_wal grow until the disk is full",
+            "ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (size it to the WAL of the longest outage you accept; past it the slot is invalidated and the tables need a re-sync)",
+        )
+    } else {
+        Finding::ok(
+            Part::Source,
+            "max_slot_wal_keep_size",
+            format!("{keep}: past it the slot is invalidated (docs/operations.md)"),
+        )
+    });
+    check_tables(&client, config, &role, findings).await;
+    check_publication(&client, config, &role, findings).await;
+    let (max_slots, slots): (i32, i32) = (
+        server.get("max_replication_slots"),
+        server.get("replication_slots"),
+    );
+    check_slot(&client, config, max_slots, slots, findings).await;
+}
+
+async fn check_tables(client: &Client, config: &Config, role: &str, findings: &mut Vec<Finding>) {
+    let tables = match catalog::table_names(client, &config.source).await {
+        Ok(tables) => tables,
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Source,
+                "tables",
+                error.to_string(),
+                "fix source.tables: entries are schema.table or schema.*",
+            ));
+            return;
+        }
+    };
+    let role = sql::quote_ident(role);
+    let statement = source_sql(sql::CHECK_SOURCE_TABLE);
+    for (schema, name) in tables {
+        let qualified = sql::qualified(&schema, &name);
+        let check = format!("table {schema}.{name}");
+        let row = match client.query_opt(&statement, &[&schema, &name]).await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                findings.push(Finding::fail(
+                    Part::Source,
+                    check,
+                    "does not exist",
+                    "create it, or remove it from source.tables",
+                ));
+                continue;
+            }
+            Err(error) => {
+                findings.push(Finding::fail(
+                    Part::Source,
+                    check,
+                    crate::source::replication::pg_message(&error),
+                    "see docs/security.md for the grants",
+                ));
+                continue;
+            }
+        };
+        let (usage, select): (bool, bool) = (row.get("schema_usage"), row.get("can_select"));
+        let identity: String = row.get("replica_identity");
+        let primary_key: bool = row.get("has_primary_key");
+        findings.push(if !usage || !select {
+            Finding::fail(
+                Part::Source,
+                check,
+                format!("{role} may not read it (the snapshot and the catalog need SELECT)"),
+                format!(
+                    "GRANT USAGE ON SCHEMA {} TO {role}; GRANT SELECT ON {qualified} TO {role};",
+                    sql::quote_ident(&schema)
+                ),
+            )
+        } else if !primary_key && identity != "f" {
+            Finding::fail(
+                Part::Source,
+                check,
+                "no primary key and no REPLICA IDENTITY FULL: its updates and deletes cannot be keyed",
+                format!("ALTER TABLE {qualified} ADD PRIMARY KEY (...); or ALTER TABLE {qualified} REPLICA IDENTITY FULL;"),
+            )
+        } else {
+            let key = if primary_key {
+                "primary key"
+            } else {
+                "REPLICA IDENTITY FULL"
+            };
+            Finding::ok(Part::Source, check, format!("readable, keyed by {key}"))
+        });
+    }
+}
+
+async fn check_publication(
+    client: &Client,
+    config: &Config,
+    role: &str,
+    findings: &mut Vec<Finding>,
+) {
+    let source = &config.source;
+    let publication = sql::quote_ident(&source.publication);
+    let check = format!("publication {}", source.publication);
+    let rows = match client
+        .query(
+            &source_sql(sql::CHECK_SOURCE_PUBLICATION),
+            &[&source.publication],
+        )
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Source,
+                check,
+                crate::source::replication::pg_message(&error),
+                "the role must be able to read pg_publication",
+            ));
+            return;
+        }
+    };
+    let Some(first) = rows.first() else {
+        findings.push(Finding::warn(
+            Part::Source,
+            check,
+            "does not exist yet: `kinesync produce` creates it, which needs the role to own every table",
+            format!(
+                "as the tables' owner: CREATE PUBLICATION {publication} FOR TABLE ... WITH (publish_via_partition_root = true); ALTER PUBLICATION {publication} OWNER TO {};",
+                sql::quote_ident(role)
+            ),
+        ));
+        return;
+    };
+    let owner: String = first.get("owner");
+    let owned: bool = first.get("owned");
+    let publishes_all: bool = first.get("publishes_all");
+    let covered: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.get::<_, Option<String>>("table_schema")?,
+                r.get::<_, Option<String>>("table_name")?,
+            ))
+        })
+        .collect();
+    let wanted = catalog::table_names(client, source)
+        .await
+        .unwrap_or_default();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|t| !covered.contains(t))
+        .map(|(s, n)| sql::qualified(s, n))
+        .collect();
+    findings.push(if !missing.is_empty() {
+        Finding::fail(
+            Part::Source,
+            check,
+            format!("does not cover {}", missing.join(", ")),
+            format!(
+                "as the owner of the tables and the publication: ALTER PUBLICATION {publication} ADD TABLE {}; (existing rows need a re-sync: docs/operations.md)",
+                missing.join(", ")
+            ),
+        )
+    } else if !publishes_all {
+        Finding::fail(
+            Part::Source,
+            check,
+            "does not publish every operation (insert, update, delete, truncate)",
+            format!("ALTER PUBLICATION {publication} SET (publish = 'insert, update, delete, truncate');"),
+        )
+    } else if !owned {
+        Finding::warn(
+            Part::Source,
+            check,
+            format!("owned by {owner}, not by {role}: the producer cannot record that its snapshot finished"),
+            format!("ALTER PUBLICATION {publication} OWNER TO {};", sql::quote_ident(role)),
+        )
+    } else {
+        Finding::ok(
+            Part::Source,
+            check,
+            format!("covers all {} configured tables", wanted.len()),
+        )
+    });
+}
+
+async fn check_slot(
+    client: &Client,
+    config: &Config,
+    max_slots: i32,
+    slots: i32,
+    findings: &mut Vec<Finding>,
+) {
+    let slot_name = &config.source.slot;
+    let check = format!("slot {slot_name}");
+    let row = match client
+        .query_opt(&source_sql(sql::CHECK_SOURCE_SLOT), &[slot_name])
+        .await
+    {
+        Ok(row) => row,
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Source,
+                check,
+                crate::source::replication::pg_message(&error),
+                "the role must be able to read pg_replication_slots",
+            ));
+            return;
+        }
+    };
+    let Some(row) = row else {
+        findings.push(if slots >= max_slots {
+            Finding::fail(
+                Part::Source,
+                check,
+                format!("does not exist, and all {max_slots} replication slots are taken"),
+                "drop an unused slot (SELECT pg_drop_replication_slot('...')) or raise max_replication_slots (restart needed)",
+            )
+        } else {
+            Finding::ok(
+                Part::Source,
+                check,
+                "does not exist yet: `kinesync produce` creates it and snapshots the tables",
+            )
+        });
+        return;
+    };
+    let plugin: String = row.get("plugin");
+    let this_database: bool = row.get::<_, Option<bool>>("this_database").unwrap_or(false);
+    let wal_status: String = row.get("wal_status");
+    let retained: i64 = row.get::<_, Option<i64>>("retained_bytes").unwrap_or(0);
+    findings.push(if plugin != "pgoutput" || !this_database {
+        Finding::fail(
+            Part::Source,
+            check,
+            format!("exists but is not a pgoutput slot of this database (plugin {plugin})"),
+            "set source.slot to another name, or drop it if it is unused: SELECT pg_drop_replication_slot('...')",
+        )
+    } else if wal_status == "lost" {
+        Finding::fail(
+            Part::Source,
+            check,
+            "invalidated: the WAL it needed was removed (max_slot_wal_keep_size), changes were lost",
+            "re-sync: stop the producer, SELECT pg_drop_replication_slot(...), then follow docs/operations.md \"Re-syncing\"",
+        )
+    } else {
+        Finding::ok(
+            Part::Source,
+            check,
+            format!(
+                "pgoutput, {}, retains {} MiB of WAL (wal_status {wal_status})",
+                if row.get::<_, bool>("active") {
+                    "in use by a producer"
+                } else {
+                    "idle"
+                },
+                retained / (1024 * 1024)
+            ),
+        )
+    });
+}
+
+async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut Vec<Finding>) {
+    let writer = KinesisWriter::from_config(&config.kinesis).await;
+    let stream = writer.stream_name().to_owned();
+    let check = format!("stream {stream}");
+    let summary = match writer.describe().await {
+        Ok(summary) => summary,
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Kinesis,
+                check,
+                error.to_string(),
+                format!(
+                    "create it (aws kinesis create-stream --stream-name {stream} --stream-mode-details StreamMode=ON_DEMAND) or allow kinesis:DescribeStreamSummary on it; check kinesis.region"
+                ),
+            ));
+            return;
+        }
+    };
+    if summary.status != "ACTIVE" {
+        findings.push(Finding::fail(
+            Part::Kinesis,
+            check,
+            format!("is {}, not ACTIVE", summary.status),
+            "wait until it is ACTIVE (aws kinesis describe-stream-summary)",
+        ));
+        return;
+    }
+    let capacity = u64::try_from(summary.open_shards).unwrap_or(0) * SHARD_RECORDS_PER_SECOND;
+    let mode = if summary.on_demand {
+        "on-demand".to_owned()
+    } else {
+        format!(
+            "{} open shards (up to {capacity} events/s)",
+            summary.open_shards
+        )
+    };
+    findings.push(Finding::ok(
+        Part::Kinesis,
+        check.clone(),
+        format!("ACTIVE, {mode}, retention {} h", summary.retention_hours),
+    ));
+    if let Some(expected) = options.expected_rate {
+        let needed = (expected as f64 / (SHARD_RECORDS_PER_SECOND as f64 * SHARD_HEADROOM)).ceil();
+        findings.push(if summary.on_demand || expected as f64 <= capacity as f64 * SHARD_HEADROOM {
+            Finding::ok(
+                Part::Kinesis,
+                "shard capacity",
+                format!("{expected} events/s expected fits {mode}"),
+            )
+        } else {
+            Finding::fail(
+                Part::Kinesis,
+                "shard capacity",
+                format!("{expected} events/s expected needs {needed} shards, the stream has {}", summary.open_shards),
+                format!("aws kinesis update-shard-count --stream-name {stream} --target-shard-count {needed} --scaling-type UNIFORM_SCALING (or switch to on-demand)"),
+            )
+        });
+    }
+    if let Some(redshift) = &config.redshift {
+        let configured = redshift.retention_hours;
+        if i64::from(summary.retention_hours) != configured as i64 {
+            findings.push(Finding::warn(
+                Part::Kinesis,
+                "retention",
+                format!(
+                    "the stream keeps records {} h, redshift.retention_hours says {configured} h (the merge warns by it)",
+                    summary.retention_hours
+                ),
+                format!("set redshift.retention_hours = {}", summary.retention_hours),
+            ));
+        }
+    }
+    if options.no_write {
+        findings.push(Finding::skipped(Part::Kinesis, "write", "--no-write"));
+        return;
+    }
+    let probe = OutRecord {
+        seq: 0,
+        partition_key: PROBE_PARTITION_KEY.to_owned(),
+        data: serde_json::json!({ "kinesync_check": chrono::Utc::now().to_rfc3339() })
+            .to_string()
+            .into_bytes(),
+    };
+    findings.push(match writer.put_records(&[probe]).await {
+        Ok(results) if results.iter().all(|r| *r == RecordResult::Accepted) => {
+            Finding::ok(Part::Kinesis, "write", "PutRecords accepted a probe record")
+        }
+        Ok(results) => Finding::warn(
+            Part::Kinesis,
+            "write",
+            format!("the probe record was not accepted: {results:?}"),
+            "the stream is throttling: add shards or switch to on-demand",
+        ),
+        Err(error) => Finding::fail(
+            Part::Kinesis,
+            "write",
+            error.to_string(),
+            format!("allow kinesis:PutRecords on the stream {stream} for the producer's role (docs/security.md)"),
+        ),
+    });
+}
+
+async fn check_redshift(
+    config: &Config,
+    redshift: &RedshiftConfig,
+    shutdown: Shutdown,
+    findings: &mut Vec<Finding>,
+) {
+    let objects = Objects::new(config, redshift);
+    let api = DataApi::connect(redshift, shutdown).await;
+    let target = redshift
+        .workgroup
+        .as_ref()
+        .map(|w| format!("workgroup {w}"))
+        .or_else(|| redshift.cluster_id.as_ref().map(|c| format!("cluster {c}")))
+        .unwrap_or_default();
+    let values = redshift_values(redshift, &objects);
+    let rows = match render(sql::CHECK_REDSHIFT_OBJECTS, &values) {
+        Some(statement) => api.query(&statement).await,
+        None => return,
+    };
+    let row = match rows {
+        Ok(rows) => rows.into_iter().next().unwrap_or_default(),
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Redshift,
+                "Data API",
+                error.to_string(),
+                format!(
+                    "allow redshift-data:ExecuteStatement, DescribeStatement, GetStatementResult, BatchExecuteStatement and {} for the scheduler's role; check redshift.{} and database {}",
+                    if redshift.workgroup.is_some() { "redshift-serverless:GetCredentials" } else if redshift.secret_arn.is_some() { "secretsmanager:GetSecretValue on the secret" } else { "redshift:GetClusterCredentials" },
+                    if redshift.workgroup.is_some() { "workgroup" } else { "cluster_id" },
+                    redshift.database
+                ),
+            ));
+            return;
+        }
+    };
+    findings.push(Finding::ok(
+        Part::Redshift,
+        "Data API",
+        format!("{target}, database {}", redshift.database),
+    ));
+    let count = |i: usize| row.get(i).and_then(Value::as_i64).unwrap_or(0);
+    let run_setup = "run `kinesync setup` (docs/redshift.md)";
+    for (i, what) in [
+        (0, format!("external schema {}", redshift.external_schema)),
+        (
+            1,
+            format!(
+                "events view {}.{}",
+                redshift.mirror_schema, redshift.events_view
+            ),
+        ),
+        (
+            2,
+            format!("checkpoint {}.kinesync_checkpoint", redshift.mirror_schema),
+        ),
+    ] {
+        findings.push(if count(i) > 0 {
+            Finding::ok(Part::Redshift, what, "present")
+        } else {
+            Finding::fail(Part::Redshift, what, "missing", run_setup)
+        });
+    }
+    if count(2) == 0 {
+        return;
+    }
+    let checkpoint = match render(sql::CHECK_REDSHIFT_CHECKPOINT, &values) {
+        Some(statement) => api.query(&statement).await,
+        None => return,
+    };
+    let row = match checkpoint {
+        Ok(rows) => rows.into_iter().next(),
+        Err(error) => {
+            findings.push(Finding::fail(
+                Part::Redshift,
+                "checkpoint",
+                error.to_string(),
+                "grant the merge user SELECT on the mirror schema's tables (docs/security.md)",
+            ));
+            return;
+        }
+    };
+    let text = |i: usize| row.as_ref().and_then(|r| r.get(i)).and_then(Value::as_text);
+    let (Some(merged_at), Some(now)) = (text(1), text(2)) else {
+        findings.push(Finding::fail(
+            Part::Redshift,
+            "checkpoint",
+            format!("no row for events view {}", redshift.events_view),
+            run_setup,
+        ));
+        return;
+    };
+    if text(0)
+        .as_deref()
+        .is_some_and(|w| w.starts_with("1900-01-01"))
+    {
+        findings.push(Finding::ok(
+            Part::Redshift,
+            "checkpoint",
+            "no merge yet: the first `kinesync merge` starts from the beginning of the stream",
+        ));
+        return;
+    }
+    let age = seconds_between(&merged_at, &now).unwrap_or(0);
+    let retention = redshift.retention_hours as i64 * 3600;
+    let detail = format!(
+        "last merge {} ago ({merged_at}), retention margin {}",
+        human_duration(age),
+        human_duration((retention - age).max(0))
+    );
+    findings.push(if age >= retention {
+        Finding::fail(
+            Part::Redshift,
+            "retention margin",
+            format!("{detail}: events older than the stream's retention may have expired unmerged"),
+            "check for lost events and re-sync the affected tables: docs/operations.md \"Retention\"",
+        )
+    } else if age as f64 >= retention as f64 * redshift.retention_warn_fraction {
+        Finding::warn(
+            Part::Redshift,
+            "retention margin",
+            detail,
+            "make sure `kinesync merge` runs (its schedule, its logs): events expire from the stream after the retention",
+        )
+    } else {
+        Finding::ok(Part::Redshift, "retention margin", detail)
+    });
+}
+
+/// Literal values of the Redshift-side check and status templates. Names are
+/// compared in lower case: Redshift folds identifiers.
+pub(crate) fn redshift_values(redshift: &RedshiftConfig, objects: &Objects) -> Values {
+    Values::from([
+        (
+            "external_schema_literal",
+            quote_literal(&redshift.external_schema.to_lowercase()),
+        ),
+        (
+            "mirror_schema_literal",
+            quote_literal(&redshift.mirror_schema.to_lowercase()),
+        ),
+        (
+            "events_view_name_literal",
+            quote_literal(&redshift.events_view.to_lowercase()),
+        ),
+        ("events_view_literal", quote_literal(&redshift.events_view)),
+        ("checkpoint", objects.checkpoint.clone()),
+    ])
+}
+
+/// A one-statement template, rendered; `None` (logged) on a template bug.
+pub(crate) fn render(template: Template, values: &Values) -> Option<String> {
+    match template.render(values) {
+        Ok(statements) => Some(statements.join(";\n")),
+        Err(error) => {
+            tracing::error!(%error, "template");
+            None
+        }
+    }
+}

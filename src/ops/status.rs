@@ -1,0 +1,259 @@
+//! `kinesync status`: how far behind the pipeline is, from what PostgreSQL
+//! and Redshift record (no process needs to be asked):
+//!
+//! - the slot: confirmed LSN, lag in bytes behind the server's WAL, the
+//!   walsender's flush lag (time) while a producer is connected;
+//! - the producer's put rate, read from its `/metrics` when
+//!   `[telemetry] listen` is configured;
+//! - the merge: last run's time and outcome, watermark age, and the margin
+//!   left before unmerged events expire from the stream.
+//!
+//! A part that cannot be read is reported as such; the exit code is non-zero
+//! only if nothing could be read at all.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::check::{redshift_values, render};
+use super::{human_duration, seconds_between};
+use crate::config::{redact_url, Config};
+use crate::redshift::{DataApi, Value};
+use crate::scheduler::plan::Objects;
+use crate::shutdown::Shutdown;
+use crate::sql;
+
+/// The slot as PostgreSQL sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotStatus {
+    pub slot: String,
+    pub exists: bool,
+    /// A producer is connected to it.
+    pub active: bool,
+    pub wal_status: Option<String>,
+    pub confirmed_lsn: Option<String>,
+    /// WAL written since the confirmed LSN.
+    pub lag_bytes: Option<i64>,
+    /// The walsender's flush lag while a producer is connected.
+    pub lag_seconds: Option<f64>,
+    /// WAL the slot keeps on the server's disk.
+    pub retained_bytes: Option<i64>,
+}
+
+/// The merge as Redshift records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeStatus {
+    /// Newest `refresh_time` merged.
+    pub watermark: Option<String>,
+    pub watermark_age_seconds: Option<i64>,
+    /// When the last successful merge committed.
+    pub last_success_at: Option<String>,
+    /// When the last run ended, and how.
+    pub last_run_at: Option<String>,
+    pub last_run_result: Option<String>,
+    pub last_run_detail: Option<String>,
+    /// Time left before events waiting since the last success expire from
+    /// the stream (`redshift.retention_hours` minus the time since it).
+    pub retention_margin_seconds: Option<i64>,
+}
+
+/// Everything `status` could find out; `errors` says what it could not.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub slot: Option<SlotStatus>,
+    /// Events per second the producer put, from its metrics.
+    pub events_per_second: Option<f64>,
+    pub merge: Option<MergeStatus>,
+    pub errors: Vec<String>,
+}
+
+impl StatusReport {
+    /// True when no part could be read at all.
+    pub fn nothing_read(&self) -> bool {
+        self.slot.is_none() && self.merge.is_none() && self.events_per_second.is_none()
+    }
+}
+
+pub async fn status(config: &Config, shutdown: Shutdown) -> StatusReport {
+    let mut errors = Vec::new();
+    let slot = match slot_status(config).await {
+        Ok(slot) => Some(slot),
+        Err(error) => {
+            errors.push(format!("source: {error}"));
+            None
+        }
+    };
+    let merge = match &config.redshift {
+        Some(_) => match merge_status(config, shutdown).await {
+            Ok(merge) => Some(merge),
+            Err(error) => {
+                errors.push(format!("redshift: {error}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let events_per_second = None;
+    StatusReport {
+        slot,
+        events_per_second,
+        merge,
+        errors,
+    }
+}
+
+async fn slot_status(config: &Config) -> Result<SlotStatus, String> {
+    let client = crate::catalog::connect(&config.source.url)
+        .await
+        .map_err(|e| format!("{}: {}", redact_url(&config.source.url), e.describe()))?;
+    let statement = sql::CHECK_SOURCE_SLOT
+        .render(&sql::Values::new())
+        .map_err(|e| e.to_string())?
+        .join(";\n");
+    let row = client
+        .query_opt(&statement, &[&config.source.slot])
+        .await
+        .map_err(|e| crate::source::replication::pg_message(&e))?;
+    let Some(row) = row else {
+        return Ok(SlotStatus {
+            slot: config.source.slot.clone(),
+            exists: false,
+            active: false,
+            wal_status: None,
+            confirmed_lsn: None,
+            lag_bytes: None,
+            lag_seconds: None,
+            retained_bytes: None,
+        });
+    };
+    Ok(SlotStatus {
+        slot: config.source.slot.clone(),
+        exists: true,
+        active: row.get("active"),
+        wal_status: row.get("wal_status"),
+        confirmed_lsn: row.get("confirmed_lsn"),
+        lag_bytes: row.get("lag_bytes"),
+        lag_seconds: row.get("flush_lag_seconds"),
+        retained_bytes: row.get("retained_bytes"),
+    })
+}
+
+async fn merge_status(config: &Config, shutdown: Shutdown) -> Result<MergeStatus, String> {
+    let Some(redshift) = &config.redshift else {
+        return Err("no [redshift] section".to_owned());
+    };
+    let objects = Objects::new(config, redshift);
+    let mut values = redshift_values(redshift, &objects);
+    values.insert("merge_status", objects.merge_status.clone());
+    let api = DataApi::connect(redshift, shutdown).await;
+    let checkpoint = render(sql::CHECK_REDSHIFT_CHECKPOINT, &values).ok_or("template")?;
+    let rows = api.query(&checkpoint).await.map_err(|e| {
+        format!("{e} (run `kinesync setup` if the checkpoint table does not exist)")
+    })?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let text = |i: usize| row.get(i).and_then(Value::as_text);
+    let (watermark, merged_at, now) = (text(0), text(1), text(2));
+    let never_merged = watermark.as_deref().is_some_and(|w| w.starts_with("1900-"));
+    let age = |t: &Option<String>| match (t, &now) {
+        (Some(t), Some(now)) if !never_merged => seconds_between(t, now),
+        _ => None,
+    };
+    let merge_age = age(&merged_at);
+    let mut status = MergeStatus {
+        watermark_age_seconds: age(&watermark),
+        watermark: watermark.filter(|_| !never_merged),
+        last_success_at: merged_at.filter(|_| !never_merged),
+        last_run_at: None,
+        last_run_result: None,
+        last_run_detail: None,
+        retention_margin_seconds: merge_age.map(|a| redshift.retention_hours as i64 * 3600 - a),
+    };
+    // The run log is newer than the checkpoint: older setups lack its table.
+    if let Some(statement) = render(sql::CHECK_REDSHIFT_MERGE_STATUS, &values) {
+        if let Ok(rows) = api.query(&statement).await {
+            if let Some(row) = rows.into_iter().next() {
+                let text = |i: usize| row.get(i).and_then(Value::as_text);
+                status.last_run_at = text(0);
+                status.last_run_result = text(1);
+                status.last_run_detail = text(2);
+            }
+        }
+    }
+    Ok(status)
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_owned());
+        match &self.slot {
+            Some(slot) if !slot.exists => writeln!(
+                f,
+                "slot {}: does not exist (the producer has not started yet, or it was dropped)",
+                slot.slot
+            )?,
+            Some(slot) => {
+                writeln!(
+                    f,
+                    "slot {}: {}, wal_status {}",
+                    slot.slot,
+                    if slot.active {
+                        "producer connected"
+                    } else {
+                        "NO producer connected"
+                    },
+                    or_unknown(slot.wal_status.clone())
+                )?;
+                writeln!(
+                    f,
+                    "  confirmed LSN {}, lag {} bytes{}, WAL retained {} MiB",
+                    or_unknown(slot.confirmed_lsn.clone()),
+                    or_unknown(slot.lag_bytes.map(|b| b.to_string())),
+                    slot.lag_seconds
+                        .map(|s| format!(" ({s:.1} s flush lag)"))
+                        .unwrap_or_default(),
+                    or_unknown(slot.retained_bytes.map(|b| (b / (1024 * 1024)).to_string()))
+                )?;
+            }
+            None => writeln!(f, "slot: unknown")?,
+        }
+        match self.events_per_second {
+            Some(rate) => writeln!(f, "producer: {rate:.1} events/s put")?,
+            None => writeln!(
+                f,
+                "producer: put rate unknown (set [telemetry] listen to read it)"
+            )?,
+        }
+        match &self.merge {
+            Some(merge) => {
+                match (&merge.last_success_at, merge.watermark_age_seconds) {
+                    (Some(at), Some(age)) => writeln!(
+                        f,
+                        "merge: last success {at}; watermark {} ({} old)",
+                        or_unknown(merge.watermark.clone()),
+                        human_duration(age)
+                    )?,
+                    _ => writeln!(f, "merge: no merge yet")?,
+                }
+                if let (Some(at), Some(result)) = (&merge.last_run_at, &merge.last_run_result) {
+                    writeln!(
+                        f,
+                        "  last run {at}: {result}: {}",
+                        merge.last_run_detail.clone().unwrap_or_default()
+                    )?;
+                }
+                if let Some(margin) = merge.retention_margin_seconds {
+                    if margin <= 0 {
+                        writeln!(f, "  retention margin: EXCEEDED by {}: events may have expired unmerged (docs/operations.md)", human_duration(-margin))?;
+                    } else {
+                        writeln!(f, "  retention margin: {}", human_duration(margin))?;
+                    }
+                }
+            }
+            None => writeln!(f, "merge: unknown")?,
+        }
+        for error in &self.errors {
+            writeln!(f, "could not read {error}")?;
+        }
+        Ok(())
+    }
+}

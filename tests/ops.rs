@@ -1,0 +1,470 @@
+//! The operating commands against the local stack: `check` names the fix for
+//! each missing prerequisite, `status` reports lag and the last merge,
+//! `verify` finds differences injected into a mirror, and the producer runs
+//! under exactly the grants docs/security.md lists.
+
+mod support;
+
+use serde_json::Value;
+use support::Pipeline;
+
+const ORDERS: &str = "
+CREATE TABLE public.orders (id bigint PRIMARY KEY, item text NOT NULL, qty integer);
+INSERT INTO public.orders VALUES (1, 'apple', 3), (2, 'pear', NULL);
+";
+
+/// Every type family the mirror maps, with NULLs and edge values.
+const EVERYTHING: &str = "
+CREATE TABLE public.everything (
+    id integer PRIMARY KEY,
+    small smallint, big bigint, price numeric(12,2), exact numeric, ratio double precision, r real,
+    flag boolean, name text, code char(5), label varchar(20), id2 uuid,
+    day date, at timestamp, at_tz timestamptz, t time, blob bytea,
+    doc jsonb, tags text[], span interval
+);
+INSERT INTO public.everything VALUES
+    (1, 1, 10000000000, 12.30, 1.000000000000000000000000000000000000000001, 0.1, 1.5,
+     true, 'héllo, \"world\" | ; ''quoted''', 'ab', 'x', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+     '2024-02-29', '2024-02-29 12:34:56.789', '2024-02-29 12:34:56.789+05:30', '23:59:59.5',
+     '\\xdeadbeef', '{\"b\": [1, 2], \"a\": null}', '{x,y}', '1 day 02:03:04'),
+    (2, NULL, NULL, NULL, 'NaN', 'NaN', '-Infinity', false, '', NULL, '', NULL,
+     'infinity', '-infinity', NULL, NULL, '\\x', 'null', '{}', NULL),
+    (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+";
+
+/// `kinesync check` findings as JSON: (outcome, check, detail, fix).
+async fn check_findings(
+    p: &Pipeline,
+    args: &[&str],
+) -> (i32, Vec<(String, String, String, String)>) {
+    let mut all = vec!["check", "--json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = p.run_bounded(&all).await;
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("check --json printed no JSON ({e}): {stdout}\n{stderr}"));
+    let field = |f: &Value, k: &str| f[k].as_str().unwrap_or_default().to_owned();
+    let findings = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                field(f, "outcome"),
+                field(f, "check"),
+                field(f, "detail"),
+                field(f, "fix"),
+            )
+        })
+        .collect();
+    (code, findings)
+}
+
+/// The finding for `check`, which must have `outcome`.
+fn finding<'a>(
+    findings: &'a [(String, String, String, String)],
+    check: &str,
+    outcome: &str,
+) -> &'a (String, String, String, String) {
+    findings
+        .iter()
+        .find(|f| f.1 == check)
+        .filter(|f| f.0 == outcome)
+        .unwrap_or_else(|| panic!("expected `{check}` to be {outcome}: {findings:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_passes_on_a_ready_pipeline_and_its_probe_record_does_not_reach_any_mirror() {
+    let mut p = Pipeline::start("ops_ready", ORDERS, &["public.orders"]).await;
+    p.setup().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+
+    let (code, findings) = check_findings(&p, &["--expected-rate", "500"]).await;
+    assert_eq!(code, 0, "a ready pipeline passes: {findings:#?}");
+    for check in [
+        "connection",
+        "wal_level",
+        "replication privilege",
+        "table public.orders",
+        "publication ops_ready",
+        "slot ops_ready",
+        "stream ops-ready-cdc",
+        "shard capacity",
+        "write",
+        "Data API",
+        "external schema kinesync_stream",
+        "events view mirror.kinesync_events",
+        "checkpoint mirror.kinesync_checkpoint",
+    ] {
+        finding(&findings, check, "ok");
+    }
+    // The local cluster keeps WAL for slots without limit: a warning with the setting.
+    let keep = finding(&findings, "max_slot_wal_keep_size", "warn");
+    assert!(
+        keep.3.contains("ALTER SYSTEM SET max_slot_wal_keep_size"),
+        "{keep:?}"
+    );
+
+    // Text output: one line per finding, fixes under it.
+    let (code, stdout, _) = p.run_bounded(&["check", "--no-write"]).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("ok    source    wal_level: logical"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skip  kinesis   write: --no-write"),
+        "{stdout}"
+    );
+
+    // The probe record sits in the stream; the merge skips it.
+    p.source
+        .batch_execute("UPDATE orders SET qty = 4 WHERE id = 1")
+        .await
+        .expect("update");
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.orders").await;
+    let (code, findings) = check_findings(&p, &["--no-write"]).await;
+    assert_eq!(code, 0, "{findings:#?}");
+    finding(&findings, "retention margin", "ok");
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_fails_and_names_the_fix_for_each_missing_prerequisite() {
+    let p = Pipeline::start(
+        "ops_missing",
+        "CREATE TABLE public.orders (id bigint PRIMARY KEY, item text);
+         CREATE TABLE public.audit (at timestamptz, what text);
+         CREATE TABLE public.extra (id int PRIMARY KEY);
+         CREATE PUBLICATION ops_missing FOR TABLE public.orders;",
+        &[
+            "public.orders",
+            "public.audit",
+            "public.extra",
+            "public.gone",
+        ],
+    )
+    .await;
+    p.set_config(
+        "kinesis",
+        "stream = \"ops-missing-no-such-stream\"\nregion = \"us-east-1\"",
+    );
+
+    let (code, findings) = check_findings(&p, &["--no-write"]).await;
+    assert_eq!(code, 6, "missing prerequisites exit 6: {findings:#?}");
+    let audit = finding(&findings, "table public.audit", "fail");
+    assert!(
+        audit
+            .3
+            .contains("ALTER TABLE \"public\".\"audit\" REPLICA IDENTITY FULL"),
+        "{audit:?}"
+    );
+    let gone = finding(&findings, "table public.gone", "fail");
+    assert!(gone.2.contains("does not exist"), "{gone:?}");
+    let publication = finding(&findings, "publication ops_missing", "fail");
+    assert!(
+        publication
+            .3
+            .contains("ALTER PUBLICATION \"ops_missing\" ADD TABLE \"public\".\"audit\", \"public\".\"extra\""),
+        "{publication:?}"
+    );
+    let stream = finding(&findings, "stream ops-missing-no-such-stream", "fail");
+    assert!(stream.3.contains("aws kinesis create-stream"), "{stream:?}");
+    // Redshift before `kinesync setup`.
+    for object in [
+        "external schema kinesync_stream",
+        "events view mirror.kinesync_events",
+        "checkpoint mirror.kinesync_checkpoint",
+    ] {
+        let missing = finding(&findings, object, "fail");
+        assert!(missing.3.contains("kinesync setup"), "{missing:?}");
+    }
+
+    // A role without REPLICATION and without SELECT.
+    p.source
+        .batch_execute(
+            "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'ops_weak') THEN \
+               EXECUTE 'DROP OWNED BY ops_weak'; EXECUTE 'DROP ROLE ops_weak'; END IF; END $$;
+             CREATE ROLE ops_weak LOGIN;",
+        )
+        .await
+        .expect("role");
+    let url = format!("{}/ops_missing_src", p.stack.pg_url).replacen("postgres@", "ops_weak@", 1);
+    p.set_config("source", &format!("url = \"{url}\""));
+    let (code, findings) = check_findings(&p, &["--no-write"]).await;
+    assert_eq!(code, 6);
+    let replication = finding(&findings, "replication privilege", "fail");
+    assert!(
+        replication
+            .3
+            .contains("ALTER ROLE \"ops_weak\" REPLICATION"),
+        "{replication:?}"
+    );
+    let orders = finding(&findings, "table public.orders", "fail");
+    assert!(
+        orders
+            .3
+            .contains("GRANT SELECT ON \"public\".\"orders\" TO \"ops_weak\""),
+        "{orders:?}"
+    );
+
+    // Unreachable source and Data API: each named, nothing else attempted on them.
+    p.set_config(
+        "source",
+        "url = \"postgres://postgres@127.0.0.1:1/nowhere\"",
+    );
+    let mut p = p;
+    p.set_env("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:1");
+    p.set_env("AWS_MAX_ATTEMPTS", "1");
+    let (code, findings) = check_findings(&p, &["--no-write"]).await;
+    assert_eq!(code, 6);
+    finding(&findings, "connection", "fail");
+    let api = finding(&findings, "Data API", "fail");
+    assert!(api.3.contains("redshift-data:ExecuteStatement"), "{api:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_asks_for_shards_when_the_expected_rate_exceeds_the_stream() {
+    let p = Pipeline::start("ops_shards", ORDERS, &["public.orders"]).await;
+    // The test stream has 2 shards: 2,000 records/s, 1,600 with headroom.
+    let (code, findings) = check_findings(&p, &["--no-write", "--expected-rate", "5000"]).await;
+    assert_eq!(code, 6);
+    let shards = finding(&findings, "shard capacity", "fail");
+    assert!(
+        shards.3.contains("update-shard-count") && shards.3.contains("--target-shard-count 7"),
+        "{shards:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_reports_slot_lag_and_the_last_merge_and_its_failure() {
+    let mut p = Pipeline::start("ops_status", ORDERS, &["public.orders"]).await;
+    let status = |out: (i32, String, String)| -> Value {
+        assert_eq!(out.0, 0, "status exits 0: {}{}", out.1, out.2);
+        serde_json::from_str(&out.1).unwrap_or_else(|e| panic!("{e}: {}", out.1))
+    };
+    // Before anything ran: no slot, no merge, and it says so.
+    p.setup().await;
+    let s = status(p.run_bounded(&["status", "--json"]).await);
+    assert_eq!(s["slot"]["exists"], false, "{s:#}");
+    assert_eq!(s["merge"]["last_success_at"], Value::Null, "{s:#}");
+
+    p.start_producer().await;
+    p.sync_producer().await;
+    p.merge_once().await;
+    let s = status(p.run_bounded(&["status", "--json"]).await);
+    assert_eq!(s["slot"]["exists"], true, "{s:#}");
+    assert_eq!(s["slot"]["active"], true, "{s:#}");
+    assert!(
+        s["slot"]["confirmed_lsn"]
+            .as_str()
+            .is_some_and(|l| l.contains('/')),
+        "{s:#}"
+    );
+    assert!(
+        s["slot"]["lag_bytes"].as_i64().is_some_and(|b| b >= 0),
+        "{s:#}"
+    );
+    assert_eq!(s["merge"]["last_run_result"], "ok", "{s:#}");
+    assert!(s["merge"]["last_success_at"].is_string(), "{s:#}");
+    let margin = s["merge"]["retention_margin_seconds"]
+        .as_i64()
+        .expect("margin");
+    assert!(
+        margin > 23 * 3600,
+        "a fresh merge leaves almost the whole retention: {s:#}"
+    );
+
+    // A failed merge is reported with its reason.
+    p.mirror
+        .batch_execute(
+            "ALTER TABLE mirror.orders ADD CONSTRAINT no_poison CHECK (item <> 'poison')",
+        )
+        .await
+        .expect("constraint");
+    p.source
+        .batch_execute("INSERT INTO orders VALUES (3, 'poison', 1)")
+        .await
+        .expect("insert");
+    p.sync_producer().await;
+    let (code, _, _) = p.run(&["merge", "--once"]).await;
+    assert_eq!(code, 3);
+    let s = status(p.run_bounded(&["status", "--json"]).await);
+    assert_eq!(s["merge"]["last_run_result"], "failed", "{s:#}");
+    assert!(
+        s["merge"]["last_run_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no_poison")),
+        "{s:#}"
+    );
+    let (_, text, _) = p.run_bounded(&["status"]).await;
+    assert!(
+        text.contains("slot ops_status: producer connected"),
+        "{text}"
+    );
+    assert!(text.contains(": failed: merge failed"), "{text}");
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_finds_every_type_equal_and_then_names_injected_differences() {
+    let mut p = Pipeline::start(
+        "ops_verify",
+        &format!("{EVERYTHING}{ORDERS}"),
+        &["public.everything", "public.orders"],
+    )
+    .await;
+    p.setup().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+    p.merge_once().await;
+
+    let (code, stdout, stderr) = p.run_bounded(&["verify"]).await;
+    assert_eq!(
+        code, 0,
+        "every type compares equal after a merge:\n{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("equal      public.everything = mirror.everything (3 rows)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("newest event committed"), "{stdout}");
+
+    // Inject: a changed row, a lost row, an extra row.
+    p.mirror
+        .batch_execute(
+            "UPDATE mirror.orders SET qty = 99 WHERE id = 1;
+             UPDATE mirror.orders SET id = 77 WHERE id = 2;
+             UPDATE mirror.everything SET code = 'zz' WHERE id = 1;",
+        )
+        .await
+        .expect("inject");
+    let (code, stdout, stderr) = p.run_bounded(&["verify", "--json"]).await;
+    assert_eq!(code, 7, "a difference exits 7: {stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("json");
+    let table = |name: &str| {
+        report["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .find(|t| t["table"] == name)
+            .cloned()
+            .expect("table in report")
+    };
+    let orders = table("public.orders");
+    assert_eq!(orders["equal"], false);
+    assert_eq!(orders["source_rows"], 2);
+    assert_eq!(orders["mirror_rows"], 2);
+    assert_eq!(orders["only_in_source"], serde_json::json!(["2"]));
+    assert_eq!(orders["only_in_mirror"], serde_json::json!(["77"]));
+    assert_eq!(orders["different_rows"], serde_json::json!(["1"]));
+    assert_eq!(
+        table("public.everything")["different_rows"],
+        serde_json::json!(["1"])
+    );
+
+    // --table narrows it; the text names the keys.
+    let (code, stdout, _) = p.run_bounded(&["verify", "--table", "public.orders"]).await;
+    assert_eq!(code, 7);
+    assert!(
+        stdout.contains("only in source: (2); only in mirror: (77); rows differ: (1)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("everything"), "{stdout}");
+    p.stop_producer().await;
+}
+
+/// The SQL recipe of docs/security.md ("Recipe, run as a superuser"), for
+/// `role` and `tables`: the test runs exactly what the docs tell users to run.
+fn documented_grants(role: &str, tables: &str, publication: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md"))
+        .expect("docs/security.md");
+    let start = doc
+        .find("Recipe, run as a superuser")
+        .expect("recipe in docs/security.md");
+    let block = &doc[start..];
+    let sql_start = block.find("```sql\n").expect("sql block") + 7;
+    let sql = &block[sql_start..sql_start + block[sql_start..].find("```").expect("block end")];
+    sql.replace("PASSWORD '...'", "PASSWORD 'unused-trust-auth'")
+        .replace("public.orders, public.customers", tables)
+        .replace(
+            "PUBLICATION kinesync",
+            &format!("PUBLICATION {publication}"),
+        )
+        .replace("kinesync", role)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_producer_streams_under_exactly_the_documented_grants() {
+    let role = "ops_documented";
+    let mut p = Pipeline::start(
+        "ops_grants",
+        "CREATE TABLE public.orders (id bigint PRIMARY KEY, item text);
+         CREATE TABLE public.customers (id bigint PRIMARY KEY, name text);
+         INSERT INTO orders VALUES (1, 'a'); INSERT INTO customers VALUES (1, 'c');",
+        &["public.orders", "public.customers"],
+    )
+    .await;
+    let recipe = documented_grants(role, "public.orders, public.customers", "ops_grants");
+    assert!(
+        recipe.contains(&format!("CREATE ROLE {role} WITH LOGIN REPLICATION")),
+        "{recipe}"
+    );
+    p.source
+        .batch_execute(&format!(
+            "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN \
+               EXECUTE 'DROP OWNED BY {role}'; EXECUTE 'DROP ROLE {role}'; END IF; END $$;
+             {recipe}"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("the documented recipe runs: {e}\n{recipe}"));
+    let url =
+        format!("{}/ops_grants_src", p.stack.pg_url).replacen("postgres@", &format!("{role}@"), 1);
+    p.set_config("source", &format!("url = \"{url}\""));
+    let superuser: bool = p
+        .source
+        .query_one(
+            &format!("SELECT rolsuper FROM pg_roles WHERE rolname = '{role}'"),
+            &[],
+        )
+        .await
+        .expect("role")
+        .get(0);
+    assert!(!superuser);
+
+    let (code, findings) = check_findings(&p, &["--no-write"]).await;
+    assert!(
+        findings
+            .iter()
+            .filter(|f| f.1.starts_with("table ")
+                || f.1.starts_with("publication")
+                || f.1 == "replication privilege")
+            .all(|f| f.0 == "ok"),
+        "the documented grants pass check (exit {code}): {findings:#?}"
+    );
+
+    p.setup().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute("INSERT INTO orders VALUES (2, 'b'); UPDATE customers SET name = 'd'; DELETE FROM orders WHERE id = 1;")
+        .await
+        .expect("writes");
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.orders").await;
+    p.assert_mirror_equals_source("public.customers").await;
+    // Restart: the snapshot marker (publication comment) was written by the role.
+    p.stop_producer().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute("INSERT INTO orders VALUES (3, 'c')")
+        .await
+        .expect("write");
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.orders").await;
+    p.stop_producer().await;
+}
