@@ -80,11 +80,7 @@ impl Finding {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Finding {
-        Finding {
-            outcome: Outcome::Warn,
-            fix: Some(fix.into()),
-            ..Finding::ok(part, check, detail)
-        }
+        Finding::ok(part, check, detail).needing(Outcome::Warn, fix)
     }
 
     pub fn fail(
@@ -93,10 +89,14 @@ impl Finding {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Finding {
+        Finding::ok(part, check, detail).needing(Outcome::Fail, fix)
+    }
+
+    fn needing(self, outcome: Outcome, fix: impl Into<String>) -> Finding {
         Finding {
-            outcome: Outcome::Fail,
+            outcome,
             fix: Some(fix.into()),
-            ..Finding::ok(part, check, detail)
+            ..self
         }
     }
 

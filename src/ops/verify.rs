@@ -143,12 +143,7 @@ impl TableSql {
         };
         // Each column as 'N' (NULL) or 'V' + the MD5 of its text.
         let hashed = |expr: String| format!("COALESCE('V' || MD5({expr}), 'N')");
-        let mut key: Vec<_> = table
-            .columns
-            .iter()
-            .filter(|(c, _)| c.key_position.is_some())
-            .collect();
-        key.sort_by_key(|(c, _)| c.key_position);
+        let key = table.key();
         let key_text = key
             .iter()
             .map(|c| hashed(canonical(c)))
@@ -211,27 +206,13 @@ async fn compare(
     };
 
     let query = source_sql.render(sql::VERIFY_SOURCE_BUCKETS, "")?;
-    let source_buckets: Buckets = source
-        .query(&query, &[])
-        .await
-        .map_err(source_error)?
-        .iter()
-        .map(|r| {
-            let count: String = r.get(1);
-            (r.get(0), (count.parse().unwrap_or(0), r.get(2), r.get(3)))
-        })
-        .collect();
+    let source_buckets = buckets(
+        source_text_rows(source, &query)
+            .await
+            .map_err(source_error)?,
+    );
     let query = mirror_sql.render(sql::VERIFY_MIRROR_BUCKETS, "")?;
-    let mirror_buckets: Buckets = api
-        .query(&query)
-        .await
-        .map_err(mirror_error)?
-        .iter()
-        .map(|r| {
-            let text = |i: usize| r.get(i).and_then(Value::as_text).unwrap_or_default();
-            (text(0), (text(1).parse().unwrap_or(0), text(2), text(3)))
-        })
-        .collect();
+    let mirror_buckets = buckets(api.text_rows(&query).await.map_err(mirror_error)?);
 
     let rows = |b: &Buckets| b.values().map(|(n, _, _)| n).sum::<u64>();
     let differing: Vec<String> = source_buckets
@@ -270,24 +251,13 @@ async fn compare(
     }
     let buckets = listable.join(", ");
     let query = source_sql.render(sql::VERIFY_BUCKET_ROWS, &buckets)?;
-    let source_rows: BTreeMap<String, String> = source
-        .query(&query, &[])
-        .await
-        .map_err(source_error)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let source_rows = keyed(
+        source_text_rows(source, &query)
+            .await
+            .map_err(source_error)?,
+    );
     let query = mirror_sql.render(sql::VERIFY_BUCKET_ROWS, &buckets)?;
-    let mirror_rows: BTreeMap<String, String> = api
-        .query(&query)
-        .await
-        .map_err(mirror_error)?
-        .iter()
-        .map(|r| {
-            let text = |i: usize| r.get(i).and_then(Value::as_text).unwrap_or_default();
-            (text(0), text(1))
-        })
-        .collect();
+    let mirror_rows = keyed(api.text_rows(&query).await.map_err(mirror_error)?);
     for (key, hash) in &source_rows {
         match mirror_rows.get(key) {
             None => verdict.only_in_source.push(key.clone()),
@@ -308,6 +278,43 @@ async fn compare(
         keys.truncate(MAX_KEYS_REPORTED);
     }
     Ok(verdict)
+}
+
+/// Every value of every row as text (NULL as an empty string).
+async fn source_text_rows(
+    client: &Client,
+    query: &str,
+) -> Result<Vec<Vec<String>>, tokio_postgres::Error> {
+    Ok(client
+        .query(query, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
+                .collect()
+        })
+        .collect())
+}
+
+/// Rows of `*_buckets.sql`: (bucket, count, high sum, low sum).
+fn buckets(rows: Vec<Vec<String>>) -> Buckets {
+    rows.into_iter()
+        .filter_map(|row| {
+            let [bucket, count, high, low]: [String; 4] = row.try_into().ok()?;
+            Some((bucket, (count.parse().unwrap_or(0), high, low)))
+        })
+        .collect()
+}
+
+/// Rows of `bucket_rows.sql`: key -> row hash.
+fn keyed(rows: Vec<Vec<String>>) -> BTreeMap<String, String> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let [key, hash]: [String; 2] = row.try_into().ok()?;
+            Some((key, hash))
+        })
+        .collect()
 }
 
 /// (schema, table) -> (newest refresh_time, newest commit time in ms).

@@ -201,6 +201,20 @@ impl DataApi {
         Ok(rows)
     }
 
+    /// Runs a query; every value as text (NULL as an empty string).
+    pub async fn text_rows(&self, sql: &str) -> Result<Vec<Vec<String>>, RedshiftError> {
+        Ok(self
+            .query(sql)
+            .await?
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| v.as_text().unwrap_or_default())
+                    .collect()
+            })
+            .collect())
+    }
+
     /// Polls until the statement ends. Returns its result rows and, for a
     /// batch, each sub-statement's.
     async fn wait(&self, id: &str, statement: &str) -> Result<(i64, Vec<i64>), RedshiftError> {

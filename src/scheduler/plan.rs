@@ -169,7 +169,8 @@ impl MirrorTable {
         }
     }
 
-    fn key(&self) -> Vec<&(SourceColumn, ColumnKind)> {
+    /// The key columns, in key order.
+    pub fn key(&self) -> Vec<&(SourceColumn, ColumnKind)> {
         let mut key: Vec<_> = self
             .columns
             .iter()
