@@ -491,3 +491,33 @@ async fn check_names_the_wal_level_fix_on_a_server_without_logical_decoding() {
     );
     finding(&findings, "table public.orders", "ok");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_refuses_a_publication_that_skips_operations_and_a_foreign_slot_of_the_same_name() {
+    let p = Pipeline::start(
+        "ops_foreign",
+        "CREATE TABLE public.orders (id bigint PRIMARY KEY);
+         CREATE PUBLICATION ops_foreign FOR TABLE public.orders WITH (publish = 'insert, update');",
+        &["public.orders"],
+    )
+    .await;
+    p.source
+        .batch_execute("SELECT pg_create_logical_replication_slot('ops_foreign', 'test_decoding')")
+        .await
+        .expect("slot");
+    let (code, findings) = check_findings(&p, &["--no-write"]).await;
+    assert_eq!(code, 6, "{findings:#?}");
+    let publication = finding(&findings, "publication ops_foreign", "fail");
+    assert!(
+        publication
+            .3
+            .contains("SET (publish = 'insert, update, delete, truncate')"),
+        "{publication:?}"
+    );
+    let slot = finding(&findings, "slot ops_foreign", "fail");
+    assert!(slot.2.contains("plugin test_decoding"), "{slot:?}");
+    p.source
+        .batch_execute("SELECT pg_drop_replication_slot('ops_foreign')")
+        .await
+        .expect("drop slot");
+}
