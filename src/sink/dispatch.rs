@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{OutRecord, PutError, RecordResult, RecordWriter, SinkError};
+use crate::telemetry::metrics::{label, metrics, unix_now};
 
 /// Requests in flight at once (kinesalite and Kinesis both like a few).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
@@ -192,7 +193,11 @@ impl<W: RecordWriter> Dispatcher<W> {
         self.in_flight_records += batch.len();
         self.in_flight.spawn(async move {
             let records: Vec<OutRecord> = batch.iter().map(|p| p.record.clone()).collect();
+            let started = Instant::now();
             let result = writer.put_records(&records).await;
+            metrics()
+                .put_duration
+                .observe(started.elapsed().as_secs_f64());
             (batch, result)
         });
     }
@@ -219,9 +224,13 @@ impl<W: RecordWriter> Dispatcher<W> {
                     )));
                 }
                 let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+                let mut accepted_bytes = 0;
                 for (p, r) in batch.into_iter().zip(results) {
                     match r {
-                        RecordResult::Accepted => acks.accepted.push(p.record.seq),
+                        RecordResult::Accepted => {
+                            accepted_bytes += p.record.size();
+                            acks.accepted.push(p.record.seq);
+                        }
                         RecordResult::Retry { code } => {
                             *codes.entry(code).or_default() += 1;
                             acks.retried += 1;
@@ -229,6 +238,7 @@ impl<W: RecordWriter> Dispatcher<W> {
                         }
                     }
                 }
+                record_request(acks.accepted.len(), accepted_bytes, &codes);
                 if !codes.is_empty() {
                     tracing::warn!(
                         ?codes,
@@ -243,11 +253,15 @@ impl<W: RecordWriter> Dispatcher<W> {
                     "sink request failed, retrying: {reason}"
                 );
                 acks.retried = batch.len();
+                record_failed_request(batch.len());
                 for p in batch {
                     self.requeue(p);
                 }
             }
-            Err(PutError::Fatal(e)) => return Err(e),
+            Err(PutError::Fatal(e)) => {
+                record_failed_request(batch.len());
+                return Err(e);
+            }
         }
         Ok(acks)
     }
@@ -261,6 +275,42 @@ impl<W: RecordWriter> Dispatcher<W> {
         self.pending.insert(p.record.seq, p);
     }
 }
+
+/// Metrics of a request that got an answer per record.
+fn record_request(accepted: usize, accepted_bytes: usize, failed: &BTreeMap<String, usize>) {
+    let m = metrics();
+    let result = match (accepted, failed.is_empty()) {
+        (_, true) => "ok",
+        (0, false) => "failed",
+        _ => "partial",
+    };
+    m.put_requests.get_or_create(&label("result", result)).inc();
+    m.events_put.inc_by(accepted as u64);
+    m.bytes_put.inc_by(accepted_bytes as u64);
+    for (code, count) in failed {
+        m.records_failed
+            .get_or_create(&label("code", code.as_str()))
+            .inc_by(*count as u64);
+    }
+    if accepted > 0 {
+        m.put_last_success.set(unix_now());
+    }
+}
+
+/// Metrics of a request that failed as a whole: every record counts as
+/// failed with code `RequestFailed`.
+fn record_failed_request(records: usize) {
+    let m = metrics();
+    m.put_requests
+        .get_or_create(&label("result", "failed"))
+        .inc();
+    m.records_failed
+        .get_or_create(&label("code", REQUEST_FAILED_CODE))
+        .inc_by(records as u64);
+}
+
+/// The `code` label of records in a request that failed as a whole.
+pub const REQUEST_FAILED_CODE: &str = "RequestFailed";
 
 /// Exponential backoff with "equal jitter": between half and all of
 /// `base * 2^(attempt-1)`, capped.
