@@ -32,7 +32,7 @@ use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 
 /// How often (in rows) the copy checks for shutdown.
-pub const PROGRESS_EVERY_ROWS: u64 = 100_000;
+pub const SHUTDOWN_CHECK_EVERY_ROWS: u64 = 100_000;
 
 /// A finished snapshot: the gated session (START_REPLICATION not yet sent)
 /// and the slot's consistent point.
@@ -154,7 +154,7 @@ pub async fn take_snapshot<W: RecordWriter>(
                 }
                 progress.row();
                 total += 1;
-                if total.is_multiple_of(PROGRESS_EVERY_ROWS) {
+                if total.is_multiple_of(SHUTDOWN_CHECK_EVERY_ROWS) {
                     if shutdown.is_triggered() {
                         tracing::info!(
                             "shutdown during snapshot: it will start over on the next run"

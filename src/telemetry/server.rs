@@ -44,7 +44,7 @@ pub async fn serve(addr: SocketAddr, shutdown: Shutdown) -> Result<SocketAddr, S
             tracing::warn!(%error, "telemetry listener stopped");
         }
     });
-    tracing::info!(listen = %bound, "serving /metrics, /healthz and /readyz");
+    tracing::info!("serving /metrics, /healthz and /readyz on http://{bound}");
     Ok(bound)
 }
 
