@@ -154,13 +154,9 @@ pub async fn take_snapshot<W: RecordWriter>(
                 }
                 progress.row();
                 total += 1;
-                if total.is_multiple_of(SHUTDOWN_CHECK_EVERY_ROWS) {
-                    if shutdown.is_triggered() {
-                        tracing::info!(
-                            "shutdown during snapshot: it will start over on the next run"
-                        );
-                        return Ok(None);
-                    }
+                if total.is_multiple_of(SHUTDOWN_CHECK_EVERY_ROWS) && shutdown.is_triggered() {
+                    tracing::info!("shutdown during snapshot: it will start over on the next run");
+                    return Ok(None);
                 }
             }
             buffer.drain(..start);
