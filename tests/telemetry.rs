@@ -144,6 +144,48 @@ async fn a_running_producer_exports_its_progress_and_is_alive_and_ready() {
     p.kill_producer().await;
 }
 
+#[tokio::test]
+async fn the_snapshot_reports_progress_against_the_planner_estimate() {
+    let schema = format!(
+        "{SCHEMA} INSERT INTO public.items SELECT g, 'row ' || g FROM generate_series(1, {ROWS}) g; ANALYZE public.items;"
+    );
+    let mut p = Pipeline::start("tel_snapshot", &schema, &["public.items"]).await;
+    p.set_env("KINESYNC_TELEMETRY__LISTEN", "127.0.0.1:0");
+    p.start_producer().await;
+    let addr = listen_address(&p.dir.join("produce.log")).await;
+    let metrics = wait_for_metrics(
+        &addr,
+        &[
+            (
+                "kinesync_snapshot_rows_total{table=\"public.items\"}",
+                ROWS as f64,
+            ),
+            ("kinesync_events_put_total", ROWS as f64),
+        ],
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "kinesync_snapshot_rows_estimated{table=\"public.items\"}"
+        ),
+        Some(ROWS as f64),
+        "{metrics}"
+    );
+    // Not a terminal: log lines, no progress bar.
+    let log = poll("the snapshot's last progress line", || async {
+        let log = p.producer_log();
+        log.contains("snapshot delivered").then_some(log)
+    })
+    .await;
+    assert!(log.contains("copying table"), "{log}");
+    assert!(
+        log.contains(&format!("table copied ({ROWS} / ~{ROWS} rows (100%), ")),
+        "{log}"
+    );
+    p.kill_producer().await;
+}
+
 /// A TCP relay to PostgreSQL that the test can cut: the source becomes
 /// unreachable (connections dropped, new ones refused).
 struct Relay {
@@ -262,6 +304,28 @@ async fn the_merge_daemon_exports_runs_and_rows_merged_per_table() {
     p.assert_mirror_equals_source("public.items").await;
     daemon.kill().await.expect("kill merge daemon");
     p.stop_producer().await;
+}
+
+#[tokio::test]
+async fn a_merge_daemon_that_cannot_reach_the_data_api_is_alive_but_not_ready() {
+    let mut p = Pipeline::start("tel_merge_down", SCHEMA, &["public.items"]).await;
+    p.setup().await;
+    // Nothing listens on port 1 of loopback: every Data API call is refused.
+    p.set_env("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:1");
+    let mut daemon = p.spawn(&["--metrics-addr", "127.0.0.1:0", "merge"], "merge.log");
+    let addr = listen_address(&p.dir.join("merge.log")).await;
+    wait_for_metrics(
+        &addr,
+        &[("kinesync_merge_runs_total{result=\"failed\"}", 1.0)],
+    )
+    .await;
+    let not_ready = wait_for_status(&addr, "/readyz", 503).await;
+    assert!(
+        not_ready.contains("failing last_merge: ") && not_ready.contains("failing data_api: "),
+        "{not_ready}"
+    );
+    assert_eq!(get(&addr, "/healthz").await.map(|a| a.status), Some(200));
+    daemon.kill().await.expect("kill merge daemon");
 }
 
 #[tokio::test]
