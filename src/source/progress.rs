@@ -42,15 +42,16 @@ impl SnapshotProgress {
                 .set(i64::try_from(estimated).unwrap_or(i64::MAX));
         }
         let counter = m.snapshot_rows.get_or_create(&labels).clone();
-        let bar = std::io::stderr()
-            .is_terminal()
-            .then(|| bar(table, estimated));
-        let now = Instant::now();
+        // Log first: a line written under a drawn bar would leave the bar behind.
         tracing::info!(
             table,
             estimated_rows = estimated.map_or_else(|| "unknown".to_owned(), |e| e.to_string()),
             "copying table"
         );
+        let bar = std::io::stderr()
+            .is_terminal()
+            .then(|| bar(table, estimated));
+        let now = Instant::now();
         SnapshotProgress {
             bar,
             table: table.to_owned(),
@@ -76,6 +77,7 @@ impl SnapshotProgress {
                     bar.set_length(self.rows);
                 }
                 bar.set_position(self.rows);
+                bar.set_message(rate(self.rows, self.started.elapsed()));
             }
             None => {
                 let now = Instant::now();
@@ -109,9 +111,9 @@ impl SnapshotProgress {
 fn bar(table: &str, estimated: Option<u64>) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(estimated, ProgressDrawTarget::stderr());
     let template = if estimated.is_some() {
-        "{prefix} [{bar:30}] {human_pos}/~{human_len} rows, {per_sec}, eta {eta}"
+        "{prefix} [{bar:30}] {human_pos}/~{human_len} rows, {msg}, eta {eta}"
     } else {
-        "{prefix} {spinner} {human_pos} rows, {per_sec}"
+        "{prefix} {spinner} {human_pos} rows, {msg}"
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
@@ -122,14 +124,22 @@ fn bar(table: &str, estimated: Option<u64>) -> ProgressBar {
 
 /// `1200 / ~5000 rows (24%), 300 rows/s`.
 pub fn describe(rows: u64, estimated: Option<u64>, elapsed: Duration) -> String {
-    let rate = rows as f64 / elapsed.as_secs_f64().max(0.001);
+    let rate = rate(rows, elapsed);
     match estimated {
         Some(estimate) if estimate > 0 => format!(
-            "{rows} / ~{estimate} rows ({:.0}%), {rate:.0} rows/s",
+            "{rows} / ~{estimate} rows ({:.0}%), {rate}",
             (rows as f64 * 100.0 / estimate as f64).min(100.0)
         ),
-        _ => format!("{rows} rows (estimate unknown), {rate:.0} rows/s"),
+        _ => format!("{rows} rows (estimate unknown), {rate}"),
     }
+}
+
+/// `300 rows/s`.
+fn rate(rows: u64, elapsed: Duration) -> String {
+    format!(
+        "{:.0} rows/s",
+        rows as f64 / elapsed.as_secs_f64().max(0.001)
+    )
 }
 
 #[cfg(test)]
