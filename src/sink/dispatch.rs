@@ -378,6 +378,13 @@ mod tests {
         }
     }
 
+    fn failed_records(code: &str) -> prometheus_client::metrics::counter::Counter {
+        metrics()
+            .records_failed
+            .get_or_create(&label("code", code))
+            .clone()
+    }
+
     fn rec(seq: u64, key: &str, bytes: usize) -> OutRecord {
         OutRecord {
             seq,
@@ -458,6 +465,8 @@ mod tests {
         let w = Arc::new(Scripted::default());
         // seq 0 (key a) fails twice; seq 1 (key b) is fine; seq 2 (key a) must wait.
         w.fail.lock().unwrap().extend([(0, 1), (0, 2)]);
+        let throttled = failed_records("ProvisionedThroughputExceededException");
+        let before = throttled.get();
         let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 4));
         d.push(rec(0, "a", 1));
         d.push(rec(1, "b", 1));
@@ -474,6 +483,11 @@ mod tests {
             .collect();
         assert_eq!(order, vec![0, 2]);
         assert_eq!(accepted.len(), 4);
+        // Counters only grow, and other tests run beside this one: at least.
+        assert!(
+            throttled.get() >= before + 2,
+            "failed records counted by code"
+        );
         // The first request carried 0, 1, 3 (2 shares key a with 0).
         assert_eq!(w.requests.lock().unwrap()[0], vec![0, 1, 3]);
     }
@@ -482,12 +496,18 @@ mod tests {
     async fn whole_request_failure_is_retried_with_backoff() {
         let w = Arc::new(Scripted::default());
         *w.fail_request_once.lock().unwrap() = true;
+        let request_failed = failed_records(REQUEST_FAILED_CODE);
+        let before = request_failed.get();
         let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 2));
         d.push(rec(0, "a", 1));
         d.push(rec(1, "a", 1));
         let start = Instant::now();
         let accepted = drain(&mut d).await;
         assert_eq!(accepted, vec![0, 1]);
+        assert!(
+            request_failed.get() > before,
+            "a failed request's records are counted"
+        );
         assert!(Instant::now() - start >= RETRY_BASE_DELAY / 2);
         assert_eq!(
             w.requests.lock().unwrap().clone(),
