@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Serve /metrics, /healthz and /readyz on HOST:PORT (produce and the
+    /// merge daemon); overrides telemetry.listen.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     #[command(subcommand)]
     pub command: Command,
 }

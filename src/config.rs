@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -44,6 +45,8 @@ pub struct Config {
     pub redshift: Option<RedshiftConfig>,
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// `[source]`: the PostgreSQL database to mirror.
@@ -121,6 +124,12 @@ pub struct KinesisConfig {
     pub oversize: OversizePolicy,
     #[serde(default)]
     pub dead_letter_path: Option<PathBuf>,
+    /// IAM role the producer assumes (on top of the default chain) for its Kinesis calls.
+    #[serde(default)]
+    pub assume_role_arn: Option<String>,
+    /// External ID the role's trust policy asks for, if any.
+    #[serde(default)]
+    pub assume_role_external_id: Option<String>,
 }
 
 impl Default for KinesisConfig {
@@ -133,6 +142,8 @@ impl Default for KinesisConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             oversize: OversizePolicy::Fail,
             dead_letter_path: None,
+            assume_role_arn: None,
+            assume_role_external_id: None,
         }
     }
 }
@@ -168,6 +179,13 @@ pub struct RedshiftConfig {
     /// Warn loudly when the last merge is older than this share of the retention.
     #[serde(default = "default_retention_warn_fraction")]
     pub retention_warn_fraction: f64,
+    /// IAM role the scheduler assumes (on top of the default chain) for its
+    /// Data API calls. Not `stream_role_arn`, which Redshift itself assumes.
+    #[serde(default)]
+    pub assume_role_arn: Option<String>,
+    /// External ID the role's trust policy asks for, if any.
+    #[serde(default)]
+    pub assume_role_external_id: Option<String>,
 }
 
 /// `[schedule]`: when the merge daemon runs.
@@ -184,6 +202,22 @@ impl Default for ScheduleConfig {
         ScheduleConfig {
             merge: default_merge_schedule(),
         }
+    }
+}
+
+/// `[telemetry]`: the metrics and health listener of `produce` and the merge daemon.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `host:port` to serve `/metrics`, `/healthz` and `/readyz` on; off when unset.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// The listen address, when set and valid (validation reports a bad one).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.as_deref()?.parse().ok()
     }
 }
 
@@ -352,7 +386,26 @@ impl Config {
                 "kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned(),
             );
         }
+        check_assume_role(
+            "kinesis",
+            &k.assume_role_arn,
+            &k.assume_role_external_id,
+            &mut problems,
+        );
+        if let Some(listen) = &self.telemetry.listen {
+            if listen.parse::<SocketAddr>().is_err() {
+                problems.push(format!(
+                    "telemetry.listen {listen:?} must be an IP address and port, e.g. \"127.0.0.1:9464\" (\"0.0.0.0:9464\" for every interface)"
+                ));
+            }
+        }
         if let Some(r) = &self.redshift {
+            check_assume_role(
+                "redshift",
+                &r.assume_role_arn,
+                &r.assume_role_external_id,
+                &mut problems,
+            );
             match (&r.workgroup, &r.cluster_id) {
                 (Some(_), Some(_)) => problems.push(
                     "redshift.workgroup and redshift.cluster_id are both set: keep workgroup (serverless) or cluster_id (provisioned)".to_owned(),
@@ -427,6 +480,41 @@ impl Config {
             .next()
             .unwrap_or(&self.kinesis.stream)
     }
+}
+
+/// `<section>.assume_role_arn` is an IAM role ARN; an external ID needs it.
+fn check_assume_role(
+    section: &str,
+    arn: &Option<String>,
+    external_id: &Option<String>,
+    problems: &mut Vec<String>,
+) {
+    if let Some(arn) = arn {
+        if !is_role_arn(arn) {
+            problems.push(format!(
+                "{section}.assume_role_arn {arn:?} must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)"
+            ));
+        }
+    }
+    match external_id {
+        Some(_) if arn.is_none() => problems.push(format!(
+            "{section}.assume_role_external_id is set without {section}.assume_role_arn: set the role, or remove the external ID"
+        )),
+        Some(id) if !(2..=1224).contains(&id.len()) => problems.push(format!(
+            "{section}.assume_role_external_id must be 2 to 1224 characters"
+        )),
+        _ => {}
+    }
+}
+
+/// `arn:<partition>:iam::<12 digits>:role/<path/name>`.
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty()))
 }
 
 /// One line describing a TOML error: the line and key it is at (when
@@ -704,6 +792,88 @@ mod tests {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(closest("zzzz", &["slot".to_owned()]), None);
+    }
+
+    #[test]
+    fn telemetry_listen_is_off_by_default_and_overridable() {
+        let config = Config::from_toml_with_env(MINIMAL, &BTreeMap::new()).unwrap();
+        assert_eq!(config.telemetry.listen_addr(), None);
+        let env = BTreeMap::from([(
+            "KINESYNC_TELEMETRY__LISTEN".to_owned(),
+            "127.0.0.1:9464".to_owned(),
+        )]);
+        let config = Config::from_toml_with_env(MINIMAL, &env).unwrap();
+        assert_eq!(
+            config.telemetry.listen_addr(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_bad_telemetry_address_or_key_is_one_line_naming_the_key() {
+        let text = format!("{MINIMAL}\n[telemetry]\nlisten = \"localhost\"\n");
+        let err = Config::from_toml_with_env(&text, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("telemetry.listen \"localhost\" must be an IP address and port"),
+            "{err}"
+        );
+        let text = format!("{MINIMAL}\n[telemetry]\nlisen = \"127.0.0.1:1\"\n");
+        let err = Config::from_toml_with_env(&text, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown key telemetry.lisen: did you mean `listen`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn assume_role_needs_a_role_arn() {
+        let text = format!(
+            "{MINIMAL}\n[kinesis]\nassume_role_arn = \"arn:aws:iam::123456789012:role/kinesync-producer\"\nassume_role_external_id = \"abc123\"\n"
+        );
+        let config = Config::from_toml_with_env(&text, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            config.kinesis.assume_role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/kinesync-producer")
+        );
+        let env = BTreeMap::from([
+            (
+                "KINESYNC_KINESIS__ASSUME_ROLE_ARN".to_owned(),
+                "arn:aws:iam::123:role/x".to_owned(),
+            ),
+            (
+                "KINESYNC_KINESIS__ASSUME_ROLE_EXTERNAL_ID".to_owned(),
+                "x".to_owned(),
+            ),
+        ]);
+        let err = Config::from_toml_with_env(MINIMAL, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "kinesis.assume_role_arn \"arn:aws:iam::123:role/x\" must be an IAM role ARN"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("kinesis.assume_role_external_id must be 2 to 1224"),
+            "{err}"
+        );
+        let env = BTreeMap::from([(
+            "KINESYNC_KINESIS__ASSUME_ROLE_EXTERNAL_ID".to_owned(),
+            "abc".to_owned(),
+        )]);
+        let err = Config::from_toml_with_env(MINIMAL, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("set without kinesis.assume_role_arn"), "{err}");
+        assert!(is_role_arn(
+            "arn:aws-us-gov:iam::123456789012:role/path/name"
+        ));
+        assert!(!is_role_arn("arn:aws:iam::123456789012:user/name"));
     }
 
     #[test]

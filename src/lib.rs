@@ -4,6 +4,7 @@
 //! driven by `pipeline`) and the merge scheduler (`redshift` + `scheduler`).
 //! `main.rs` only parses the command line and dispatches.
 
+pub mod aws;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -19,3 +20,4 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod telemetry;

@@ -14,10 +14,13 @@ use kinesync::shutdown::{trigger_on_signals, Shutdown};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let config = match Config::load(&cli.config) {
+    let mut config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(error) => return fail(exit::CONFIG, &error),
     };
+    if let Some(addr) = cli.metrics_addr {
+        config.telemetry.listen = Some(addr.to_string());
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

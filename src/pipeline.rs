@@ -44,6 +44,7 @@ use crate::source::replication::{
 };
 use crate::source::snapshot::take_snapshot;
 use crate::source::tables::{domain_base_types, resolve_tables};
+use crate::telemetry::{self, health, metrics};
 
 /// Records buffered or in flight before reading pauses.
 pub const MAX_BUFFERED_RECORDS: usize = 20_000;
@@ -59,6 +60,10 @@ pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(30);
 pub const SLOT_BUSY_WAIT: Duration = Duration::from_secs(90);
 /// Prefix of our heartbeat messages.
 pub const HEARTBEAT_PREFIX: &str = "kinesync_heartbeat";
+/// The readiness condition "connected to the replication slot".
+pub const SOURCE_CONDITION: &str = "source";
+/// How often an idle streaming loop still tells [`health()`] it is alive.
+const BEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where `produce` writes events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +146,8 @@ pub enum ProduceError {
     DeadLetter { path: PathBuf, detail: String },
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::ServeError),
 }
 
 impl ProduceError {
@@ -268,11 +275,24 @@ pub async fn run_produce(
     sink: SinkChoice,
     shutdown: Shutdown,
 ) -> Result<(), ProduceError> {
+    health().set(
+        SOURCE_CONDITION,
+        Err("connecting to the replication slot".into()),
+    );
+    telemetry::serve_if_configured(config, &shutdown).await?;
     match sink {
         SinkChoice::Kinesis => {
             let writer = KinesisWriter::from_config(&config.kinesis).await;
             writer.check().await?;
             tracing::info!(stream = writer.stream_name(), "Kinesis stream reachable");
+            let probe = writer.clone();
+            health().set_probe(
+                "kinesis",
+                Arc::new(move || {
+                    let probe = probe.clone();
+                    Box::pin(async move { probe.check().await.map_err(|e| e.to_string()) })
+                }),
+            );
             let limit = Some(config.kinesis.max_record_bytes);
             run_with_writer(config, writer, limit, shutdown).await
         }
@@ -464,8 +484,11 @@ pub struct AckTracker {
     next_seq: u64,
     next_unacked: u64,
     acked_ahead: BTreeSet<u64>,
-    commits: VecDeque<(u64, Lsn)>,
+    /// (first sequence number after the transaction, end LSN, commit time ms).
+    commits: VecDeque<(u64, Lsn, Option<i64>)>,
     confirmed: Lsn,
+    /// Source commit time of the newest confirmable transaction, if known.
+    confirmed_commit_time_ms: Option<i64>,
 }
 
 impl AckTracker {
@@ -488,19 +511,26 @@ impl AckTracker {
 
     /// The transaction ending at `end_lsn` owns every number handed out so far.
     pub fn commit(&mut self, end_lsn: Lsn) {
-        self.commits.push_back((self.next_seq, end_lsn));
+        self.commit_at(end_lsn, None);
+    }
+
+    /// [`commit`](Self::commit), remembering the source commit time (Unix ms).
+    pub fn commit_at(&mut self, end_lsn: Lsn, commit_time_ms: Option<i64>) {
+        self.commits
+            .push_back((self.next_seq, end_lsn, commit_time_ms));
     }
 
     /// The newest confirmable end LSN, if it moved since the last call.
     pub fn take_confirmable(&mut self) -> Option<Lsn> {
         let mut moved = None;
-        while let Some(&(bound, lsn)) = self.commits.front() {
+        while let Some(&(bound, lsn, commit_time_ms)) = self.commits.front() {
             if bound > self.next_unacked {
                 break;
             }
             self.commits.pop_front();
             if lsn > self.confirmed {
                 self.confirmed = lsn;
+                self.confirmed_commit_time_ms = commit_time_ms.or(self.confirmed_commit_time_ms);
                 moved = Some(lsn);
             }
         }
@@ -509,6 +539,11 @@ impl AckTracker {
 
     pub fn confirmed(&self) -> Lsn {
         self.confirmed
+    }
+
+    /// Source commit time (Unix ms) of the newest confirmable transaction.
+    pub fn confirmed_commit_time_ms(&self) -> Option<i64> {
+        self.confirmed_commit_time_ms
     }
 }
 
@@ -540,6 +575,7 @@ impl<W: RecordWriter> Delivery<W> {
 
     /// Queue one event (applying the oversize policy) and start full batches.
     pub fn push_event(&mut self, ev: EncodedEvent) -> Result<(), ProduceError> {
+        metrics().events_read.inc();
         if let Some(limit) = self.record_limit {
             let bytes = ev.size();
             if bytes > limit {
@@ -601,8 +637,10 @@ impl<W: RecordWriter> Delivery<W> {
         }
     }
 
-    pub fn commit(&mut self, end_lsn: Lsn) {
-        self.tracker.commit(end_lsn);
+    /// The transaction ending at `end_lsn`, committed at the source at
+    /// `commit_time_ms` (Unix ms), owns every event pushed so far.
+    pub fn commit(&mut self, end_lsn: Lsn, commit_time_ms: Option<i64>) {
+        self.tracker.commit_at(end_lsn, commit_time_ms);
         self.dispatcher.dispatch(true);
     }
 
@@ -614,6 +652,7 @@ impl<W: RecordWriter> Delivery<W> {
     /// Wait for one request to finish; record its acks; start more.
     pub async fn completion(&mut self) -> Result<(), ProduceError> {
         let acks = self.dispatcher.next_completion().await?;
+        health().beat();
         for seq in acks.accepted {
             self.tracker.ack(seq);
         }
@@ -664,8 +703,17 @@ impl<W: RecordWriter> Delivery<W> {
         }
     }
 
+    /// The newest confirmable end LSN, if it moved; also what the
+    /// confirmed-LSN and commit-to-ack-lag metrics show.
     pub fn take_confirmable(&mut self) -> Option<Lsn> {
-        self.tracker.take_confirmable()
+        let moved = self.tracker.take_confirmable()?;
+        let m = metrics();
+        m.confirmed_lsn.set(lsn_gauge(moved));
+        if let Some(committed) = self.tracker.confirmed_commit_time_ms() {
+            let lag_ms = crate::event::now_ms().saturating_sub(committed).max(0);
+            m.commit_to_ack_lag.set(lag_ms as f64 / 1000.0);
+        }
+        Some(moved)
     }
 
     pub fn confirmed(&self) -> Lsn {
@@ -726,9 +774,14 @@ impl Streamer {
             None => start_with_busy_wait(config.clone(), ack).await?,
         };
         tracing::info!(slot, from = %ack, "streaming changes");
+        health().set(SOURCE_CONDITION, Ok(()));
+        metrics().confirmed_lsn.set(lsn_gauge(ack));
         let mut confirmed = ack;
         let mut failures: u32 = 0;
+        let mut beat = tokio::time::interval(BEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            health().beat();
             let retry_at = delivery.next_retry();
             let event = tokio::select! {
                 biased;
@@ -750,6 +803,8 @@ impl Streamer {
                 }
                 // 4. New data, while there is room for it.
                 ev = client.recv(), if delivery.has_room() => ev,
+                // 5. Nothing happened for a while: still alive.
+                _ = beat.tick() => continue,
             };
             match event {
                 Ok(Some(ev)) => {
@@ -771,8 +826,13 @@ impl Streamer {
                     failures += 1;
                     let delay = reconnect_delay(failures);
                     tracing::warn!(error = %e, retry_in = ?delay, "replication connection lost; reconnecting");
+                    health().set(
+                        SOURCE_CONDITION,
+                        Err(format!("replication connection lost, reconnecting: {e}")),
+                    );
                     self.reset_for_reconnect();
                     client = loop {
+                        health().beat();
                         tokio::select! {
                             _ = shutdown.wait() => {
                                 return finish(None, delivery, confirmed, shutdown).await;
@@ -792,6 +852,7 @@ impl Streamer {
                         }
                     };
                     tracing::info!(from = %confirmed, "replication reconnected");
+                    health().set(SOURCE_CONDITION, Ok(()));
                 }
                 Err(e) => return Err(ProduceError::from_replication(&slot, e)),
             }
@@ -827,7 +888,7 @@ impl Streamer {
             }
             ReplicationEvent::Commit { lsn, end_lsn, .. } => {
                 if !std::mem::take(&mut self.skipping) {
-                    delivery.commit(end_lsn.into());
+                    delivery.commit(end_lsn.into(), self.txn.map(|t| t.commit_time_ms));
                     self.last_enqueued_commit = lsn.into();
                 }
                 self.txn = None;
@@ -1031,6 +1092,11 @@ async fn start_with_busy_wait(
             other => return other,
         }
     }
+}
+
+/// An LSN as a gauge value (LSNs stay far below `i64::MAX` in practice).
+fn lsn_gauge(lsn: Lsn) -> i64 {
+    i64::try_from(lsn.0).unwrap_or(i64::MAX)
 }
 
 fn reconnect_delay(failures: u32) -> Duration {

@@ -17,6 +17,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("KinesisConfig", "kinesis"),
     ("RedshiftConfig", "redshift"),
     ("ScheduleConfig", "schedule"),
+    ("TelemetryConfig", "telemetry"),
 ];
 
 /// Keys the example sets to a value other than the default on purpose:

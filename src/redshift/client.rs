@@ -110,18 +110,37 @@ macro_rules! target {
 
 impl DataApi {
     /// A client from the AWS default chain (`AWS_ENDPOINT_URL_REDSHIFT_DATA`
-    /// points it at a stand-in), in `redshift.region` if set.
+    /// points it at a stand-in), in `redshift.region` and as the role of
+    /// `redshift.assume_role_arn` if set.
     pub async fn connect(config: &RedshiftConfig, shutdown: Shutdown) -> DataApi {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &config.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let sdk = loader.load().await;
+        let sdk = crate::aws::sdk_config(crate::aws::AwsAccess {
+            region: config.region.as_deref(),
+            assume_role_arn: config.assume_role_arn.as_deref(),
+            external_id: config.assume_role_external_id.as_deref(),
+        })
+        .await;
         DataApi {
             client: Client::new(&sdk),
             config: config.clone(),
             shutdown,
         }
+    }
+
+    /// A cheap call that proves the Data API answers with these credentials
+    /// (ListStatements: it does not start a serverless workgroup or run SQL).
+    pub async fn ping(&self) -> Result<(), RedshiftError> {
+        self.client
+            .list_statements()
+            .max_results(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                RedshiftError::api(
+                    "ListStatements",
+                    aws_sdk_redshiftdata::error::DisplayErrorContext(e),
+                )
+            })
     }
 
     /// Runs one statement and waits for it; returns the rows it affected.

@@ -1,24 +1,47 @@
 //! `kinesync merge`: merge runs on the cron schedule of `[schedule] merge`,
 //! never overlapping inside this process (a run still going when the next
 //! tick comes makes that tick skip, with a log line).
+//!
+//! Each run's outcome goes to the metrics (runs by result, duration, rows
+//! per table, last success) and to readiness: `/readyz` fails while the
+//! last run failed or the Data API does not answer.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::Config;
+use crate::redshift::DataApi;
 use crate::shutdown::Shutdown;
+use crate::telemetry::metrics::{label, unix_now};
+use crate::telemetry::{self, health, metrics};
 
-use super::{merge_once, SchedulerError};
+use super::{merge_once, MergeSummary, SchedulerError};
+
+/// The readiness condition "the last merge run did not fail".
+pub const LAST_MERGE_CONDITION: &str = "last_merge";
+/// How often the idle daemon tells [`health()`] it is alive.
+const BEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` fires; an in-flight merge is cancelled through the
 /// Data API when it does, and waited for.
 pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), SchedulerError> {
     // Without it every tick would fail the same way, forever: stop now.
-    if config.redshift.is_none() {
+    let Some(redshift) = &config.redshift else {
         return Err(SchedulerError::NoRedshiftConfig);
-    }
+    };
+    health().set(LAST_MERGE_CONDITION, Ok(()));
+    let api = DataApi::connect(redshift, shutdown.clone()).await;
+    health().set_probe(
+        "data_api",
+        Arc::new(move || {
+            let api = api.clone();
+            Box::pin(async move { api.ping().await.map_err(|e| e.to_string()) })
+        }),
+    );
+    telemetry::serve_if_configured(&config, &shutdown).await?;
     let schedule_error =
         |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Schedule(e.to_string());
     let scheduler = JobScheduler::new().await.map_err(schedule_error)?;
@@ -39,7 +62,10 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
                 tracing::warn!("previous merge run still going; skipping this tick");
                 return;
             };
-            match merge_once(&config, false, shutdown).await {
+            let started = Instant::now();
+            let outcome = merge_once(&config, false, shutdown).await;
+            record_run(&outcome, started.elapsed());
+            match outcome {
                 Ok(summary) => tracing::info!("{summary}"),
                 Err(error @ super::SchedulerError::LeaseHeld { .. }) => tracing::info!("{error}"),
                 Err(error) => tracing::error!("{error}"),
@@ -50,7 +76,13 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
     scheduler.add(job).await.map_err(schedule_error)?;
     scheduler.start().await.map_err(schedule_error)?;
     tracing::info!("merge scheduler started");
-    shutdown.wait().await;
+    let mut beat = tokio::time::interval(BEAT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = beat.tick() => health().beat(),
+        }
+    }
     // A run in flight sees the same signal, cancels its statement through
     // the Data API and ends; wait for it so its outcome is logged.
     let _finished = in_flight.lock().await;
@@ -58,4 +90,39 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
     scheduler.shutdown().await.map_err(schedule_error)?;
     tracing::info!("merge scheduler stopped");
     Ok(())
+}
+
+/// A run's outcome in the metrics and the readiness condition. A run skipped
+/// because another scheduler holds the lease is neither a success nor a failure.
+fn record_run(outcome: &Result<MergeSummary, SchedulerError>, took: Duration) {
+    let m = metrics();
+    let result = match outcome {
+        Ok(summary) => {
+            m.merge_duration.observe(took.as_secs_f64());
+            m.merge_last_success.set(unix_now());
+            for t in &summary.tables {
+                m.merge_events
+                    .get_or_create(&label("table", t.table.as_str()))
+                    .inc_by(t.events);
+                for (op, rows) in [
+                    ("inserted", t.inserted),
+                    ("updated", t.updated),
+                    ("deleted", t.deleted),
+                ] {
+                    m.merge_rows
+                        .get_or_create(&[("table", t.table.clone()), ("op", op.to_owned())])
+                        .inc_by(u64::try_from(rows).unwrap_or(0));
+                }
+            }
+            health().set(LAST_MERGE_CONDITION, Ok(()));
+            "ok"
+        }
+        Err(SchedulerError::LeaseHeld { .. }) => "skipped",
+        Err(error) => {
+            m.merge_duration.observe(took.as_secs_f64());
+            health().set(LAST_MERGE_CONDITION, Err(error.to_string()));
+            "failed"
+        }
+    };
+    m.merge_runs.get_or_create(&label("result", result)).inc();
 }

@@ -47,4 +47,6 @@ pub enum SchedulerError {
     LeaseHeld { holder: String, until: String },
     #[error("invalid merge schedule: {0}")]
     Schedule(String),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::ServeError),
 }

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{OutRecord, PutError, RecordResult, RecordWriter, SinkError};
+use crate::telemetry::metrics::{label, metrics, unix_now};
 
 /// Requests in flight at once (kinesalite and Kinesis both like a few).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
@@ -192,7 +193,11 @@ impl<W: RecordWriter> Dispatcher<W> {
         self.in_flight_records += batch.len();
         self.in_flight.spawn(async move {
             let records: Vec<OutRecord> = batch.iter().map(|p| p.record.clone()).collect();
+            let started = Instant::now();
             let result = writer.put_records(&records).await;
+            metrics()
+                .put_duration
+                .observe(started.elapsed().as_secs_f64());
             (batch, result)
         });
     }
@@ -219,9 +224,13 @@ impl<W: RecordWriter> Dispatcher<W> {
                     )));
                 }
                 let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+                let mut accepted_bytes = 0;
                 for (p, r) in batch.into_iter().zip(results) {
                     match r {
-                        RecordResult::Accepted => acks.accepted.push(p.record.seq),
+                        RecordResult::Accepted => {
+                            accepted_bytes += p.record.size();
+                            acks.accepted.push(p.record.seq);
+                        }
                         RecordResult::Retry { code } => {
                             *codes.entry(code).or_default() += 1;
                             acks.retried += 1;
@@ -229,6 +238,7 @@ impl<W: RecordWriter> Dispatcher<W> {
                         }
                     }
                 }
+                record_request(acks.accepted.len(), accepted_bytes, &codes);
                 if !codes.is_empty() {
                     tracing::warn!(
                         ?codes,
@@ -243,11 +253,15 @@ impl<W: RecordWriter> Dispatcher<W> {
                     "sink request failed, retrying: {reason}"
                 );
                 acks.retried = batch.len();
+                record_failed_request(batch.len());
                 for p in batch {
                     self.requeue(p);
                 }
             }
-            Err(PutError::Fatal(e)) => return Err(e),
+            Err(PutError::Fatal(e)) => {
+                record_failed_request(batch.len());
+                return Err(e);
+            }
         }
         Ok(acks)
     }
@@ -261,6 +275,42 @@ impl<W: RecordWriter> Dispatcher<W> {
         self.pending.insert(p.record.seq, p);
     }
 }
+
+/// Metrics of a request that got an answer per record.
+fn record_request(accepted: usize, accepted_bytes: usize, failed: &BTreeMap<String, usize>) {
+    let m = metrics();
+    let result = match (accepted, failed.is_empty()) {
+        (_, true) => "ok",
+        (0, false) => "failed",
+        _ => "partial",
+    };
+    m.put_requests.get_or_create(&label("result", result)).inc();
+    m.events_put.inc_by(accepted as u64);
+    m.bytes_put.inc_by(accepted_bytes as u64);
+    for (code, count) in failed {
+        m.records_failed
+            .get_or_create(&label("code", code.as_str()))
+            .inc_by(*count as u64);
+    }
+    if accepted > 0 {
+        m.put_last_success.set(unix_now());
+    }
+}
+
+/// Metrics of a request that failed as a whole: every record counts as
+/// failed with code `RequestFailed`.
+fn record_failed_request(records: usize) {
+    let m = metrics();
+    m.put_requests
+        .get_or_create(&label("result", "failed"))
+        .inc();
+    m.records_failed
+        .get_or_create(&label("code", REQUEST_FAILED_CODE))
+        .inc_by(records as u64);
+}
+
+/// The `code` label of records in a request that failed as a whole.
+pub const REQUEST_FAILED_CODE: &str = "RequestFailed";
 
 /// Exponential backoff with "equal jitter": between half and all of
 /// `base * 2^(attempt-1)`, capped.
@@ -326,6 +376,13 @@ mod tests {
                 Ok(out)
             }
         }
+    }
+
+    fn failed_records(code: &str) -> prometheus_client::metrics::counter::Counter {
+        metrics()
+            .records_failed
+            .get_or_create(&label("code", code))
+            .clone()
     }
 
     fn rec(seq: u64, key: &str, bytes: usize) -> OutRecord {
@@ -408,6 +465,8 @@ mod tests {
         let w = Arc::new(Scripted::default());
         // seq 0 (key a) fails twice; seq 1 (key b) is fine; seq 2 (key a) must wait.
         w.fail.lock().unwrap().extend([(0, 1), (0, 2)]);
+        let throttled = failed_records("ProvisionedThroughputExceededException");
+        let before = throttled.get();
         let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 4));
         d.push(rec(0, "a", 1));
         d.push(rec(1, "b", 1));
@@ -424,6 +483,11 @@ mod tests {
             .collect();
         assert_eq!(order, vec![0, 2]);
         assert_eq!(accepted.len(), 4);
+        // Counters only grow, and other tests run beside this one: at least.
+        assert!(
+            throttled.get() >= before + 2,
+            "failed records counted by code"
+        );
         // The first request carried 0, 1, 3 (2 shares key a with 0).
         assert_eq!(w.requests.lock().unwrap()[0], vec![0, 1, 3]);
     }
@@ -432,12 +496,18 @@ mod tests {
     async fn whole_request_failure_is_retried_with_backoff() {
         let w = Arc::new(Scripted::default());
         *w.fail_request_once.lock().unwrap() = true;
+        let request_failed = failed_records(REQUEST_FAILED_CODE);
+        let before = request_failed.get();
         let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 2));
         d.push(rec(0, "a", 1));
         d.push(rec(1, "a", 1));
         let start = Instant::now();
         let accepted = drain(&mut d).await;
         assert_eq!(accepted, vec![0, 1]);
+        assert!(
+            request_failed.get() > before,
+            "a failed request's records are counted"
+        );
         assert!(Instant::now() - start >= RETRY_BASE_DELAY / 2);
         assert_eq!(
             w.requests.lock().unwrap().clone(),

@@ -4,8 +4,9 @@
 //! batching, ordering and retry policy live in `dispatch`. The stream is
 //! always addressed by name (kinesalite rejects ARN-only requests; an ARN in
 //! the config is reduced to its last path segment). Credentials, region and
-//! endpoint come from the SDK's default chain (`AWS_ENDPOINT_URL_KINESIS`
-//! points it at a stand-in), with `kinesis.region` overriding the region.
+//! endpoint come from `crate::aws` (the SDK's default chain,
+//! `AWS_ENDPOINT_URL_KINESIS` points it at a stand-in; `kinesis.region` and
+//! `kinesis.assume_role_arn` on top).
 
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
@@ -37,13 +38,15 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 impl KinesisWriter {
-    /// Build a client from the default AWS chain plus `config.region`.
+    /// Build a client from the default AWS chain plus `config.region` and
+    /// the role of `config.assume_role_arn`, if set.
     pub async fn from_config(config: &KinesisConfig) -> KinesisWriter {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &config.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let sdk = loader.load().await;
+        let sdk = crate::aws::sdk_config(crate::aws::AwsAccess {
+            region: config.region.as_deref(),
+            assume_role_arn: config.assume_role_arn.as_deref(),
+            external_id: config.assume_role_external_id.as_deref(),
+        })
+        .await;
         KinesisWriter {
             client: Client::new(&sdk),
             stream_name: stream_name(&config.stream).to_owned(),

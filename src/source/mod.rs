@@ -54,6 +54,7 @@
 //! silently leaving a gap.
 
 pub mod pgoutput;
+pub mod progress;
 pub mod relation_cache;
 pub mod replication;
 pub mod snapshot;

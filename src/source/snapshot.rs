@@ -7,7 +7,8 @@
 //! output functions pgoutput uses, so one encoder serves both) and streamed
 //! row by row into the sink with backpressure: memory does not grow with
 //! table size. The last row of the whole snapshot is marked
-//! `snapshot = "last"` (one row of look-ahead).
+//! `snapshot = "last"` (one row of look-ahead). Progress (a bar on a
+//! terminal, log lines otherwise) is `progress`'s business.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use pgwire_replication::{ReplicationClient, ReplicationConfig};
 use serde_json::Value;
 use tokio_postgres::Client;
 
+use super::progress::SnapshotProgress;
 use super::relation_cache::Relation;
 use super::replication::{
     connect_sql, consistent_point, done_marker, pg_message, set_snapshot_marker,
@@ -29,8 +31,8 @@ use crate::pipeline::{Delivery, ProduceError};
 use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 
-/// How often (in rows) the copy checks for shutdown and logs progress.
-pub const PROGRESS_EVERY_ROWS: u64 = 100_000;
+/// How often (in rows) the copy checks for shutdown.
+pub const SHUTDOWN_CHECK_EVERY_ROWS: u64 = 100_000;
 
 /// A finished snapshot: the gated session (START_REPLICATION not yet sent)
 /// and the slot's consistent point.
@@ -67,6 +69,7 @@ pub async fn take_snapshot<W: RecordWriter>(
         .await
         .map_err(|e| ProduceError::from_replication(&slot, e))?;
     let consistent = consistent_point(&rows)?;
+    crate::telemetry::health().set(crate::pipeline::SOURCE_CONDITION, Ok(()));
     let snapshot_name = rows
         .first()
         .and_then(|r| r.get(2).cloned().flatten())
@@ -118,7 +121,8 @@ pub async fn take_snapshot<W: RecordWriter>(
             })?;
         let mut stream = std::pin::pin!(stream);
         let mut buffer: Vec<u8> = Vec::new();
-        let mut table_rows = 0u64;
+        let estimated = estimated_rows(admin, &rel).await;
+        let mut progress = SnapshotProgress::start(&rel.qualified_name(), estimated);
         loop {
             let chunk = stream.next().await;
             let done = chunk.is_none();
@@ -148,16 +152,11 @@ pub async fn take_snapshot<W: RecordWriter>(
                     delivery.push_event(ev)?;
                     delivery.wait_for_room().await?;
                 }
-                table_rows += 1;
+                progress.row();
                 total += 1;
-                if total.is_multiple_of(PROGRESS_EVERY_ROWS) {
-                    tracing::info!(rows = total, table = %rel.qualified_name(), "snapshot progress");
-                    if shutdown.is_triggered() {
-                        tracing::info!(
-                            "shutdown during snapshot: it will start over on the next run"
-                        );
-                        return Ok(None);
-                    }
+                if total.is_multiple_of(SHUTDOWN_CHECK_EVERY_ROWS) && shutdown.is_triggered() {
+                    tracing::info!("shutdown during snapshot: it will start over on the next run");
+                    return Ok(None);
                 }
             }
             buffer.drain(..start);
@@ -170,7 +169,7 @@ pub async fn take_snapshot<W: RecordWriter>(
                 detail: format!("COPY of {} ended mid-row", rel.qualified_name()),
             });
         }
-        tracing::info!(table = %rel.qualified_name(), rows = table_rows, "table copied");
+        progress.finish();
     }
     if let Some((rel, row)) = held.take() {
         let ev = encode_event(ctx, &rel, &meta(SnapshotMarker::Last), None, Some(&row));
@@ -193,6 +192,20 @@ pub async fn take_snapshot<W: RecordWriter>(
         consistent_point: consistent,
         rows: total,
     }))
+}
+
+/// The planner's row estimate of `rel` (`pg_class.reltuples`); `None` when
+/// unknown (never vacuumed or analyzed) or unreadable.
+async fn estimated_rows(admin: &Client, rel: &Relation) -> Option<u64> {
+    let row = admin
+        .query_opt(
+            "SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+            &[&rel.schema, &rel.name],
+        )
+        .await
+        .ok()??;
+    let estimate: f64 = row.try_get(0).ok()?;
+    (estimate >= 0.0).then_some(estimate as u64)
 }
 
 /// One COPY text-format line -> a row of encoded values.

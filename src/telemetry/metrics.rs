@@ -1,0 +1,246 @@
+//! The Prometheus metrics kinesync exports, in one registry.
+//!
+//! Every metric is created once, here, with its help text; the code that
+//! moves a number calls [`metrics()`] and updates a typed handle (atomics:
+//! cheap enough for the per-request path, never per row). The numbers are
+//! kept whether or not `/metrics` is served, so the instrumented code has no
+//! "is telemetry on" branches. docs/operations.md lists each metric and what
+//! to alert on; keep the two in step.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Prefix of every metric name.
+pub const METRIC_PREFIX: &str = "kinesync";
+
+/// A label set of one `(name, value)` pair, e.g. `code="ThrottlingException"`.
+pub type Label = [(&'static str, String); 1];
+/// A label set of two pairs, e.g. `table="public.orders", op="inserted"`.
+pub type Labels2 = [(&'static str, String); 2];
+
+/// The handles. Names below omit the `kinesync_` prefix and the `_total`
+/// suffix counters get on the wire.
+pub struct Metrics {
+    registry: Registry,
+    // -- producer --
+    /// Change events read from the source (snapshot rows and streamed changes).
+    pub events_read: Counter,
+    /// Events the sink durably accepted.
+    pub events_put: Counter,
+    /// Bytes (data + partition key) of the events the sink accepted.
+    pub bytes_put: Counter,
+    /// Duration of one PutRecords request (or stdout write).
+    pub put_duration: Histogram,
+    /// Requests by result: ok, partial (some records not accepted), failed.
+    pub put_requests: Family<Label, Counter>,
+    /// Records not accepted, by error code; every one is retried.
+    pub records_failed: Family<Label, Counter>,
+    /// Source commit time to the moment its last event was acknowledged.
+    pub commit_to_ack_lag: Gauge<f64, AtomicU64>,
+    /// The LSN confirmed to the replication slot.
+    pub confirmed_lsn: Gauge,
+    /// Unix time of the last request the sink fully or partly accepted.
+    pub put_last_success: Gauge<f64, AtomicU64>,
+    /// Rows copied by the initial snapshot, per table.
+    pub snapshot_rows: Family<Label, Counter>,
+    /// pg_class.reltuples of each table when its snapshot copy started.
+    pub snapshot_rows_estimated: Family<Label, Gauge>,
+    // -- merge --
+    /// Merge runs by result: ok, failed, skipped (lease held elsewhere).
+    pub merge_runs: Family<Label, Counter>,
+    /// Duration of a merge run (ok or failed).
+    pub merge_duration: Histogram,
+    /// Mirror rows changed, per table and op (inserted, updated, deleted).
+    pub merge_rows: Family<Labels2, Counter>,
+    /// Events merged per table.
+    pub merge_events: Family<Label, Counter>,
+    /// Unix time of the last successful merge run.
+    pub merge_last_success: Gauge<f64, AtomicU64>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix(METRIC_PREFIX);
+        let m = Metrics {
+            events_read: Counter::default(),
+            events_put: Counter::default(),
+            bytes_put: Counter::default(),
+            // 5 ms .. ~20 s
+            put_duration: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
+            put_requests: Family::default(),
+            records_failed: Family::default(),
+            commit_to_ack_lag: Gauge::default(),
+            confirmed_lsn: Gauge::default(),
+            put_last_success: Gauge::default(),
+            snapshot_rows: Family::default(),
+            snapshot_rows_estimated: Family::default(),
+            merge_runs: Family::default(),
+            // 0.5 s .. ~68 min
+            merge_duration: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
+            merge_rows: Family::default(),
+            merge_events: Family::default(),
+            merge_last_success: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "events_read",
+            "Change events read from PostgreSQL (snapshot rows and streamed changes)",
+            m.events_read.clone(),
+        );
+        r.register(
+            "events_put",
+            "Events the sink durably accepted",
+            m.events_put.clone(),
+        );
+        r.register_with_unit(
+            "put",
+            "Bytes (data + partition key) of the events the sink accepted",
+            Unit::Bytes,
+            m.bytes_put.clone(),
+        );
+        r.register_with_unit(
+            "put_records_duration",
+            "Duration of one PutRecords request",
+            Unit::Seconds,
+            m.put_duration.clone(),
+        );
+        r.register(
+            "put_requests",
+            "PutRecords requests by result (ok, partial, failed)",
+            m.put_requests.clone(),
+        );
+        r.register(
+            "records_failed",
+            "Records the sink did not accept, by error code; each is retried",
+            m.records_failed.clone(),
+        );
+        r.register_with_unit(
+            "commit_to_ack_lag",
+            "Source commit time to the acknowledgement of the transaction's last event, newest confirmed transaction",
+            Unit::Seconds,
+            m.commit_to_ack_lag.clone(),
+        );
+        r.register(
+            "slot_confirmed_lsn",
+            "LSN confirmed to the replication slot (bytes)",
+            m.confirmed_lsn.clone(),
+        );
+        r.register_with_unit(
+            "put_last_success_timestamp",
+            "Unix time of the last PutRecords request the sink accepted records of",
+            Unit::Seconds,
+            m.put_last_success.clone(),
+        );
+        r.register(
+            "snapshot_rows",
+            "Rows copied by the initial snapshot, per table",
+            m.snapshot_rows.clone(),
+        );
+        r.register(
+            "snapshot_rows_estimated",
+            "pg_class.reltuples of each table when its snapshot copy started",
+            m.snapshot_rows_estimated.clone(),
+        );
+        r.register(
+            "merge_runs",
+            "Merge runs by result (ok, failed, skipped)",
+            m.merge_runs.clone(),
+        );
+        r.register_with_unit(
+            "merge_duration",
+            "Duration of one merge run",
+            Unit::Seconds,
+            m.merge_duration.clone(),
+        );
+        r.register(
+            "merge_rows",
+            "Mirror rows changed by merges, per table and op (inserted, updated, deleted)",
+            m.merge_rows.clone(),
+        );
+        r.register(
+            "merge_events",
+            "Events merged, per table",
+            m.merge_events.clone(),
+        );
+        r.register_with_unit(
+            "merge_last_success_timestamp",
+            "Unix time of the last successful merge run",
+            Unit::Seconds,
+            m.merge_last_success.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The registry in the OpenMetrics text format (what `/metrics` serves).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+/// A one-pair label set.
+pub fn label(name: &'static str, value: impl Into<String>) -> Label {
+    [(name, value.into())]
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exported_under_the_prefix() {
+        let m = metrics();
+        m.records_failed
+            .get_or_create(&label("code", "ThrottlingException"))
+            .inc();
+        m.merge_rows
+            .get_or_create(&[
+                ("table", "public.t".to_owned()),
+                ("op", "inserted".to_owned()),
+            ])
+            .inc_by(3);
+        let text = m.encode();
+        for name in [
+            "kinesync_events_read_total",
+            "kinesync_events_put_total",
+            "kinesync_put_bytes_total",
+            "kinesync_put_records_duration_seconds_count",
+            "kinesync_records_failed_total{code=\"ThrottlingException\"}",
+            "kinesync_commit_to_ack_lag_seconds",
+            "kinesync_slot_confirmed_lsn",
+            "kinesync_merge_rows_total{table=\"public.t\",op=\"inserted\"}",
+            "kinesync_merge_duration_seconds_count",
+            "kinesync_merge_last_success_timestamp_seconds",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("kinesync_"), "{line}");
+        }
+    }
+}
