@@ -1,5 +1,6 @@
 //! The command line: subcommands, flags, and the exit codes they end with.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -27,8 +28,71 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
+    /// Override a configuration key, e.g. --set kinesis.stream=cdc
+    /// (repeatable; wins over the file and KINESYNC_* variables; values are
+    /// TOML, plain text is a string).
+    #[arg(long = "set", global = true, value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// The Kinesis stream (kinesis.stream).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub stream: Option<String>,
+
+    /// The source tables, comma-separated (source.tables), e.g.
+    /// public.orders,sales.*
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        value_name = "SCHEMA.TABLE"
+    )]
+    pub tables: Vec<String>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The configuration overrides the flags ask for, named like the
+    /// `KINESYNC_<SECTION>__<KEY>` variables they win over.
+    pub fn config_overrides(&self) -> Result<BTreeMap<String, String>, String> {
+        let mut overrides = BTreeMap::new();
+        for assignment in &self.set {
+            let parsed = assignment
+                .split_once('=')
+                .and_then(|(key, value)| Some((key.split_once('.')?, value)));
+            let Some(((section, key), value)) = parsed else {
+                return Err(format!(
+                    "--set {assignment:?}: expected SECTION.KEY=VALUE, e.g. --set kinesis.stream=cdc"
+                ));
+            };
+            overrides.insert(env_name(section, key), value.to_owned());
+        }
+        if let Some(stream) = &self.stream {
+            overrides.insert(env_name("kinesis", "stream"), toml_string(stream));
+        }
+        if !self.tables.is_empty() {
+            let list: Vec<String> = self.tables.iter().map(|t| toml_string(t.trim())).collect();
+            overrides.insert(
+                env_name("source", "tables"),
+                format!("[{}]", list.join(", ")),
+            );
+        }
+        Ok(overrides)
+    }
+}
+
+fn env_name(section: &str, key: &str) -> String {
+    format!(
+        "KINESYNC_{}__{}",
+        section.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
+    )
+}
+
+/// `text` as a TOML string literal.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

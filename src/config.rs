@@ -282,11 +282,21 @@ impl Config {
     /// Reads `path`, applies `KINESYNC_<SECTION>__<KEY>` overrides from the
     /// process environment, and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_overrides(path, &BTreeMap::new())
+    }
+
+    /// Like [`load`](Self::load), then `overrides` (named like the
+    /// environment variables, e.g. from command-line flags) win over both.
+    pub fn load_with_overrides(
+        path: &Path,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let mut env: BTreeMap<String, String> = std::env::vars().collect();
+        env.extend(overrides.clone());
         Config::from_toml_with_env(&text, &env).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
@@ -318,7 +328,15 @@ impl Config {
                     Err(located) if located.message() == e.message() => located.span(),
                     _ => None,
                 };
-                parse_error(describe_toml_error(text, e.message(), span))
+                let from_override = span.is_none();
+                let described = describe_toml_error(text, e.message(), span);
+                match from_override
+                    .then(|| override_named_in(e.message(), env))
+                    .flatten()
+                {
+                    Some(origin) => parse_error(format!("{origin}: {described}")),
+                    None => parse_error(described),
+                }
             })?;
         config.validate()?;
         Ok(config)
@@ -665,6 +683,18 @@ fn apply_env_overrides(
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// The override (`section.key`, and where it came from) whose key an error
+/// message names in backquotes, if any.
+fn override_named_in(message: &str, env: &BTreeMap<String, String>) -> Option<String> {
+    env.keys().find_map(|name| {
+        let (section, key) = name.strip_prefix("KINESYNC_")?.split_once("__")?;
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        message
+            .contains(&format!("`{key}`"))
+            .then(|| format!("{section}.{key} (from {name} or --set {section}.{key})"))
+    })
 }
 
 fn parse_env_value(raw: &str) -> toml::Value {

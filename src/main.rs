@@ -14,7 +14,11 @@ use kinesync::shutdown::{trigger_on_signals, Shutdown};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let mut config = match Config::load(&cli.config) {
+    let overrides = match cli.config_overrides() {
+        Ok(overrides) => overrides,
+        Err(error) => return fail(exit::CONFIG, &error),
+    };
+    let mut config = match Config::load_with_overrides(&cli.config, &overrides) {
         Ok(config) => config,
         Err(error) => return fail(exit::CONFIG, &error),
     };

@@ -43,6 +43,45 @@ async fn a_misspelled_key_is_named_with_its_section_and_a_suggestion_and_exits_2
 }
 
 #[tokio::test]
+async fn flags_override_the_file_and_a_malformed_or_misspelled_set_is_one_line() {
+    let (code, stdout, stderr) = run_with_config_text(
+        "flags",
+        VALID_SOURCE,
+        &[
+            "--stream",
+            "from-flag",
+            "--tables",
+            "public.a,sales.*",
+            "--set",
+            "kinesis.max_records_per_request=10",
+            "--set",
+            "source.slot=flag_slot",
+            "config",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    for expected in [
+        "stream: \"from-flag\"",
+        "\"public.a\",",
+        "\"sales.*\",",
+        "max_records_per_request: 10,",
+        "slot: \"flag_slot\"",
+    ] {
+        assert!(stdout.contains(expected), "{expected} in {stdout}");
+    }
+    let out = run_with_config_text("flags_bad", VALID_SOURCE, &["--set", "stream", "config"]).await;
+    assert_one_line_error(&out, Some(2), &["--set \"stream\"", "SECTION.KEY=VALUE"]);
+    let out = run_with_config_text(
+        "flags_typo",
+        VALID_SOURCE,
+        &["--set", "kinesis.straem=x", "config"],
+    )
+    .await;
+    assert_one_line_error(&out, Some(2), &["kinesis.straem", "did you mean `stream`"]);
+}
+
+#[tokio::test]
 async fn a_misspelled_section_is_named_with_a_suggestion() {
     let text = format!("{VALID_SOURCE}\n[redshfit]\ndatabase = \"dev\"\n");
     let out = run_with_config_text("typo_section", &text, &["setup"]).await;

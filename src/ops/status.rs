@@ -12,6 +12,8 @@
 //! only if nothing could be read at all.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -74,6 +76,55 @@ impl StatusReport {
     }
 }
 
+/// How long `status` samples the producer's put counter for its rate.
+pub const RATE_SAMPLE: Duration = Duration::from_secs(1);
+/// Longest wait for one scrape of the producer's metrics.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `telemetry.listen` (or `--metrics-addr`), with an unspecified address
+/// (0.0.0.0, ::) reached on loopback.
+fn producer_metrics_addr(config: &Config) -> Option<SocketAddr> {
+    let mut addr = config.telemetry.listen_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Some(addr)
+}
+
+/// Events per second the producer put: two reads of
+/// `kinesync_events_put_total`, [`RATE_SAMPLE`] apart.
+async fn put_rate(addr: SocketAddr) -> Result<f64, String> {
+    let first = events_put(addr).await?;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(RATE_SAMPLE).await;
+    let second = events_put(addr).await?;
+    Ok((second - first).max(0.0) / started.elapsed().as_secs_f64())
+}
+
+/// The producer's `kinesync_events_put_total`, by a plain HTTP/1.0 GET.
+async fn events_put(addr: SocketAddr) -> Result<f64, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let scrape = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: kinesync\r\n\r\n")
+            .await?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await?;
+        Ok::<_, std::io::Error>(body)
+    };
+    let body = tokio::time::timeout(SCRAPE_TIMEOUT, scrape)
+        .await
+        .map_err(|_| "no answer within 3 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    body.lines()
+        .find_map(|line| line.strip_prefix("kinesync_events_put_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| {
+            "no kinesync_events_put_total in /metrics (is it a kinesync producer?)".to_owned()
+        })
+}
+
 pub async fn status(config: &Config, shutdown: Shutdown) -> StatusReport {
     let mut errors = Vec::new();
     let slot = match slot_status(config).await {
@@ -93,7 +144,16 @@ pub async fn status(config: &Config, shutdown: Shutdown) -> StatusReport {
         },
         None => None,
     };
-    let events_per_second = None;
+    let events_per_second = match producer_metrics_addr(config) {
+        Some(addr) => match put_rate(addr).await {
+            Ok(rate) => Some(rate),
+            Err(error) => {
+                errors.push(format!("producer metrics at {addr}: {error}"));
+                None
+            }
+        },
+        None => None,
+    };
     StatusReport {
         slot,
         events_per_second,
