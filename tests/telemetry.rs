@@ -127,6 +127,18 @@ async fn a_running_producer_exports_its_progress_and_is_alive_and_ready() {
     let ready = wait_for_status(&addr, "/readyz", 200).await;
     assert_eq!(ready, "ok source\nok kinesis\n");
 
+    // `kinesync status` reads the put rate from the same endpoint.
+    let (code, stdout, stderr) = p
+        .run_bounded(&["--metrics-addr", &addr, "status", "--json"])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("status json");
+    assert!(status["events_per_second"].is_f64(), "{status:#}");
+    assert!(
+        !status["errors"].to_string().contains("producer metrics"),
+        "{status:#}"
+    );
+
     // The stream disappears: the producer is alive but not ready, and says why.
     support::kinesis_client(&p.stack)
         .await
