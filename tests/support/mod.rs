@@ -410,6 +410,28 @@ merge = "*/5 * * * * *"
             "producer exited with {status} on SIGTERM; log:\n{}",
             self.producer_log()
         );
+        self.wait_for_slot_released().await;
+    }
+
+    /// The server's walsender outlives the client by a moment: until it is
+    /// gone the slot is still active (it cannot be dropped or reused).
+    pub async fn wait_for_slot_released(&self) {
+        let client = &self.source;
+        let slot = self.name.clone();
+        poll(
+            &format!("slot {slot} released by its walsender"),
+            || async {
+                let row = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                        &[&slot],
+                    )
+                    .await
+                    .ok()?;
+                (row.get::<_, i64>(0) == 0).then_some(())
+            },
+        )
+        .await;
     }
 
     /// Kills the producer with SIGKILL (a crash).
