@@ -1,10 +1,360 @@
-//! Faults the pipeline must survive or refuse loudly (issue 8): the
-//! walsender terminated under a running producer, and a slot dropped behind
-//! its back.
+//! Faults the pipeline must survive or refuse loudly (issue 8): random
+//! SIGKILLs of the producer, Kinesis failing requests and records, the
+//! walsender terminated under a running producer, a slot dropped behind
+//! its back. Randomized tests print their seed and the command that re-runs
+//! them (`KINESYNC_FAULT_SEED=<seed> deploy/local/test --test faults <test>`).
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use support::kinesis_proxy::{FaultPlan, KinesisProxy};
 use support::Pipeline;
+
+const WORKLOAD_SCHEMA: &str = "
+CREATE TABLE public.items (
+    id integer PRIMARY KEY,
+    label text,
+    price numeric(10,2),
+    qty bigint,
+    flag boolean,
+    seen_at timestamptz,
+    big text
+);
+CREATE TABLE public.pairs (a integer, b text, v integer, PRIMARY KEY (a, b));
+INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_series(1, 5000) g;
+";
+
+/// Position `(commit_lsn, lsn)` of a streamed event.
+fn position(event: &serde_json::Value) -> (u64, u64) {
+    let source = &event["source"];
+    (
+        source["commit_lsn"].as_u64().unwrap_or_default(),
+        source["lsn"].as_u64().unwrap_or_default(),
+    )
+}
+
+/// Kills of the producer in `random_sigkills_...` (CI's reduced form).
+const KILLS: usize = 8;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_sigkills_of_the_producer_lose_no_committed_change() {
+    const TEST: &str = "random_sigkills_of_the_producer_lose_no_committed_change";
+    let seed = support::fault_seed(TEST);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tables = ["public.items", "public.pairs"];
+    let mut p = Pipeline::start("fault_kills", WORKLOAD_SCHEMA, &tables).await;
+    // The ground truth: a test_decoding slot created before the producer's,
+    // so it sees every change the producer must deliver.
+    let truth_slot = "fault_kills_truth";
+    p.source
+        .query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&truth_slot],
+        )
+        .await
+        .expect("drop old truth slot");
+    p.source
+        .query(
+            "SELECT pg_create_logical_replication_slot($1, 'test_decoding')",
+            &[&truth_slot],
+        )
+        .await
+        .expect("truth slot");
+    p.setup().await;
+
+    // A random workload, all the time, on its own session.
+    let writer = support::connect(&format!("{}/fault_kills_src", p.stack.pg_url)).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = {
+        let stop = std::sync::Arc::clone(&stop);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+        tokio::spawn(async move {
+            let mut next_id = 10_000;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let transaction =
+                    support::workload::random_transaction(&mut rng, &mut next_id, 8, false);
+                writer
+                    .batch_execute(&transaction)
+                    .await
+                    .unwrap_or_else(|e| panic!("seed {seed}: {transaction}: {e}"));
+            }
+        })
+    };
+
+    let mut during_snapshot = 0;
+    let mut after_large_transaction = 0;
+    for round in 0..KILLS {
+        p.start_producer().await;
+        if round < 2 {
+            // During the snapshot (5,000 rows: several seconds of records).
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        } else {
+            let source = &p.source;
+            let publication = p.name.clone();
+            support::poll("the snapshot to complete", || async {
+                let row = source
+                    .query_one(
+                        "SELECT coalesce(obj_description(oid, 'pg_publication'), '') FROM pg_publication WHERE pubname = $1",
+                        &[&publication],
+                    )
+                    .await
+                    .ok()?;
+                row.get::<_, String>(0).contains("snapshot complete").then_some(())
+            })
+            .await;
+            if round % 2 == 0 {
+                // Inside a large transaction: thousands of events queued.
+                p.source
+                    .batch_execute(&format!(
+                        "UPDATE items SET qty = qty + 1, label = 'bulk {round}' WHERE id % 2 = {}",
+                        round % 4 / 2
+                    ))
+                    .await
+                    .expect("large transaction");
+                after_large_transaction += 1;
+            }
+            // With batches in flight: the kill lands at a random moment.
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..800))).await;
+        }
+        let marker = p
+            .source
+            .query_one(
+                "SELECT coalesce(obj_description(oid, 'pg_publication'), '') FROM pg_publication WHERE pubname = $1",
+                &[&p.name],
+            )
+            .await
+            .expect("marker");
+        if !marker.get::<_, String>(0).contains("snapshot complete") {
+            during_snapshot += 1;
+        }
+        p.kill_producer().await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writing.await.expect("writer");
+    p.start_producer().await;
+    p.sync_producer().await;
+    assert!(
+        during_snapshot >= 1 && after_large_transaction >= 1,
+        "seed {seed}: every kind of kill happened ({during_snapshot} during the snapshot, {after_large_transaction} after a large transaction)"
+    );
+
+    // Every committed change after the final snapshot's consistent point is
+    // in the stream: per transaction, as many distinct events as changes.
+    let marker: String = p
+        .source
+        .query_one(
+            "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
+            &[&p.name],
+        )
+        .await
+        .expect("marker")
+        .get(0);
+    let consistent_point: u64 = marker
+        .split("consistent point ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|lsn| {
+            let (hi, lo) = lsn.split_once('/')?;
+            Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+        })
+        .unwrap_or_else(|| panic!("no consistent point in marker {marker:?}"));
+    let truth_rows = p
+        .source
+        .query(
+            "SELECT (lsn - '0/0')::text, xid::text, data FROM pg_logical_slot_get_changes($1, NULL, NULL, 'include-xids', '1', 'skip-empty-xacts', '1')",
+            &[&truth_slot],
+        )
+        .await
+        .expect("truth changes");
+    p.source
+        .query("SELECT pg_drop_replication_slot($1)", &[&truth_slot])
+        .await
+        .expect("drop truth slot");
+    let mut truth: BTreeMap<String, usize> = BTreeMap::new();
+    let mut committed_after: BTreeSet<String> = BTreeSet::new();
+    for row in &truth_rows {
+        let lsn: u64 = row.get::<_, String>(0).parse().expect("lsn");
+        let xid: String = row.get(1);
+        let data: String = row.get(2);
+        if data.starts_with("table public.items:") || data.starts_with("table public.pairs:") {
+            *truth.entry(xid).or_default() += 1;
+        } else if data.starts_with("COMMIT") && lsn > consistent_point {
+            committed_after.insert(xid);
+        }
+    }
+    let mut streamed: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for record in p.read_stream().await {
+        let source = &record.event["source"];
+        if source["snapshot"] == "false" {
+            streamed
+                .entry(source["txId"].to_string())
+                .or_default()
+                .insert(source["lsn"].as_u64().unwrap_or_default());
+        }
+    }
+    let missing: Vec<String> = truth
+        .iter()
+        .filter(|(xid, _)| committed_after.contains(*xid))
+        .filter_map(|(xid, changes)| {
+            let got = streamed.get(xid).map_or(0, BTreeSet::len);
+            (got != *changes).then(|| format!("xid {xid}: {changes} changes, {got} in the stream"))
+        })
+        .collect();
+    let checked = truth.keys().filter(|x| committed_after.contains(*x)).count();
+    assert!(checked > 10, "seed {seed}: too few transactions checked ({checked})");
+    assert!(
+        missing.is_empty(),
+        "seed {seed}: committed changes missing from the stream ({} of {checked} transactions): {:?}\nproducer log:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        p.producer_log()
+    );
+    p.merge_once().await;
+    for table in tables {
+        p.assert_mirror_equals_source(table).await;
+    }
+    p.stop_producer().await;
+}
+
+const COUNTERS: &str = "
+CREATE TABLE public.counters (id integer PRIMARY KEY, v bigint NOT NULL, txn integer NOT NULL);
+INSERT INTO counters SELECT g, 0, 0 FROM generate_series(1, 30) g;
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kinesis_throttling_5xx_timeouts_and_partial_failures_lose_nothing_and_keep_key_order() {
+    const TEST: &str =
+        "kinesis_throttling_5xx_timeouts_and_partial_failures_lose_nothing_and_keep_key_order";
+    let seed = support::fault_seed(TEST);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut p = Pipeline::start("fault_kinesis", COUNTERS, &["public.counters"]).await;
+    let proxy = KinesisProxy::start(
+        &p.stack.kinesis_url,
+        FaultPlan {
+            seed,
+            throttle: 0.1,
+            limit_exceeded: 0.05,
+            server_error: 0.1,
+            hang: 0.04,
+            partial: 0.25,
+            record_failure: 0.4,
+        },
+    )
+    .await;
+    p.setup().await;
+    p.set_env("AWS_ENDPOINT_URL_KINESIS", &proxy.url);
+    p.set_config(
+        "kinesis",
+        "max_records_per_request = 10\nrequest_timeout_secs = 1",
+    );
+    p.start_producer().await;
+
+    // Transactions updating a few counters each; after each, the WAL
+    // insert position (past its commit record) is noted.
+    let mut written: Vec<(i32, u64, u64)> = Vec::new(); // (txn, rows, lsn after commit)
+    for txn in 1..=60 {
+        let ids: BTreeSet<i32> = (0..rng.gen_range(1..6)).map(|_| rng.gen_range(1..=30)).collect();
+        let list = ids.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+        let rows = p
+            .source
+            .execute(
+                &format!("UPDATE counters SET v = v + 1, txn = {txn} WHERE id IN ({list})"),
+                &[],
+            )
+            .await
+            .expect("update");
+        let lsn: String = p
+            .source
+            .query_one("SELECT (pg_current_wal_insert_lsn() - '0/0')::text", &[])
+            .await
+            .expect("lsn")
+            .get(0);
+        written.push((txn, rows, lsn.parse().expect("lsn")));
+        if txn % 6 == 0 {
+            // The slot never confirms past an undelivered event: every
+            // transaction below the confirmed LSN is wholly in the stream.
+            let confirmed: String = p
+                .source
+                .query_one(
+                    "SELECT (confirmed_flush_lsn - '0/0')::text FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&p.name],
+                )
+                .await
+                .expect("slot")
+                .get(0);
+            let confirmed: u64 = confirmed.parse().expect("confirmed lsn");
+            let mut per_txn: BTreeMap<i64, usize> = BTreeMap::new();
+            for record in p.read_stream().await {
+                if record.event["op"] == "u" {
+                    *per_txn
+                        .entry(record.event["after"]["txn"].as_i64().unwrap_or_default())
+                        .or_default() += 1;
+                }
+            }
+            for (txn, rows, after) in &written {
+                if *after <= confirmed {
+                    let got = per_txn.get(&i64::from(*txn)).copied().unwrap_or(0);
+                    assert!(
+                        got >= *rows as usize,
+                        "seed {seed}: the slot confirmed {confirmed} past transaction {txn} (ends before {after}) but only {got} of its {rows} events are in the stream"
+                    );
+                }
+            }
+        }
+    }
+    p.sync_producer().await;
+    let stats = proxy.stats();
+    eprintln!("seed {seed}: {stats:?}");
+    assert!(
+        stats.throttled > 0
+            && stats.limit_exceeded > 0
+            && stats.server_errors > 0
+            && stats.hung > 0
+            && stats.failed_records > 0
+            && stats.passed > 0,
+        "seed {seed}: every fault was injected at least once: {stats:?}"
+    );
+
+    // Per key, the stream holds the events in position order, and every
+    // update is there.
+    let records = p.read_stream().await;
+    let mut last: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut updates: BTreeMap<i64, usize> = BTreeMap::new();
+    for record in &records {
+        let at = position(&record.event);
+        if let Some(before) = last.insert(record.partition_key.clone(), at) {
+            assert!(
+                before <= at,
+                "seed {seed}: key {} reordered in the stream: {before:?} then {at:?}",
+                record.partition_key
+            );
+        }
+        if record.event["op"] == "u" {
+            *updates
+                .entry(record.event["after"]["txn"].as_i64().unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+    for (txn, rows, _) in &written {
+        let got = updates.get(&i64::from(*txn)).copied().unwrap_or(0);
+        assert!(
+            got >= *rows as usize,
+            "seed {seed}: transaction {txn} updated {rows} rows, {got} events in the stream"
+        );
+    }
+    assert!(
+        p.producer_log().contains("retrying"),
+        "the producer logs its retries:\n{}",
+        p.producer_log()
+    );
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.counters").await;
+    p.stop_producer().await;
+}
 
 const TABLE: &str = "
 CREATE TABLE public.ledger (id bigint PRIMARY KEY, amount numeric(12,2), memo text);

@@ -6,11 +6,21 @@
 //! the config is reduced to its last path segment). Credentials, region and
 //! endpoint come from the SDK's default chain (`AWS_ENDPOINT_URL_KINESIS`
 //! points it at a stand-in), with `kinesis.region` overriding the region.
+//!
+//! Retries are the dispatcher's alone: the SDK makes one attempt per call
+//! ([`SDK_MAX_ATTEMPTS`]), so a throttled or failed request comes back at
+//! once and is retried with the dispatcher's jittered, capped backoff, which
+//! also keeps the per-key ordering. Every attempt has a deadline
+//! (`kinesis.request_timeout_secs`): a request that hangs (a stuck connection, a
+//! half-open socket) fails as retryable instead of blocking its keys, and
+//! with them the slot, forever. Kinesis may still have stored a timed-out
+//! request: its retry is a duplicate, which the merge drops.
 
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
+use std::time::Duration;
 
 use super::{OutRecord, PutError, RecordResult, RecordWriter, SinkError};
 use crate::config::KinesisConfig;
@@ -21,6 +31,11 @@ pub struct KinesisWriter {
     client: Client,
     stream_name: String,
 }
+
+/// Attempts the SDK makes per call: one; the dispatcher retries.
+pub const SDK_MAX_ATTEMPTS: u32 = 1;
+/// Longest wait for a TCP/TLS connection to Kinesis.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Error codes (service or per record) that mean "try again later".
 const RETRYABLE_CODES: &[&str] = &[
@@ -43,7 +58,17 @@ impl KinesisWriter {
         if let Some(region) = &config.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
-        let sdk = loader.load().await;
+        let sdk = loader
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(Duration::from_secs(config.request_timeout_secs))
+                    .operation_timeout(Duration::from_secs(config.request_timeout_secs))
+                    .build(),
+            )
+            .load()
+            .await;
         KinesisWriter {
             client: Client::new(&sdk),
             stream_name: stream_name(&config.stream).to_owned(),

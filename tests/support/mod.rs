@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod kinesis_proxy;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -21,6 +22,20 @@ use tokio_postgres::{Client, NoTls};
 
 /// Longest wait for anything the tests poll for.
 pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// The seed of a randomized fault test: `KINESYNC_FAULT_SEED` if set, else
+/// random. Printed (shown when the test fails) with the command that
+/// re-runs exactly this case.
+pub fn fault_seed(test: &str) -> u64 {
+    let seed = match std::env::var("KINESYNC_FAULT_SEED") {
+        Ok(text) => text.trim().parse().expect("KINESYNC_FAULT_SEED: a number"),
+        Err(_) => rand::random(),
+    };
+    eprintln!(
+        "{test}: seed {seed}; re-run with KINESYNC_FAULT_SEED={seed} deploy/local/test --test faults {test}"
+    );
+    seed
+}
 
 /// Addresses of the local stack.
 #[derive(Debug, Clone)]
