@@ -39,7 +39,7 @@ use crate::source::pgoutput::{decode, DecodeError, LogicalMessage, OldTupleKind}
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::{
     check_wal_level, connect_sql, create_slot_without_snapshot, database_name, drop_slot,
-    ensure_publication, marker_says_ready, replication_config, set_snapshot_marker, skipped_marker,
+    ensure_publication, marker_says_ready, marker_says_started, replication_config, set_snapshot_marker, skipped_marker,
     slot_info, snapshot_marker, start_stream,
 };
 use crate::source::snapshot::take_snapshot;
@@ -395,6 +395,7 @@ async fn produce<W: RecordWriter>(
             ack = point;
         }
         (existing, false, _) => {
+            let redo = existing.is_some() || marker_says_started(marker.as_deref(), &source.slot);
             if let Some(info) = existing {
                 if let Some(pid) = info.active_pid {
                     return Err(ProduceError::SlotInUse {
@@ -413,6 +414,7 @@ async fn produce<W: RecordWriter>(
                 &ctx,
                 &mut delivery,
                 &shutdown,
+                redo,
             )
             .await?
             {

@@ -453,3 +453,114 @@ async fn a_slot_dropped_after_the_snapshot_stops_the_producer_with_the_recovery_
         "no slot was created behind the user's back"
     );
 }
+
+const WATERMARK: &str = "SELECT watermark::text FROM mirror.kinesync_checkpoint";
+
+/// Writes after a first merge, so that the next merge has work; returns the
+/// mirror rows and the watermark before that merge.
+async fn merged_then_written(
+    p: &mut Pipeline,
+) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
+    p.setup().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.ledger").await;
+    let before = (
+        p.rows_both("public.ledger").await.1,
+        support::text_rows(&p.mirror, WATERMARK).await,
+    );
+    p.source
+        .batch_execute(
+            "UPDATE ledger SET memo = 'changed', amount = amount * 2 WHERE id <= 60;
+             DELETE FROM ledger WHERE id > 90;
+             INSERT INTO ledger SELECT g, g, 'new' FROM generate_series(200, 220) g;",
+        )
+        .await
+        .expect("writes");
+    p.sync_producer().await;
+    before
+}
+
+async fn assert_nothing_merged(
+    p: &Pipeline,
+    (rows, watermark): &(Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>),
+) {
+    assert_eq!(
+        &p.rows_both("public.ledger").await.1,
+        rows,
+        "the mirror shows part of an interrupted merge"
+    );
+    assert_eq!(
+        &support::text_rows(&p.mirror, WATERMARK).await,
+        watermark,
+        "the watermark moved in an interrupted merge"
+    );
+}
+
+async fn fault_hits(p: &Pipeline, fault: &str) -> i32 {
+    p.mirror
+        .query_one(
+            "SELECT coalesce(max(hits), 0) FROM kinesync_standin.fault_injection WHERE fault = $1",
+            &[&fault],
+        )
+        .await
+        .expect("fault hits")
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_batch_the_data_api_aborts_changes_nothing_and_the_next_run_converges() {
+    let mut p = Pipeline::start("fault_abort", TABLE, &["public.ledger"]).await;
+    let before = merged_then_written(&mut p).await;
+    // The stand-in runs all but the last statement of the next batch, then
+    // rolls it back and reports ABORTED.
+    p.mirror
+        .batch_execute(
+            "INSERT INTO kinesync_standin.fault_injection (fault, remaining, matching) VALUES ('abort_batch', 1, 'SET watermark')",
+        )
+        .await
+        .expect("inject abort");
+    let result = p.run_bounded(&["merge", "--once"]).await;
+    support::assert_one_line_error(&result, Some(3), &["merge failed", "aborted"]);
+    assert_eq!(fault_hits(&p, "abort_batch").await, 1, "the fault fired");
+    assert_nothing_merged(&p, &before).await;
+
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.ledger").await;
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_killed_between_refresh_and_merge_changes_nothing_and_the_next_run_converges() {
+    let mut p = Pipeline::start("fault_merge_kill", TABLE, &["public.ledger"]).await;
+    let before = merged_then_written(&mut p).await;
+    // The stand-in holds the first statement after the REFRESH until the
+    // row is gone: the test kills the merge while it waits there.
+    p.mirror
+        .batch_execute(
+            "INSERT INTO kinesync_standin.fault_injection (fault) VALUES ('hold_after_refresh')",
+        )
+        .await
+        .expect("inject hold");
+    let mut merge = p.spawn(&["merge", "--once"], "merge-killed.log");
+    support::poll("the merge to wait after its refresh", || async {
+        (fault_hits(&p, "hold_after_refresh").await == 1).then_some(())
+    })
+    .await;
+    merge.kill().await.expect("SIGKILL the merge");
+    p.mirror
+        .batch_execute(
+            "DELETE FROM kinesync_standin.fault_injection WHERE fault = 'hold_after_refresh'",
+        )
+        .await
+        .expect("release");
+    assert_nothing_merged(&p, &before).await;
+
+    // The killed run's lease names a process that is gone: the next run
+    // takes it over instead of waiting for it to expire.
+    let out = p.merge_once().await;
+    assert!(out.contains("merge ok"), "{out}");
+    p.assert_mirror_equals_source("public.ledger").await;
+    p.stop_producer().await;
+}
