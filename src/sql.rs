@@ -43,6 +43,7 @@ template!(MERGE_ADD_COLUMN, "merge/add_column.sql");
 template!(MERGE_LEASE_ACQUIRE, "merge/lease_acquire.sql");
 template!(MERGE_LEASE_HOLDER, "merge/lease_holder.sql");
 template!(MERGE_LEASE_RELEASE, "merge/lease_release.sql");
+template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {

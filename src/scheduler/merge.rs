@@ -130,9 +130,17 @@ pub async fn merge_once(
     let lease_seconds = redshift.statement_timeout_secs * 2 + 300;
     let (acquire, holder_query, release) =
         plan::lease_statements(&objects, &holder, lease_seconds)?;
-    api.batch(&acquire).await?;
-    let rows = api.query(&holder_query).await?;
-    let row = rows.first().cloned().unwrap_or_default();
+    let mut row = take_lease(&api, &acquire, &holder_query).await?;
+    let current = row.first().and_then(Value::as_text);
+    if let Some(stale) = current.filter(|c| *c != holder && holder_is_gone(c)) {
+        tracing::warn!(
+            holder = %stale,
+            "the merge lease is held by a scheduler of this host that no longer runs (killed?): taking it over"
+        );
+        api.execute(&plan::lease_break_statement(&objects, &stale)?)
+            .await?;
+        row = take_lease(&api, &acquire, &holder_query).await?;
+    }
     let text = |i: usize| row.get(i).and_then(Value::as_text);
     match text(0) {
         Some(current) if current == holder => {}
@@ -157,19 +165,50 @@ pub async fn merge_once(
     outcome
 }
 
-/// `host:pid:random`, naming this run in the lease table.
-fn lease_holder_id() -> String {
-    let host = std::env::var("HOSTNAME")
+/// Runs the lease statements; returns the holder row (holder, expiry,
+/// last merge, now).
+async fn take_lease(
+    api: &DataApi,
+    acquire: &[String],
+    holder_query: &str,
+) -> Result<Vec<Value>, SchedulerError> {
+    api.batch(acquire).await?;
+    let rows = api.query(holder_query).await?;
+    Ok(rows.first().cloned().unwrap_or_default())
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned());
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// `host:pid:random`, naming this run in the lease table.
+fn lease_holder_id() -> String {
     format!(
-        "{host}:{}:{:08x}",
+        "{}:{}:{:08x}",
+        host_name(),
         std::process::id(),
         rand::random::<u32>()
     )
+}
+
+/// Whether `holder` (`host:pid:random`) names a process of this host that
+/// no longer exists. Only where `/proc` tells (Linux); elsewhere, and for
+/// other hosts, the lease is left to expire.
+fn holder_is_gone(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(_), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let proc = std::path::Path::new("/proc");
+    host == host_name()
+        && pid.parse::<u32>().is_ok()
+        && proc.join("self").exists()
+        && !proc.join(pid).exists()
 }
 
 /// Records not refreshed within the stream's retention are gone for good:

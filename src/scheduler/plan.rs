@@ -318,6 +318,13 @@ pub fn lease_statements(
     ))
 }
 
+/// The statement dropping the lease of `stale_holder` (a scheduler known to be gone).
+pub fn lease_break_statement(objects: &Objects, stale_holder: &str) -> Result<String, SqlError> {
+    let mut values = objects.values();
+    values.insert("stale_holder", quote_literal(stale_holder));
+    single(sql::MERGE_LEASE_BREAK, &values)
+}
+
 /// The statement that counts pending events per table and operation.
 pub fn pending_statement(objects: &Objects) -> Result<String, SqlError> {
     single(sql::MERGE_PENDING, &objects.values())
@@ -567,6 +574,28 @@ fn toast_statements(
         })
         .collect::<Vec<_>>()
         .join(",\n    ");
+    let numbered = |f: &dyn Fn(usize, &str) -> String| {
+        key.iter()
+            .enumerate()
+            .map(|(i, (c, _))| f(i + 1, &quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    values.insert("pred_key_names", numbered(&|i, _| format!("x._kinesync_pred_{i}")));
+    values.insert(
+        "pred_key_columns",
+        numbered(&|i, q| format!("p.{q} AS _kinesync_pred_{i}")),
+    );
+    values.insert("at_key_names", numbered(&|i, _| format!("_kinesync_at_{i}")));
+    values.insert("link_pred_keys", numbered(&|i, _| format!("k._kinesync_pred_{i}")));
+    values.insert(
+        "chain_key_match",
+        key.iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("c.{} = w._kinesync_at_{}", quote_ident(&c.name), i + 1))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    );
     values.insert("links", format!("kinesync_links_{index}"));
     values.insert("chain", chain);
     values.insert("origin_match_r_p", origin_match);

@@ -333,6 +333,7 @@ async fn refresh_in_txn(
             &[&schema, &name, &refresh_time],
         )
         .await?;
+    crate::faults::arm_after_refresh(client).await?;
     client
         .batch_execute(&format!("DROP TABLE pg_temp.{STAGING_TABLE}"))
         .await?;
