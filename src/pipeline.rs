@@ -42,6 +42,7 @@ use crate::source::replication::{
     ensure_publication, marker_says_ready, marker_says_started, replication_config, set_snapshot_marker, skipped_marker,
     slot_info, snapshot_marker, start_stream,
 };
+use crate::source::coverage::{self, PublicationWatch};
 use crate::source::snapshot::take_snapshot;
 use crate::source::tables::{domain_base_types, resolve_tables};
 
@@ -110,6 +111,8 @@ pub enum ProduceError {
         table: String,
         detail: String,
     },
+    #[error("publication {publication} no longer publishes table {table} (someone ran ALTER PUBLICATION {publication} DROP TABLE {table}?): its changes since then are lost. To recover: ALTER PUBLICATION {publication} ADD TABLE {table}, restart the producer, then re-sync the table (docs/operations.md, \"Re-syncing one table\")")]
+    PublicationDroppedTable { publication: String, table: String },
     #[error("publication {publication} does not exist: {detail}")]
     PublicationMissing { publication: String, detail: String },
     #[error("replication slot {slot} is missing: {detail}")]
@@ -317,6 +320,22 @@ async fn produce<W: RecordWriter>(
     let admin = connect_sql(&source.url).await?;
     check_wal_level(&admin).await?;
     let mut tables = resolve_tables(&admin, &source.tables).await?;
+    let configured = coverage::table_names(&tables);
+    // Tables the snapshot marker says are streamed must still be published:
+    // never silently add a dropped one back (its changes since are lost).
+    let recorded = snapshot_marker(&admin, &source.publication)
+        .await?
+        .filter(|m| marker_says_ready(Some(m), &source.slot))
+        .map(|m| coverage::recorded_tables(&m))
+        .unwrap_or_default();
+    let streamed: Vec<_> = configured
+        .iter()
+        .filter(|t| recorded.contains(t))
+        .cloned()
+        .collect();
+    if let Some(table) = coverage::first_missing(&admin, &source.publication, &streamed).await? {
+        return Err(coverage::dropped(&source.publication, &table));
+    }
     let added = ensure_publication(&admin, &source.publication, &tables).await?;
     let aliases = Arc::new(domain_base_types(&admin).await?);
     for column in tables.iter_mut().flat_map(|t| t.columns.iter_mut()) {
@@ -359,6 +378,18 @@ async fn produce<W: RecordWriter>(
             return Ok(());
         }
         (Some(_), true, _) => {
+            if let Some(text) = marker.as_deref() {
+                if configured.iter().any(|t| !recorded.contains(t)) {
+                    let mut all = recorded.clone();
+                    all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
+                    set_snapshot_marker(
+                        &admin,
+                        &source.publication,
+                        Some(&coverage::with_tables(text, &all)),
+                    )
+                    .await?;
+                }
+            }
             if !added.is_empty() {
                 tracing::warn!(
                     tables = ?added,
@@ -370,7 +401,7 @@ async fn produce<W: RecordWriter>(
             set_snapshot_marker(
                 &admin,
                 &source.publication,
-                Some(&skipped_marker(&source.slot)),
+                Some(&coverage::with_tables(&skipped_marker(&source.slot), &configured)),
             )
             .await?;
         }
@@ -388,7 +419,7 @@ async fn produce<W: RecordWriter>(
             set_snapshot_marker(
                 &admin,
                 &source.publication,
-                Some(&skipped_marker(&source.slot)),
+                Some(&coverage::with_tables(&skipped_marker(&source.slot), &configured)),
             )
             .await?;
             tracing::info!(slot = %source.slot, consistent_point = %point, "created slot without snapshot");
@@ -437,6 +468,8 @@ async fn produce<W: RecordWriter>(
         shutdown.clone(),
     ));
     let mut streamer = Streamer {
+        watch: PublicationWatch::new(&source.url, &source.publication, configured.clone()),
+        check_every: Duration::from_secs(source.heartbeat_interval_secs.max(1)),
         ctx,
         wanted: tables
             .iter()
@@ -693,6 +726,9 @@ struct Txn {
 
 /// Streaming state for one run (survives reconnects).
 struct Streamer {
+    /// The publication still covers every configured table.
+    watch: PublicationWatch,
+    check_every: Duration,
     ctx: EventContext,
     /// Configured tables (a pre-existing publication may publish more).
     wanted: HashSet<(String, String)>,
@@ -730,12 +766,19 @@ impl Streamer {
         tracing::info!(slot, from = %ack, "streaming changes");
         let mut confirmed = ack;
         let mut failures: u32 = 0;
+        let mut watch_timer = tokio::time::interval(self.check_every);
+        watch_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let retry_at = delivery.next_retry();
             let event = tokio::select! {
                 biased;
                 // 1. Shutdown: stop reading, drain, confirm.
                 _ = shutdown.wait() => break,
+                // The publication must still cover every configured table.
+                _ = watch_timer.tick() => {
+                    self.watch.check().await?;
+                    continue;
+                }
                 // 2. Sink completions: acks become confirmable LSNs.
                 r = delivery.completion(), if delivery.has_in_flight() => {
                     r?;

@@ -564,3 +564,52 @@ async fn a_merge_killed_between_refresh_and_merge_changes_nothing_and_the_next_r
     p.assert_mirror_equals_source("public.ledger").await;
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_dropped_from_the_publication_stops_the_producer_with_the_recovery_procedure() {
+    let mut p = Pipeline::start("fault_pubdrop", TABLE, &["public.ledger"]).await;
+    p.setup().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+
+    // While the producer runs: PostgreSQL silently stops sending the
+    // table's changes; the producer must notice and stop.
+    p.source
+        .batch_execute("ALTER PUBLICATION fault_pubdrop DROP TABLE ledger")
+        .await
+        .expect("drop table from publication");
+    p.source
+        .batch_execute("UPDATE ledger SET memo = 'unpublished' WHERE id = 1")
+        .await
+        .expect("write");
+    let (code, log) = p.wait_for_producer_exit().await;
+    let needles = [
+        "public.ledger",
+        "ALTER PUBLICATION fault_pubdrop ADD TABLE public.ledger",
+        "re-sync",
+    ];
+    support::assert_one_line_error(&(code, String::new(), log), None, &needles);
+
+    // At start: the same error, and the table is not silently added back.
+    let result = p.run_bounded(&["produce"]).await;
+    support::assert_one_line_error(&result, None, &needles);
+    let published = p
+        .source
+        .query_one(
+            "SELECT count(*) FROM pg_publication_tables WHERE pubname = 'fault_pubdrop'",
+            &[],
+        )
+        .await
+        .expect("publication tables")
+        .get::<_, i64>(0);
+    assert_eq!(published, 0, "the dropped table was added back silently");
+
+    // The documented recovery starts streaming again.
+    p.source
+        .batch_execute("ALTER PUBLICATION fault_pubdrop ADD TABLE ledger")
+        .await
+        .expect("re-add");
+    p.start_producer().await;
+    p.sync_producer().await;
+    p.stop_producer().await;
+}

@@ -209,7 +209,11 @@ pub async fn take_snapshot<W: RecordWriter>(
         );
         return Ok(None);
     }
-    set_snapshot_marker(admin, publication, Some(&done_marker(&slot, consistent))).await?;
+    let marker = super::coverage::with_tables(
+        &done_marker(&slot, consistent),
+        &super::coverage::table_names(tables),
+    );
+    set_snapshot_marker(admin, publication, Some(&marker)).await?;
     tracing::info!(rows = total, consistent_point = %consistent, "snapshot delivered");
     Ok(Some(Snapshot {
         client,
