@@ -255,13 +255,18 @@ fn is_transient(e: &PgWireError) -> bool {
 /// was terminated (admin shutdown, a failover, a server restart), the
 /// server is starting up or out of connections, or a connection exception.
 fn server_error_is_transient(e: &PgWireError) -> bool {
-    const TRANSIENT_SQLSTATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "08006", "08003"];
     match e {
-        PgWireError::Server(message) => TRANSIENT_SQLSTATES
-            .iter()
-            .any(|code| message.contains(&format!("SQLSTATE {code}"))),
+        PgWireError::Server(message) => has_transient_sqlstate(message),
         _ => false,
     }
+}
+
+/// Whether a server message names a SQLSTATE worth reconnecting for.
+fn has_transient_sqlstate(message: &str) -> bool {
+    const TRANSIENT_SQLSTATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "08006", "08003"];
+    TRANSIENT_SQLSTATES
+        .iter()
+        .any(|code| message.contains(&format!("SQLSTATE {code}")))
 }
 
 /// Run the producer until shutdown (or, with `snapshot = initial_only`,
@@ -826,10 +831,18 @@ impl Streamer {
                         }
                         match start_stream(config.clone(), confirmed).await {
                             Ok(c) => break c,
+                            // Down, starting up, or still holding the old
+                            // session's slot: wait and try again.
                             Err(
                                 ProduceError::Connect { detail, .. }
                                 | ProduceError::SlotInUse { pid: detail, .. },
                             ) => {
+                                failures += 1;
+                                tracing::warn!(%detail, "reconnect failed; retrying");
+                            }
+                            Err(ProduceError::Replication { detail })
+                                if has_transient_sqlstate(&detail) =>
+                            {
                                 failures += 1;
                                 tracing::warn!(%detail, "reconnect failed; retrying");
                             }

@@ -613,3 +613,73 @@ async fn a_table_dropped_from_the_publication_stops_the_producer_with_the_recove
     p.sync_producer().await;
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_restart_under_writes_is_survived_by_reconnecting_and_nothing_is_lost() {
+    // A cluster of this test's own: restarting the shared one would break
+    // every test running beside it.
+    let cluster = support::pg_cluster::Cluster::start("fault_pgrestart");
+    let mut p = Pipeline::start_on(&cluster.url, "fault_pgrestart", TABLE, &["public.ledger"], "").await;
+    let source_url = format!("{}/fault_pgrestart_src", cluster.url);
+    p.setup().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+
+    // Writes all the time, reconnecting while the server is away (a write
+    // whose outcome is unknown is fine: the mirror is compared with what
+    // the source holds in the end).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = {
+        let stop = std::sync::Arc::clone(&stop);
+        let url = source_url.clone();
+        tokio::spawn(async move {
+            let mut client: Option<tokio_postgres::Client> = None;
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if client.is_none() {
+                    client = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                        .await
+                        .ok()
+                        .map(|(c, connection)| {
+                            tokio::spawn(connection);
+                            c
+                        });
+                }
+                let Some(c) = &client else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                i += 1;
+                let write = format!(
+                    "INSERT INTO ledger VALUES ({}, {i}, 'during') ON CONFLICT (id) DO UPDATE SET amount = EXCLUDED.amount;
+                     UPDATE ledger SET amount = amount + 1 WHERE id = {};",
+                    1000 + i % 200,
+                    1 + i % 100
+                );
+                if c.batch_execute(&write).await.is_err() {
+                    client = None;
+                }
+            }
+            i
+        })
+    };
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(500)).await; // writes pile up
+        cluster.restart().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // writes after the last restart
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writing.await.expect("writer");
+    assert!(writes > 20, "the workload ran ({writes} writes)");
+
+    p.source = support::connect(&source_url).await;
+    p.sync_producer().await;
+    assert!(
+        p.producer_log().contains("replication reconnected"),
+        "the producer reconnected:\n{}",
+        p.producer_log()
+    );
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.ledger").await;
+    p.stop_producer().await;
+}

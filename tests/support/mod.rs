@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod kinesis_proxy;
+pub mod pg_cluster;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -117,28 +118,44 @@ impl Pipeline {
         extra_toml: &str,
     ) -> Pipeline {
         let stack = Stack::from_env();
+        let source_server = stack.pg_url.clone();
+        Pipeline::start_on(&source_server, name, schema_sql, tables, extra_toml).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with the source database on
+    /// the PostgreSQL server `source_server` (e.g. a [`pg_cluster::Cluster`]
+    /// of the test's own); the mirror stays on the stack's.
+    pub async fn start_on(
+        source_server: &str,
+        name: &str,
+        schema_sql: &str,
+        tables: &[&str],
+        extra_toml: &str,
+    ) -> Pipeline {
+        let stack = Stack::from_env();
+        let source_admin = connect(&format!("{source_server}/postgres")).await;
         let admin = connect(&format!("{}/postgres", stack.pg_url)).await;
         let source_db = format!("{name}_src");
         let mirror_db = format!("{name}_rs");
         // A previous run of the same test may have left its slot behind.
-        admin
+        source_admin
             .execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
                 &[&name],
             )
             .await
             .expect("drop old slot");
-        for db in [&source_db, &mirror_db] {
-            admin
+        for (server, db) in [(&source_admin, &source_db), (&admin, &mirror_db)] {
+            server
                 .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
                 .await
                 .expect("drop db");
-            admin
+            server
                 .batch_execute(&format!("CREATE DATABASE \"{db}\""))
                 .await
                 .expect("create db");
         }
-        let source = connect(&format!("{}/{source_db}", stack.pg_url)).await;
+        let source = connect(&format!("{source_server}/{source_db}")).await;
         source
             .batch_execute(schema_sql)
             .await
@@ -161,7 +178,7 @@ impl Pipeline {
         let config = format!(
             r#"
 [source]
-url = "{pg}/{source_db}"
+url = "{source_server}/{source_db}"
 tables = [{tables_toml}]
 publication = "{name}"
 slot = "{name}"
@@ -181,8 +198,7 @@ statement_timeout_secs = 120
 [schedule]
 merge = "*/5 * * * * *"
 {extra_toml}
-"#,
-            pg = stack.pg_url
+"#
         );
         std::fs::write(&config_path, config).expect("write config");
         Pipeline {
