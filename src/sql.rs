@@ -44,6 +44,8 @@ template!(MERGE_LEASE_ACQUIRE, "merge/lease_acquire.sql");
 template!(MERGE_LEASE_HOLDER, "merge/lease_holder.sql");
 template!(MERGE_LEASE_RELEASE, "merge/lease_release.sql");
 template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
+template!(MERGE_LAST_REFRESH, "merge/last_refresh.sql");
+template!(MERGE_REFRESH_DONE, "merge/refresh_done.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {

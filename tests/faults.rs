@@ -683,3 +683,41 @@ async fn a_postgres_restart_under_writes_is_survived_by_reconnecting_and_nothing
     p.assert_mirror_equals_source("public.ledger").await;
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_expired_from_the_stream_before_a_refresh_are_reported_as_data_loss_never_merged_over()
+{
+    let mut p = Pipeline::start("fault_expired", TABLE, &["public.ledger"]).await;
+    let before = merged_then_written(&mut p).await;
+    // The stream lost the new records unread, and the previous refresh
+    // was longer ago than the retention (24 h): the stand-in skips the
+    // records, and the refresh log is aged by 25 hours.
+    p.mirror
+        .batch_execute(
+            "INSERT INTO kinesync_standin.fault_injection (fault, remaining) VALUES ('expire_unread', 100000);
+             UPDATE mirror.kinesync_refresh_log SET refreshed_at = refreshed_at - interval '25 hours';",
+        )
+        .await
+        .expect("inject expiry");
+    let result = p.run_bounded(&["merge", "--once"]).await;
+    let line = support::assert_one_line_error(
+        &result,
+        Some(3),
+        &["data loss", "expired", "Re-sync tables public.ledger", "--accept-data-loss"],
+    );
+    assert!(
+        line.contains(" and ") && line.contains("between "),
+        "names the time range: {line}"
+    );
+    assert_nothing_merged(&p, &before).await;
+    // Every later run says the same until the operator accepts the loss.
+    let again = p.run_bounded(&["merge", "--once"]).await;
+    support::assert_one_line_error(&again, Some(3), &["data loss"]);
+
+    // After re-syncing (here: the changes are simply lost), the operator
+    // accepts; the next runs merge normally.
+    let out = p.run_ok(&["merge", "--once", "--accept-data-loss"]).await;
+    assert!(out.contains("merge ok"), "{out}");
+    p.merge_once().await;
+    p.stop_producer().await;
+}

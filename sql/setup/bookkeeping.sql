@@ -22,3 +22,10 @@ CREATE TABLE IF NOT EXISTS {{lease}} (
     holder VARCHAR(256) NOT NULL,
     expires_at TIMESTAMP NOT NULL
 );
+-- When each events view was last refreshed (GETDATE() at the refresh's
+-- start), so a merge can tell that records may have expired from the stream
+-- before a refresh read them.
+CREATE TABLE IF NOT EXISTS {{refresh_log}} (
+    events_view VARCHAR(256) NOT NULL,
+    refreshed_at TIMESTAMP NOT NULL
+);

@@ -39,7 +39,7 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
                 tracing::warn!("previous merge run still going; skipping this tick");
                 return;
             };
-            match merge_once(&config, false, shutdown).await {
+            match merge_once(&config, false, false, shutdown).await {
                 Ok(summary) => tracing::info!("{summary}"),
                 Err(error @ super::SchedulerError::LeaseHeld { .. }) => tracing::info!("{error}"),
                 Err(error) => tracing::error!("{error}"),

@@ -94,10 +94,13 @@ impl fmt::Display for MergeSummary {
 
 /// Refreshes the events view and merges every table once. With `print`,
 /// prints the SQL instead (every table assumed to have inserts, updates and
-/// truncates pending) and runs nothing.
+/// truncates pending) and runs nothing. Stops with
+/// [`SchedulerError::DataLoss`] when the previous refresh is older than the
+/// stream's retention, unless `accept_data_loss`.
 pub async fn merge_once(
     config: &Config,
     print: bool,
+    accept_data_loss: bool,
     shutdown: Shutdown,
 ) -> Result<MergeSummary, SchedulerError> {
     let started = Instant::now();
@@ -158,7 +161,11 @@ pub async fn merge_once(
         }
     }
     warn_if_near_retention(redshift, text(2).as_deref(), text(3).as_deref());
-    let outcome = run_locked(&api, &objects, tables, started).await;
+    let retention = Retention {
+        hours: redshift.retention_hours,
+        accept_loss: accept_data_loss,
+    };
+    let outcome = run_locked(&api, &objects, tables, retention, started).await;
     if let Err(error) = api.execute(&release).await {
         tracing::warn!(%error, "could not release the merge lease; it expires by itself");
     }
@@ -236,10 +243,64 @@ fn warn_if_near_retention(
     }
 }
 
+/// What the retention check needs.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    hours: u64,
+    accept_loss: bool,
+}
+
+/// `Some((from, to))` when records that arrived after the previous refresh
+/// at `previous` and before `now - retention_hours` have expired unread.
+/// Times are Redshift's text timestamps (UTC).
+fn expired_window(previous: &str, now: &str, retention_hours: u64) -> Option<(String, String)> {
+    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
+    let (previous, now) = (parse(previous)?, parse(now)?);
+    let retention = chrono::Duration::hours(i64::try_from(retention_hours).ok()?);
+    let horizon = now - retention;
+    (horizon > previous).then(|| {
+        let show = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+        (show(previous), show(horizon))
+    })
+}
+
+/// Before a refresh: stop if records may have expired since the previous
+/// one. Returns the refresh's start time (to record once it succeeded).
+async fn check_retention(
+    api: &DataApi,
+    objects: &Objects,
+    tables: &[MirrorTable],
+    retention: Retention,
+) -> Result<Option<String>, SchedulerError> {
+    let rows = api.query(&plan::last_refresh_statement(objects)?).await?;
+    let row = rows.first().cloned().unwrap_or_default();
+    let text = |i: usize| row.get(i).and_then(Value::as_text);
+    let (previous, now) = (text(0), text(1));
+    if let (Some(previous), Some(now)) = (&previous, &now) {
+        if let Some((from, to)) = expired_window(previous, now, retention.hours) {
+            if !retention.accept_loss {
+                return Err(SchedulerError::DataLoss {
+                    from,
+                    to,
+                    retention_hours: retention.hours,
+                    tables: tables
+                        .iter()
+                        .map(|t| t.source.qualified_name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            tracing::warn!(%from, %to, "merging despite records that may have expired unread (--accept-data-loss)");
+        }
+    }
+    Ok(now)
+}
+
 async fn run_locked(
     api: &DataApi,
     objects: &Objects,
     tables: Vec<MirrorTable>,
+    retention: Retention,
     started: Instant,
 ) -> Result<MergeSummary, SchedulerError> {
     // New source tables and columns reach the mirror before their events.
@@ -262,9 +323,14 @@ async fn run_locked(
         api.batch(chunk).await?;
     }
 
+    let refresh_started = check_retention(api, objects, &tables, retention).await?;
     api.execute(&plan::refresh_statement(objects)?)
         .await
         .map_err(SchedulerError::Refresh)?;
+    if let Some(at) = refresh_started {
+        api.batch(&plan::refresh_done_statements(objects, &at)?)
+            .await?;
+    }
 
     let rows = api.query(&plan::pending_statement(objects)?).await?;
     let rows: Vec<(String, String, String, u64)> = rows
@@ -324,4 +390,34 @@ async fn run_locked(
     }
     summary.duration = started.elapsed();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expired_window;
+
+    #[test]
+    fn records_expire_only_when_the_previous_refresh_is_older_than_the_retention() {
+        assert_eq!(
+            expired_window("2024-01-01 00:00:00", "2024-01-02 00:00:00", 24),
+            None
+        );
+        assert_eq!(
+            expired_window("2024-01-01 00:00:00.5", "2024-01-02 06:00:00", 24),
+            Some((
+                "2024-01-01 00:00:00".to_owned(),
+                "2024-01-01 06:00:00".to_owned()
+            ))
+        );
+        assert_eq!(expired_window("garbage", "2024-01-02 00:00:00", 24), None);
+    }
+
+    #[test]
+    fn a_lease_holder_elsewhere_or_alive_is_not_gone() {
+        use super::holder_is_gone;
+        assert!(!holder_is_gone("some-other-host:1:abcd"));
+        let me = super::lease_holder_id();
+        assert!(!holder_is_gone(&me), "this process is alive");
+        assert!(!holder_is_gone("no-pid-here"));
+    }
 }

@@ -99,6 +99,7 @@ pub struct Objects {
     pub checkpoint: String,
     pub table_state: String,
     pub lease: String,
+    pub refresh_log: String,
 }
 
 impl Objects {
@@ -119,6 +120,7 @@ impl Objects {
             checkpoint: qualified(&redshift.mirror_schema, "kinesync_checkpoint"),
             table_state: qualified(&redshift.mirror_schema, "kinesync_table_state"),
             lease: qualified(&redshift.mirror_schema, "kinesync_lease"),
+            refresh_log: qualified(&redshift.mirror_schema, "kinesync_refresh_log"),
         }
     }
 
@@ -133,6 +135,7 @@ impl Objects {
             ("checkpoint", self.checkpoint.clone()),
             ("table_state", self.table_state.clone()),
             ("lease", self.lease.clone()),
+            ("refresh_log", self.refresh_log.clone()),
         ])
     }
 }
@@ -323,6 +326,21 @@ pub fn lease_break_statement(objects: &Objects, stale_holder: &str) -> Result<St
     let mut values = objects.values();
     values.insert("stale_holder", quote_literal(stale_holder));
     single(sql::MERGE_LEASE_BREAK, &values)
+}
+
+/// The statement reading (previous refresh, now), see merge/last_refresh.sql.
+pub fn last_refresh_statement(objects: &Objects) -> Result<String, SqlError> {
+    single(sql::MERGE_LAST_REFRESH, &objects.values())
+}
+
+/// The batch recording a refresh that started at `refreshed_at` (Redshift's clock, as text).
+pub fn refresh_done_statements(
+    objects: &Objects,
+    refreshed_at: &str,
+) -> Result<Vec<String>, SqlError> {
+    let mut values = objects.values();
+    values.insert("refreshed_at", quote_literal(refreshed_at));
+    sql::MERGE_REFRESH_DONE.render(&values)
 }
 
 /// The statement that counts pending events per table and operation.

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS kinesync_standin.sys_stream_scan_errors (
 
 -- Faults a test asks for (see the faults module).
 CREATE TABLE IF NOT EXISTS kinesync_standin.fault_injection (
-    fault text PRIMARY KEY CHECK (fault IN ('abort_batch', 'hold_after_refresh')),
+    fault text PRIMARY KEY CHECK (fault IN ('abort_batch', 'hold_after_refresh', 'expire_unread')),
     remaining integer NOT NULL DEFAULT 1,
     matching text,
     armed boolean NOT NULL DEFAULT false,

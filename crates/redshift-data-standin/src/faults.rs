@@ -11,6 +11,9 @@
 //!   row; the next statement to start in the database waits while the row
 //!   exists (at most [`HOLD_LIMIT`]), so a test can kill the client between
 //!   the refresh and what follows. `hits` counts the statements held.
+//! - `expire_unread`: the next REFRESH of a streaming view skips the first
+//!   `remaining` records it reads and moves past them, as Kinesis does with
+//!   records that expired before anyone read them; `hits` counts them.
 //!
 //! Errors reading the table (a catalog not installed yet) mean "no fault".
 
@@ -37,6 +40,24 @@ pub async fn take_abort_batch(client: &Client, sqls: &[String]) -> bool {
         .ok()
         .flatten()
         .is_some()
+}
+
+/// How many records the refresh in progress must treat as expired (run
+/// inside the refresh's transaction; consumes the fault).
+pub async fn take_expired(client: &Client) -> u64 {
+    client
+        .query_opt(
+            "WITH old AS (SELECT remaining FROM kinesync_standin.fault_injection \
+                          WHERE fault = 'expire_unread' AND remaining > 0 FOR UPDATE) \
+             UPDATE kinesync_standin.fault_injection AS f SET hits = f.hits + old.remaining, remaining = 0 \
+             FROM old WHERE f.fault = 'expire_unread' RETURNING old.remaining",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| u64::try_from(row.get::<_, i32>(0)).ok())
+        .unwrap_or(0)
 }
 
 /// Arms `hold_after_refresh` (run inside the refresh's transaction).
