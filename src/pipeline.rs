@@ -35,14 +35,14 @@ use crate::sink::dispatch::DEFAULT_MAX_IN_FLIGHT;
 use crate::sink::kinesis::KinesisWriter;
 use crate::sink::stdout::StdoutWriter;
 use crate::sink::{Dispatcher, DispatcherLimits, OutRecord, RecordWriter, SinkError};
+use crate::source::coverage::{self, PublicationWatch};
 use crate::source::pgoutput::{decode, DecodeError, LogicalMessage, OldTupleKind};
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::{
     check_wal_level, connect_sql, create_slot_without_snapshot, database_name, drop_slot,
-    ensure_publication, marker_says_ready, marker_says_started, replication_config, set_snapshot_marker, skipped_marker,
-    slot_info, snapshot_marker, start_stream,
+    ensure_publication, marker_says_ready, marker_says_started, replication_config,
+    set_snapshot_marker, skipped_marker, slot_info, snapshot_marker, start_stream,
 };
-use crate::source::coverage::{self, PublicationWatch};
 use crate::source::snapshot::take_snapshot;
 use crate::source::tables::{domain_base_types, resolve_tables};
 
@@ -406,7 +406,10 @@ async fn produce<W: RecordWriter>(
             set_snapshot_marker(
                 &admin,
                 &source.publication,
-                Some(&coverage::with_tables(&skipped_marker(&source.slot), &configured)),
+                Some(&coverage::with_tables(
+                    &skipped_marker(&source.slot),
+                    &configured,
+                )),
             )
             .await?;
         }
@@ -424,7 +427,10 @@ async fn produce<W: RecordWriter>(
             set_snapshot_marker(
                 &admin,
                 &source.publication,
-                Some(&coverage::with_tables(&skipped_marker(&source.slot), &configured)),
+                Some(&coverage::with_tables(
+                    &skipped_marker(&source.slot),
+                    &configured,
+                )),
             )
             .await?;
             tracing::info!(slot = %source.slot, consistent_point = %point, "created slot without snapshot");

@@ -14,17 +14,8 @@ use rand::{Rng, SeedableRng};
 use support::kinesis_proxy::{FaultPlan, KinesisProxy};
 use support::Pipeline;
 
-const WORKLOAD_SCHEMA: &str = "
-CREATE TABLE public.items (
-    id integer PRIMARY KEY,
-    label text,
-    price numeric(10,2),
-    qty bigint,
-    flag boolean,
-    seen_at timestamptz,
-    big text
-);
-CREATE TABLE public.pairs (a integer, b text, v integer, PRIMARY KEY (a, b));
+/// 5,000 rows: a snapshot that takes a few seconds.
+const WORKLOAD_ROWS: &str = "
 INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_series(1, 5000) g;
 ";
 
@@ -46,7 +37,12 @@ async fn random_sigkills_of_the_producer_lose_no_committed_change() {
     let seed = support::fault_seed(TEST);
     let mut rng = StdRng::seed_from_u64(seed);
     let tables = ["public.items", "public.pairs"];
-    let mut p = Pipeline::start("fault_kills", WORKLOAD_SCHEMA, &tables).await;
+    let mut p = Pipeline::start(
+        "fault_kills",
+        &format!("{}{WORKLOAD_ROWS}", support::workload::ITEMS_AND_PAIRS),
+        &tables,
+    )
+    .await;
     // The ground truth: a test_decoding slot created before the producer's,
     // so it sees every change the producer must deliver.
     let truth_slot = "fault_kills_truth";
@@ -204,8 +200,14 @@ async fn random_sigkills_of_the_producer_lose_no_committed_change() {
             (got != *changes).then(|| format!("xid {xid}: {changes} changes, {got} in the stream"))
         })
         .collect();
-    let checked = truth.keys().filter(|x| committed_after.contains(*x)).count();
-    assert!(checked > 10, "seed {seed}: too few transactions checked ({checked})");
+    let checked = truth
+        .keys()
+        .filter(|x| committed_after.contains(*x))
+        .count();
+    assert!(
+        checked > 10,
+        "seed {seed}: too few transactions checked ({checked})"
+    );
     assert!(
         missing.is_empty(),
         "seed {seed}: committed changes missing from the stream ({} of {checked} transactions): {:?}\nproducer log:\n{}",
@@ -257,8 +259,14 @@ async fn kinesis_throttling_5xx_timeouts_and_partial_failures_lose_nothing_and_k
     // insert position (past its commit record) is noted.
     let mut written: Vec<(i32, u64, u64)> = Vec::new(); // (txn, rows, lsn after commit)
     for txn in 1..=60 {
-        let ids: BTreeSet<i32> = (0..rng.gen_range(1..6)).map(|_| rng.gen_range(1..=30)).collect();
-        let list = ids.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+        let ids: BTreeSet<i32> = (0..rng.gen_range(1..6))
+            .map(|_| rng.gen_range(1..=30))
+            .collect();
+        let list = ids
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let rows = p
             .source
             .execute(
@@ -456,11 +464,12 @@ async fn a_slot_dropped_after_the_snapshot_stops_the_producer_with_the_recovery_
 
 const WATERMARK: &str = "SELECT watermark::text FROM mirror.kinesync_checkpoint";
 
+/// Rows as text (see `support::text_rows`).
+type Rows = Vec<Vec<Option<String>>>;
+
 /// Writes after a first merge, so that the next merge has work; returns the
 /// mirror rows and the watermark before that merge.
-async fn merged_then_written(
-    p: &mut Pipeline,
-) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
+async fn merged_then_written(p: &mut Pipeline) -> (Rows, Rows) {
     p.setup().await;
     p.start_producer().await;
     p.sync_producer().await;
@@ -482,10 +491,7 @@ async fn merged_then_written(
     before
 }
 
-async fn assert_nothing_merged(
-    p: &Pipeline,
-    (rows, watermark): &(Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>),
-) {
+async fn assert_nothing_merged(p: &Pipeline, (rows, watermark): &(Rows, Rows)) {
     assert_eq!(
         &p.rows_both("public.ledger").await.1,
         rows,
@@ -619,7 +625,14 @@ async fn a_postgres_restart_under_writes_is_survived_by_reconnecting_and_nothing
     // A cluster of this test's own: restarting the shared one would break
     // every test running beside it.
     let cluster = support::pg_cluster::Cluster::start("fault_pgrestart");
-    let mut p = Pipeline::start_on(&cluster.url, "fault_pgrestart", TABLE, &["public.ledger"], "").await;
+    let mut p = Pipeline::start_on(
+        &cluster.url,
+        "fault_pgrestart",
+        TABLE,
+        &["public.ledger"],
+        "",
+    )
+    .await;
     let source_url = format!("{}/fault_pgrestart_src", cluster.url);
     p.setup().await;
     p.start_producer().await;
@@ -685,8 +698,8 @@ async fn a_postgres_restart_under_writes_is_survived_by_reconnecting_and_nothing
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn events_expired_from_the_stream_before_a_refresh_are_reported_as_data_loss_never_merged_over()
-{
+async fn events_expired_from_the_stream_before_a_refresh_are_reported_as_data_loss_never_merged_over(
+) {
     let mut p = Pipeline::start("fault_expired", TABLE, &["public.ledger"]).await;
     let before = merged_then_written(&mut p).await;
     // The stream lost the new records unread, and the previous refresh
@@ -703,7 +716,12 @@ async fn events_expired_from_the_stream_before_a_refresh_are_reported_as_data_lo
     let line = support::assert_one_line_error(
         &result,
         Some(3),
-        &["data loss", "expired", "Re-sync tables public.ledger", "--accept-data-loss"],
+        &[
+            "data loss",
+            "expired",
+            "Re-sync tables public.ledger",
+            "--accept-data-loss",
+        ],
     );
     assert!(
         line.contains(" and ") && line.contains("between "),

@@ -599,13 +599,22 @@ fn toast_statements(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    values.insert("pred_key_names", numbered(&|i, _| format!("x._kinesync_pred_{i}")));
+    values.insert(
+        "pred_key_names",
+        numbered(&|i, _| format!("x._kinesync_pred_{i}")),
+    );
     values.insert(
         "pred_key_columns",
         numbered(&|i, q| format!("p.{q} AS _kinesync_pred_{i}")),
     );
-    values.insert("at_key_names", numbered(&|i, _| format!("_kinesync_at_{i}")));
-    values.insert("link_pred_keys", numbered(&|i, _| format!("k._kinesync_pred_{i}")));
+    values.insert(
+        "at_key_names",
+        numbered(&|i, _| format!("_kinesync_at_{i}")),
+    );
+    values.insert(
+        "link_pred_keys",
+        numbered(&|i, _| format!("k._kinesync_pred_{i}")),
+    );
     values.insert(
         "chain_key_match",
         key.iter()

@@ -59,7 +59,9 @@ impl KinesisWriter {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
         let sdk = loader
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS),
+            )
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)

@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS "mirror"."kinesync_lease" (
     expires_at TIMESTAMP NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_refresh_log" (
+    events_view VARCHAR(256) NOT NULL,
+    refreshed_at TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS "mirror"."orders" (
     "id" BIGINT,
     "amount" DECIMAL(12,2),

@@ -262,9 +262,15 @@ impl Shared {
                 p.throttle,
                 Fault::Error(400, "ProvisionedThroughputExceededException"),
             ),
-            (p.limit_exceeded, Fault::Error(400, "LimitExceededException")),
+            (
+                p.limit_exceeded,
+                Fault::Error(400, "LimitExceededException"),
+            ),
             (p.server_error / 2.0, Fault::Error(500, "InternalFailure")),
-            (p.server_error / 2.0, Fault::Error(503, "ServiceUnavailable")),
+            (
+                p.server_error / 2.0,
+                Fault::Error(503, "ServiceUnavailable"),
+            ),
             (p.hang, Fault::Hang),
             (p.partial, Fault::Partial),
         ] {
