@@ -17,6 +17,10 @@ use tokio_postgres::Client;
 use super::relation_cache::Relation;
 use crate::pipeline::ProduceError;
 
+/// Longest a check while streaming may take (it runs in the streaming
+/// loop; a server that does not answer must not stall delivery).
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Prefix of the marker line listing the streamed tables.
 const TABLES_LINE: &str = "\nkinesync tables: ";
 
@@ -103,6 +107,17 @@ impl PublicationWatch {
     }
 
     pub async fn check(&mut self) -> Result<(), ProduceError> {
+        match tokio::time::timeout(CHECK_TIMEOUT, self.check_now()).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("checking the publication timed out; retrying");
+                self.client = None;
+                Ok(())
+            }
+        }
+    }
+
+    async fn check_now(&mut self) -> Result<(), ProduceError> {
         if self.client.is_none() {
             match super::replication::connect_sql(&self.url).await {
                 Ok(client) => self.client = Some(client),
