@@ -86,8 +86,9 @@ async fn random_sigkills_of_the_producer_lose_no_committed_change() {
     for round in 0..KILLS {
         p.start_producer().await;
         if round < 2 {
-            // During the snapshot (5,000 rows: several seconds of records).
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+            // During the snapshot (5,000 rows: a second or more of records).
+            let within = if round == 0 { 50 } else { 300 };
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..within))).await;
         } else {
             let source = &p.source;
             let publication = p.name.clone();
