@@ -437,7 +437,7 @@ async fn a_slot_dropped_after_the_snapshot_stops_the_producer_with_the_recovery_
 
     // Never a silent restart from scratch: changes since the slot was
     // dropped are lost, and the producer says so and how to recover.
-    let (code, _, stderr) = p.run(&["produce"]).await;
+    let (code, _, stderr) = p.run_bounded(&["produce"]).await;
     assert_ne!(code, 0, "stderr: {stderr}");
     let last = stderr.trim().lines().last().unwrap_or_default();
     assert!(
