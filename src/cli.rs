@@ -132,6 +132,11 @@ pub enum Command {
         /// Print the SQL one run would execute instead of running it.
         #[arg(long)]
         print: bool,
+        /// Merge even though records may have expired from the stream before
+        /// a refresh read them (after re-syncing the tables; see
+        /// docs/operations.md, "Kinesis retention").
+        #[arg(long, requires = "once")]
+        accept_data_loss: bool,
     },
     /// Print the effective configuration, secrets redacted.
     Config,

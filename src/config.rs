@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_RECORDS_PER_REQUEST: usize = 500;
 pub const DEFAULT_MAX_BYTES_PER_REQUEST: usize = 5 * 1024 * 1024;
 /// Kinesis record size limit (data + partition key), 1 MiB by default.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Longest wait for one PutRecords answer before it is retried.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 15;
 /// How often an idle producer writes a heartbeat so the slot keeps advancing.
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
 pub const DEFAULT_EXTERNAL_SCHEMA: &str = "kinesync_stream";
@@ -130,6 +132,10 @@ pub struct KinesisConfig {
     /// External ID the role's trust policy asks for, if any.
     #[serde(default)]
     pub assume_role_external_id: Option<String>,
+    /// Seconds one PutRecords call may take before it counts as failed and
+    /// is retried (a hung request must not block its keys forever).
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
 }
 
 impl Default for KinesisConfig {
@@ -144,6 +150,7 @@ impl Default for KinesisConfig {
             dead_letter_path: None,
             assume_role_arn: None,
             assume_role_external_id: None,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
         }
     }
 }
@@ -241,6 +248,9 @@ fn default_max_request_bytes() -> usize {
 }
 fn default_max_record_bytes() -> usize {
     DEFAULT_MAX_RECORD_BYTES
+}
+fn default_request_timeout_secs() -> u64 {
+    DEFAULT_REQUEST_TIMEOUT_SECS
 }
 fn default_external_schema() -> String {
     DEFAULT_EXTERNAL_SCHEMA.to_owned()
@@ -384,6 +394,9 @@ impl Config {
             problems.push(
                 "kinesis.stream is empty: name the Kinesis stream (or give its ARN)".to_owned(),
             );
+        }
+        if k.request_timeout_secs == 0 {
+            problems.push("kinesis.request_timeout_secs must be at least 1".to_owned());
         }
         if !(1..=500).contains(&k.max_records_per_request) {
             problems.push("kinesis.max_records_per_request must be between 1 and 500".to_owned());

@@ -59,11 +59,16 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
             Ok(_) => ExitCode::SUCCESS,
             Err(error) => fail(scheduler_exit_code(&error), &error),
         },
-        Command::Merge { once: true, print }
+        Command::Merge {
+            once: true,
+            print,
+            accept_data_loss,
+        }
         | Command::Merge {
             once: false,
             print: print @ true,
-        } => match scheduler::merge_once(&config, print, shutdown).await {
+            accept_data_loss,
+        } => match scheduler::merge_once(&config, print, accept_data_loss, shutdown).await {
             Ok(summary) => {
                 if !print {
                     println!("{summary}");
@@ -75,6 +80,7 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
         Command::Merge {
             once: false,
             print: false,
+            ..
         } => match scheduler::run_daemon(config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(scheduler_exit_code(&error), &error),
@@ -139,7 +145,9 @@ fn scheduler_exit_code(error: &SchedulerError) -> u8 {
     match error {
         SchedulerError::NoRedshiftConfig | SchedulerError::Schedule(_) => exit::CONFIG,
         SchedulerError::SourceConnect(_) | SchedulerError::Catalog(_) => exit::SOURCE,
-        SchedulerError::Refresh(_) | SchedulerError::Merge(_) => exit::MERGE_FAILED,
+        SchedulerError::Refresh(_) | SchedulerError::Merge(_) | SchedulerError::DataLoss { .. } => {
+            exit::MERGE_FAILED
+        }
         SchedulerError::LeaseHeld { .. } => exit::SKIPPED,
         SchedulerError::Plan(_) => exit::MERGE_FAILED,
         _ => exit::FAILURE,

@@ -35,12 +35,13 @@ use crate::sink::dispatch::DEFAULT_MAX_IN_FLIGHT;
 use crate::sink::kinesis::KinesisWriter;
 use crate::sink::stdout::StdoutWriter;
 use crate::sink::{Dispatcher, DispatcherLimits, OutRecord, RecordWriter, SinkError};
+use crate::source::coverage::{self, PublicationWatch};
 use crate::source::pgoutput::{decode, DecodeError, LogicalMessage, OldTupleKind};
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::{
     check_wal_level, connect_sql, create_slot_without_snapshot, database_name, drop_slot,
-    ensure_publication, marker_says_ready, replication_config, set_snapshot_marker, skipped_marker,
-    slot_info, snapshot_marker, start_stream,
+    ensure_publication, marker_says_ready, marker_says_started, replication_config,
+    set_snapshot_marker, skipped_marker, slot_info, snapshot_marker, start_stream,
 };
 use crate::source::snapshot::take_snapshot;
 use crate::source::tables::{domain_base_types, resolve_tables};
@@ -115,6 +116,8 @@ pub enum ProduceError {
         table: String,
         detail: String,
     },
+    #[error("publication {publication} no longer publishes table {table} (someone ran ALTER PUBLICATION {publication} DROP TABLE {table}?): its changes since then are lost. To recover: ALTER PUBLICATION {publication} ADD TABLE {table}, restart the producer, then re-sync the table (docs/operations.md, \"Re-syncing one table\")")]
+    PublicationDroppedTable { publication: String, table: String },
     #[error("publication {publication} does not exist: {detail}")]
     PublicationMissing { publication: String, detail: String },
     #[error("replication slot {slot} is missing: {detail}")]
@@ -259,13 +262,18 @@ fn is_transient(e: &PgWireError) -> bool {
 /// was terminated (admin shutdown, a failover, a server restart), the
 /// server is starting up or out of connections, or a connection exception.
 fn server_error_is_transient(e: &PgWireError) -> bool {
-    const TRANSIENT_SQLSTATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "08006", "08003"];
     match e {
-        PgWireError::Server(message) => TRANSIENT_SQLSTATES
-            .iter()
-            .any(|code| message.contains(&format!("SQLSTATE {code}"))),
+        PgWireError::Server(message) => has_transient_sqlstate(message),
         _ => false,
     }
+}
+
+/// Whether a server message names a SQLSTATE worth reconnecting for.
+fn has_transient_sqlstate(message: &str) -> bool {
+    const TRANSIENT_SQLSTATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "08006", "08003"];
+    TRANSIENT_SQLSTATES
+        .iter()
+        .any(|code| message.contains(&format!("SQLSTATE {code}")))
 }
 
 /// Run the producer until shutdown (or, with `snapshot = initial_only`,
@@ -337,6 +345,22 @@ async fn produce<W: RecordWriter>(
     let admin = connect_sql(&source.url).await?;
     check_wal_level(&admin).await?;
     let mut tables = resolve_tables(&admin, &source.tables).await?;
+    let configured = coverage::table_names(&tables);
+    // Tables the snapshot marker says are streamed must still be published:
+    // never silently add a dropped one back (its changes since are lost).
+    let recorded = snapshot_marker(&admin, &source.publication)
+        .await?
+        .filter(|m| marker_says_ready(Some(m), &source.slot))
+        .map(|m| coverage::recorded_tables(&m))
+        .unwrap_or_default();
+    let streamed: Vec<_> = configured
+        .iter()
+        .filter(|t| recorded.contains(t))
+        .cloned()
+        .collect();
+    if let Some(table) = coverage::first_missing(&admin, &source.publication, &streamed).await? {
+        return Err(coverage::dropped(&source.publication, &table));
+    }
     let added = ensure_publication(&admin, &source.publication, &tables).await?;
     let aliases = Arc::new(domain_base_types(&admin).await?);
     for column in tables.iter_mut().flat_map(|t| t.columns.iter_mut()) {
@@ -379,6 +403,18 @@ async fn produce<W: RecordWriter>(
             return Ok(());
         }
         (Some(_), true, _) => {
+            if let Some(text) = marker.as_deref() {
+                if configured.iter().any(|t| !recorded.contains(t)) {
+                    let mut all = recorded.clone();
+                    all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
+                    set_snapshot_marker(
+                        &admin,
+                        &source.publication,
+                        Some(&coverage::with_tables(text, &all)),
+                    )
+                    .await?;
+                }
+            }
             if !added.is_empty() {
                 tracing::warn!(
                     tables = ?added,
@@ -390,7 +426,10 @@ async fn produce<W: RecordWriter>(
             set_snapshot_marker(
                 &admin,
                 &source.publication,
-                Some(&skipped_marker(&source.slot)),
+                Some(&coverage::with_tables(
+                    &skipped_marker(&source.slot),
+                    &configured,
+                )),
             )
             .await?;
         }
@@ -408,13 +447,17 @@ async fn produce<W: RecordWriter>(
             set_snapshot_marker(
                 &admin,
                 &source.publication,
-                Some(&skipped_marker(&source.slot)),
+                Some(&coverage::with_tables(
+                    &skipped_marker(&source.slot),
+                    &configured,
+                )),
             )
             .await?;
             tracing::info!(slot = %source.slot, consistent_point = %point, "created slot without snapshot");
             ack = point;
         }
         (existing, false, _) => {
+            let redo = existing.is_some() || marker_says_started(marker.as_deref(), &source.slot);
             if let Some(info) = existing {
                 if let Some(pid) = info.active_pid {
                     return Err(ProduceError::SlotInUse {
@@ -433,6 +476,7 @@ async fn produce<W: RecordWriter>(
                 &ctx,
                 &mut delivery,
                 &shutdown,
+                redo,
             )
             .await?
             {
@@ -455,6 +499,8 @@ async fn produce<W: RecordWriter>(
         shutdown.clone(),
     ));
     let mut streamer = Streamer {
+        watch: PublicationWatch::new(&source.url, &source.publication, configured.clone()),
+        check_every: Duration::from_secs(source.heartbeat_interval_secs.max(1)),
         ctx,
         wanted: tables
             .iter()
@@ -739,6 +785,9 @@ struct Txn {
 
 /// Streaming state for one run (survives reconnects).
 struct Streamer {
+    /// The publication still covers every configured table.
+    watch: PublicationWatch,
+    check_every: Duration,
     ctx: EventContext,
     /// Configured tables (a pre-existing publication may publish more).
     wanted: HashSet<(String, String)>,
@@ -780,6 +829,8 @@ impl Streamer {
         let mut failures: u32 = 0;
         let mut beat = tokio::time::interval(BEAT_INTERVAL);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch_timer = tokio::time::interval(self.check_every);
+        watch_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             health().beat();
             let retry_at = delivery.next_retry();
@@ -787,6 +838,11 @@ impl Streamer {
                 biased;
                 // 1. Shutdown: stop reading, drain, confirm.
                 _ = shutdown.wait() => break,
+                // The publication must still cover every configured table.
+                _ = watch_timer.tick() => {
+                    self.watch.check().await?;
+                    continue;
+                }
                 // 2. Sink completions: acks become confirmable LSNs.
                 r = delivery.completion(), if delivery.has_in_flight() => {
                     r?;
@@ -841,10 +897,18 @@ impl Streamer {
                         }
                         match start_stream(config.clone(), confirmed).await {
                             Ok(c) => break c,
+                            // Down, starting up, or still holding the old
+                            // session's slot: wait and try again.
                             Err(
                                 ProduceError::Connect { detail, .. }
                                 | ProduceError::SlotInUse { pid: detail, .. },
                             ) => {
+                                failures += 1;
+                                tracing::warn!(%detail, "reconnect failed; retrying");
+                            }
+                            Err(ProduceError::Replication { detail })
+                                if has_transient_sqlstate(&detail) =>
+                            {
                                 failures += 1;
                                 tracing::warn!(%detail, "reconnect failed; retrying");
                             }

@@ -58,6 +58,9 @@ template!(VERIFY_SOURCE_BUCKETS, "verify/source_buckets.sql");
 template!(VERIFY_MIRROR_BUCKETS, "verify/mirror_buckets.sql");
 template!(VERIFY_BUCKET_ROWS, "verify/bucket_rows.sql");
 template!(VERIFY_LAST_EVENTS, "verify/last_events.sql");
+template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
+template!(MERGE_LAST_REFRESH, "merge/last_refresh.sql");
+template!(MERGE_REFRESH_DONE, "merge/refresh_done.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {

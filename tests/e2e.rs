@@ -384,3 +384,30 @@ async fn the_merge_daemon_merges_on_its_schedule_and_stops_cleanly_on_sigterm() 
     );
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_toast_values_of_snapshot_rows_stay_with_their_own_row() {
+    // Every snapshot row has the same position (consistent point, 0): an
+    // update that leaves a TOASTed value unchanged must take it from its
+    // own row's snapshot event, not from another row's (found by the
+    // SIGKILL loop in tests/faults.rs).
+    let mut p = Pipeline::start(
+        "e2e_toast_snapshot",
+        "CREATE TABLE public.docs (id integer PRIMARY KEY, n integer, body text);
+         INSERT INTO docs SELECT g, 0, CASE WHEN g % 3 = 0 THEN NULL ELSE
+             (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 300) i) END
+         FROM generate_series(1, 30) g;",
+        &["public.docs"],
+    )
+    .await;
+    p.setup().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute("UPDATE docs SET n = n + 1")
+        .await
+        .expect("update without touching the TOASTed column");
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.docs").await;
+    p.stop_producer().await;
+}

@@ -472,14 +472,15 @@ async fn the_producer_streams_under_exactly_the_documented_grants() {
 #[tokio::test(flavor = "multi_thread")]
 async fn check_names_the_wal_level_fix_on_a_server_without_logical_decoding() {
     // A cluster of its own: the shared one must keep wal_level = logical.
-    let cluster = support::cluster::ThrowawayCluster::start("ops_wal", "wal_level = replica");
-    let admin = support::connect(&cluster.url("postgres")).await;
+    let cluster = support::pg_cluster::Cluster::start_with("ops_wal", "wal_level = replica");
+    let url = format!("{}/postgres", cluster.url);
+    let admin = support::connect(&url).await;
     admin
         .batch_execute("CREATE TABLE public.orders (id bigint PRIMARY KEY)")
         .await
         .expect("table");
     let p = Pipeline::start("ops_wal", ORDERS, &["public.orders"]).await;
-    p.set_config("source", &format!("url = \"{}\"", cluster.url("postgres")));
+    p.set_config("source", &format!("url = \"{url}\""));
     let (code, findings) = check_findings(&p, &["--no-write"]).await;
     assert_eq!(code, 6, "{findings:#?}");
     let wal = finding(&findings, "wal_level", "fail");

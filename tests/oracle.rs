@@ -10,16 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::Pipeline;
 
-const SCHEMA: &str = "
-CREATE TABLE public.items (
-    id integer PRIMARY KEY,
-    label text,
-    price numeric(10,2),
-    qty bigint,
-    flag boolean,
-    seen_at timestamptz,
-    big text
-);
+const KINDS: &str = "
 CREATE TABLE public.kinds (
     id uuid PRIMARY KEY,
     d date,
@@ -37,12 +28,6 @@ CREATE TABLE public.kinds (
     arr integer[],
     tags text[]
 );
-CREATE TABLE public.pairs (
-    a integer,
-    b text,
-    v integer,
-    PRIMARY KEY (a, b)
-);
 ";
 
 /// Seeds run by default: 20, as CI requires; `KINESYNC_E2E_SEEDS=3,7` picks others.
@@ -59,7 +44,12 @@ fn seeds() -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn random_workloads_leave_mirror_equal_to_source() {
     const TABLES: [&str; 3] = ["public.items", "public.pairs", "public.kinds"];
-    let mut p = Pipeline::start("e2e_oracle", SCHEMA, &TABLES).await;
+    let mut p = Pipeline::start(
+        "e2e_oracle",
+        &format!("{}{KINDS}", support::workload::ITEMS_AND_PAIRS),
+        &TABLES,
+    )
+    .await;
     p.source
         .batch_execute("INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_series(1, 3000) g")
         .await

@@ -892,17 +892,7 @@ async fn the_idle_heartbeat_advances_the_slot_while_only_unpublished_tables_are_
 // ---------------------------------------------------------------------------
 // 10. The stream replays to the source
 
-const REPLAY_SCHEMA: &str = "
-CREATE TABLE public.items (
-    id integer PRIMARY KEY,
-    label text,
-    price numeric(10,2),
-    qty bigint,
-    flag boolean,
-    seen_at timestamptz,
-    big text
-);
-CREATE TABLE public.pairs (a integer, b text, v integer, PRIMARY KEY (a, b));
+const REPLAY_ROWS: &str = "
 INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_series(1, 40) g;
 INSERT INTO pairs SELECT g % 7, 'k' || g, g FROM generate_series(1, 20) g;
 ";
@@ -1015,7 +1005,7 @@ async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source(
         .unwrap_or(10);
     let mut p = Pipeline::start(
         "producer_replay",
-        REPLAY_SCHEMA,
+        &format!("{}{REPLAY_ROWS}", support::workload::ITEMS_AND_PAIRS),
         &["public.items", "public.pairs"],
     )
     .await;

@@ -30,3 +30,10 @@ CREATE TABLE IF NOT EXISTS {{merge_status}} (
     result VARCHAR(16) NOT NULL,
     detail VARCHAR(1024) NOT NULL
 );
+-- When each events view was last refreshed (GETDATE() at the refresh's
+-- start), so a merge can tell that records may have expired from the stream
+-- before a refresh read them.
+CREATE TABLE IF NOT EXISTS {{refresh_log}} (
+    events_view VARCHAR(256) NOT NULL,
+    refreshed_at TIMESTAMP NOT NULL
+);

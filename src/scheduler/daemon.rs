@@ -63,7 +63,7 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
                 return;
             };
             let started = Instant::now();
-            let outcome = merge_once(&config, false, shutdown).await;
+            let outcome = merge_once(&config, false, false, shutdown).await;
             record_run(&outcome, started.elapsed());
             match outcome {
                 Ok(summary) => tracing::info!("{summary}"),

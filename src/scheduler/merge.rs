@@ -94,10 +94,13 @@ impl fmt::Display for MergeSummary {
 
 /// Refreshes the events view and merges every table once. With `print`,
 /// prints the SQL instead (every table assumed to have inserts, updates and
-/// truncates pending) and runs nothing.
+/// truncates pending) and runs nothing. Stops with
+/// [`SchedulerError::DataLoss`] when the previous refresh is older than the
+/// stream's retention, unless `accept_data_loss`.
 pub async fn merge_once(
     config: &Config,
     print: bool,
+    accept_data_loss: bool,
     shutdown: Shutdown,
 ) -> Result<MergeSummary, SchedulerError> {
     let started = Instant::now();
@@ -130,9 +133,17 @@ pub async fn merge_once(
     let lease_seconds = redshift.statement_timeout_secs * 2 + 300;
     let (acquire, holder_query, release) =
         plan::lease_statements(&objects, &holder, lease_seconds)?;
-    api.batch(&acquire).await?;
-    let rows = api.query(&holder_query).await?;
-    let row = rows.first().cloned().unwrap_or_default();
+    let mut row = take_lease(&api, &acquire, &holder_query).await?;
+    let current = row.first().and_then(Value::as_text);
+    if let Some(stale) = current.filter(|c| *c != holder && holder_is_gone(c)) {
+        tracing::warn!(
+            holder = %stale,
+            "the merge lease is held by a scheduler of this host that no longer runs (killed?): taking it over"
+        );
+        api.execute(&plan::lease_break_statement(&objects, &stale)?)
+            .await?;
+        row = take_lease(&api, &acquire, &holder_query).await?;
+    }
     let text = |i: usize| row.get(i).and_then(Value::as_text);
     match text(0) {
         Some(current) if current == holder => {}
@@ -150,7 +161,11 @@ pub async fn merge_once(
         }
     }
     warn_if_near_retention(redshift, text(2).as_deref(), text(3).as_deref());
-    let outcome = run_locked(&api, &objects, tables, started).await;
+    let retention = Retention {
+        hours: redshift.retention_hours,
+        accept_loss: accept_data_loss,
+    };
+    let outcome = run_locked(&api, &objects, tables, retention, started).await;
     record_status(&api, &objects, &outcome).await;
     if let Err(error) = api.execute(&release).await {
         tracing::warn!(%error, "could not release the merge lease; it expires by itself");
@@ -181,19 +196,50 @@ async fn record_status(
     }
 }
 
-/// `host:pid:random`, naming this run in the lease table.
-fn lease_holder_id() -> String {
-    let host = std::env::var("HOSTNAME")
+/// Runs the lease statements; returns the holder row (holder, expiry,
+/// last merge, now).
+async fn take_lease(
+    api: &DataApi,
+    acquire: &[String],
+    holder_query: &str,
+) -> Result<Vec<Value>, SchedulerError> {
+    api.batch(acquire).await?;
+    let rows = api.query(holder_query).await?;
+    Ok(rows.first().cloned().unwrap_or_default())
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned());
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// `host:pid:random`, naming this run in the lease table.
+fn lease_holder_id() -> String {
     format!(
-        "{host}:{}:{:08x}",
+        "{}:{}:{:08x}",
+        host_name(),
         std::process::id(),
         rand::random::<u32>()
     )
+}
+
+/// Whether `holder` (`host:pid:random`) names a process of this host that
+/// no longer exists. Only where `/proc` tells (Linux); elsewhere, and for
+/// other hosts, the lease is left to expire.
+fn holder_is_gone(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(_), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let proc = std::path::Path::new("/proc");
+    host == host_name()
+        && pid.parse::<u32>().is_ok()
+        && proc.join("self").exists()
+        && !proc.join(pid).exists()
 }
 
 /// Records not refreshed within the stream's retention are gone for good:
@@ -221,10 +267,64 @@ fn warn_if_near_retention(
     }
 }
 
+/// What the retention check needs.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    hours: u64,
+    accept_loss: bool,
+}
+
+/// `Some((from, to))` when records that arrived after the previous refresh
+/// at `previous` and before `now - retention_hours` have expired unread.
+/// Times are Redshift's text timestamps (UTC).
+fn expired_window(previous: &str, now: &str, retention_hours: u64) -> Option<(String, String)> {
+    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
+    let (previous, now) = (parse(previous)?, parse(now)?);
+    let retention = chrono::Duration::hours(i64::try_from(retention_hours).ok()?);
+    let horizon = now - retention;
+    (horizon > previous).then(|| {
+        let show = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+        (show(previous), show(horizon))
+    })
+}
+
+/// Before a refresh: stop if records may have expired since the previous
+/// one. Returns the refresh's start time (to record once it succeeded).
+async fn check_retention(
+    api: &DataApi,
+    objects: &Objects,
+    tables: &[MirrorTable],
+    retention: Retention,
+) -> Result<Option<String>, SchedulerError> {
+    let rows = api.query(&plan::last_refresh_statement(objects)?).await?;
+    let row = rows.first().cloned().unwrap_or_default();
+    let text = |i: usize| row.get(i).and_then(Value::as_text);
+    let (previous, now) = (text(0), text(1));
+    if let (Some(previous), Some(now)) = (&previous, &now) {
+        if let Some((from, to)) = expired_window(previous, now, retention.hours) {
+            if !retention.accept_loss {
+                return Err(SchedulerError::DataLoss {
+                    from,
+                    to,
+                    retention_hours: retention.hours,
+                    tables: tables
+                        .iter()
+                        .map(|t| t.source.qualified_name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            tracing::warn!(%from, %to, "merging despite records that may have expired unread (--accept-data-loss)");
+        }
+    }
+    Ok(now)
+}
+
 async fn run_locked(
     api: &DataApi,
     objects: &Objects,
     tables: Vec<MirrorTable>,
+    retention: Retention,
     started: Instant,
 ) -> Result<MergeSummary, SchedulerError> {
     // New source tables and columns reach the mirror before their events.
@@ -247,9 +347,14 @@ async fn run_locked(
         api.batch(chunk).await?;
     }
 
+    let refresh_started = check_retention(api, objects, &tables, retention).await?;
     api.execute(&plan::refresh_statement(objects)?)
         .await
         .map_err(SchedulerError::Refresh)?;
+    if let Some(at) = refresh_started {
+        api.batch(&plan::refresh_done_statements(objects, &at)?)
+            .await?;
+    }
 
     let rows = api.query(&plan::pending_statement(objects)?).await?;
     let rows: Vec<(String, String, String, u64)> = rows
@@ -309,4 +414,34 @@ async fn run_locked(
     }
     summary.duration = started.elapsed();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expired_window;
+
+    #[test]
+    fn records_expire_only_when_the_previous_refresh_is_older_than_the_retention() {
+        assert_eq!(
+            expired_window("2024-01-01 00:00:00", "2024-01-02 00:00:00", 24),
+            None
+        );
+        assert_eq!(
+            expired_window("2024-01-01 00:00:00.5", "2024-01-02 06:00:00", 24),
+            Some((
+                "2024-01-01 00:00:00".to_owned(),
+                "2024-01-01 06:00:00".to_owned()
+            ))
+        );
+        assert_eq!(expired_window("garbage", "2024-01-02 00:00:00", 24), None);
+    }
+
+    #[test]
+    fn a_lease_holder_elsewhere_or_alive_is_not_gone() {
+        use super::holder_is_gone;
+        assert!(!holder_is_gone("some-other-host:1:abcd"));
+        let me = super::lease_holder_id();
+        assert!(!holder_is_gone(&me), "this process is alive");
+        assert!(!holder_is_gone("no-pid-here"));
+    }
 }

@@ -43,6 +43,13 @@ pub enum SchedulerError {
     Merge(RedshiftError),
     #[error(transparent)]
     Redshift(#[from] RedshiftError),
+    #[error("data loss: events written to the stream between {from} and {to} (UTC) expired before a refresh read them (the previous refresh was at {from}, the stream keeps records redshift.retention_hours = {retention_hours} h); nothing was merged. Re-sync tables {tables} (docs/operations.md, \"Re-syncing one table\"), then run kinesync merge --once --accept-data-loss")]
+    DataLoss {
+        from: String,
+        to: String,
+        retention_hours: u64,
+        tables: String,
+    },
     #[error("merge skipped: another scheduler ({holder}) holds the merge lease until {until}")]
     LeaseHeld { holder: String, until: String },
     #[error("invalid merge schedule: {0}")]

@@ -100,6 +100,7 @@ pub struct Objects {
     pub table_state: String,
     pub lease: String,
     pub merge_status: String,
+    pub refresh_log: String,
 }
 
 impl Objects {
@@ -121,6 +122,7 @@ impl Objects {
             table_state: qualified(&redshift.mirror_schema, "kinesync_table_state"),
             lease: qualified(&redshift.mirror_schema, "kinesync_lease"),
             merge_status: qualified(&redshift.mirror_schema, "kinesync_merge_status"),
+            refresh_log: qualified(&redshift.mirror_schema, "kinesync_refresh_log"),
         }
     }
 
@@ -136,6 +138,7 @@ impl Objects {
             ("table_state", self.table_state.clone()),
             ("lease", self.lease.clone()),
             ("merge_status", self.merge_status.clone()),
+            ("refresh_log", self.refresh_log.clone()),
         ])
     }
 }
@@ -337,6 +340,28 @@ pub fn record_status_statements(
 /// At most `max` characters of `text`.
 fn truncate_chars(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
+}
+
+/// The statement dropping the lease of `stale_holder` (a scheduler known to be gone).
+pub fn lease_break_statement(objects: &Objects, stale_holder: &str) -> Result<String, SqlError> {
+    let mut values = objects.values();
+    values.insert("stale_holder", quote_literal(stale_holder));
+    single(sql::MERGE_LEASE_BREAK, &values)
+}
+
+/// The statement reading (previous refresh, now), see merge/last_refresh.sql.
+pub fn last_refresh_statement(objects: &Objects) -> Result<String, SqlError> {
+    single(sql::MERGE_LAST_REFRESH, &objects.values())
+}
+
+/// The batch recording a refresh that started at `refreshed_at` (Redshift's clock, as text).
+pub fn refresh_done_statements(
+    objects: &Objects,
+    refreshed_at: &str,
+) -> Result<Vec<String>, SqlError> {
+    let mut values = objects.values();
+    values.insert("refreshed_at", quote_literal(refreshed_at));
+    sql::MERGE_REFRESH_DONE.render(&values)
 }
 
 /// The statement that counts pending events per table and operation.
@@ -588,6 +613,37 @@ fn toast_statements(
         })
         .collect::<Vec<_>>()
         .join(",\n    ");
+    let numbered = |f: &dyn Fn(usize, &str) -> String| {
+        key.iter()
+            .enumerate()
+            .map(|(i, (c, _))| f(i + 1, &quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    values.insert(
+        "pred_key_names",
+        numbered(&|i, _| format!("x._kinesync_pred_{i}")),
+    );
+    values.insert(
+        "pred_key_columns",
+        numbered(&|i, q| format!("p.{q} AS _kinesync_pred_{i}")),
+    );
+    values.insert(
+        "at_key_names",
+        numbered(&|i, _| format!("_kinesync_at_{i}")),
+    );
+    values.insert(
+        "link_pred_keys",
+        numbered(&|i, _| format!("k._kinesync_pred_{i}")),
+    );
+    values.insert(
+        "chain_key_match",
+        key.iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("c.{} = w._kinesync_at_{}", quote_ident(&c.name), i + 1))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    );
     values.insert("links", format!("kinesync_links_{index}"));
     values.insert("chain", chain);
     values.insert("origin_match_r_p", origin_match);

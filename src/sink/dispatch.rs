@@ -556,4 +556,13 @@ mod tests {
             assert!(d >= full / 2);
         }
     }
+
+    #[test]
+    fn backoff_has_jitter() {
+        // Retries of many records failing together must not stay in step.
+        for attempt in [1, 3, 10] {
+            let delays: HashSet<Duration> = (0..50).map(|_| backoff(attempt)).collect();
+            assert!(delays.len() > 10, "attempt {attempt}: {delays:?}");
+        }
+    }
 }

@@ -7,11 +7,21 @@
 //! endpoint come from `crate::aws` (the SDK's default chain,
 //! `AWS_ENDPOINT_URL_KINESIS` points it at a stand-in; `kinesis.region` and
 //! `kinesis.assume_role_arn` on top).
+//!
+//! Retries are the dispatcher's alone: the SDK makes one attempt per call
+//! ([`SDK_MAX_ATTEMPTS`]), so a throttled or failed request comes back at
+//! once and is retried with the dispatcher's jittered, capped backoff, which
+//! also keeps the per-key ordering. Every attempt has a deadline
+//! (`kinesis.request_timeout_secs`): a request that hangs (a stuck connection, a
+//! half-open socket) fails as retryable instead of blocking its keys, and
+//! with them the slot, forever. Kinesis may still have stored a timed-out
+//! request: its retry is a duplicate, which the merge drops.
 
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamMode};
 use aws_sdk_kinesis::Client;
+use std::time::Duration;
 
 use super::{OutRecord, PutError, RecordResult, RecordWriter, SinkError};
 use crate::config::KinesisConfig;
@@ -22,6 +32,11 @@ pub struct KinesisWriter {
     client: Client,
     stream_name: String,
 }
+
+/// Attempts the SDK makes per call: one; the dispatcher retries.
+pub const SDK_MAX_ATTEMPTS: u32 = 1;
+/// Longest wait for a TCP/TLS connection to Kinesis.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Error codes (service or per record) that mean "try again later".
 const RETRYABLE_CODES: &[&str] = &[
@@ -47,8 +62,20 @@ impl KinesisWriter {
             external_id: config.assume_role_external_id.as_deref(),
         })
         .await;
+        let client_config = aws_sdk_kinesis::config::Builder::from(&sdk)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS),
+            )
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(Duration::from_secs(config.request_timeout_secs))
+                    .operation_timeout(Duration::from_secs(config.request_timeout_secs))
+                    .build(),
+            )
+            .build();
         KinesisWriter {
-            client: Client::new(&sdk),
+            client: Client::from_conf(client_config),
             stream_name: stream_name(&config.stream).to_owned(),
         }
     }

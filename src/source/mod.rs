@@ -53,6 +53,7 @@
 //! behind our back and changes were lost: that stops with an error instead of
 //! silently leaving a gap.
 
+pub mod coverage;
 pub mod pgoutput;
 pub mod progress;
 pub mod relation_cache;

@@ -24,6 +24,9 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 pub const REPLICATION_BUFFER_EVENTS: usize = 8192;
 /// Prefix of the publication comment that marks a finished snapshot.
 pub const SNAPSHOT_DONE_MARKER: &str = "kinesync: snapshot complete";
+/// Publication comment while a snapshot is being taken: if a start finds it,
+/// an earlier snapshot was cut short and may have sent rows since deleted.
+pub const SNAPSHOT_STARTED_MARKER: &str = "kinesync: snapshot started";
 /// Publication comment for a slot created without a snapshot (`snapshot = never`).
 pub const SNAPSHOT_SKIPPED_MARKER: &str = "kinesync: snapshot skipped";
 /// `application_name` of our sessions (visible in pg_stat_activity).
@@ -185,12 +188,7 @@ pub async fn ensure_publication(
     if existing.get::<_, bool>(0) {
         return Ok(Vec::new());
     }
-    let published = client
-        .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&publication])
-        .await
-        .map_err(|e| ProduceError::sql("reading pg_publication_tables", &e))?;
-    let published: std::collections::HashSet<(String, String)> =
-        published.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let published = super::coverage::published_tables(client, publication).await?;
     let missing: Vec<&Relation> = tables
         .iter()
         .filter(|t| !published.contains(&(t.schema.clone(), t.name.clone())))
@@ -299,6 +297,19 @@ pub async fn set_snapshot_marker(
         .map_err(|e| ProduceError::sql("writing the snapshot marker", &e))
 }
 
+/// Whether `marker` says a snapshot for `slot` was started and not finished.
+pub fn marker_says_started(marker: Option<&str>, slot: &str) -> bool {
+    marker.is_some_and(|m| {
+        m.starts_with(SNAPSHOT_STARTED_MARKER) && m.contains(&format!("slot {slot};"))
+    })
+}
+
+pub fn started_marker(slot: &str) -> String {
+    format!(
+        "{SNAPSHOT_STARTED_MARKER} (slot {slot}; not finished). Do not edit: kinesync reads this."
+    )
+}
+
 pub fn done_marker(slot: &str, consistent_point: Lsn) -> String {
     format!("{SNAPSHOT_DONE_MARKER} (slot {slot}; consistent point {consistent_point}). Do not edit: kinesync reads this.")
 }
@@ -381,6 +392,18 @@ mod tests {
         ));
         assert!(!marker_says_ready(Some("hand-written comment"), "kinesync"));
         assert!(!marker_says_ready(None, "kinesync"));
+        assert!(!marker_says_ready(
+            Some(&started_marker("kinesync")),
+            "kinesync"
+        ));
+        assert!(marker_says_started(
+            Some(&started_marker("kinesync")),
+            "kinesync"
+        ));
+        assert!(!marker_says_started(
+            Some(&started_marker("other")),
+            "kinesync"
+        ));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 use super::progress::SnapshotProgress;
 use super::relation_cache::Relation;
 use super::replication::{
-    connect_sql, consistent_point, done_marker, pg_message, set_snapshot_marker,
+    connect_sql, consistent_point, done_marker, pg_message, set_snapshot_marker, started_marker,
 };
 use super::{quote_ident, quote_literal};
 use crate::config::SourceConfig;
@@ -44,6 +44,14 @@ pub struct Snapshot {
 
 /// Create the slot and copy `tables`. `Ok(None)`: shutdown was requested
 /// before the snapshot was delivered (the next start redoes it).
+///
+/// `redo`: an earlier snapshot was cut short (killed, crashed). Its rows may
+/// be in the stream already, including rows deleted since, which this
+/// snapshot will not copy and no change event will remove. So the snapshot
+/// starts with one truncate event per table at its own position (consistent
+/// point, 0): the merge drops everything ordered before it and keeps this
+/// snapshot's rows, which sort at that same position.
+#[allow(clippy::too_many_arguments)]
 pub async fn take_snapshot<W: RecordWriter>(
     source: &SourceConfig,
     replication: ReplicationConfig,
@@ -52,11 +60,13 @@ pub async fn take_snapshot<W: RecordWriter>(
     ctx: &EventContext,
     delivery: &mut Delivery<W>,
     shutdown: &Shutdown,
+    redo: bool,
 ) -> Result<Option<Snapshot>, ProduceError> {
     let (url, publication) = (source.url.as_str(), source.publication.as_str());
     let slot = replication.slot.clone();
-    // A stale marker must never outlive the slot it describes.
-    set_snapshot_marker(admin, publication, None).await?;
+    // A stale marker must never outlive the slot it describes; "started"
+    // tells the next start, should this one be cut short, to redo it.
+    set_snapshot_marker(admin, publication, Some(&started_marker(&slot))).await?;
 
     let mut client = ReplicationClient::connect_gated(replication)
         .await
@@ -98,6 +108,19 @@ pub async fn take_snapshot<W: RecordWriter>(
         commit_lsn: consistent,
         lsn: Lsn::ZERO,
     };
+    if redo {
+        tracing::warn!(
+            "an earlier snapshot was cut short: this one starts with a truncate event per table, so the merge drops the rows it sent"
+        );
+        for table in tables {
+            let truncate = ChangeMeta {
+                op: Op::Truncate,
+                ..meta(SnapshotMarker::True)
+            };
+            delivery.push_event(encode_event(ctx, table, &truncate, None, None))?;
+            delivery.wait_for_room().await?;
+        }
+    }
     let mut held: Option<(Arc<Relation>, Row)> = None;
     let mut total = 0u64;
     for table in tables {
@@ -185,7 +208,11 @@ pub async fn take_snapshot<W: RecordWriter>(
         );
         return Ok(None);
     }
-    set_snapshot_marker(admin, publication, Some(&done_marker(&slot, consistent))).await?;
+    let marker = super::coverage::with_tables(
+        &done_marker(&slot, consistent),
+        &super::coverage::table_names(tables),
+    );
+    set_snapshot_marker(admin, publication, Some(&marker)).await?;
     tracing::info!(rows = total, consistent_point = %consistent, "snapshot delivered");
     Ok(Some(Snapshot {
         client,

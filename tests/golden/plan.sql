@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS "mirror"."kinesync_merge_status" (
     detail VARCHAR(1024) NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_refresh_log" (
+    events_view VARCHAR(256) NOT NULL,
+    refreshed_at TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS "mirror"."orders" (
     "id" BIGINT,
     "amount" DECIMAL(12,2),
@@ -177,9 +182,10 @@ WHERE kinesync_latest_1."id" = m."id"
        OR (m._kinesync_commit_lsn = kinesync_latest_1._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_1._kinesync_lsn));
 
 CREATE TEMP TABLE kinesync_links_1 AS
-SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn FROM (
+SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1 FROM (
     SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
            p._kinesync_commit_lsn AS pred_commit_lsn, p._kinesync_lsn AS pred_lsn,
+           p."id" AS _kinesync_pred_1,
            ROW_NUMBER() OVER (PARTITION BY r._kinesync_commit_lsn, r._kinesync_lsn
                               ORDER BY p._kinesync_commit_lsn DESC, p._kinesync_lsn DESC) AS _kinesync_rank
     FROM kinesync_changes_1 AS r
@@ -192,19 +198,20 @@ SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn FROM (
 WHERE x._kinesync_rank = 1;
 
 CREATE TEMP TABLE kinesync_chain_1 AS
-WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth) AS (
-    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0
+WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth, _kinesync_at_1) AS (
+    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0, l."id"
     FROM kinesync_latest_1 AS l
     WHERE l._kinesync_action = 'upsert' AND (l."note" = '__debezium_unavailable_value' OR JSON_SERIALIZE(l."doc") = '"__debezium_unavailable_value"')
     UNION ALL
-    SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1
+    SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1, k._kinesync_pred_1
     FROM walk AS w
     JOIN kinesync_links_1 AS k ON k.commit_lsn = w.at_commit_lsn AND k.lsn = w.at_lsn
 )
 SELECT w.start_commit_lsn, w.start_lsn, w.depth, c.*
 FROM walk AS w
 JOIN kinesync_changes_1 AS c
-  ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert';
+  ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert'
+ AND c."id" = w._kinesync_at_1;
 
 UPDATE kinesync_latest_1 SET "note" = CASE WHEN NOT (kinesync_latest_1."note" = '__debezium_unavailable_value') THEN kinesync_latest_1."note" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_1."note" END,
     "doc" = CASE WHEN NOT (JSON_SERIALIZE(kinesync_latest_1."doc") = '"__debezium_unavailable_value"') THEN kinesync_latest_1."doc" WHEN p._kinesync_found_1 IS NOT NULL THEN p._kinesync_value_1 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_1 ELSE kinesync_latest_1."doc" END
@@ -314,9 +321,10 @@ WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""N
        OR (m._kinesync_commit_lsn = kinesync_latest_2._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_2._kinesync_lsn));
 
 CREATE TEMP TABLE kinesync_links_2 AS
-SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn FROM (
+SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1, x._kinesync_pred_2 FROM (
     SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
            p._kinesync_commit_lsn AS pred_commit_lsn, p._kinesync_lsn AS pred_lsn,
+           p."order_id" AS _kinesync_pred_1, p."Line""No" AS _kinesync_pred_2,
            ROW_NUMBER() OVER (PARTITION BY r._kinesync_commit_lsn, r._kinesync_lsn
                               ORDER BY p._kinesync_commit_lsn DESC, p._kinesync_lsn DESC) AS _kinesync_rank
     FROM kinesync_changes_2 AS r
@@ -329,19 +337,20 @@ SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn FROM (
 WHERE x._kinesync_rank = 1;
 
 CREATE TEMP TABLE kinesync_chain_2 AS
-WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth) AS (
-    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0
+WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth, _kinesync_at_1, _kinesync_at_2) AS (
+    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0, l."order_id", l."Line""No"
     FROM kinesync_latest_2 AS l
     WHERE l._kinesync_action = 'upsert' AND (l."data" = '__debezium_unavailable_value')
     UNION ALL
-    SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1
+    SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1, k._kinesync_pred_1, k._kinesync_pred_2
     FROM walk AS w
     JOIN kinesync_links_2 AS k ON k.commit_lsn = w.at_commit_lsn AND k.lsn = w.at_lsn
 )
 SELECT w.start_commit_lsn, w.start_lsn, w.depth, c.*
 FROM walk AS w
 JOIN kinesync_changes_2 AS c
-  ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert';
+  ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert'
+ AND c."order_id" = w._kinesync_at_1 AND c."Line""No" = w._kinesync_at_2;
 
 UPDATE kinesync_latest_2 SET "data" = CASE WHEN NOT (kinesync_latest_2."data" = '__debezium_unavailable_value') THEN kinesync_latest_2."data" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_2."data" END
 FROM (SELECT s.start_commit_lsn, s.start_lsn, m."order_id" IS NOT NULL AS _kinesync_in_mirror, v0."data" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, TO_HEX(m."data") AS _kinesync_mirror_0 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_2) AS s

@@ -8,7 +8,8 @@
 
 #![allow(dead_code)]
 
-pub mod cluster;
+pub mod kinesis_proxy;
+pub mod pg_cluster;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -22,6 +23,20 @@ use tokio_postgres::{Client, NoTls};
 
 /// Longest wait for anything the tests poll for.
 pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// The seed of a randomized fault test: `KINESYNC_FAULT_SEED` if set, else
+/// random. Printed (shown when the test fails) with the command that
+/// re-runs exactly this case.
+pub fn fault_seed(test: &str) -> u64 {
+    let seed = match std::env::var("KINESYNC_FAULT_SEED") {
+        Ok(text) => text.trim().parse().expect("KINESYNC_FAULT_SEED: a number"),
+        Err(_) => rand::random(),
+    };
+    eprintln!(
+        "{test}: seed {seed}; re-run with KINESYNC_FAULT_SEED={seed} deploy/local/test --test faults {test}"
+    );
+    seed
+}
 
 /// Addresses of the local stack.
 #[derive(Debug, Clone)]
@@ -103,28 +118,44 @@ impl Pipeline {
         extra_toml: &str,
     ) -> Pipeline {
         let stack = Stack::from_env();
+        let source_server = stack.pg_url.clone();
+        Pipeline::start_on(&source_server, name, schema_sql, tables, extra_toml).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with the source database on
+    /// the PostgreSQL server `source_server` (e.g. a [`pg_cluster::Cluster`]
+    /// of the test's own); the mirror stays on the stack's.
+    pub async fn start_on(
+        source_server: &str,
+        name: &str,
+        schema_sql: &str,
+        tables: &[&str],
+        extra_toml: &str,
+    ) -> Pipeline {
+        let stack = Stack::from_env();
+        let source_admin = connect(&format!("{source_server}/postgres")).await;
         let admin = connect(&format!("{}/postgres", stack.pg_url)).await;
         let source_db = format!("{name}_src");
         let mirror_db = format!("{name}_rs");
         // A previous run of the same test may have left its slot behind.
-        admin
+        source_admin
             .execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
                 &[&name],
             )
             .await
             .expect("drop old slot");
-        for db in [&source_db, &mirror_db] {
-            admin
+        for (server, db) in [(&source_admin, &source_db), (&admin, &mirror_db)] {
+            server
                 .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
                 .await
                 .expect("drop db");
-            admin
+            server
                 .batch_execute(&format!("CREATE DATABASE \"{db}\""))
                 .await
                 .expect("create db");
         }
-        let source = connect(&format!("{}/{source_db}", stack.pg_url)).await;
+        let source = connect(&format!("{source_server}/{source_db}")).await;
         source
             .batch_execute(schema_sql)
             .await
@@ -147,7 +178,7 @@ impl Pipeline {
         let config = format!(
             r#"
 [source]
-url = "{pg}/{source_db}"
+url = "{source_server}/{source_db}"
 tables = [{tables_toml}]
 publication = "{name}"
 slot = "{name}"
@@ -167,8 +198,7 @@ statement_timeout_secs = 120
 [schedule]
 merge = "*/5 * * * * *"
 {extra_toml}
-"#,
-            pg = stack.pg_url
+"#
         );
         std::fs::write(&config_path, config).expect("write config");
         Pipeline {

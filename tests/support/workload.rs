@@ -4,6 +4,20 @@
 //! (uuid key, every common type). Rolled-back transactions, truncates, key
 //! changes, deletes and re-inserts all occur.
 
+/// The `items` and `pairs` tables the workload writes to.
+pub const ITEMS_AND_PAIRS: &str = "
+CREATE TABLE public.items (
+    id integer PRIMARY KEY,
+    label text,
+    price numeric(10,2),
+    qty bigint,
+    flag boolean,
+    seen_at timestamptz,
+    big text
+);
+CREATE TABLE public.pairs (a integer, b text, v integer, PRIMARY KEY (a, b));
+";
+
 use rand::rngs::StdRng;
 use rand::Rng;
 

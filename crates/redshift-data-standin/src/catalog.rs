@@ -1,6 +1,7 @@
 //! The `kinesync_standin` schema installed into every database the stand-in
 //! serves: its catalog tables (Kinesis external schemas, streaming views and
-//! the per-shard sequence numbers they consumed, stream scan errors), the
+//! the per-shard sequence numbers they consumed, stream scan errors, faults
+//! injected by tests), the
 //! Redshift catalog views it emulates (`SVV_MV_INFO`, `SVV_EXTERNAL_SCHEMAS`,
 //! `SYS_STREAM_SCAN_ERRORS`) and the helper functions the rewriter targets
 //! (JSON_PARSE, CAN_JSON_PARSE, SUPER navigation and lax casts, IS_*, ...).
@@ -10,7 +11,7 @@
 use tokio_postgres::Client;
 
 /// Bump when the DDL below changes (re-installs over an older version).
-pub const CATALOG_VERSION: i32 = 1;
+pub const CATALOG_VERSION: i32 = 2;
 
 /// Advisory lock key used while installing.
 const INSTALL_LOCK: i64 = 0x6b69_6e65_7379_6e63;
@@ -67,6 +68,15 @@ CREATE TABLE IF NOT EXISTS kinesync_standin.sys_stream_scan_errors (
     record_length bigint,
     error_code integer,
     reason varchar(1024)
+);
+
+-- Faults a test asks for (see the faults module).
+CREATE TABLE IF NOT EXISTS kinesync_standin.fault_injection (
+    fault text PRIMARY KEY CHECK (fault IN ('abort_batch', 'hold_after_refresh', 'expire_unread')),
+    remaining integer NOT NULL DEFAULT 1,
+    matching text,
+    armed boolean NOT NULL DEFAULT false,
+    hits integer NOT NULL DEFAULT 0
 );
 
 CREATE OR REPLACE VIEW kinesync_standin.svv_mv_info AS

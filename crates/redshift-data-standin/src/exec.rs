@@ -100,6 +100,7 @@ pub async fn run(engine: Arc<Engine>, handle: Handle) {
         }
         st.set_status(Status::Started);
     }
+    crate::faults::hold_if_armed(&client).await;
     let params: Option<HashMap<String, String>> = req
         .parameters
         .as_ref()
@@ -171,6 +172,8 @@ async fn run_batch(
     params: &Option<HashMap<String, String>>,
 ) {
     let n = lock(handle).parts.len();
+    let sqls: Vec<String> = lock(handle).request.sqls.clone();
+    let abort = crate::faults::take_abort_batch(client, &sqls).await;
     if let Err(e) = client.batch_execute("BEGIN").await {
         let text = ExecError::from(e).redshift_text();
         let mut st = lock(handle);
@@ -180,6 +183,13 @@ async fn run_batch(
         return;
     }
     for i in 0..n {
+        if abort && i + 1 == n {
+            rollback(client).await;
+            let mut st = lock(handle);
+            st.error = Some("ERROR: the batch was aborted (fault abort_batch injected by the stand-in); it was rolled back".into());
+            abort_rest(&mut st, 0);
+            return;
+        }
         let sql = {
             let mut st = lock(handle);
             if st.cancel_requested {

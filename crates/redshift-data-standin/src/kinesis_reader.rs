@@ -208,6 +208,7 @@ async fn refresh_in_txn(
     client.batch_execute(&staging_ddl()).await?;
     let shards = list_shards(kinesis, &stream).await?;
     let mut new_positions: Vec<(String, String)> = Vec::new();
+    let mut expired = crate::faults::take_expired(client).await;
     let mut total = 0usize;
     let mut skipped = 0usize;
     for shard in &shards {
@@ -245,6 +246,12 @@ async fn refresh_in_txn(
             for rec in records {
                 let data = rec.data().as_ref();
                 let seq = rec.sequence_number().to_string();
+                if expired > 0 {
+                    // Fault injection: as if it had expired unread.
+                    expired -= 1;
+                    last_seq = Some(seq);
+                    continue;
+                }
                 if data.len() > MAX_RECORD_BYTES {
                     skipped += 1;
                     client
@@ -333,6 +340,7 @@ async fn refresh_in_txn(
             &[&schema, &name, &refresh_time],
         )
         .await?;
+    crate::faults::arm_after_refresh(client).await?;
     client
         .batch_execute(&format!("DROP TABLE pg_temp.{STAGING_TABLE}"))
         .await?;

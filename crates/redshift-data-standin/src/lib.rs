@@ -7,10 +7,12 @@
 //! Modules: [`http`] (wire format), [`statements`] (store, state machine),
 //! [`exec`] (statement tasks), [`rewrite`] (Redshift -> PostgreSQL SQL),
 //! [`catalog`] (the `kinesync_standin` schema), [`kinesis_reader`]
-//! (streaming view refresh), [`pg`] (connections).
+//! (streaming view refresh), [`pg`] (connections), [`faults`] (fault
+//! injection for tests).
 
 pub mod catalog;
 pub mod exec;
+pub mod faults;
 pub mod http;
 pub mod kinesis_reader;
 pub mod pg;

@@ -1,0 +1,162 @@
+//! The publication must keep covering every configured table. If someone
+//! runs `ALTER PUBLICATION ... DROP TABLE`, PostgreSQL silently stops
+//! sending that table's changes: the mirror would drift without a word.
+//!
+//! The snapshot marker (the publication's comment, see `replication`)
+//! records the tables kinesync streams, as a last line `kinesync tables:
+//! [["schema","table"], ...]`. At start, a recorded and configured table
+//! missing from the publication stops the producer (it is never silently
+//! added back: its changes since the drop are lost and the table needs a
+//! re-sync); a configured table not recorded yet is new and may be added.
+//! While streaming, the publication is checked every heartbeat interval.
+
+use std::collections::HashSet;
+
+use tokio_postgres::Client;
+
+use super::relation_cache::Relation;
+use crate::pipeline::ProduceError;
+
+/// Longest a check while streaming may take (it runs in the streaming
+/// loop; a server that does not answer must not stall delivery).
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Prefix of the marker line listing the streamed tables.
+const TABLES_LINE: &str = "\nkinesync tables: ";
+
+/// `(schema, table)`.
+pub type TableName = (String, String);
+
+pub fn table_names(tables: &[Relation]) -> Vec<TableName> {
+    tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect()
+}
+
+/// `marker` with its table line replaced by `tables`.
+pub fn with_tables(marker: &str, tables: &[TableName]) -> String {
+    let base = marker.split(TABLES_LINE).next().unwrap_or(marker);
+    let list = serde_json::to_string(tables).unwrap_or_else(|_| "[]".to_owned());
+    format!("{base}{TABLES_LINE}{list}")
+}
+
+/// The tables a marker records (none for markers written before this line existed).
+pub fn recorded_tables(marker: &str) -> Vec<TableName> {
+    marker
+        .split(TABLES_LINE)
+        .nth(1)
+        .and_then(|list| serde_json::from_str(list.trim()).ok())
+        .unwrap_or_default()
+}
+
+/// Every table `publication` publishes (all of them for `FOR ALL TABLES`).
+pub async fn published_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<HashSet<TableName>, ProduceError> {
+    let rows = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| ProduceError::sql("reading pg_publication_tables", &e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The error for `table`, no longer published by `publication`.
+pub fn dropped(publication: &str, table: &TableName) -> ProduceError {
+    ProduceError::PublicationDroppedTable {
+        publication: crate::pipeline::display_ident(publication),
+        table: format!(
+            "{}.{}",
+            crate::pipeline::display_ident(&table.0),
+            crate::pipeline::display_ident(&table.1)
+        ),
+    }
+}
+
+/// The first of `wanted` that `publication` does not publish.
+pub async fn first_missing(
+    client: &Client,
+    publication: &str,
+    wanted: &[TableName],
+) -> Result<Option<TableName>, ProduceError> {
+    let published = published_tables(client, publication).await?;
+    Ok(wanted.iter().find(|t| !published.contains(*t)).cloned())
+}
+
+/// The check while streaming, on a session of its own (reconnected after
+/// errors: only a definite "not published" stops the producer).
+pub struct PublicationWatch {
+    url: String,
+    publication: String,
+    tables: Vec<TableName>,
+    client: Option<Client>,
+}
+
+impl PublicationWatch {
+    pub fn new(url: &str, publication: &str, tables: Vec<TableName>) -> PublicationWatch {
+        PublicationWatch {
+            url: url.to_owned(),
+            publication: publication.to_owned(),
+            tables,
+            client: None,
+        }
+    }
+
+    pub async fn check(&mut self) -> Result<(), ProduceError> {
+        match tokio::time::timeout(CHECK_TIMEOUT, self.check_now()).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("checking the publication timed out; retrying");
+                self.client = None;
+                Ok(())
+            }
+        }
+    }
+
+    async fn check_now(&mut self) -> Result<(), ProduceError> {
+        if self.client.is_none() {
+            match super::replication::connect_sql(&self.url).await {
+                Ok(client) => self.client = Some(client),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check the publication now; retrying");
+                    return Ok(());
+                }
+            }
+        }
+        let Some(client) = &self.client else {
+            return Ok(());
+        };
+        match first_missing(client, &self.publication, &self.tables).await {
+            Ok(Some(table)) => Err(dropped(&self.publication, &table)),
+            Ok(None) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "cannot check the publication now; retrying");
+                self.client = None;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_line_round_trips_and_replaces_itself() {
+        let tables = vec![
+            ("public".to_owned(), "orders".to_owned()),
+            ("We\"ird, schema".to_owned(), "t\nx".to_owned()),
+        ];
+        let marker = with_tables("kinesync: snapshot complete (slot s; ...).", &tables);
+        assert_eq!(recorded_tables(&marker), tables);
+        let again = with_tables(&marker, &tables[..1]);
+        assert_eq!(recorded_tables(&again), tables[..1].to_vec());
+        assert!(again.starts_with("kinesync: snapshot complete (slot s; ...)."));
+        assert!(recorded_tables("kinesync: snapshot complete (slot s; ...).").is_empty());
+    }
+}

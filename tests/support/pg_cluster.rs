@@ -1,0 +1,154 @@
+//! A throwaway PostgreSQL cluster of one test's own, for faults that would
+//! disturb the shared one (a server restart). Uses `initdb` and `pg_ctl`
+//! from PATH (deploy/local/test puts the server binaries there); as root,
+//! runs them as the `postgres` user, as deploy/local/lib.sh does. Stopped
+//! (immediate mode) and removed when dropped.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub struct Cluster {
+    /// `postgres://postgres@127.0.0.1:<port>` (no database).
+    pub url: String,
+    data: PathBuf,
+    home: PathBuf,
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a shell command line as the cluster's owner; fails the test on error.
+fn run(line: &str) {
+    let output = if is_root() {
+        Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", line])
+            .output()
+    } else {
+        Command::new("sh").args(["-c", line]).output()
+    }
+    .unwrap_or_else(|e| panic!("cannot run {line}: {e}"));
+    assert!(
+        output.status.success(),
+        "{line} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn tool(name: &str) -> String {
+    let output = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .expect("sh");
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        !path.is_empty(),
+        "{name} is not on PATH: run the tests with deploy/local/test, which puts the PostgreSQL server binaries there"
+    );
+    path
+}
+
+impl Cluster {
+    /// initdb + start, with logical replication enabled.
+    pub fn start(name: &str) -> Cluster {
+        Cluster::start_with(name, "")
+    }
+
+    /// Like [`start`](Self::start), with `settings` (postgresql.conf lines)
+    /// after the defaults, e.g. `wal_level = replica`.
+    pub fn start_with(name: &str, settings: &str) -> Cluster {
+        let (initdb, pg_ctl) = (tool("initdb"), tool("pg_ctl"));
+        let home = std::env::temp_dir().join(format!("kinesync-pg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).expect("cluster dir");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&home)
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown {home:?} failed");
+        }
+        let data = home.join("data");
+        let port = free_port();
+        run(&format!(
+            "'{initdb}' -D '{}' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'{}/initdb.log' 2>&1",
+            data.display(),
+            home.display()
+        ));
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             wal_level = logical\nmax_replication_slots = 8\nmax_wal_senders = 8\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\ntimezone = 'UTC'\n{settings}\n",
+            data.display()
+        );
+        run(&format!(
+            "printf '%s' \"{conf}\" >> '{}/postgresql.conf'",
+            data.display()
+        ));
+        let cluster = Cluster {
+            url: format!("postgres://postgres@127.0.0.1:{port}"),
+            data,
+            home,
+        };
+        cluster.pg_ctl(&pg_ctl, "start");
+        cluster
+    }
+
+    fn pg_ctl(&self, pg_ctl: &str, action: &str) {
+        run(&format!(
+            "'{pg_ctl}' -D '{}' -l '{}/postgres.log' -w -t 60 {action} >/dev/null",
+            self.data.display(),
+            self.home.display()
+        ));
+    }
+
+    /// `pg_ctl restart -m fast`: every session is terminated, the server
+    /// shuts down cleanly and starts again (blocking until it accepts
+    /// connections).
+    pub async fn restart(&self) {
+        let pg_ctl = tool("pg_ctl");
+        let data = self.data.clone();
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || {
+            let cluster = Cluster {
+                url: String::new(),
+                data,
+                home,
+            };
+            cluster.pg_ctl(&pg_ctl, "-m fast restart");
+            std::mem::forget(cluster);
+        })
+        .await
+        .expect("restart task");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let line = format!(
+            "pg_ctl -D '{}' -m immediate -w stop >/dev/null 2>&1",
+            self.data.display()
+        );
+        let _ = if is_root() {
+            Command::new("su")
+                .args(["postgres", "-s", "/bin/sh", "-c", &line])
+                .status()
+        } else {
+            Command::new("sh").args(["-c", &line]).status()
+        };
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
