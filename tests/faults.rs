@@ -257,11 +257,13 @@ async fn kinesis_throttling_5xx_timeouts_and_partial_failures_lose_nothing_and_k
     .await;
     p.setup().await;
     p.set_env("AWS_ENDPOINT_URL_KINESIS", &proxy.url);
+    p.set_env("KINESYNC_TELEMETRY__LISTEN", "127.0.0.1:0");
     p.set_config(
         "kinesis",
         "max_records_per_request = 10\nrequest_timeout_secs = 1",
     );
     p.start_producer().await;
+    let metrics_addr = support::telemetry::listen_address(&p.dir.join("produce.log")).await;
 
     // Transactions updating a few counters each; after each, the WAL
     // insert position (past its commit record) is noted.
@@ -367,6 +369,23 @@ async fn kinesis_throttling_5xx_timeouts_and_partial_failures_lose_nothing_and_k
         "the producer logs its retries:\n{}",
         p.producer_log()
     );
+    // The metrics count what went wrong: failed requests, partial answers,
+    // and the failed records by error code.
+    let metrics = support::telemetry::get(&metrics_addr, "/metrics")
+        .await
+        .expect("producer /metrics")
+        .body;
+    let counted = |series: &str| support::telemetry::sample(&metrics, series).unwrap_or(0.0);
+    for series in [
+        "kinesync_put_requests_total{result=\"failed\"}",
+        "kinesync_put_requests_total{result=\"partial\"}",
+        "kinesync_records_failed_total{code=\"ProvisionedThroughputExceededException\"}",
+    ] {
+        assert!(
+            counted(series) > 0.0,
+            "seed {seed}: {series} counted nothing:\n{metrics}"
+        );
+    }
     p.merge_once().await;
     p.assert_mirror_equals_source("public.counters").await;
     p.stop_producer().await;
