@@ -280,7 +280,7 @@ impl fmt::Display for StatusReport {
             Some(rate) => writeln!(f, "producer: {rate:.1} events/s put")?,
             None => writeln!(
                 f,
-                "producer: put rate unknown (set [telemetry] listen to read it)"
+                "producer: put rate unknown (set [telemetry] listen or --metrics-addr to read it)"
             )?,
         }
         match &self.merge {
