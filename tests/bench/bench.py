@@ -373,10 +373,11 @@ def wait_slot(poll, slot, end, run, timeout, walsender):
 
 
 def kinesync_config(path, db, table, publication, slot, stream="bench", extra=""):
+    tables = ", ".join(f'"public.{t}"' for t in ([table] if isinstance(table, str) else table))
     with open(path, "w") as f:
         f.write(f"""[source]
 url = "{PG_URL}/{db}"
-tables = ["public.{table}"]
+tables = [{tables}]
 publication = "{publication}"
 slot = "{slot}"
 snapshot = "never"
@@ -1057,25 +1058,92 @@ MERGE_DDL = """CREATE TABLE orders (
 """
 
 
-def case_merge(cfg, out, kl):
-    kl.start()
-    rows = []
-    seed = cfg.merge_new
-    for history in cfg.merge_histories:
-        tag = f"h{history}"
-        src, rs = f"bench_m{tag}_src", f"bench_m{tag}_rs"
-        create_db(src)
-        sql("postgres", f'DROP DATABASE IF EXISTS "{rs}" WITH (FORCE)')
-        sql(src, MERGE_DDL)
+class DataApiCounter:
+    """A counting HTTP proxy in front of the Data API stand-in: every
+    request kinesync sends (ExecuteStatement, BatchExecuteStatement,
+    DescribeStatement polls, GetStatementResult pages...) is counted by
+    operation, and the SQL statements they carry. Runs in a thread."""
+
+    def __init__(self):
+        import http.server
+        counter = self
+        self.ops = {}
+        self.statements = 0
+        self.batch_sizes = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                op = (self.headers.get("X-Amz-Target") or "?").split(".")[-1]
+                with counter.lock:
+                    counter.ops[op] = counter.ops.get(op, 0) + 1
+                    if op == "ExecuteStatement":
+                        counter.statements += 1
+                    elif op == "BatchExecuteStatement":
+                        n = len(json.loads(body).get("Sqls") or [])
+                        counter.statements += n
+                        counter.batch_sizes.append(n)
+                conn = http.client.HTTPConnection("127.0.0.1", STANDIN_PORT, timeout=900)
+                conn.request("POST", self.path, body=body,
+                             headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self):
+        with self.lock:
+            self.ops, self.statements, self.batch_sizes = {}, 0, []
+
+    def snapshot(self):
+        with self.lock:
+            return {"requests": sum(self.ops.values()), "by_operation": dict(sorted(self.ops.items())),
+                    "statements": self.statements, "batches": len(self.batch_sizes),
+                    "batch_sizes": list(self.batch_sizes)}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MergeRig:
+    """A whole pipeline for the merge case: source database with `tables`,
+    a stream, `kinesync setup` on a fresh stand-in database, a running
+    producer. `sync()` waits until everything written so far is in the
+    stream; `merge_once()` runs one `kinesync merge --once` and returns its
+    wall time, CPU, summary and the Data API traffic (through the counter)."""
+
+    def __init__(self, cfg, tag, ddl, tables, counter):
+        self.tag = tag
+        self.src, self.rs = f"bench_m{tag}_src", f"bench_m{tag}_rs"
+        create_db(self.src)
+        sql("postgres", f'DROP DATABASE IF EXISTS "{self.rs}" WITH (FORCE)')
+        sql(self.src, ddl)
         stream = f"bench-merge-{tag}"
         create_stream(stream, cfg.shards)
-        slot = f"m_{tag}"
-        drop_slot(src, slot)
-        conf = kinesync_config(os.path.join(WORK, f"merge-{tag}.toml"), src, "orders", f"pub_{tag}", slot, stream=stream,
-                               extra=f"""
+        self.slot = f"m_{tag}"
+        drop_slot(self.src, self.slot)
+        self.conf = kinesync_config(os.path.join(WORK, f"merge-{tag}.toml"), self.src, tables, f"pub_{tag}",
+                                    self.slot, stream=stream, extra=f"""
 [redshift]
 workgroup = "local"
-database = "{rs}"
+database = "{self.rs}"
 region = "us-east-1"
 stream_role_arn = "arn:aws:iam::000000000000:role/kinesync-local"
 statement_timeout_secs = 900
@@ -1083,38 +1151,79 @@ statement_timeout_secs = 900
 [schedule]
 merge = "0 0 0 1 1 *"
 """)
-        env = kinesync_env()
-
-        def kinesync_cmd(*args, log_name):
-            r = subprocess.run([KINESYNC, "--config", conf, *args], env=env, capture_output=True, text=True)
-            with open(os.path.join(WORK, log_name), "a") as f:
-                f.write(r.stdout + r.stderr)
-            if r.returncode != 0:
-                raise RuntimeError(f"kinesync {' '.join(args)} exited {r.returncode}: {r.stderr[-1500:]}")
-            return r.stdout.strip()
-
-        kinesync_cmd("setup", log_name=f"merge-{tag}.log")
-        poll = Psql(src)
-        producer = Run([KINESYNC, "--config", conf, "produce"], env=env,
-                       stderr_path=os.path.join(WORK, f"merge-{tag}-produce.log"))
+        self.counter = counter
+        self.env = kinesync_env()
+        self.env["AWS_ENDPOINT_URL_REDSHIFT_DATA"] = f"http://127.0.0.1:{counter.port}"
+        self.cmd("setup")
+        self.poll = Psql(self.src)
+        self.producer = Run([KINESYNC, "--config", self.conf, "produce"], env=self.env,
+                            stderr_path=os.path.join(WORK, f"merge-{tag}-produce.log"))
         deadline = time.monotonic() + 60
-        while not poll.query(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND confirmed_flush_lsn IS NOT NULL"):
-            if not producer.alive() or time.monotonic() > deadline:
+        while not self.poll.query(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{self.slot}' "
+                                  "AND confirmed_flush_lsn IS NOT NULL"):
+            if not self.producer.alive() or time.monotonic() > deadline:
                 raise RuntimeError("the merge producer did not create its slot")
             time.sleep(0.05)
 
-        def sync():
-            end = sql(src, "SELECT pg_logical_emit_message(true, 'kinesync_bench', 'sync')")
-            wait_slot(poll, slot, end, producer, 600, {})
+    def cmd(self, *args):
+        r = subprocess.run([KINESYNC, "--config", self.conf, *args], env=self.env, capture_output=True, text=True)
+        with open(os.path.join(WORK, f"merge-{self.tag}.log"), "a") as f:
+            f.write(r.stdout + r.stderr)
+        if r.returncode != 0:
+            raise RuntimeError(f"kinesync {' '.join(args)} exited {r.returncode}: {r.stderr[-1500:]}")
+        return r.stdout.strip()
 
+    def sync(self):
+        end = sql(self.src, "SELECT pg_logical_emit_message(true, 'kinesync_bench', 'sync')")
+        wait_slot(self.poll, self.slot, end, self.producer, 600, {})
+
+    def merge_once(self):
+        before = standin_statements()
+        self.counter.reset()
+        run = Run([KINESYNC, "--config", self.conf, "merge", "--once"], env=self.env,
+                  stderr_path=os.path.join(WORK, f"merge-{self.tag}-measured.log"), count_stdout=True)
+        while run.alive():
+            time.sleep(0.02)
+        wall = time.monotonic() - run.t0
+        run.stop()
+        if run.p.returncode != 0:
+            raise RuntimeError(f"measured merge exited {run.p.returncode}: see merge-{self.tag}-measured.log")
+        after = standin_statements()
+        return {"wall_s": round(wall, 3), "merge_cpu_s": run.result(wall)["cpu_s"],
+                "summary": b"".join(run.samples).decode(errors="replace").strip(),
+                "statement_seconds": round(after[2] - before[2], 2), "api": self.counter.snapshot()}
+
+    def close(self):
+        self.producer.stop()
+        self.poll.close()
+        drop_slot(self.src, self.slot)
+
+
+def case_merge(cfg, out, kl):
+    kl.start()
+    counter = DataApiCounter()
+    try:
+        merge_history(cfg, out, counter)
+        merge_tables(cfg, out, counter)
+    finally:
+        counter.close()
+
+
+def merge_history(cfg, out, counter):
+    rows = []
+    seed = cfg.merge_new
+    for history in cfg.merge_histories:
+        tag = f"h{history}"
+        rig = MergeRig(cfg, tag, MERGE_DDL, "orders", counter)
+        src, rs = rig.src, rig.rs
         # History: `seed` events through the real pipeline, merged; then the
         # view and the mirror are grown to `history` rows by SQL on the
         # stand-in's database (shifted keys), much faster than producing them.
         sql(src, insert_workload("orders", "SELECT g, g % 1000, 'new', g * 0.5, 'note ' || g, "
                                            "timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' "
                                            "FROM generate_series({lo}, {hi}) AS g", seed, 1000))
-        sync()
-        kinesync_cmd("merge", "--once", log_name=f"merge-{tag}.log")
+        rig.sync()
+        rig.cmd("merge", "--once")
         factor = max(1, history // seed)
         if factor > 1:
             t0 = time.monotonic()
@@ -1145,34 +1254,52 @@ ANALYZE mirror.orders;
                                            f"FROM generate_series({base} + {{lo}} - 1, {base} + {{hi}} - 1) AS g", ins, 1000)
             + f"\nUPDATE orders SET status = 'paid', amount = amount + 1, updated_at = now() WHERE id <= {upd};"
             + f"\nDELETE FROM orders WHERE id > {upd} AND id <= {upd + dele};")
-        sync()
-        before = standin_statements()
-        run = Run([KINESYNC, "--config", conf, "merge", "--once"], env=env,
-                  stderr_path=os.path.join(WORK, f"merge-{tag}-measured.log"), count_stdout=True)
-        while run.alive():
-            time.sleep(0.02)
-        wall = time.monotonic() - run.t0
-        run.stop()
-        if run.p.returncode != 0:
-            raise RuntimeError(f"measured merge exited {run.p.returncode}")
-        after = standin_statements()
-        summary = b"".join(run.samples).decode(errors="replace").strip()
-        producer.stop()
-        poll.close()
-        drop_slot(src, slot)
-        if history == seed:
-            same = sql(src, "SELECT count(*) FROM orders") == sql(rs, "SELECT count(*) FROM mirror.orders")
-        else:
-            same = None
+        rig.sync()
+        m = rig.merge_once()
+        rig.close()
         res = {"history_events": view_rows, "mirror_rows_before": mirror_rows, "new_events": seed,
-               "wall_s": round(wall, 3), "data_api_requests": after[0] - before[0],
-               "sql_statements": after[1] - before[1], "statement_seconds": round(after[2] - before[2], 2),
-               "merge_cpu_s": run.result(wall)["cpu_s"], "summary": summary, "mirror_row_count_matches": same}
-        log(f"case 5 history {view_rows:,}: merge --once {wall:.2f} s, {res['data_api_requests']} requests, "
+               "wall_s": m["wall_s"], "data_api_requests": m["api"]["requests"],
+               "data_api_by_operation": m["api"]["by_operation"],
+               "sql_statements": m["api"]["statements"], "statement_seconds": m["statement_seconds"],
+               "merge_cpu_s": m["merge_cpu_s"], "summary": m["summary"]}
+        log(f"case 5 history {view_rows:,}: merge --once {m['wall_s']:.2f} s, {res['data_api_requests']} requests, "
             f"{res['sql_statements']} SQL statements")
         rows.append(res)
     ratio = rows[-1]["wall_s"] / rows[0]["wall_s"]
     out["merge"] = {"target_ratio_max": 1.5, "runs": rows, "ratio": round(ratio, 3), "met": ratio <= 1.5}
+
+
+def merge_tables(cfg, out, counter):
+    """Data API calls and statements of one merge run with new events in 1,
+    10 and 40 tables (each `per_table` events: 60 % inserts, 30 % updates,
+    10 % deletes)."""
+    per_table = cfg.merge_per_table
+    runs = []
+    for n in cfg.merge_table_counts:
+        names = [f"t{i:02d}" for i in range(1, n + 1)]
+        ddl = "\n".join(f"CREATE TABLE {t} (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2), "
+                        f"note text, updated_at timestamptz NOT NULL);" for t in names)
+        rig = MergeRig(cfg, f"t{n}", ddl, names, counter)
+        ins, upd = per_table * 6 // 10, per_table * 3 // 10
+        dele = per_table - ins - upd
+        work = []
+        for t in names:
+            work.append(f"INSERT INTO {t} SELECT g, 'new', g * 0.5, 'note ' || g, now() FROM generate_series(1, {ins}) AS g;")
+            work.append(f"UPDATE {t} SET status = 'paid', updated_at = now() WHERE id <= {upd};")
+            work.append(f"DELETE FROM {t} WHERE id > {upd} AND id <= {upd + dele};")
+        sql(rig.src, "\n".join(work))
+        rig.sync()
+        m = rig.merge_once()
+        rig.close()
+        api = m["api"]
+        res = {"tables": n, "events_per_table": per_table, "wall_s": m["wall_s"], "data_api_requests": api["requests"],
+               "by_operation": api["by_operation"], "sql_statements": api["statements"], "batches": api["batches"],
+               "batch_sizes": api["batch_sizes"], "statement_seconds": m["statement_seconds"],
+               "summary_line": m["summary"].splitlines()[-1][:120] if m["summary"] else ""}
+        log(f"case 5 {n} tables: {api['requests']} Data API requests ({api['by_operation']}), "
+            f"{api['statements']} statements in {api['batches']} batches, {m['wall_s']:.2f} s")
+        runs.append(res)
+    out.setdefault("merge", {})["tables"] = runs
 
 
 # ---------------------------------------------------------------- report
@@ -1291,6 +1418,20 @@ def markdown(out):
                          f"{r['data_api_requests']} | {r['sql_statements']} | {r['statement_seconds']} | {r['summary'].splitlines()[-1] if r['summary'] else ''} |")
         lines += ["", f"- Time ratio large/small history = **{mg['ratio']:.2f}x** (target <= 1.5x: {yes(mg['met'])}).", ""]
         v.append(("merge time, large vs small history <= 1.5x", f"{mg['ratio']:.2f}x", mg["met"]))
+        if mg.get("tables"):
+            lines += ["#### Data API calls per merge run, by number of tables with new events", "",
+                      "| tables | new events per table | wall s | Data API requests | of which DescribeStatement | ExecuteStatement | BatchExecuteStatement | GetStatementResult | SQL statements | merge batches (statements each) |",
+                      "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            for r in mg["tables"]:
+                o = r["by_operation"]
+                lines.append(f"| {r['tables']} | {r['events_per_table']:,} | {r['wall_s']:.2f} | **{r['data_api_requests']}** | "
+                             f"{o.get('DescribeStatement', 0)} | {o.get('ExecuteStatement', 0)} | {o.get('BatchExecuteStatement', 0)} | "
+                             f"{o.get('GetStatementResult', 0) + o.get('GetStatementResultV2', 0)} | {r['sql_statements']} | "
+                             f"{max(0, r['batches'] - 1)} ({', '.join(str(b) for b in r['batch_sizes'][1:])}) |")
+            lines += ["", "Counted by a proxy in front of the stand-in (every HTTP request kinesync sent). The first "
+                      "BatchExecuteStatement of a run takes the merge lease and is not counted as a merge batch.", ""]
+            v.append(("Data API calls per merge run (no numeric target)",
+                      ", ".join(f"{r['tables']} tables: {r['data_api_requests']} requests" for r in mg["tables"]), None))
     head = ["| target | measured | verdict |", "|---|---|---|"]
     head += [f"| {a} | {b} | {'n/a' if c is None else yes(c)} |" for a, b, c in v]
     return "\n".join(head + [""] + lines)
@@ -1384,6 +1525,8 @@ def main():
     cfg.latency_rates = [1000, 5000] if mode != "smoke" else [200]
     cfg.merge_histories = sizes[4]
     cfg.merge_new = sizes[5]
+    cfg.merge_table_counts = [1, 10, 40] if mode != "smoke" else [1, 3]
+    cfg.merge_per_table = 1000 if mode != "smoke" else 50
     cfg.shards = 4
     cfg.repeat = cfg.repeat or (1 if mode == "smoke" else 2)
     cfg.profile = (mode != "smoke") if cfg.profile is None else cfg.profile
@@ -1399,7 +1542,8 @@ def main():
            "sizes": {"events": cfg.events, "wide_events": cfg.wide_events, "kinesis_events": cfg.kinesis_events,
                      "memory_sizes": cfg.memory_sizes, "latency_seconds": cfg.latency_seconds,
                      "latency_rates": cfg.latency_rates, "merge_histories": cfg.merge_histories,
-                     "merge_new": cfg.merge_new}}
+                     "merge_new": cfg.merge_new,
+                     "merge_table_counts": cfg.merge_table_counts, "merge_per_table": cfg.merge_per_table}}
     t0 = time.monotonic()
     kl = Kinesalite()
     try:
