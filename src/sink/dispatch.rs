@@ -192,12 +192,24 @@ impl<W: RecordWriter> Dispatcher<W> {
         let writer = Arc::clone(&self.writer);
         self.in_flight_records += batch.len();
         self.in_flight.spawn(async move {
-            let records: Vec<OutRecord> = batch.iter().map(|p| p.record.clone()).collect();
+            // The records move into the request and back (no copy of their
+            // data: a clone here was a visible cost in the producer's profile).
+            let (records, attempts): (Vec<OutRecord>, Vec<u32>) =
+                batch.into_iter().map(|p| (p.record, p.attempts)).unzip();
             let started = Instant::now();
             let result = writer.put_records(&records).await;
             metrics()
                 .put_duration
                 .observe(started.elapsed().as_secs_f64());
+            let batch = records
+                .into_iter()
+                .zip(attempts)
+                .map(|(record, attempts)| Pending {
+                    record,
+                    attempts,
+                    not_before: None,
+                })
+                .collect();
             (batch, result)
         });
     }
