@@ -2,7 +2,7 @@
 """kinesync benchmark harness (issue 7). Started by tests/bench/run, which
 has already started PostgreSQL and the Redshift Data API stand-in on the
 bench's own ports and built the release binaries. Python standard library
-only. Never run by CI (``--smoke`` exists so that CI could).
+only. CI runs ``--smoke`` (tiny sizes, checks that every case produced its figures, never timings).
 
 Cases (see tests/bench/README.md): 1 decode+encode vs pg_recvlogical,
 2 into kinesalite vs its raw PutRecords ceiling (and pg2kinesis when
