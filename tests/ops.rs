@@ -129,6 +129,24 @@ async fn check_passes_on_a_ready_pipeline_and_its_probe_record_does_not_reach_an
     let (code, findings) = check_findings(&p, &["--no-write"]).await;
     assert_eq!(code, 0, "{findings:#?}");
     finding(&findings, "retention margin", "ok");
+
+    // The last merge getting old: a warning at retention_warn_fraction, a
+    // failure past the stream's retention.
+    for (age, outcome) in [("20 hours", "warn"), ("25 hours", "fail")] {
+        p.mirror
+            .batch_execute(&format!(
+                "UPDATE mirror.kinesync_checkpoint SET merged_at = now()::timestamp - interval '{age}'"
+            ))
+            .await
+            .expect("age the checkpoint");
+        let (code, findings) = check_findings(&p, &["--no-write"]).await;
+        assert_eq!(code, if outcome == "fail" { 6 } else { 0 }, "{findings:#?}");
+        let margin = finding(&findings, "retention margin", outcome);
+        assert!(
+            margin.3.contains("docs/operations.md") || margin.3.contains("kinesync merge"),
+            "{margin:?}"
+        );
+    }
     p.stop_producer().await;
 }
 
