@@ -145,6 +145,14 @@ pub async fn merge_once(
         row = take_lease(&api, &acquire, &holder_query).await?;
     }
     let text = |i: usize| row.get(i).and_then(Value::as_text);
+    if text(0).as_deref() != Some(holder.as_str()) {
+        // Two schedulers may both have inserted a lease row at once (the
+        // first by name wins): the one backing off removes its own row, or
+        // it would block every later run until it expires.
+        if let Err(error) = api.execute(&release).await {
+            tracing::warn!(%error, "could not remove this run's losing lease row; it expires by itself");
+        }
+    }
     match text(0) {
         Some(current) if current == holder => {}
         Some(current) => {
