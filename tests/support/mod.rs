@@ -337,17 +337,20 @@ merge = "*/5 * * * * *"
     /// Writes committed after this returns are after the slot's start: they
     /// reach the stream, not the snapshot.
     pub async fn wait_for_slot(&self) {
+        self.wait_for_slot_count("to exist", "confirmed_flush_lsn IS NOT NULL", 1)
+            .await;
+    }
+
+    /// Polls until `count` slots named like this pipeline match `condition`.
+    async fn wait_for_slot_count(&self, what: &str, condition: &str, count: i64) {
         let slot = self.name.clone();
         let source = &self.source;
-        poll(&format!("slot {slot} to exist"), || async {
-            let row = source
-                .query_one(
-                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
-                    &[&slot],
-                )
-                .await
-                .ok()?;
-            (row.get::<_, i64>(0) == 1).then_some(())
+        let query = format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND {condition}"
+        );
+        poll(&format!("slot {slot} {what}"), || async {
+            let row = source.query_one(&query, &[&slot]).await.ok()?;
+            (row.get::<_, i64>(0) == count).then_some(())
         })
         .await;
     }
@@ -447,22 +450,8 @@ merge = "*/5 * * * * *"
     /// The server's walsender outlives the client by a moment: until it is
     /// gone the slot is still active (it cannot be dropped or reused).
     pub async fn wait_for_slot_released(&self) {
-        let client = &self.source;
-        let slot = self.name.clone();
-        poll(
-            &format!("slot {slot} released by its walsender"),
-            || async {
-                let row = client
-                    .query_one(
-                        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active",
-                        &[&slot],
-                    )
-                    .await
-                    .ok()?;
-                (row.get::<_, i64>(0) == 0).then_some(())
-            },
-        )
-        .await;
+        self.wait_for_slot_count("released by its walsender", "active", 0)
+            .await;
     }
 
     /// Kills the producer with SIGKILL (a crash).
