@@ -87,6 +87,12 @@ impl Template {
         let filled = fill(self.name, &code, values)?;
         Ok(split_statements(&filled))
     }
+
+    /// [`render`](Self::render) for a template of one statement: that
+    /// statement (several would be joined by `;`).
+    pub fn render_one(&self, values: &Values) -> Result<String, SqlError> {
+        Ok(self.render(values)?.join(";\n"))
+    }
 }
 
 fn fill(template: &'static str, text: &str, values: &Values) -> Result<String, SqlError> {

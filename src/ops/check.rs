@@ -66,10 +66,7 @@ pub async fn check(config: &Config, options: &CheckOptions, shutdown: Shutdown) 
 
 /// A source query's template, rendered (source templates take `$n` parameters).
 fn source_sql(template: Template) -> String {
-    template
-        .render(&Values::new())
-        .map(|s| s.join(";\n"))
-        .unwrap_or_default()
+    template.render_one(&Values::new()).unwrap_or_default()
 }
 
 async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
@@ -165,17 +162,9 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             format!("{keep}: past it the slot is invalidated (docs/operations.md)"),
         )
     });
-    check_tables(&client, config, &role, findings).await;
-    check_publication(&client, config, &role, findings).await;
-    let (max_slots, slots): (i32, i32) = (
-        server.get("max_replication_slots"),
-        server.get("replication_slots"),
-    );
-    check_slot(&client, config, max_slots, slots, findings).await;
-}
-
-async fn check_tables(client: &Client, config: &Config, role: &str, findings: &mut Vec<Finding>) {
-    let tables = match catalog::table_names(client, &config.source).await {
+    // The configured tables, `schema.*` entries expanded (once: both the
+    // table checks and the publication's coverage need them).
+    let tables = match catalog::table_names(&client, source).await {
         Ok(tables) => tables,
         Err(error) => {
             findings.push(Finding::fail(
@@ -184,15 +173,30 @@ async fn check_tables(client: &Client, config: &Config, role: &str, findings: &m
                 error.to_string(),
                 "fix source.tables: entries are schema.table or schema.*",
             ));
-            return;
+            Vec::new()
         }
     };
+    check_tables(&client, &tables, &role, findings).await;
+    check_publication(&client, config, &tables, &role, findings).await;
+    let (max_slots, slots): (i32, i32) = (
+        server.get("max_replication_slots"),
+        server.get("replication_slots"),
+    );
+    check_slot(&client, config, max_slots, slots, findings).await;
+}
+
+async fn check_tables(
+    client: &Client,
+    tables: &[(String, String)],
+    role: &str,
+    findings: &mut Vec<Finding>,
+) {
     let role = sql::quote_ident(role);
     let statement = source_sql(sql::CHECK_SOURCE_TABLE);
     for (schema, name) in tables {
-        let qualified = sql::qualified(&schema, &name);
+        let qualified = sql::qualified(schema, name);
         let check = format!("table {schema}.{name}");
-        let row = match client.query_opt(&statement, &[&schema, &name]).await {
+        let row = match client.query_opt(&statement, &[schema, name]).await {
             Ok(Some(row)) => row,
             Ok(None) => {
                 findings.push(Finding::fail(
@@ -223,7 +227,7 @@ async fn check_tables(client: &Client, config: &Config, role: &str, findings: &m
                 format!("{role} may not read it (the snapshot and the catalog need SELECT)"),
                 format!(
                     "GRANT USAGE ON SCHEMA {} TO {role}; GRANT SELECT ON {qualified} TO {role};",
-                    sql::quote_ident(&schema)
+                    sql::quote_ident(schema)
                 ),
             )
         } else if !primary_key && identity != "f" {
@@ -247,6 +251,7 @@ async fn check_tables(client: &Client, config: &Config, role: &str, findings: &m
 async fn check_publication(
     client: &Client,
     config: &Config,
+    wanted: &[(String, String)],
     role: &str,
     findings: &mut Vec<Finding>,
 ) {
@@ -295,9 +300,6 @@ async fn check_publication(
             ))
         })
         .collect();
-    let wanted = catalog::table_names(client, source)
-        .await
-        .unwrap_or_default();
     let missing: Vec<String> = wanted
         .iter()
         .filter(|t| !covered.contains(t))
@@ -666,8 +668,8 @@ pub(crate) fn redshift_values(redshift: &RedshiftConfig, objects: &Objects) -> V
 
 /// A one-statement template, rendered; `None` (logged) on a template bug.
 pub(crate) fn render(template: Template, values: &Values) -> Option<String> {
-    match template.render(values) {
-        Ok(statements) => Some(statements.join(";\n")),
+    match template.render_one(values) {
+        Ok(statement) => Some(statement),
         Err(error) => {
             tracing::error!(%error, "template");
             None

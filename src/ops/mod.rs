@@ -130,7 +130,7 @@ impl fmt::Display for Finding {
 
 /// Seconds between two Redshift `GETDATE()`-style timestamps (`now - then`).
 pub(crate) fn seconds_between(then: &str, now: &str) -> Option<i64> {
-    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
+    let parse = crate::redshift::parse_timestamp;
     Some((parse(now)? - parse(then)?).num_seconds())
 }
 

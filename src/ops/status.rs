@@ -167,9 +167,8 @@ async fn slot_status(config: &Config) -> Result<SlotStatus, String> {
         .await
         .map_err(|e| format!("{}: {}", redact_url(&config.source.url), e.describe()))?;
     let statement = sql::CHECK_SOURCE_SLOT
-        .render(&sql::Values::new())
-        .map_err(|e| e.to_string())?
-        .join(";\n");
+        .render_one(&sql::Values::new())
+        .map_err(|e| e.to_string())?;
     let row = client
         .query_opt(&statement, &[&config.source.slot])
         .await

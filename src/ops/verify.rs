@@ -180,7 +180,7 @@ impl TableSql {
             ("row_text", self.row_text.clone()),
             ("buckets", buckets.to_owned()),
         ]);
-        Ok(template.render(&values)?.join(";\n"))
+        template.render_one(&values)
     }
 }
 
@@ -322,7 +322,7 @@ type LastEvents = BTreeMap<(String, String), (Option<String>, Option<i64>)>;
 
 async fn last_events(api: &DataApi, objects: &Objects) -> Result<LastEvents, VerifyError> {
     let values = Values::from([("events_view", objects.events_view.clone())]);
-    let statement = sql::VERIFY_LAST_EVENTS.render(&values)?.join(";\n");
+    let statement = sql::VERIFY_LAST_EVENTS.render_one(&values)?;
     let rows = api
         .query(&statement)
         .await

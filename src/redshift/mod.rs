@@ -11,3 +11,9 @@
 mod client;
 
 pub use client::{BatchOutcome, DataApi, RedshiftError, Row, Value};
+
+/// A timestamp as Redshift returns it as text (`GETDATE()`, `TIMESTAMP`
+/// columns cast to VARCHAR): `2026-01-01 10:00:00` with optional fractions.
+pub fn parse_timestamp(text: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()
+}

@@ -257,7 +257,7 @@ fn warn_if_near_retention(
     last_merge: Option<&str>,
     now: Option<&str>,
 ) {
-    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
+    let parse = crate::redshift::parse_timestamp;
     let (Some(last), Some(now)) = (last_merge.and_then(parse), now.and_then(parse)) else {
         return;
     };
@@ -286,7 +286,7 @@ struct Retention {
 /// at `previous` and before `now - retention_hours` have expired unread.
 /// Times are Redshift's text timestamps (UTC).
 fn expired_window(previous: &str, now: &str, retention_hours: u64) -> Option<(String, String)> {
-    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok();
+    let parse = crate::redshift::parse_timestamp;
     let (previous, now) = (parse(previous)?, parse(now)?);
     let retention = chrono::Duration::hours(i64::try_from(retention_hours).ok()?);
     let horizon = now - retention;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{SourceColumn, SourceTable};
 use crate::config::{Config, RedshiftConfig};
-use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Template, Values};
+use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Values};
 
 use super::mapping::ColumnKind;
 
@@ -259,7 +259,7 @@ pub fn mirror_columns_statement(objects: &Objects) -> Result<String, SqlError> {
         "mirror_schema_literal",
         quote_literal(&objects.mirror_schema_name),
     );
-    single(sql::MERGE_MIRROR_COLUMNS, &values)
+    sql::MERGE_MIRROR_COLUMNS.render_one(&values)
 }
 
 /// What brings the mirror schema up to the source catalog: whole tables
@@ -320,8 +320,8 @@ pub fn lease_statements(
     values.insert("lease_seconds", lease_seconds.to_string());
     Ok((
         sql::MERGE_LEASE_ACQUIRE.render(&values)?,
-        single(sql::MERGE_LEASE_HOLDER, &values)?,
-        single(sql::MERGE_LEASE_RELEASE, &values)?,
+        sql::MERGE_LEASE_HOLDER.render_one(&values)?,
+        sql::MERGE_LEASE_RELEASE.render_one(&values)?,
     ))
 }
 
@@ -346,12 +346,12 @@ fn truncate_chars(text: &str, max: usize) -> String {
 pub fn lease_break_statement(objects: &Objects, stale_holder: &str) -> Result<String, SqlError> {
     let mut values = objects.values();
     values.insert("stale_holder", quote_literal(stale_holder));
-    single(sql::MERGE_LEASE_BREAK, &values)
+    sql::MERGE_LEASE_BREAK.render_one(&values)
 }
 
 /// The statement reading (previous refresh, now), see merge/last_refresh.sql.
 pub fn last_refresh_statement(objects: &Objects) -> Result<String, SqlError> {
-    single(sql::MERGE_LAST_REFRESH, &objects.values())
+    sql::MERGE_LAST_REFRESH.render_one(&objects.values())
 }
 
 /// The batch recording a refresh that started at `refreshed_at` (Redshift's clock, as text).
@@ -366,16 +366,12 @@ pub fn refresh_done_statements(
 
 /// The statement that counts pending events per table and operation.
 pub fn pending_statement(objects: &Objects) -> Result<String, SqlError> {
-    single(sql::MERGE_PENDING, &objects.values())
+    sql::MERGE_PENDING.render_one(&objects.values())
 }
 
 /// The statement that pulls new records from the stream into the view.
 pub fn refresh_statement(objects: &Objects) -> Result<String, SqlError> {
-    single(sql::MERGE_REFRESH, &objects.values())
-}
-
-fn single(template: Template, values: &Values) -> Result<String, SqlError> {
-    Ok(template.render(values)?.join(";\n"))
+    sql::MERGE_REFRESH.render_one(&objects.values())
 }
 
 /// One merge run: the tables with pending events, packed into batches of at
