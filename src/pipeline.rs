@@ -337,6 +337,17 @@ pub(crate) fn display_ident(name: &str) -> String {
     }
 }
 
+/// Records (snapshot mode `never`) that the slot streams `configured`
+/// without an initial snapshot.
+async fn mark_snapshot_skipped(
+    admin: &tokio_postgres::Client,
+    source: &crate::config::SourceConfig,
+    configured: &[coverage::TableName],
+) -> Result<(), ProduceError> {
+    let marker = coverage::with_tables(&skipped_marker(&source.slot), configured);
+    set_snapshot_marker(admin, &source.publication, Some(&marker)).await
+}
+
 async fn produce<W: RecordWriter>(
     config: &Config,
     writer: W,
@@ -425,15 +436,7 @@ async fn produce<W: RecordWriter>(
             }
         }
         (Some(_), false, SnapshotMode::Never) => {
-            set_snapshot_marker(
-                &admin,
-                &source.publication,
-                Some(&coverage::with_tables(
-                    &skipped_marker(&source.slot),
-                    &configured,
-                )),
-            )
-            .await?;
+            mark_snapshot_skipped(&admin, source, &configured).await?;
         }
         (None, true, _) => {
             return Err(ProduceError::SlotMissing {
@@ -446,15 +449,7 @@ async fn produce<W: RecordWriter>(
         }
         (None, false, SnapshotMode::Never) => {
             let point = create_slot_without_snapshot(repl_config.clone()).await?;
-            set_snapshot_marker(
-                &admin,
-                &source.publication,
-                Some(&coverage::with_tables(
-                    &skipped_marker(&source.slot),
-                    &configured,
-                )),
-            )
-            .await?;
+            mark_snapshot_skipped(&admin, source, &configured).await?;
             tracing::info!(slot = %source.slot, consistent_point = %point, "created slot without snapshot");
             ack = point;
         }

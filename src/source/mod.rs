@@ -61,13 +61,12 @@ pub mod replication;
 pub mod snapshot;
 pub mod tables;
 
-/// Quote an SQL identifier (`"` doubled). Every identifier that reaches SQL
-/// goes through this, including names from our own config.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// Identifiers are quoted the same way for PostgreSQL and Redshift; every
+/// identifier that reaches SQL goes through it, names from our own config too.
+pub use crate::sql::quote_ident;
 
-/// Quote an SQL string literal (`'` doubled; standard_conforming_strings).
+/// Quote a PostgreSQL string literal (`'` doubled; standard_conforming_strings,
+/// so unlike Redshift's [`crate::sql::quote_literal`] backslashes stay as they are).
 pub fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
