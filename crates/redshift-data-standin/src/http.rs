@@ -339,7 +339,7 @@ fn part_json(id: &str, p: &Part) -> Map<String, Value> {
         json!(p.result.as_ref().map(ResultSet::size_bytes).unwrap_or(0)),
     );
     m.insert("CreatedAt".into(), epoch(p.created_at));
-    m.insert("UpdatedAt".into(), epoch(p.updated_at));
+    m.insert("UpdatedAt".into(), epoch(p.timing.updated_at));
     m.insert("Duration".into(), json!(p.duration_ns()));
     m.insert("RedshiftQueryId".into(), json!(p.query_id));
     m
@@ -390,7 +390,7 @@ fn describe_statement(engine: &Arc<Engine>, input: Value) -> Result<Value, ApiEr
         .sum();
     m.insert("ResultSize".into(), json!(size));
     m.insert("CreatedAt".into(), epoch(st.created_at));
-    m.insert("UpdatedAt".into(), epoch(st.updated_at));
+    m.insert("UpdatedAt".into(), epoch(st.timing.updated_at));
     m.insert("Duration".into(), json!(st.duration_ns()));
     m.insert("RedshiftQueryId".into(), json!(st.query_id));
     statement_common(&st, &mut m);
@@ -532,7 +532,7 @@ fn list_statements(engine: &Arc<Engine>, input: Value) -> Result<Value, ApiError
             m.insert("Id".into(), json!(st.id));
             m.insert("Status".into(), json!(st.status.as_str()));
             m.insert("CreatedAt".into(), epoch(st.created_at));
-            m.insert("UpdatedAt".into(), epoch(st.updated_at));
+            m.insert("UpdatedAt".into(), epoch(st.timing.updated_at));
             m.insert("IsBatchStatement".into(), json!(st.request.is_batch));
             if st.request.is_batch {
                 m.insert("QueryStrings".into(), json!(st.request.sqls));

@@ -105,9 +105,7 @@ pub struct Part {
     pub status: Status,
     pub error: Option<String>,
     pub created_at: SystemTime,
-    pub updated_at: SystemTime,
-    pub started_at: Option<SystemTime>,
-    pub ended_at: Option<SystemTime>,
+    pub timing: Timing,
     pub result: Option<ResultSet>,
     pub result_rows: i64,
     pub query_id: i64,
@@ -120,9 +118,7 @@ impl Part {
             status: Status::Submitted,
             error: None,
             created_at: now,
-            updated_at: now,
-            started_at: None,
-            ended_at: None,
+            timing: Timing::new(now),
             result: None,
             result_rows: -1,
             query_id: next_query_id(),
@@ -130,8 +126,35 @@ impl Part {
     }
 
     pub fn set_status(&mut self, s: Status) {
-        let now = SystemTime::now();
         self.status = s;
+        self.timing.record(s);
+    }
+
+    pub fn duration_ns(&self) -> i64 {
+        self.timing.duration_ns()
+    }
+}
+
+/// When a statement or part last changed status, started and ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub updated_at: SystemTime,
+    pub started_at: Option<SystemTime>,
+    pub ended_at: Option<SystemTime>,
+}
+
+impl Timing {
+    fn new(now: SystemTime) -> Timing {
+        Timing {
+            updated_at: now,
+            started_at: None,
+            ended_at: None,
+        }
+    }
+
+    /// Notes a change to status `s`, now.
+    fn record(&mut self, s: Status) {
+        let now = SystemTime::now();
         self.updated_at = now;
         if s == Status::Started && self.started_at.is_none() {
             self.started_at = Some(now);
@@ -142,19 +165,16 @@ impl Part {
         }
     }
 
-    pub fn duration_ns(&self) -> i64 {
-        duration_ns(self.started_at, self.ended_at)
-    }
-}
-
-fn duration_ns(start: Option<SystemTime>, end: Option<SystemTime>) -> i64 {
-    match start {
-        None => 0,
-        Some(s) => {
-            let e = end.unwrap_or_else(SystemTime::now);
-            e.duration_since(s)
-                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-                .unwrap_or(0)
+    /// Running time in nanoseconds (up to now while still running).
+    fn duration_ns(&self) -> i64 {
+        match self.started_at {
+            None => 0,
+            Some(s) => {
+                let e = self.ended_at.unwrap_or_else(SystemTime::now);
+                e.duration_since(s)
+                    .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                    .unwrap_or(0)
+            }
         }
     }
 }
@@ -172,9 +192,7 @@ pub struct Statement {
     pub status: Status,
     pub error: Option<String>,
     pub created_at: SystemTime,
-    pub updated_at: SystemTime,
-    pub started_at: Option<SystemTime>,
-    pub ended_at: Option<SystemTime>,
+    pub timing: Timing,
     pub parts: Vec<Part>,
     pub redshift_pid: i64,
     pub query_id: i64,
@@ -184,20 +202,12 @@ pub struct Statement {
 
 impl Statement {
     pub fn set_status(&mut self, s: Status) {
-        let now = SystemTime::now();
         self.status = s;
-        self.updated_at = now;
-        if s == Status::Started && self.started_at.is_none() {
-            self.started_at = Some(now);
-        }
-        if s.is_terminal() {
-            self.started_at.get_or_insert(now);
-            self.ended_at = Some(now);
-        }
+        self.timing.record(s);
     }
 
     pub fn duration_ns(&self) -> i64 {
-        duration_ns(self.started_at, self.ended_at)
+        self.timing.duration_ns()
     }
 
     /// Query text as DescribeStatement reports it.
@@ -269,9 +279,7 @@ impl Store {
             status: Status::Submitted,
             error: None,
             created_at: now,
-            updated_at: now,
-            started_at: None,
-            ended_at: None,
+            timing: Timing::new(now),
             parts,
             redshift_pid: 0,
             query_id: next_query_id(),
