@@ -87,12 +87,17 @@ pub fn array_element(type_oid: u32) -> Option<u32> {
 
 /// Encode one tuple value of a column of type `type_oid`.
 pub fn encode_tuple_value(type_oid: u32, value: &TupleValue) -> Value {
+    encode_tuple_value_noted(type_oid, value).0
+}
+
+/// [`encode_tuple_value`] and the documented conversion it applied, if any.
+pub fn encode_tuple_value_noted(type_oid: u32, value: &TupleValue) -> (Value, Option<Conversion>) {
     match value {
-        TupleValue::Null => Value::Null,
-        TupleValue::UnchangedToast => Value::String(UNAVAILABLE_VALUE.to_owned()),
-        TupleValue::Text(bytes) => encode_text(type_oid, &String::from_utf8_lossy(bytes)),
+        TupleValue::Null => (Value::Null, None),
+        TupleValue::UnchangedToast => (Value::String(UNAVAILABLE_VALUE.to_owned()), None),
+        TupleValue::Text(bytes) => encode_text_noted(type_oid, &String::from_utf8_lossy(bytes)),
         // kinesync never asks for binary; if it ever arrives, keep it readable.
-        TupleValue::Binary(bytes) => Value::String(hex::encode(bytes)),
+        TupleValue::Binary(bytes) => (Value::String(hex::encode(bytes)), None),
     }
 }
 
@@ -101,15 +106,60 @@ pub fn encode_tuple_value(type_oid: u32, value: &TupleValue) -> Value {
 /// of the streaming view. Longer strings are cut to this many bytes.
 pub const MAX_STRING_BYTES: usize = 65_535;
 
+/// A documented conversion (docs/events.md, "Conversions") applied to a
+/// value on its way into the event, so that Redshift can ingest it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conversion {
+    /// A string longer than [`MAX_STRING_BYTES`] was cut.
+    StringCut,
+    /// A number Redshift's SUPER cannot hold exactly (see
+    /// [`redshift_holds_number`]) was sent as a string of its exact digits.
+    NumberAsString,
+    /// A json value too deeply nested to parse (over 128 levels) was sent
+    /// as a string holding its text.
+    JsonAsText,
+}
+
+impl Conversion {
+    /// The metric label and log field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conversion::StringCut => "string_cut",
+            Conversion::NumberAsString => "number_as_string",
+            Conversion::JsonAsText => "json_as_text",
+        }
+    }
+
+    /// What happened, for the warning.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Conversion::StringCut => "a string longer than 65,535 bytes (Redshift's SUPER/VARCHAR limit) was cut to 65,535 bytes",
+            Conversion::NumberAsString => "a number Redshift cannot hold exactly (over 38 digits, scale over 37, or beyond DOUBLE's range) was sent as a JSON string of its exact digits",
+            Conversion::JsonAsText => "a json value nested deeper than 128 levels was sent as a JSON string holding its text",
+        }
+    }
+}
+
 /// Encode the text output `text` of a value of type `type_oid`, with every
 /// string (also inside json and arrays) at most [`MAX_STRING_BYTES`] long.
 pub fn encode_text(type_oid: u32, text: &str) -> Value {
-    let mut value = encode_text_unbounded(type_oid, text);
+    encode_text_noted(type_oid, text).0
+}
+
+/// [`encode_text`], also saying which documented conversion (if any) the
+/// value went through, so the caller can report it with the table, column
+/// and row key.
+pub fn encode_text_noted(type_oid: u32, text: &str) -> (Value, Option<Conversion>) {
+    let mut note = None;
+    let value = encode_bounded(type_oid, text, &mut note);
+    (value, note)
+}
+
+fn encode_bounded(type_oid: u32, text: &str, note: &mut Option<Conversion>) -> Value {
+    let mut value = encode_text_unbounded(type_oid, text, note);
+    // A decoded string is never longer than the text it came from.
     if text.len() > MAX_STRING_BYTES && truncate_long_strings(&mut value) {
-        tracing::warn!(
-            type_oid,
-            "a value held a string longer than {MAX_STRING_BYTES} bytes (Redshift's SUPER/VARCHAR limit); it was truncated"
-        );
+        *note = Some(Conversion::StringCut);
     }
     value
 }
@@ -136,7 +186,7 @@ pub fn truncate_long_strings(value: &mut Value) -> bool {
     }
 }
 
-fn encode_text_unbounded(type_oid: u32, text: &str) -> Value {
+fn encode_text_unbounded(type_oid: u32, text: &str, note: &mut Option<Conversion>) -> Value {
     match type_oid {
         oid::INT2 | oid::INT4 | oid::INT8 => match text.parse::<i64>() {
             Ok(n) => Value::from(n),
@@ -146,23 +196,21 @@ fn encode_text_unbounded(type_oid: u32, text: &str) -> Value {
             Ok(n) => Value::from(n),
             Err(_) => Value::String(text.to_owned()),
         },
-        oid::FLOAT4 | oid::FLOAT8 => encode_float(text),
+        oid::FLOAT4 | oid::FLOAT8 => encode_float(text, note),
         oid::BOOL => match text {
             "t" => Value::Bool(true),
             "f" => Value::Bool(false),
             other => Value::String(other.to_owned()),
         },
         oid::BYTEA => Value::String(text.strip_prefix("\\x").unwrap_or(text).to_owned()),
-        oid::JSON | oid::JSONB => {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
-        }
+        oid::JSON | oid::JSONB => encode_json(text, note),
         oid::TIMESTAMP => Value::String(encode_timestamp(text)),
         oid::TIMESTAMPTZ => Value::String(encode_timestamptz(text)),
         // numeric (exact decimal text, NaN/Infinity included), text types,
         // date, time, timetz, interval, uuid, enums and everything else.
         _ => match array_element(type_oid) {
             Some(element) => match parse_array(text) {
-                Some(array) => array_to_json(element, array),
+                Some(array) => array_to_json(element, array, note),
                 None => Value::String(text.to_owned()),
             },
             None => Value::String(text.to_owned()),
@@ -170,15 +218,103 @@ fn encode_text_unbounded(type_oid: u32, text: &str) -> Value {
     }
 }
 
-fn encode_float(text: &str) -> Value {
-    match text {
-        "NaN" | "Infinity" | "-Infinity" => Value::String(text.to_owned()),
-        _ => text
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| Value::String(text.to_owned()), Value::Number),
+/// json/jsonb text -> the same JSON, numbers digit for digit and keys in
+/// PostgreSQL's order (serde_json's `arbitrary_precision` and
+/// `preserve_order`). A json (not jsonb) object with a repeated key keeps
+/// the last value, as PostgreSQL's json operators and jsonb do.
+fn encode_json(text: &str, note: &mut Option<Conversion>) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(mut value) => {
+            if unheld_numbers_to_strings(&mut value) {
+                *note = Some(Conversion::NumberAsString);
+            }
+            value
+        }
+        Err(_) => {
+            *note = Some(Conversion::JsonAsText);
+            Value::String(text.to_owned())
+        }
     }
+}
+
+/// Replaces every number in `value` that Redshift cannot hold exactly by a
+/// string of its digits. Returns whether any was replaced.
+fn unheld_numbers_to_strings(value: &mut Value) -> bool {
+    match value {
+        Value::Number(n) if !redshift_holds_number(n.as_str()) => {
+            *value = Value::String(n.as_str().to_owned());
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |hit, v| unheld_numbers_to_strings(v) | hit),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |hit, v| unheld_numbers_to_strings(v) | hit),
+        _ => false,
+    }
+}
+
+/// Whether Redshift can hold the JSON number `lexeme` exactly in SUPER,
+/// under either reading of its documentation: as a DECIMAL (at most 38
+/// digits, scale at most 37, r_Numeric_types201) or as a DOUBLE PRECISION
+/// that prints back the same digits (at most 15 significant digits, which
+/// every double keeps, and within 1E-307..1E+308). Zero always fits.
+pub fn redshift_holds_number(lexeme: &str) -> bool {
+    let unsigned = lexeme.strip_prefix('-').unwrap_or(lexeme);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
+        None => (unsigned, "0"),
+    };
+    let Ok(exponent) = exponent.parse::<i64>() else {
+        return false;
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = int.bytes().chain(frac.bytes());
+    let leading = all.clone().take_while(|&b| b == b'0').count();
+    let total = int.len() + frac.len();
+    if leading == total {
+        return true;
+    }
+    let trailing = frac
+        .bytes()
+        .rev()
+        .chain(int.bytes().rev())
+        .take_while(|&b| b == b'0')
+        .count();
+    let digits = (total - leading - trailing) as i64;
+    // value = digits (an integer) x 10^power
+    let power = exponent.saturating_sub(frac.len() as i64) + trailing as i64;
+    let scale = (-power).max(0);
+    let int_digits = (digits + power).max(0);
+    let as_decimal = scale <= 37 && int_digits.saturating_add(scale) <= 38;
+    let magnitude = digits.saturating_add(power) - 1;
+    let as_double = digits <= 15
+        && (-307..=308).contains(&magnitude)
+        && (magnitude < 308 || lexeme.parse::<f64>().is_ok_and(|f| f.abs() <= 1e308));
+    as_decimal || as_double
+}
+
+/// Floats are numbers; NaN and the infinities are strings, and so are
+/// finite values outside Redshift's DOUBLE range (1E-307..1E+308 in
+/// magnitude: subnormals, r_Numeric_types201), a documented conversion.
+fn encode_float(text: &str, note: &mut Option<Conversion>) -> Value {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Value::String(text.to_owned());
+    }
+    let Some(number) = text
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+    else {
+        return Value::String(text.to_owned());
+    };
+    let magnitude = number.as_f64().map_or(0.0, f64::abs);
+    if magnitude != 0.0 && !(1e-307..=1e308).contains(&magnitude) {
+        *note = Some(Conversion::NumberAsString);
+        return Value::String(text.to_owned());
+    }
+    Value::Number(number)
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.f]` -> `YYYY-MM-DDTHH:MM:SS.ffffff`. Infinities and
@@ -345,14 +481,14 @@ fn parse_array_at(b: &[u8], pos: &mut usize) -> Option<Vec<ArrayItem>> {
     }
 }
 
-fn array_to_json(element: u32, items: Vec<ArrayItem>) -> Value {
+fn array_to_json(element: u32, items: Vec<ArrayItem>, note: &mut Option<Conversion>) -> Value {
     Value::Array(
         items
             .into_iter()
             .map(|item| match item {
                 ArrayItem::Null => Value::Null,
-                ArrayItem::Text(t) => encode_text(element, &t),
-                ArrayItem::Array(inner) => array_to_json(element, inner),
+                ArrayItem::Text(t) => encode_bounded(element, &t, note),
+                ArrayItem::Array(inner) => array_to_json(element, inner, note),
             })
             .collect(),
     )
@@ -383,6 +519,119 @@ mod tests {
         let value = enc(oid::JSONB, &nested);
         assert_eq!(value["k"][0].as_str().map(str::len), Some(MAX_STRING_BYTES));
         assert_eq!(enc(oid::TEXT, "short"), Value::String("short".to_owned()));
+    }
+
+    #[test]
+    fn json_numbers_reach_the_event_digit_for_digit() {
+        for text in [
+            "12345678901234567890123",
+            "0.1000000000000000055511151231257827",
+            "-18446744073709551617",
+            "1.50",
+            "1e+300",
+            "-0",
+            "0.000",
+        ] {
+            let doc = format!("{{\"n\": {text}, \"a\": [{text}]}}");
+            for oid in [oid::JSON, oid::JSONB] {
+                let (value, note) = encode_text_noted(oid, &doc);
+                assert_eq!(note, None, "{text}");
+                assert_eq!(value["n"].to_string(), text);
+                assert_eq!(
+                    serde_json::to_string(&value).unwrap(),
+                    format!("{{\"n\":{text},\"a\":[{text}]}}")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_keys_keep_postgres_order_and_the_last_duplicate_wins() {
+        // jsonb prints keys shortest first; json keeps them as written.
+        let value = enc(
+            oid::JSONB,
+            r#"{"b": 1, "aa": 2, "ccc": {"z": null, "y": "\u00e9"}}"#,
+        );
+        assert_eq!(
+            value.to_string(),
+            r#"{"b":1,"aa":2,"ccc":{"z":null,"y":"é"}}"#
+        );
+        let value = enc(oid::JSON, r#"{"k": 1, "j": [], "k": "last"}"#);
+        assert_eq!(value.to_string(), r#"{"k":"last","j":[]}"#);
+    }
+
+    #[test]
+    fn json_numbers_redshift_cannot_hold_become_strings_of_their_digits() {
+        for text in [
+            "123456789012345678901234567890123456789", // 39 digits
+            "1e+400",
+            "1.5e-320",
+            "0.00000000000000000000000000000000000000123456789012345678",
+        ] {
+            let (value, note) = encode_text_noted(oid::JSONB, &format!("[{text}]"));
+            assert_eq!(note, Some(Conversion::NumberAsString), "{text}");
+            assert_eq!(value, json!([text]));
+        }
+        let (value, note) = encode_text_noted(oid::JSONB, "[1, 1e400]");
+        assert_eq!(
+            (value.to_string(), note),
+            ("[1,\"1e+400\"]".to_owned(), Some(Conversion::NumberAsString))
+        );
+    }
+
+    #[test]
+    fn redshift_number_limits() {
+        let holds = [
+            "0",
+            "-0.0",
+            "99999999999999999999999999999999999999", // 38 nines
+            "0.1234567890123456789012345678901234567", // scale 37
+            "1e308",
+            "-1.23456789012345e-307",
+            "123e35",
+            "1.000000000000000000000000000000000000000000",
+        ];
+        for text in holds {
+            assert!(redshift_holds_number(text), "{text} fits");
+        }
+        let unheld = [
+            "999999999999999999999999999999999999999",  // 39 nines
+            "0.12345678901234567890123456789012345678", // scale 38
+            "1e309",
+            "1e-308",
+            "1.2345678901234567e300",
+            "1e99999999999999999999",
+        ];
+        for text in unheld {
+            assert!(!redshift_holds_number(text), "{text} does not fit");
+        }
+    }
+
+    #[test]
+    fn floats_outside_redshifts_double_range_become_strings() {
+        let (value, note) = encode_text_noted(oid::FLOAT8, "4.9406564584124654e-324");
+        assert_eq!(
+            (value, note),
+            (
+                json!("4.9406564584124654e-324"),
+                Some(Conversion::NumberAsString)
+            )
+        );
+        assert_eq!(
+            encode_text_noted(oid::FLOAT8, "1e-300"),
+            (json!(1e-300), None)
+        );
+        assert_eq!(encode_text_noted(oid::FLOAT8, "0"), (json!(0.0), None));
+    }
+
+    #[test]
+    fn json_nested_too_deep_to_parse_is_sent_as_text() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let (value, note) = encode_text_noted(oid::JSONB, &deep);
+        assert_eq!(
+            (value, note),
+            (Value::String(deep.clone()), Some(Conversion::JsonAsText))
+        );
     }
 
     #[test]

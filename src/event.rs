@@ -11,13 +11,16 @@ use std::fmt::Write as _;
 use md5::{Digest, Md5};
 use serde_json::Value;
 
-use crate::encode::encode_tuple_value;
+use crate::encode::{encode_tuple_value_noted, Conversion, UNAVAILABLE_VALUE};
 use crate::lsn::Lsn;
 use crate::source::pgoutput::TupleValue;
 use crate::source::relation_cache::Relation;
 
-/// Kinesis limit on partition key length (Unicode characters).
-pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+/// Kinesis's limit on a partition key, "256 Unicode characters", taken as
+/// 256 UTF-8 bytes: never more characters than that under any count a
+/// Kinesis implementation may use (code points, UTF-16 code units as
+/// kinesalite counts, bytes). A longer key is replaced by its MD5.
+pub const MAX_PARTITION_KEY_BYTES: usize = 256;
 
 /// `op` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +97,10 @@ pub type Row = Vec<Option<Value>>;
 pub struct EncodedEvent {
     /// `schema.table`.
     pub table: String,
-    /// The key part of the partition key (`[42]`), for error messages.
+    /// The row's key (`[42]`: primary key, else replica identity), for
+    /// error messages and the dead-letter file.
     pub key: String,
-    /// At most [`MAX_PARTITION_KEY_CHARS`] characters.
+    /// At most [`MAX_PARTITION_KEY_BYTES`] bytes.
     pub partition_key: String,
     /// The JSON document.
     pub data: Vec<u8>,
@@ -120,7 +124,8 @@ pub struct ShapeMismatch {
 
 /// Build a row from a pgoutput tuple. `keys_only` keeps just the replica
 /// identity columns (for a `K` old tuple, whose other columns are nulls that
-/// mean "not sent", not SQL NULL).
+/// mean "not sent", not SQL NULL). Values that went through a documented
+/// conversion are reported by [`report_conversions`].
 pub fn row_from_tuple(
     rel: &Relation,
     values: &[TupleValue],
@@ -134,16 +139,80 @@ pub fn row_from_tuple(
         });
     }
     let mut row: Row = vec![None; values.len()];
+    let mut notes = Vec::new();
+    let mut encode = |i: usize| {
+        let (value, note) = encode_tuple_value_noted(rel.columns[i].type_oid, &values[i]);
+        if let Some(note) = note {
+            notes.push((i, note));
+        }
+        row[i] = Some(value);
+    };
     if keys_only {
-        for &i in &rel.key_indices {
-            row[i] = Some(encode_tuple_value(rel.columns[i].type_oid, &values[i]));
-        }
+        rel.key_indices.iter().for_each(|&i| encode(i));
     } else {
-        for (slot, (col, value)) in row.iter_mut().zip(rel.columns.iter().zip(values)) {
-            *slot = Some(encode_tuple_value(col.type_oid, value));
-        }
+        (0..values.len()).for_each(encode);
     }
+    report_conversions(rel, &row, &notes);
     Ok(row)
+}
+
+/// Warns about (and counts) each value of `row` that went through a
+/// documented conversion, naming the table, the column and the row key.
+pub fn report_conversions(rel: &Relation, row: &Row, notes: &[(usize, Conversion)]) {
+    if notes.is_empty() {
+        return;
+    }
+    let table = rel.qualified_name();
+    let key = key_text(row, None, message_key_indices(rel));
+    for &(column, note) in notes {
+        crate::telemetry::metrics()
+            .values_converted
+            .get_or_create(&[
+                ("table", table.clone()),
+                ("conversion", note.as_str().to_owned()),
+            ])
+            .inc();
+        tracing::warn!(
+            table = %table,
+            column = %rel.columns[column].name,
+            key = %key,
+            conversion = note.as_str(),
+            "{}",
+            note.describe()
+        );
+    }
+}
+
+/// The columns that name a row in messages: the partition key columns
+/// (primary key, else replica identity index), else the replica identity.
+fn message_key_indices(rel: &Relation) -> &[usize] {
+    if rel.partition_indices.is_empty() {
+        &rel.key_indices
+    } else {
+        &rel.partition_indices
+    }
+}
+
+/// The JSON array of `row`'s values at `columns`; a column holding the
+/// unchanged-TOAST placeholder takes its value from `fallback` (the old
+/// tuple) when that has one, so a row's key never depends on whether a
+/// TOASTed value was sent.
+fn key_text(row: &Row, fallback: Option<&Row>, columns: &[usize]) -> String {
+    let value_at = |r: &Row, i: usize| r.get(i).cloned().flatten();
+    let values: Vec<Value> = columns
+        .iter()
+        .map(|&i| {
+            let value = value_at(row, i).unwrap_or(Value::Null);
+            if value.as_str() != Some(UNAVAILABLE_VALUE) {
+                return value;
+            }
+            fallback
+                .and_then(|old| value_at(old, i))
+                .filter(|old| old.as_str() != Some(UNAVAILABLE_VALUE))
+                .unwrap_or(value)
+        })
+        .collect();
+    Value::Array(values).to_string()
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -169,21 +238,25 @@ pub fn encode_event(
     after: Option<&Row>,
 ) -> EncodedEvent {
     let table = rel.qualified_name();
-    let key_row = match meta.op {
-        Op::Delete => before,
-        Op::Truncate => None,
-        _ => after,
+    // The row the key comes from, and the other one of the event (the old
+    // tuple of an update) for key values the first does not carry.
+    let (key_row, other) = match meta.op {
+        Op::Delete => (before, None),
+        Op::Truncate => (None, None),
+        _ => (after, before),
     };
     let (key, partition_key) = match key_row {
         Some(row) => {
-            let values: Vec<Value> = rel
-                .key_indices
-                .iter()
-                .map(|&i| row.get(i).cloned().flatten().unwrap_or(Value::Null))
-                .collect();
-            let key = Value::Array(values).to_string();
-            let full = format!("{table}:{key}");
-            (key, bounded_partition_key(full))
+            let key = key_text(row, other, message_key_indices(rel));
+            // Primary key (or replica identity index): one row, one shard,
+            // whatever the replica identity. No such key (FULL only): the
+            // table, so the row's events still share a shard.
+            let partition = if rel.partition_indices.is_empty() {
+                table.clone()
+            } else {
+                format!("{table}:{key}")
+            };
+            (key, bounded_partition_key(partition))
         }
         None => (String::new(), bounded_partition_key(table.clone())),
     };
@@ -239,9 +312,10 @@ pub fn encode_event(
     }
 }
 
-/// The partition key, or its MD5 (32 hex chars) when it is too long for Kinesis.
-fn bounded_partition_key(full: String) -> String {
-    if full.chars().count() <= MAX_PARTITION_KEY_CHARS && !full.is_empty() {
+/// The partition key, or its MD5 (32 hex chars) when it could be too long
+/// for Kinesis under any way of counting (see [`MAX_PARTITION_KEY_BYTES`]).
+pub fn bounded_partition_key(full: String) -> String {
+    if full.len() <= MAX_PARTITION_KEY_BYTES && !full.is_empty() {
         full
     } else {
         hex::encode(Md5::digest(full.as_bytes()))
@@ -364,6 +438,7 @@ mod tests {
                 },
             ],
             key_indices: vec![0],
+            partition_indices: vec![0],
         }
     }
 
@@ -488,6 +563,77 @@ mod tests {
                 format!("public.orders:[\"{long}\"]").as_bytes()
             ))
         );
+    }
+
+    #[test]
+    fn partition_keys_longer_than_256_utf8_bytes_are_hashed() {
+        let mut rel = orders();
+        rel.columns[0].type_oid = 25;
+        let key_of = |id: &str| {
+            let after = row_from_tuple(&rel, &[text(id), TupleValue::Null], false).unwrap();
+            encode_event(&ctx(), &rel, &meta(Op::Create), None, Some(&after)).partition_key
+        };
+        // "public.orders:[\"" + id + "\"]" is 18 bytes around the id.
+        let fits = "k".repeat(MAX_PARTITION_KEY_BYTES - 18);
+        assert_eq!(key_of(&fits), format!("public.orders:[\"{fits}\"]"));
+        let over = "k".repeat(MAX_PARTITION_KEY_BYTES - 17);
+        assert_eq!(key_of(&over).len(), 32, "one byte over: hashed");
+        // 60 crabs: 60 code points, 120 UTF-16 units, 240 UTF-8 bytes (+18).
+        let crabs = "🦀".repeat(60);
+        assert_eq!(key_of(&crabs).len(), 32, "UTF-8 bytes decide, not chars");
+        assert!(key_of(&"é".repeat(119)).len() <= MAX_PARTITION_KEY_BYTES);
+    }
+
+    /// REPLICA IDENTITY FULL with a primary key: every column is flagged as
+    /// replica identity, but the partition key is the primary key only.
+    fn full_with_primary_key() -> Relation {
+        Relation {
+            replica_identity: ReplicaIdentity::Full,
+            key_indices: vec![0, 1],
+            partition_indices: vec![0],
+            ..orders()
+        }
+    }
+
+    #[test]
+    fn a_full_table_with_a_primary_key_keeps_one_partition_key_per_row() {
+        let rel = full_with_primary_key();
+        let row = |note: &str| row_from_tuple(&rel, &[text("7"), text(note)], false).unwrap();
+        let insert = encode_event(&ctx(), &rel, &meta(Op::Create), None, Some(&row("a")));
+        let update = encode_event(
+            &ctx(),
+            &rel,
+            &meta(Op::Update),
+            Some(&row("a")),
+            Some(&row("b")),
+        );
+        let delete = encode_event(&ctx(), &rel, &meta(Op::Delete), Some(&row("b")), None);
+        for ev in [&insert, &update, &delete] {
+            assert_eq!(ev.partition_key, "public.orders:[7]");
+            assert_eq!(ev.key, "[7]");
+        }
+    }
+
+    #[test]
+    fn a_full_table_without_a_key_partitions_by_table() {
+        let rel = Relation {
+            partition_indices: vec![],
+            ..full_with_primary_key()
+        };
+        let after = row_from_tuple(&rel, &[text("7"), text("x")], false).unwrap();
+        let ev = encode_event(&ctx(), &rel, &meta(Op::Create), None, Some(&after));
+        assert_eq!(ev.partition_key, "public.orders");
+        assert_eq!(ev.key, "[7,\"x\"]", "messages still name the row");
+    }
+
+    #[test]
+    fn an_unchanged_toast_key_value_is_taken_from_the_old_tuple() {
+        let mut rel = full_with_primary_key();
+        rel.columns[0].type_oid = 25;
+        let before = row_from_tuple(&rel, &[text("big-key"), text("a")], false).unwrap();
+        let after = row_from_tuple(&rel, &[TupleValue::UnchangedToast, text("b")], false).unwrap();
+        let ev = encode_event(&ctx(), &rel, &meta(Op::Update), Some(&before), Some(&after));
+        assert_eq!(ev.partition_key, "public.orders:[\"big-key\"]");
     }
 
     #[test]

@@ -503,7 +503,7 @@ async fn produce<W: RecordWriter>(
             .iter()
             .map(|t| (t.schema.clone(), t.name.clone()))
             .collect(),
-        cache: RelationCache::with_type_aliases(aliases),
+        cache: RelationCache::with_type_aliases(aliases).with_partition_keys(&tables),
         wanted_ids: HashSet::new(),
         txn: None,
         skipping: false,

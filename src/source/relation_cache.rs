@@ -28,8 +28,13 @@ pub struct Relation {
     pub replica_identity: ReplicaIdentity,
     pub columns: Vec<Column>,
     /// Indexes into `columns` of the replica identity columns, in column
-    /// order: the event key (partition key, `before` of a `K` old tuple).
+    /// order: what a `K` old tuple carries (the `before` of its event).
     pub key_indices: Vec<usize>,
+    /// Indexes into `columns` of the row's stable key, in column order: the
+    /// primary key, else the replica identity index; empty for a table with
+    /// neither (REPLICA IDENTITY FULL only). The partition key is the table
+    /// and these values, so one row's events stay on one shard.
+    pub partition_indices: Vec<usize>,
 }
 
 impl Relation {
@@ -39,13 +44,13 @@ impl Relation {
     }
 
     pub fn from_body(body: RelationBody) -> Relation {
-        let key_indices = body
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.is_key)
-            .map(|(i, _)| i)
-            .collect();
+        let key_indices = key_indices_of(&body);
+        // Under FULL every column is flagged: not a key. The catalog's
+        // primary key replaces this in `RelationCache::insert`.
+        let partition_indices = match body.replica_identity {
+            ReplicaIdentity::Full => Vec::new(),
+            _ => key_indices_of(&body),
+        };
         Relation {
             id: body.id,
             schema: body.schema,
@@ -60,8 +65,36 @@ impl Relation {
                 })
                 .collect(),
             key_indices,
+            partition_indices,
         }
     }
+
+    /// Indexes of the named columns, if every one exists.
+    pub fn indices_of(&self, names: &[String]) -> Option<Vec<usize>> {
+        let mut indices: Vec<usize> = names
+            .iter()
+            .map(|n| self.columns.iter().position(|c| &c.name == n))
+            .collect::<Option<_>>()?;
+        indices.sort_unstable();
+        Some(indices)
+    }
+
+    /// Names of the partition key columns.
+    pub fn partition_columns(&self) -> Vec<String> {
+        self.partition_indices
+            .iter()
+            .map(|&i| self.columns[i].name.clone())
+            .collect()
+    }
+}
+
+fn key_indices_of(body: &RelationBody) -> Vec<usize> {
+    body.columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_key)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// OID -> shape, for the lifetime of one replication connection. Entries
@@ -71,6 +104,10 @@ pub struct RelationCache {
     relations: HashMap<u32, Arc<Relation>>,
     /// Domain and other type OIDs resolved to the base type to encode as.
     type_aliases: Arc<HashMap<u32, u32>>,
+    /// (schema, table) -> the partition key columns the catalog gave at
+    /// start (the primary key, which Relation messages do not flag under
+    /// REPLICA IDENTITY FULL or USING INDEX).
+    partition_keys: HashMap<(String, String), Vec<String>>,
 }
 
 impl RelationCache {
@@ -84,7 +121,18 @@ impl RelationCache {
         RelationCache {
             relations: HashMap::new(),
             type_aliases: aliases,
+            partition_keys: HashMap::new(),
         }
+    }
+
+    /// Take each table's partition key columns from `tables` (the catalog's
+    /// shapes), by name, when a Relation message describes that table.
+    pub fn with_partition_keys(mut self, tables: &[Relation]) -> Self {
+        self.partition_keys = tables
+            .iter()
+            .map(|t| ((t.schema.clone(), t.name.clone()), t.partition_columns()))
+            .collect();
+        self
     }
 
     /// Store (or replace, after a schema change) a relation.
@@ -94,6 +142,14 @@ impl RelationCache {
             if let Some(base) = self.type_aliases.get(&col.type_oid) {
                 col.type_oid = *base;
             }
+        }
+        // A key column renamed or dropped since start: keep the message's.
+        if let Some(indices) = self
+            .partition_keys
+            .get(&(rel.schema.clone(), rel.name.clone()))
+            .and_then(|names| rel.indices_of(names))
+        {
+            rel.partition_indices = indices;
         }
         let rel = Arc::new(rel);
         self.relations.insert(rel.id, Arc::clone(&rel));

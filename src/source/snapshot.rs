@@ -24,8 +24,10 @@ use super::replication::{
 };
 use super::{quote_ident, quote_literal};
 use crate::config::SourceConfig;
-use crate::encode::encode_text;
-use crate::event::{encode_event, now_ms, ChangeMeta, EventContext, Op, Row, SnapshotMarker};
+use crate::encode::encode_text_noted;
+use crate::event::{
+    encode_event, now_ms, report_conversions, ChangeMeta, EventContext, Op, Row, SnapshotMarker,
+};
 use crate::lsn::Lsn;
 use crate::pipeline::{Delivery, ProduceError};
 use crate::shutdown::Shutdown;
@@ -248,17 +250,25 @@ pub fn parse_copy_row(rel: &Relation, line: &[u8]) -> Result<Row, ProduceError> 
             ),
         });
     }
-    Ok(rel
+    let mut notes = Vec::new();
+    let row: Row = rel
         .columns
         .iter()
         .zip(fields)
-        .map(|(col, field)| {
+        .enumerate()
+        .map(|(i, (col, field))| {
             Some(match field {
                 None => Value::Null,
-                Some(text) => encode_text(col.type_oid, &text),
+                Some(text) => {
+                    let (value, note) = encode_text_noted(col.type_oid, &text);
+                    notes.extend(note.map(|n| (i, n)));
+                    value
+                }
             })
         })
-        .collect())
+        .collect();
+    report_conversions(rel, &row, &notes);
+    Ok(row)
 }
 
 /// Split a COPY text line on tabs and undo its escapes; `\N` is NULL.
@@ -358,6 +368,7 @@ mod tests {
                 },
             ],
             key_indices: vec![0],
+            partition_indices: vec![0],
         };
         let row = parse_copy_row(&rel, b"7\t\\\\x00ff\t{\"a\": \"x\\\\ty\"}").unwrap();
         assert_eq!(

@@ -115,27 +115,29 @@ async fn describe_table(
         .collect();
     let attnums: Vec<i16> = column_rows.iter().map(|r| r.get(2)).collect();
 
+    let positions = |attnums_wanted: &BTreeSet<i16>| -> Vec<usize> {
+        attnums
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| attnums_wanted.contains(a))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let primary = positions(&index_columns(client, oid, IndexKind::Primary).await?);
     let key_indices: Vec<usize> = match replica_identity {
         ReplicaIdentity::Full => (0..columns.len()).collect(),
         ReplicaIdentity::Nothing => Vec::new(),
-        ReplicaIdentity::Default | ReplicaIdentity::Index => {
-            let primary = replica_identity == ReplicaIdentity::Default;
-            let key_rows = client
-                .query(
-                    "SELECT k.attnum::int2 FROM pg_index i, unnest(i.indkey::int2[]) AS k(attnum) \
-                     WHERE i.indrelid = $1 AND (CASE WHEN $2 THEN i.indisprimary ELSE i.indisreplident END)",
-                    &[&oid, &primary],
-                )
-                .await
-                .map_err(|e| ProduceError::sql("reading the replica identity", &e))?;
-            let key_attnums: BTreeSet<i16> = key_rows.iter().map(|r| r.get(0)).collect();
-            attnums
-                .iter()
-                .enumerate()
-                .filter(|(_, a)| key_attnums.contains(a))
-                .map(|(i, _)| i)
-                .collect()
+        ReplicaIdentity::Default => primary.clone(),
+        ReplicaIdentity::Index => {
+            positions(&index_columns(client, oid, IndexKind::ReplicaIdentity).await?)
         }
+    };
+    // The row's stable key: the primary key, else the replica identity
+    // index; none for FULL without a primary key.
+    let partition_indices = match (primary.is_empty(), replica_identity) {
+        (false, _) => primary,
+        (true, ReplicaIdentity::Index) => key_indices.clone(),
+        (true, _) => Vec::new(),
     };
     if key_indices.is_empty() {
         return Err(ProduceError::NoReplicaIdentity { table: qualified });
@@ -147,7 +149,32 @@ async fn describe_table(
         replica_identity,
         columns,
         key_indices,
+        partition_indices,
     })
+}
+
+#[derive(Clone, Copy)]
+enum IndexKind {
+    Primary,
+    ReplicaIdentity,
+}
+
+/// The attnums of the table's primary key or replica identity index.
+async fn index_columns(
+    client: &Client,
+    oid: u32,
+    kind: IndexKind,
+) -> Result<BTreeSet<i16>, ProduceError> {
+    let primary = matches!(kind, IndexKind::Primary);
+    let rows = client
+        .query(
+            "SELECT k.attnum::int2 FROM pg_index i, unnest(i.indkey::int2[]) AS k(attnum) \
+             WHERE i.indrelid = $1 AND (CASE WHEN $2 THEN i.indisprimary ELSE i.indisreplident END)",
+            &[&oid, &primary],
+        )
+        .await
+        .map_err(|e| ProduceError::sql("reading the key columns", &e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Domain type OID -> base type OID (following domains over domains), so

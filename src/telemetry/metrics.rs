@@ -53,6 +53,9 @@ pub struct Metrics {
     pub snapshot_rows: Family<Label, Counter>,
     /// pg_class.reltuples of each table when its snapshot copy started.
     pub snapshot_rows_estimated: Family<Label, Gauge>,
+    /// Values sent through a documented conversion, per table and kind
+    /// (string_cut, number_as_string, json_as_text).
+    pub values_converted: Family<Labels2, Counter>,
     // -- merge --
     /// Merge runs by result: ok, failed, skipped (lease held elsewhere).
     pub merge_runs: Family<Label, Counter>,
@@ -82,6 +85,7 @@ impl Metrics {
             put_last_success: Gauge::default(),
             snapshot_rows: Family::default(),
             snapshot_rows_estimated: Family::default(),
+            values_converted: Family::default(),
             merge_runs: Family::default(),
             // 0.5 s .. ~68 min
             merge_duration: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
@@ -112,6 +116,11 @@ impl Metrics {
             "Duration of one PutRecords request",
             Unit::Seconds,
             m.put_duration.clone(),
+        );
+        r.register(
+            "values_converted",
+            "Values sent through a documented conversion (docs/events.md), by table and conversion",
+            m.values_converted.clone(),
         );
         r.register(
             "put_requests",
