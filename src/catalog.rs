@@ -3,8 +3,9 @@
 //!
 //! `setup` builds the mirror tables from this, and every merge run reads it
 //! again, so a column added on the source reaches the mirror at the next run
-//! without manual steps. The key is the primary key, or every column when the
-//! table has none but uses `REPLICA IDENTITY FULL`.
+//! without manual steps. The key is the primary key, else the replica
+//! identity index (`REPLICA IDENTITY USING INDEX`), else every column when
+//! the table uses `REPLICA IDENTITY FULL`.
 
 use tokio_postgres::Client;
 
@@ -17,6 +18,10 @@ pub struct SourceTable {
     pub name: String,
     /// In column order.
     pub columns: Vec<SourceColumn>,
+    /// The key is every column (REPLICA IDENTITY FULL without a primary key
+    /// or replica identity index): its values may be NULL, so the merge
+    /// compares keys NULL-safe.
+    pub nullable_key: bool,
 }
 
 /// One column of a source table.
@@ -71,7 +76,8 @@ const COLUMNS: &str = "SELECT a.attname, format_type(a.atttypid, a.atttypmod), \
             CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, \
             CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END, \
             (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i \
-              WHERE i.indrelid = c.oid AND i.indisprimary), \
+              WHERE i.indrelid = c.oid AND (i.indisprimary OR (i.indisreplident AND NOT EXISTS \
+                (SELECT 1 FROM pg_index p WHERE p.indrelid = c.oid AND p.indisprimary)))), \
             c.relreplident \
      FROM pg_class c \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -144,7 +150,8 @@ pub async fn read_table(
             key_position: row.get::<_, Option<i32>>(4).map(|p| p as usize),
         })
         .collect();
-    if columns.iter().all(|c| c.key_position.is_none()) {
+    let nullable_key = columns.iter().all(|c| c.key_position.is_none());
+    if nullable_key {
         if !replica_identity_full {
             return Err(CatalogError::NoKey(format!("{schema}.{name}")));
         }
@@ -156,6 +163,7 @@ pub async fn read_table(
         schema: schema.to_owned(),
         name: name.to_owned(),
         columns,
+        nullable_key,
     })
 }
 

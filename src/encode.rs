@@ -295,11 +295,12 @@ pub fn redshift_holds_number(lexeme: &str) -> bool {
     as_decimal || as_double
 }
 
-/// Floats are numbers; NaN and the infinities are strings, and so are
-/// finite values outside Redshift's DOUBLE range (1E-307..1E+308 in
-/// magnitude: subnormals, r_Numeric_types201), a documented conversion.
+/// Floats are numbers; NaN, the infinities and negative zero (whose sign a
+/// JSON number may lose in SUPER) are strings, and so are finite values
+/// outside Redshift's DOUBLE range (1E-307..1E+308 in magnitude:
+/// subnormals, r_Numeric_types201), a documented conversion.
 fn encode_float(text: &str, note: &mut Option<Conversion>) -> Value {
-    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity" | "-0") {
         return Value::String(text.to_owned());
     }
     let Some(number) = text
@@ -575,7 +576,10 @@ mod tests {
         let (value, note) = encode_text_noted(oid::JSONB, "[1, 1e400]");
         assert_eq!(
             (value.to_string(), note),
-            ("[1,\"1e+400\"]".to_owned(), Some(Conversion::NumberAsString))
+            (
+                "[1,\"1e+400\"]".to_owned(),
+                Some(Conversion::NumberAsString)
+            )
         );
     }
 
@@ -622,6 +626,7 @@ mod tests {
             (json!(1e-300), None)
         );
         assert_eq!(encode_text_noted(oid::FLOAT8, "0"), (json!(0.0), None));
+        assert_eq!(encode_text_noted(oid::FLOAT4, "-0"), (json!("-0"), None));
     }
 
     #[test]

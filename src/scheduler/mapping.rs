@@ -244,7 +244,9 @@ impl ColumnKind {
             ColumnKind::Super if source => format!(
                 "CASE WHEN {column} IS NULL OR jsonb_typeof(to_jsonb({column})) = 'null' THEN NULL ELSE '' END"
             ),
-            ColumnKind::Super => format!("CASE WHEN {column} IS NULL THEN NULL ELSE '' END"),
+            ColumnKind::Super => format!(
+                "CASE WHEN {column} IS NULL OR JSON_TYPEOF({column}) = 'null' THEN NULL ELSE '' END"
+            ),
         }
     }
 }

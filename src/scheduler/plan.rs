@@ -421,9 +421,20 @@ pub fn table_merge_statements(
     let mirror = qualified(&objects.mirror_schema_name, &table.name);
     let tombstones = tombstone_table(objects, table);
     let key = table.key();
+    // A key of every column may hold NULLs: NULL matches NULL (written
+    // without IS NOT DISTINCT FROM, which Redshift does not document).
+    let nullable = table.source.nullable_key;
     let key_match = |left: &str, right: &str| {
         key.iter()
-            .map(|(c, _)| format!("{left}.{q} = {right}.{q}", q = quote_ident(&c.name)))
+            .map(|(c, _)| {
+                let (l, r) = (left, right);
+                match (nullable, quote_ident(&c.name)) {
+                    (false, q) => format!("{l}.{q} = {r}.{q}"),
+                    (true, q) => {
+                        format!("({l}.{q} = {r}.{q} OR ({l}.{q} IS NULL AND {r}.{q} IS NULL))")
+                    }
+                }
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
     };
@@ -716,6 +727,7 @@ mod tests {
                 column("doc", "jsonb", 3802, None),
                 column("at", "timestamp with time zone", 1184, None),
             ],
+            nullable_key: false,
         };
         let lines = SourceTable {
             schema: "sales".into(),
@@ -725,6 +737,7 @@ mod tests {
                 column("Line\"No", "integer", 23, Some(2)),
                 column("data", "bytea", 17, None),
             ],
+            nullable_key: false,
         };
         vec![MirrorTable::new(orders), MirrorTable::new(lines)]
     }

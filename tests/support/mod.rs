@@ -8,8 +8,10 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod kinesis_proxy;
 pub mod pg_cluster;
+pub mod replay;
 pub mod telemetry;
 pub mod workload;
 
