@@ -272,7 +272,7 @@ impl<W: RecordWriter> Dispatcher<W> {
             }
             Err(PutError::Fatal(e)) => {
                 record_failed_request(batch.len());
-                return Err(e);
+                return Err(name_refused_record(e, &batch));
             }
         }
         Ok(acks)
@@ -286,6 +286,46 @@ impl<W: RecordWriter> Dispatcher<W> {
         self.pending_bytes += p.record.size();
         self.pending.insert(p.record.seq, p);
     }
+}
+
+/// A request refused for one record's sake (a ValidationException naming
+/// `records.N.member...`, N counted from 1) names that record's table and key
+/// instead of a position in a request the user never saw.
+fn name_refused_record(e: SinkError, batch: &[Pending]) -> SinkError {
+    let SinkError::Rejected {
+        stream,
+        code,
+        detail,
+    } = &e
+    else {
+        return e;
+    };
+    let Some(record) = refused_index(detail).and_then(|i| batch.get(i)) else {
+        return e;
+    };
+    let event: Option<serde_json::Value> = serde_json::from_slice(&record.record.data).ok();
+    let source = event.as_ref().map(|e| &e["source"]);
+    let field = |name: &str| source.and_then(|s| s[name].as_str()).unwrap_or("?");
+    let table = format!("{}.{}", field("schema"), field("table"));
+    let partition_key = &record.record.partition_key;
+    let key = match partition_key.strip_prefix(&format!("{table}:")) {
+        Some(key) => format!("key {key}"),
+        None => format!("partition key {partition_key:?}"),
+    };
+    SinkError::RecordRefused {
+        stream: stream.clone(),
+        code: code.clone(),
+        detail: detail.clone(),
+        table,
+        key,
+    }
+}
+
+/// The 0-based position named by `records.N.` in an AWS validation message.
+fn refused_index(detail: &str) -> Option<usize> {
+    let rest = &detail[detail.find("records.")? + "records.".len()..];
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse::<usize>().ok()?.checked_sub(1)
 }
 
 /// Metrics of a request that got an answer per record.
@@ -344,6 +384,8 @@ mod tests {
         /// (seq, attempt) pairs to fail: attempt counts from 1.
         fail: Mutex<Vec<(u64, u32)>>,
         fail_request_once: Mutex<bool>,
+        /// Refuse every request with this ValidationException message.
+        reject: Mutex<Option<String>>,
         requests: Mutex<Vec<Vec<u64>>>,
         /// Accepted records, in acceptance order (seq, key).
         accepted: Mutex<Vec<(u64, String)>>,
@@ -364,6 +406,13 @@ mod tests {
                     .push(records.iter().map(|r| r.seq).collect());
                 if std::mem::take(&mut *this.fail_request_once.lock().unwrap()) {
                     return Err(PutError::Retryable("throttled".into()));
+                }
+                if let Some(detail) = this.reject.lock().unwrap().clone() {
+                    return Err(PutError::Fatal(SinkError::Rejected {
+                        stream: "cdc".into(),
+                        code: "ValidationException".into(),
+                        detail,
+                    }));
                 }
                 let mut out = Vec::new();
                 for r in &records {
@@ -439,6 +488,33 @@ mod tests {
         let requests = w.requests.lock().unwrap().clone();
         // 100 bytes fit two 40-byte records; count limit 3 never reached.
         assert_eq!(requests, vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_kinesis_refuses_is_named_by_table_and_key() {
+        let w = Arc::new(Scripted::default());
+        *w.reject.lock().unwrap() = Some(
+            "1 validation error detected: Value at 'records.2.member.data' failed to satisfy constraint".into(),
+        );
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 1));
+        for (seq, id) in [(0, 1), (1, 2)] {
+            d.push(OutRecord {
+                seq,
+                partition_key: format!("public.orders:[{id}]"),
+                data: br#"{"source":{"schema":"public","table":"orders"}}"#.to_vec(),
+            });
+        }
+        d.dispatch(true);
+        let err = d.next_completion().await.unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "refused the event of public.orders key [2] for good (ValidationException:"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("nothing is lost"), "{err}");
+        assert_eq!(refused_index("at 'records.1.member.partitionKey'"), Some(0));
+        assert_eq!(refused_index("no position"), None);
     }
 
     #[tokio::test(start_paused = true)]

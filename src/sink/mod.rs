@@ -74,6 +74,14 @@ pub enum SinkError {
         code: String,
         detail: String,
     },
+    #[error("Kinesis stream {stream:?} refused the event of {table} {key} for good ({code}: {detail}); nothing after it was confirmed to the replication slot, so nothing is lost: kinesync should never build such a record, so report this line as a kinesync defect; an upgraded producer resends the event from the slot")]
+    RecordRefused {
+        stream: String,
+        code: String,
+        detail: String,
+        table: String,
+        key: String,
+    },
     #[error("cannot write events to {target}: {detail}")]
     Io { target: String, detail: String },
     #[error("sink task failed: {0}")]
