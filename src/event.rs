@@ -237,6 +237,32 @@ pub fn encode_event(
     before: Option<&Row>,
     after: Option<&Row>,
 ) -> EncodedEvent {
+    encode_event_with(ctx, rel, meta, before, after, &[])
+}
+
+/// The columns of a new tuple that PostgreSQL did not send because an
+/// update left their TOASTed value unchanged.
+pub fn unchanged_toast(values: &[TupleValue]) -> Vec<usize> {
+    values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| matches!(v, TupleValue::UnchangedToast))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// [`encode_event`] for an update whose `after` holds the placeholder at
+/// `unchanged` (see [`unchanged_toast`]): every `u` event carries
+/// `"unchanged_toast": {"<column>": true, ...}`, so a consumer can tell an
+/// unchanged value from a real value that happens to equal the placeholder.
+pub fn encode_event_with(
+    ctx: &EventContext,
+    rel: &Relation,
+    meta: &ChangeMeta,
+    before: Option<&Row>,
+    after: Option<&Row>,
+    unchanged: &[usize],
+) -> EncodedEvent {
     let table = rel.qualified_name();
     // The row the key comes from, and the other one of the event (the old
     // tuple of an update) for key values the first does not carry.
@@ -266,6 +292,17 @@ pub fn encode_event(
     write_row(&mut out, rel, before);
     out.push_str(",\"after\":");
     write_row(&mut out, rel, after);
+    if meta.op == Op::Update {
+        out.push_str(",\"unchanged_toast\":{");
+        for (n, &i) in unchanged.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            push_json_str(&mut out, &rel.columns[i].name);
+            out.push_str(":true");
+        }
+        out.push('}');
+    }
     let _ = write!(
         out,
         ",\"op\":\"{}\",\"ts_ms\":{},\"source\":{{",
@@ -514,6 +551,18 @@ mod tests {
             json!({"id": 2, "Note \"x\"": crate::encode::UNAVAILABLE_VALUE})
         );
         assert_eq!(ev.partition_key, "public.orders:[2]");
+        assert_eq!(v["unchanged_toast"], json!({}), "every update says which");
+        let new = [text("2"), TupleValue::UnchangedToast];
+        let ev = encode_event_with(
+            &ctx(),
+            &rel,
+            &meta(Op::Update),
+            Some(&before),
+            Some(&after),
+            &unchanged_toast(&new),
+        );
+        let v: Value = serde_json::from_slice(&ev.data).unwrap();
+        assert_eq!(v["unchanged_toast"], json!({"Note \"x\"": true}));
 
         let ev = encode_event(&ctx(), &rel, &meta(Op::Delete), Some(&before), None);
         let v: Value = serde_json::from_slice(&ev.data).unwrap();

@@ -26,8 +26,8 @@ use tokio::time::Instant;
 
 use crate::config::{redact_url, Config, KinesisConfig, OversizePolicy, SnapshotMode};
 use crate::event::{
-    encode_event, pg_micros_to_unix_ms, row_from_tuple, ChangeMeta, EncodedEvent, EventContext, Op,
-    ShapeMismatch, SnapshotMarker,
+    encode_event, encode_event_with, pg_micros_to_unix_ms, row_from_tuple, unchanged_toast,
+    ChangeMeta, EncodedEvent, EventContext, Op, ShapeMismatch, SnapshotMarker,
 };
 use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
@@ -1052,12 +1052,13 @@ impl Streamer {
                     None => None,
                 };
                 let after = row_from_tuple(&rel, &new, false)?;
-                delivery.push_event(encode_event(
+                delivery.push_event(encode_event_with(
                     &self.ctx,
                     &rel,
                     &meta(Op::Update),
                     before.as_ref(),
                     Some(&after),
+                    &unchanged_toast(&new),
                 ))?;
             }
             LogicalMessage::Delete {
