@@ -133,7 +133,7 @@ impl Conversion {
     /// What happened, for the warning.
     pub fn describe(self) -> &'static str {
         match self {
-            Conversion::StringCut => "a string longer than 65,535 bytes (Redshift's SUPER/VARCHAR limit) was cut to 65,535 bytes",
+            Conversion::StringCut => "a string longer than 65,535 bytes (Redshift's SUPER/VARCHAR limit) was truncated to 65,535 bytes",
             Conversion::NumberAsString => "a number Redshift cannot hold exactly (over 38 digits, scale over 37, or beyond DOUBLE's range) was sent as a JSON string of its exact digits",
             Conversion::JsonAsText => "a json value nested deeper than 128 levels was sent as a JSON string holding its text",
         }

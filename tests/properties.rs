@@ -4,8 +4,10 @@
 
 use bytes::Bytes;
 use kinesync::encode::{
-    encode_text, parse_array, truncate_long_strings, ArrayItem, MAX_STRING_BYTES,
+    encode_text, encode_text_noted, oid, parse_array, redshift_holds_number, truncate_long_strings,
+    ArrayItem, Conversion, MAX_STRING_BYTES,
 };
+use kinesync::event::{bounded_partition_key, MAX_PARTITION_KEY_BYTES};
 use kinesync::source::pgoutput::{decode, LogicalMessage, TupleValue};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -193,5 +195,40 @@ proptest! {
         let full = insert_message(7, &values);
         let cut = cut.min(full.len() - 1);
         prop_assert!(decode(full.slice(..full.len() - cut)).is_err());
+    }
+
+    #[test]
+    fn a_partition_key_fits_kinesis_under_every_count(key in "\\PC{0,300}") {
+        let full = format!("public.t:[{}]", Value::String(key));
+        let bounded = bounded_partition_key(full.clone());
+        prop_assert!(!bounded.is_empty());
+        prop_assert!(bounded.len() <= MAX_PARTITION_KEY_BYTES, "UTF-8 bytes");
+        prop_assert!(bounded.encode_utf16().count() <= 256, "UTF-16 units (kinesalite)");
+        prop_assert!(bounded.chars().count() <= 256, "code points");
+        if full.len() <= MAX_PARTITION_KEY_BYTES {
+            prop_assert_eq!(bounded, full, "a short key is kept as it is");
+        }
+    }
+
+    #[test]
+    fn a_json_number_keeps_its_digits_or_becomes_a_string_of_them(
+        negative in any::<bool>(),
+        int in "(0|[1-9][0-9]{0,45})",
+        frac in prop::option::of("[0-9]{1,45}"),
+    ) {
+        // jsonb prints numbers as numeric text: sign, digits, fraction.
+        let number = format!(
+            "{}{int}{}",
+            if negative { "-" } else { "" },
+            frac.map(|f| format!(".{f}")).unwrap_or_default()
+        );
+        let (value, note) = encode_text_noted(oid::JSONB, &format!("[{number}]"));
+        if redshift_holds_number(&number) {
+            prop_assert_eq!(note, None);
+            prop_assert_eq!(serde_json::to_string(&value).unwrap(), format!("[{number}]"));
+        } else {
+            prop_assert_eq!(note, Some(Conversion::NumberAsString));
+            prop_assert_eq!(value, Value::Array(vec![Value::String(number)]));
+        }
     }
 }
