@@ -406,7 +406,7 @@ async fn run_locked(
         ..MergeSummary::default()
     };
     for batch in &batches {
-        let outcome = api.batch(batch).await.map_err(SchedulerError::Merge)?;
+        let outcome = api.batch(batch).await.map_err(SchedulerError::merge)?;
         for (mirror, p) in &work {
             if p.events == 0 {
                 continue;
