@@ -148,9 +148,7 @@ fn scheduler_exit_code(error: &SchedulerError) -> u8 {
         SchedulerError::Refresh(_)
         | SchedulerError::Merge(_)
         | SchedulerError::UnresolvedToast(_)
-        | SchedulerError::DataLoss { .. } => {
-            exit::MERGE_FAILED
-        }
+        | SchedulerError::DataLoss { .. } => exit::MERGE_FAILED,
         SchedulerError::LeaseHeld { .. } => exit::SKIPPED,
         SchedulerError::Plan(_) => exit::MERGE_FAILED,
         _ => exit::FAILURE,

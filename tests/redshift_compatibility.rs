@@ -46,7 +46,10 @@ fn called_words(sql: &str) -> BTreeSet<String> {
     let mut i = 0;
     while i < bytes.len() {
         let starts = (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_')
-            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_' || bytes[i - 1] == b'.'));
+            && (i == 0
+                || !(bytes[i - 1].is_ascii_alphanumeric()
+                    || bytes[i - 1] == b'_'
+                    || bytes[i - 1] == b'.'));
         if !starts {
             i += 1;
             continue;
@@ -72,7 +75,7 @@ fn allowed() -> BTreeSet<String> {
         .expect("docs/redshift-compatibility.md");
     let mut allowed = BTreeSet::new();
     for piece in page.split('`').skip(1).step_by(2) {
-        if let Some(name) = piece.strip_suffix('(').or_else(|| piece.strip_suffix(" (")) {
+        if let Some(name) = piece.strip_suffix(" (").or_else(|| piece.strip_suffix('(')) {
             if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 allowed.insert(name.to_ascii_uppercase());
             }
@@ -88,9 +91,16 @@ fn redshift_sql() -> Vec<(String, String)> {
     for dir in ["sql/setup", "sql/merge", "sql/check", "sql/verify"] {
         for entry in std::fs::read_dir(Path::new(ROOT).join(dir)).expect(dir) {
             let path = entry.expect("entry").path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             if name.ends_with(".sql") && !name.starts_with("source_") {
-                files.push((format!("{dir}/{name}"), std::fs::read_to_string(&path).expect("read")));
+                files.push((
+                    format!("{dir}/{name}"),
+                    std::fs::read_to_string(&path).expect("read"),
+                ));
             }
         }
     }
@@ -106,7 +116,10 @@ fn redshift_sql() -> Vec<(String, String)> {
 fn generated_expressions() -> String {
     let kinds = [
         ColumnKind::Integer("BIGINT"),
-        ColumnKind::Decimal { precision: 10, scale: 2 },
+        ColumnKind::Decimal {
+            precision: 10,
+            scale: 2,
+        },
         ColumnKind::Float("REAL"),
         ColumnKind::Float("DOUBLE PRECISION"),
         ColumnKind::Boolean,
@@ -139,9 +152,15 @@ fn generated_expressions() -> String {
 #[test]
 fn every_function_the_redshift_sql_calls_is_on_the_compatibility_page() {
     let allowed = allowed();
-    assert!(allowed.contains("TO_VARBYTE"), "page not parsed: {allowed:?}");
+    assert!(
+        allowed.contains("TO_VARBYTE"),
+        "page not parsed: {allowed:?}"
+    );
     let mut sources = redshift_sql();
-    sources.push(("generated column expressions".into(), generated_expressions()));
+    sources.push((
+        "generated column expressions".into(),
+        generated_expressions(),
+    ));
     let mut missing = Vec::new();
     for (name, sql) in &sources {
         for word in called_words(sql) {
@@ -158,7 +177,8 @@ fn every_function_the_redshift_sql_calls_is_on_the_compatibility_page() {
 
 #[test]
 fn the_check_finds_an_unlisted_function() {
-    let words = called_words("SELECT FROM_HEX(x), 'NOT_A_CALL(' AS \"ALSO_NOT(\" -- COMMENT_CALL(\n");
+    let words =
+        called_words("SELECT FROM_HEX(x), 'NOT_A_CALL(' AS \"ALSO_NOT(\" -- COMMENT_CALL(\n");
     assert_eq!(words, BTreeSet::from(["FROM_HEX".to_owned()]));
     assert!(!allowed().contains("FROM_HEX"));
 }

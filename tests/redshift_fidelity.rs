@@ -57,13 +57,42 @@ async fn edge_values_merge_and_verify_compares_through_the_documented_conversion
         mirror,
         [
             // id 1: DECIMAL(38,38) is exact text; a BC date became NULL.
-            vec![s("1"), s("0102"), s("0.12345678901234567890123456789012345678"), s("0.00123"), None,
-                 s("2024-01-02 01:04:05.123456+00"), s("1.5"), s("2.25"), s("08:15:00+00")],
+            vec![
+                s("1"),
+                s("0102"),
+                s("0.12345678901234567890123456789012345678"),
+                s("0.00123"),
+                None,
+                s("2024-01-02 01:04:05.123456+00"),
+                s("1.5"),
+                s("2.25"),
+                s("08:15:00+00")
+            ],
             // id 2: BC and year-10000 values, NaN and infinities became NULL; TIMETZ in UTC.
-            vec![s("2"), s("00"), None, None, None, None, None, None, s("03:30:00+00")],
+            vec![
+                s("2"),
+                s("00"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                s("03:30:00+00")
+            ],
             // id 3: subnormal and -Infinity floats, year-10000 date, BC timestamp: NULL.
             vec![s("3"), None, None, None, None, None, None, None, None],
-            vec![s("4"), s("cafe"), None, None, None, None, None, None, s("23:15:00+00")],
+            vec![
+                s("4"),
+                s("cafe"),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                s("23:15:00+00")
+            ],
         ]
     );
 
@@ -83,7 +112,10 @@ async fn edge_values_merge_and_verify_compares_through_the_documented_conversion
         .expect("inject");
     let (code, stdout, _) = p.run_bounded(&["verify"]).await;
     assert_eq!(code, 7, "{stdout}");
-    assert!(stdout.contains("DIFFERENT") && stdout.contains("rows differ: (1)"), "{stdout}");
+    assert!(
+        stdout.contains("DIFFERENT") && stdout.contains("rows differ: (1)"),
+        "{stdout}"
+    );
     p.stop_producer().await;
 }
 
@@ -144,8 +176,16 @@ INSERT INTO public.by_index VALUES ('a', 1), ('b', 2);
         )
         .await,
         [
-            vec![Some("1".to_owned()), Some("1".to_owned()), Some("a2".to_owned())],
-            vec![Some("2".to_owned()), Some("5".to_owned()), Some("c".to_owned())],
+            vec![
+                Some("1".to_owned()),
+                Some("1".to_owned()),
+                Some("a2".to_owned())
+            ],
+            vec![
+                Some("2".to_owned()),
+                Some("5".to_owned()),
+                Some("c".to_owned())
+            ],
         ]
     );
     // A column added to the long-named table reaches its mirror.
@@ -207,7 +247,10 @@ async fn wide_toast_updates_big_events_and_an_unresolvable_placeholder() {
     p.source
         .batch_execute(&format!(
             "INSERT INTO big VALUES (1, {})",
-            (1..=17).map(|_| "repeat('z', 60000)").collect::<Vec<_>>().join(", ")
+            (1..=17)
+                .map(|_| "repeat('z', 60000)")
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .await
         .expect("big row");

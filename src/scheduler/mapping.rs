@@ -282,7 +282,11 @@ impl ColumnKind {
         let condition = match self {
             ColumnKind::Decimal { .. } => format!("{column} = 'NaN'"),
             ColumnKind::Float(t) => {
-                let (min, max) = if *t == "REAL" { REAL_RANGE } else { DOUBLE_RANGE };
+                let (min, max) = if *t == "REAL" {
+                    REAL_RANGE
+                } else {
+                    DOUBLE_RANGE
+                };
                 // The value as the event carries it (its shortest text).
                 let v = format!("CAST(CAST({column} AS TEXT) AS DOUBLE PRECISION)");
                 format!("NOT ({v} = 0 OR ABS({v}) BETWEEN {min} AND {max})")
@@ -291,7 +295,10 @@ impl ColumnKind {
                 format!("octet_length(CAST({column} AS VARCHAR)) > {MAX_VARCHAR_BYTES}")
             }
             ColumnKind::Temporal(t @ ("DATE" | "TIMESTAMP" | "TIMESTAMPTZ")) => {
-                format!("EXTRACT(YEAR FROM {}) NOT BETWEEN 1 AND 9999", utc(column, t))
+                format!(
+                    "EXTRACT(YEAR FROM {}) NOT BETWEEN 1 AND 9999",
+                    utc(column, t)
+                )
             }
             ColumnKind::Super => format!("jsonb_typeof(to_jsonb({column})) = 'null'"),
             _ => return None,

@@ -18,7 +18,10 @@ async fn from_hex_takes_only_a_literal_and_to_varbyte_any_expression() {
     s.ok("CREATE TABLE h (x VARCHAR(10))").await;
     s.ok("INSERT INTO h VALUES ('c0ffee')").await;
     let e = s.fails("SELECT FROM_HEX(x) FROM h").await;
-    assert!(e.contains("FROM_HEX: the argument must be a literal"), "{e}");
+    assert!(
+        e.contains("FROM_HEX: the argument must be a literal"),
+        "{e}"
+    );
     assert_eq!(
         s.query("SELECT TO_HEX(TO_VARBYTE(x, 'hex')), TO_HEX(TO_VARBYTE('4', 'hex')), TO_HEX(TO_VARBYTE('a', 'utf8')) FROM h")
             .await[0],
@@ -199,7 +202,8 @@ async fn identifiers_over_127_bytes_are_refused() {
     let second = format!("{}_second", "n".repeat(100));
     s.ok(&format!(r#"CREATE TABLE "{first}" (a int)"#)).await;
     s.ok(&format!(r#"CREATE TABLE "{second}" (b int)"#)).await;
-    s.ok(&format!(r#"INSERT INTO "{second}" (b) VALUES (2)"#)).await;
+    s.ok(&format!(r#"INSERT INTO "{second}" (b) VALUES (2)"#))
+        .await;
     assert_eq!(s.scalar(&format!(r#"SELECT b FROM "{second}""#)).await, "2");
     let mut names = s
         .query("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'nnn%'")
@@ -238,7 +242,9 @@ async fn leader_node_only_views_stand_alone() {
         .await;
     assert!(e.contains("leader-node-only"), "{e}");
     let e = s
-        .fails("SELECT 1 FROM svv_external_schemas e JOIN pg_namespace n ON n.nspname = e.schemaname")
+        .fails(
+            "SELECT 1 FROM svv_external_schemas e JOIN pg_namespace n ON n.nspname = e.schemaname",
+        )
         .await;
     assert!(e.contains("leader-node-only"), "{e}");
 }
