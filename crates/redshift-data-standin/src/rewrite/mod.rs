@@ -839,7 +839,7 @@ impl<'a> Translator<'a> {
         end: usize,
     ) -> Result<Option<(String, usize)>, RedshiftError> {
         let toks = self.toks;
-        if !parts.last().is_some_and(|p| self.super_name(p).is_some()) {
+        if parts.last().is_none_or(|p| self.super_name(p).is_none()) {
             return Ok(None);
         }
         if parts.iter().any(|p| matches!(p.kind, PartKind::Index)) {
