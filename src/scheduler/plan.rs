@@ -928,6 +928,42 @@ mod tests {
         );
     }
 
+    /// 160 columns with the longest names PostgreSQL allows: one
+    /// statement resolving all its TOAST columns would be over the Data
+    /// API's 100 KB; in column groups every statement stays well below.
+    #[test]
+    fn a_wide_table_merges_in_statements_under_the_data_api_limit() {
+        let config = config();
+        let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
+        let mut columns = vec![column("id", "bigint", 20, Some(1))];
+        columns.extend((1..=160).map(|i| column(&wide_column_name(i), "text", 25, None)));
+        let wide = MirrorTable::new(SourceTable {
+            schema: "public".into(),
+            name: "wide".into(),
+            columns,
+        });
+        let all = Pending {
+            events: 1,
+            truncates: 1,
+            updates: 1,
+        };
+        let statements = table_merge_statements(&objects, &wide, all, 1).unwrap();
+        let longest = statements.iter().map(String::len).max().unwrap_or(0);
+        assert!(longest < 60_000, "longest statement {longest} bytes");
+        let groups = statements
+            .iter()
+            .filter(|s| s.starts_with("CREATE TEMP TABLE kinesync_resolved_"))
+            .count();
+        assert!(groups > 1, "{groups} column groups");
+        let batches = merge_batches(&objects, &[(wide, all)]).unwrap();
+        assert!(batches.iter().all(|b| b.len() <= MAX_STATEMENTS_PER_BATCH));
+    }
+
+    /// A 63-byte column name (PostgreSQL's longest).
+    fn wide_column_name(i: usize) -> String {
+        format!("{}_{i:03}", "w".repeat(59))
+    }
+
     #[test]
     fn tables_without_pending_events_get_no_statements() {
         let config = config();
