@@ -10,6 +10,14 @@ mod support;
 
 use support::{text_rows, Pipeline};
 
+/// `kinesync verify` exits 0 and finds `tables` tables equal; its output.
+async fn assert_verify_equal(p: &Pipeline, tables: usize) -> String {
+    let (code, stdout, stderr) = p.run_bounded(&["verify"]).await;
+    assert_eq!(code, 0, "verify: {stdout}\n{stderr}");
+    assert_eq!(stdout.matches("equal ").count(), tables, "{stdout}");
+    stdout
+}
+
 const EDGES: &str = r#"
 CREATE TABLE public.edges (
     id bigint PRIMARY KEY,
@@ -97,9 +105,7 @@ async fn edge_values_merge_and_verify_compares_through_the_documented_conversion
     );
 
     // verify: no false difference, the conversions counted apart.
-    let (code, stdout, stderr) = p.run_bounded(&["verify"]).await;
-    assert_eq!(code, 0, "verify: {stdout}\n{stderr}");
-    assert!(stdout.contains("equal"), "{stdout}");
+    let stdout = assert_verify_equal(&p, 1).await;
     assert!(
         stdout.contains("converted as documented: 4 rows"),
         "{stdout}"
@@ -198,9 +204,7 @@ INSERT INTO public.by_index VALUES ('a', 1), ('b', 2);
         .expect("add column");
     p.sync_producer().await;
     p.merge_once().await;
-    let (code, stdout, stderr) = p.run_bounded(&["verify"]).await;
-    assert_eq!(code, 0, "verify: {stdout}\n{stderr}");
-    assert_eq!(stdout.matches("equal ").count(), 3, "{stdout}");
+    assert_verify_equal(&p, 3).await;
     p.stop_producer().await;
 }
 
@@ -272,9 +276,7 @@ async fn wide_toast_updates_big_events_and_an_unresolvable_placeholder() {
         .expect("toast updates");
     p.sync_producer().await;
     p.merge_once().await;
-    let (code, stdout, stderr) = p.run_bounded(&["verify"]).await;
-    assert_eq!(code, 0, "verify: {stdout}\n{stderr}");
-    assert_eq!(stdout.matches("equal ").count(), 3, "{stdout}");
+    assert_verify_equal(&p, 3).await;
     assert_eq!(
         text_rows(&p.mirror, "SELECT count(*)::text FROM mirror.big").await,
         [vec![Some("1".to_owned())]]
