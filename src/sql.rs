@@ -29,6 +29,7 @@ macro_rules! template {
 
 template!(SETUP_STREAM, "setup/stream.sql");
 template!(SETUP_EVENTS_VIEW, "setup/events_view.sql");
+template!(SETUP_EVENTS_VIEW_EXISTS, "setup/events_view_exists.sql");
 template!(SETUP_BOOKKEEPING, "setup/bookkeeping.sql");
 template!(SETUP_MIRROR_TABLE, "setup/mirror_table.sql");
 template!(MERGE_REFRESH, "merge/refresh.sql");

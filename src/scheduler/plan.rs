@@ -222,6 +222,23 @@ pub fn events_view_statements(objects: &Objects) -> Result<Vec<String>, SqlError
     sql::SETUP_EVENTS_VIEW.render(&objects.values())
 }
 
+/// The query telling whether the streaming view exists (sql/setup/events_view_exists.sql).
+pub fn events_view_exists_statement(
+    objects: &Objects,
+    redshift: &RedshiftConfig,
+) -> Result<String, SqlError> {
+    let mut values = objects.values();
+    values.insert(
+        "mirror_schema_literal",
+        quote_literal(&objects.mirror_schema_name),
+    );
+    values.insert(
+        "events_view_name_literal",
+        quote_literal(&redshift_name(&redshift.events_view)),
+    );
+    sql::SETUP_EVENTS_VIEW_EXISTS.render_one(&values)
+}
+
 /// The mirror table and its tombstones, `IF NOT EXISTS`.
 pub fn mirror_table_statements(
     objects: &Objects,
