@@ -401,7 +401,7 @@ impl fmt::Display for TableVerdict {
         if self.equal {
             return write!(
                 f,
-                "equal      {} = {} ({} rows{converted}); {last}",
+                "equal      {} = {} ({} rows){converted}; {last}",
                 self.table, self.mirror, self.source_rows
             );
         }
