@@ -4,7 +4,7 @@
 //! of the Amazon Redshift Database Developer Guide it follows
 //! (docs/redshift-standin.md lists them).
 
-use super::{matching_close, next_sig, RedshiftError, Tok, TokKind};
+use super::{depths, matching_close, next_sig, RedshiftError, Tok, TokKind};
 
 /// Redshift truncates longer identifiers (r_names, r_CREATE_TABLE_NEW); the
 /// stand-in refuses them, so a truncation can never go unnoticed.
@@ -18,7 +18,34 @@ const LEADER_NODE_ONLY: &[&str] = &["svv_external_schemas", "svv_mv_info"];
 pub fn check(toks: &[Tok]) -> Result<(), RedshiftError> {
     identifier_lengths(toks)?;
     from_hex_literal(toks)?;
-    leader_node_only_alone(toks)
+    leader_node_only_alone(toks)?;
+    update_from_without_outer_join(toks)
+}
+
+/// UPDATE's FROM may not outer-join the target (r_UPDATE); whether an outer
+/// join inside a derived table there is allowed is not documented, so the
+/// stand-in refuses any LEFT/RIGHT/FULL join in an UPDATE's FROM (stricter).
+fn update_from_without_outer_join(toks: &[Tok]) -> Result<(), RedshiftError> {
+    let first = toks.iter().find(|t| t.is_significant());
+    if !first.is_some_and(|t| t.is_word("update")) {
+        return Ok(());
+    }
+    let d = depths(toks);
+    let Some(from) = (0..toks.len()).find(|&i| d[i] == 0 && toks[i].is_word("from")) else {
+        return Ok(());
+    };
+    let outer = (from..toks.len()).any(|i| {
+        let t = &toks[i];
+        (t.is_word("left") || t.is_word("right") || t.is_word("full"))
+            && next_sig(toks, i + 1)
+                .is_some_and(|n| toks[n].is_word("join") || toks[n].is_word("outer"))
+    });
+    if outer {
+        return Err(RedshiftError::Unsupported(
+            "UPDATE ... FROM with an outer join (LEFT/RIGHT/FULL JOIN, also inside a subquery) is not allowed on this stand-in (r_UPDATE: the target may not be outer-joined); build the joined rows in a temp table first".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn identifier_lengths(toks: &[Tok]) -> Result<(), RedshiftError> {
