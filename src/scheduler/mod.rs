@@ -80,3 +80,28 @@ pub enum SchedulerError {
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::ServeError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unresolved_toast_failure_is_reported_as_such() {
+        let error = RedshiftError::Failed {
+            statement: "batch of 20 statements".into(),
+            error: "ERROR: invalid input syntax for type integer: \"kinesync-unresolved-toast: table public.t key (7) column doc\" (sub-statement 9 of 20)".into(),
+        };
+        let SchedulerError::UnresolvedToast(what) = SchedulerError::merge(error) else {
+            panic!("not UnresolvedToast");
+        };
+        assert_eq!(what, "table public.t key (7) column doc");
+        let other = RedshiftError::Failed {
+            statement: "x".into(),
+            error: "ERROR: boom".into(),
+        };
+        assert!(matches!(
+            SchedulerError::merge(other),
+            SchedulerError::Merge(_)
+        ));
+    }
+}

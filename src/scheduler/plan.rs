@@ -982,6 +982,18 @@ mod tests {
     }
 
     #[test]
+    fn names_fold_ascii_only_and_long_names_keep_apart() {
+        assert_eq!(redshift_name("Line Items"), "line items");
+        assert_eq!(redshift_name("Ärger_X"), "Ärger_x");
+        let a = redshift_name(&format!("{}_first", "é".repeat(70)));
+        let b = redshift_name(&format!("{}_second", "é".repeat(70)));
+        assert!(a.len() <= MAX_IDENTIFIER_BYTES && b.len() <= MAX_IDENTIFIER_BYTES);
+        assert_ne!(a, b);
+        assert_eq!(a, redshift_name(&format!("{}_FIRST", "é".repeat(70))));
+        assert_eq!(truncate_bytes("aéb", 2), "a");
+    }
+
+    #[test]
     fn tables_without_pending_events_get_no_statements() {
         let config = config();
         let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
