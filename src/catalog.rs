@@ -3,9 +3,9 @@
 //!
 //! `setup` builds the mirror tables from this, and every merge run reads it
 //! again, so a column added on the source reaches the mirror at the next run
-//! without manual steps. The key is the primary key, else the replica
-//! identity index (`REPLICA IDENTITY USING INDEX`), else every column when
-//! the table uses `REPLICA IDENTITY FULL`.
+//! without manual steps. The key is the primary key, else the columns of the
+//! `REPLICA IDENTITY USING INDEX` index, else every column under
+//! `REPLICA IDENTITY FULL` (the three the producer accepts).
 
 use tokio_postgres::Client;
 
@@ -63,7 +63,7 @@ pub enum CatalogError {
     #[error("source.tables entry {0} matches no table")]
     EmptyPattern(String),
     #[error(
-        "source table {0} has no primary key and no REPLICA IDENTITY FULL: add a primary key or run ALTER TABLE {0} REPLICA IDENTITY FULL"
+        "source table {0} has no primary key, no replica identity index and no REPLICA IDENTITY FULL: add a primary key or run ALTER TABLE {0} REPLICA IDENTITY FULL"
     )]
     NoKey(String),
 }
@@ -76,8 +76,8 @@ const COLUMNS: &str = "SELECT a.attname, format_type(a.atttypid, a.atttypmod), \
             CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, \
             CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END, \
             (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i \
-              WHERE i.indrelid = c.oid AND (i.indisprimary OR (i.indisreplident AND NOT EXISTS \
-                (SELECT 1 FROM pg_index p WHERE p.indrelid = c.oid AND p.indisprimary)))), \
+              WHERE i.indrelid = c.oid AND (i.indisprimary OR (i.indisreplident AND c.relreplident = 'i' \
+                AND NOT EXISTS (SELECT 1 FROM pg_index p WHERE p.indrelid = c.oid AND p.indisprimary)))), \
             c.relreplident \
      FROM pg_class c \
      JOIN pg_namespace n ON n.oid = c.relnamespace \

@@ -19,8 +19,10 @@ pub const DEFAULT_SLOT: &str = "kinesync";
 /// Kinesis PutRecords limits, the classic values (kinesalite enforces these).
 pub const DEFAULT_MAX_RECORDS_PER_REQUEST: usize = 500;
 pub const DEFAULT_MAX_BYTES_PER_REQUEST: usize = 5 * 1024 * 1024;
-/// Kinesis record size limit (data + partition key), 1 MiB by default.
-pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Largest record (data + partition key): 1,024,000 bytes, the most
+/// Redshift streaming ingestion reads into `kinesis_data` (VARBYTE,
+/// r_VARBYTE_type); Kinesis itself takes 1 MiB or more.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_024_000;
 /// Longest wait for one PutRecords answer before it is retried.
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 15;
 /// How often an idle producer writes a heartbeat so the slot keeps advancing.

@@ -145,9 +145,10 @@ fn scheduler_exit_code(error: &SchedulerError) -> u8 {
     match error {
         SchedulerError::NoRedshiftConfig | SchedulerError::Schedule(_) => exit::CONFIG,
         SchedulerError::SourceConnect(_) | SchedulerError::Catalog(_) => exit::SOURCE,
-        SchedulerError::Refresh(_) | SchedulerError::Merge(_) | SchedulerError::DataLoss { .. } => {
-            exit::MERGE_FAILED
-        }
+        SchedulerError::Refresh(_)
+        | SchedulerError::Merge(_)
+        | SchedulerError::UnresolvedToast(_)
+        | SchedulerError::DataLoss { .. } => exit::MERGE_FAILED,
         SchedulerError::LeaseHeld { .. } => exit::SKIPPED,
         SchedulerError::Plan(_) => exit::MERGE_FAILED,
         _ => exit::FAILURE,

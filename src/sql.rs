@@ -29,12 +29,15 @@ macro_rules! template {
 
 template!(SETUP_STREAM, "setup/stream.sql");
 template!(SETUP_EVENTS_VIEW, "setup/events_view.sql");
+template!(SETUP_EVENTS_VIEW_EXISTS, "setup/events_view_exists.sql");
 template!(SETUP_BOOKKEEPING, "setup/bookkeeping.sql");
 template!(SETUP_MIRROR_TABLE, "setup/mirror_table.sql");
 template!(MERGE_REFRESH, "merge/refresh.sql");
 template!(MERGE_BEGIN, "merge/begin.sql");
 template!(MERGE_TABLE, "merge/table.sql");
 template!(MERGE_TOAST, "merge/toast.sql");
+template!(MERGE_TOAST_RESOLVE, "merge/toast_resolve.sql");
+template!(MERGE_TOAST_UNRESOLVED, "merge/toast_unresolved.sql");
 template!(MERGE_COMMIT, "merge/commit.sql");
 template!(MERGE_TRUNCATE, "merge/truncate.sql");
 template!(MERGE_PENDING, "merge/pending.sql");
@@ -57,6 +60,7 @@ template!(CHECK_REDSHIFT_CHECKPOINT, "check/redshift_checkpoint.sql");
 template!(VERIFY_SOURCE_BUCKETS, "verify/source_buckets.sql");
 template!(VERIFY_MIRROR_BUCKETS, "verify/mirror_buckets.sql");
 template!(VERIFY_BUCKET_ROWS, "verify/bucket_rows.sql");
+template!(VERIFY_SOURCE_CONVERTED, "verify/source_converted.sql");
 template!(VERIFY_LAST_EVENTS, "verify/last_events.sql");
 template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
 template!(MERGE_LAST_REFRESH, "merge/last_refresh.sql");

@@ -1,7 +1,11 @@
--- Attribute names inside the events keep their case (column names do. Mirror
--- identifiers fold to lower case, as Redshift does by default).
-
+-- Attribute names inside the events keep their case (column names do).
+-- Which setting keeps the case of a quoted name in SUPER navigation
+-- (e.payload."after"."LineNo") is read two ways (super-configurations,
+-- r_names): both are set. Every other identifier kinesync sends is already
+-- spelled as Redshift stores it (ASCII letters in lower case), so the same
+-- objects are found with and without enable_case_sensitive_identifier.
 SET enable_case_sensitive_super_attribute TO true;
+SET enable_case_sensitive_identifier TO true;
 -- Only what arrived since the last merge: the cost of a run follows the new
 -- events, not the history in the view.
 CREATE TEMP TABLE kinesync_new_events AS

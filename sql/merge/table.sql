@@ -12,7 +12,8 @@
 
 -- 1. Every change of this table in the new events, as one row per key it
 --    touches: upserts from "after"; deletes from "before" (a delete, or the
---    old key of an update that carries one, e.g. a primary-key change).
+--    old key of an update that carries one, e.g. a primary-key change;
+--    IS_OBJECT, since a JSON null in SUPER need not be SQL NULL).
 CREATE TEMP TABLE {{changes}} AS
 SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
@@ -31,7 +32,7 @@ SELECT CAST('delete' AS VARCHAR(6)),
        {{null_origin_columns}}
 FROM kinesync_new_events AS e
 WHERE {{this_table}}
-  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
+  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
 
 -- 2. The newest change per key (an upsert wins a tie with its own old key).
 CREATE TEMP TABLE {{latest}} AS

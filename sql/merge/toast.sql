@@ -40,10 +40,3 @@ FROM walk AS w
 JOIN {{changes}} AS c
   ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert'
  AND {{chain_key_match}};
-
--- 3. Per column: the nearest version with a real value, else the mirror.
--- {{resolved_values}}: one LEFT JOINed subquery per TOAST-able column, plus
---   the oldest version's origin key joined to the mirror.
-UPDATE {{latest}} SET {{set_resolved}}
-FROM ({{resolved_values}}) AS p
-WHERE {{latest}}._kinesync_commit_lsn = p.start_commit_lsn AND {{latest}}._kinesync_lsn = p.start_lsn;

@@ -13,7 +13,7 @@ use super::{human_duration, seconds_between, Finding, Outcome, Part};
 use crate::catalog;
 use crate::config::{redact_url, Config, RedshiftConfig};
 use crate::redshift::{DataApi, Value};
-use crate::scheduler::plan::Objects;
+use crate::scheduler::plan::{redshift_name, Objects};
 use crate::shutdown::Shutdown;
 use crate::sink::kinesis::KinesisWriter;
 use crate::sink::{OutRecord, RecordResult, RecordWriter};
@@ -531,12 +531,15 @@ async fn check_redshift(
         .or_else(|| redshift.cluster_id.as_ref().map(|c| format!("cluster {c}")))
         .unwrap_or_default();
     let values = redshift_values(redshift, &objects);
-    let rows = match render(sql::CHECK_REDSHIFT_OBJECTS, &values) {
-        Some(statement) => api.query(&statement).await,
-        None => return,
+    let statements = match sql::CHECK_REDSHIFT_OBJECTS.render(&values) {
+        Ok(statements) => statements,
+        Err(error) => {
+            tracing::error!(%error, "template");
+            return;
+        }
     };
-    let row = match rows {
-        Ok(rows) => rows.into_iter().next().unwrap_or_default(),
+    let counts = match object_counts(&api, &statements).await {
+        Ok(counts) => counts,
         Err(error) => {
             findings.push(Finding::fail(
                 Part::Redshift,
@@ -557,7 +560,7 @@ async fn check_redshift(
         "Data API",
         format!("{target}, database {}", redshift.database),
     ));
-    let count = |i: usize| row.get(i).and_then(Value::as_i64).unwrap_or(0);
+    let count = |i: usize| counts.get(i).copied().unwrap_or(0);
     let run_setup = "run `kinesync setup` (docs/redshift.md)";
     for (i, what) in [
         (0, format!("external schema {}", redshift.external_schema)),
@@ -645,21 +648,39 @@ async fn check_redshift(
     });
 }
 
+/// The one count each statement of check/redshift_objects.sql returns.
+async fn object_counts(
+    api: &DataApi,
+    statements: &[String],
+) -> Result<Vec<i64>, crate::redshift::RedshiftError> {
+    let mut counts = Vec::with_capacity(statements.len());
+    for statement in statements {
+        let rows = api.query(statement).await?;
+        counts.push(
+            rows.first()
+                .and_then(|r| r.first())
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+        );
+    }
+    Ok(counts)
+}
+
 /// Literal values of the Redshift-side check and status templates. Names are
-/// compared in lower case: Redshift folds identifiers.
+/// compared as Redshift stores them (ASCII letters folded, r_names).
 pub(crate) fn redshift_values(redshift: &RedshiftConfig, objects: &Objects) -> Values {
     Values::from([
         (
             "external_schema_literal",
-            quote_literal(&redshift.external_schema.to_lowercase()),
+            quote_literal(&redshift_name(&redshift.external_schema)),
         ),
         (
             "mirror_schema_literal",
-            quote_literal(&redshift.mirror_schema.to_lowercase()),
+            quote_literal(&redshift_name(&redshift.mirror_schema)),
         ),
         (
             "events_view_name_literal",
-            quote_literal(&redshift.events_view.to_lowercase()),
+            quote_literal(&redshift_name(&redshift.events_view)),
         ),
         ("events_view_literal", quote_literal(&redshift.events_view)),
         ("checkpoint", objects.checkpoint.clone()),

@@ -30,6 +30,27 @@ pub enum RedshiftError {
     Timeout { statement: String, seconds: u64 },
     #[error("shutdown requested; statement cancelled: {}", one_line(statement))]
     Cancelled { statement: String },
+    #[error(
+        "statement of {bytes} bytes not sent: the Data API takes at most {MAX_STATEMENT_BYTES} bytes per statement \
+         (a kinesync bug for a table this wide; report it with the table's column count): {}",
+        one_line(statement)
+    )]
+    TooLong { statement: String, bytes: usize },
+}
+
+/// The Data API's limit on one statement's text ("100 KB"; read as 100,000
+/// bytes, the smaller reading).
+pub const MAX_STATEMENT_BYTES: usize = 100_000;
+
+/// Refuses a statement the Data API would reject for its size.
+fn check_size(sql: &str) -> Result<(), RedshiftError> {
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(RedshiftError::TooLong {
+            statement: sql.to_owned(),
+            bytes: sql.len(),
+        });
+    }
+    Ok(())
 }
 
 /// A statement shortened to one line for an error message: whitespace runs
@@ -152,6 +173,7 @@ impl DataApi {
     /// Submits one statement (ExecuteStatement); returns its id.
     async fn submit(&self, sql: &str) -> Result<String, RedshiftError> {
         tracing::debug!(sql, "execute");
+        check_size(sql)?;
         let output = target!(self.client.execute_statement().sql(sql), self.config)
             .send()
             .await
@@ -167,6 +189,9 @@ impl DataApi {
     /// Runs statements as one transaction (any failure rolls all back).
     pub async fn batch(&self, sqls: &[String]) -> Result<BatchOutcome, RedshiftError> {
         tracing::debug!(statements = sqls.len(), "batch");
+        for sql in sqls {
+            check_size(sql)?;
+        }
         let output = target!(
             self.client
                 .batch_execute_statement()

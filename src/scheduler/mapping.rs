@@ -12,8 +12,14 @@ use crate::catalog::SourceColumn;
 
 /// Redshift's longest VARCHAR, in bytes.
 pub const MAX_VARCHAR_BYTES: u32 = 65_535;
-/// Redshift's largest DECIMAL precision.
+/// Redshift's largest DECIMAL precision (r_Numeric_types201).
 pub const MAX_DECIMAL_PRECISION: u32 = 38;
+/// Redshift's largest DECIMAL scale (r_Numeric_types201).
+pub const MAX_DECIMAL_SCALE: u32 = 37;
+/// Documented magnitudes of DOUBLE PRECISION and REAL (r_Numeric_types201):
+/// (smallest non-zero, largest). Values outside become NULL.
+pub const DOUBLE_RANGE: (&str, &str) = ("1E-307", "1E+308");
+pub const REAL_RANGE: (&str, &str) = ("1E-37", "1E+37");
 /// VARBYTE size used for bytea (Redshift's maximum is 1,024,000 bytes).
 pub const VARBYTE_BYTES: u32 = 1_024_000;
 /// The producer's stand-in for an unchanged TOASTed value.
@@ -72,11 +78,9 @@ impl ColumnKind {
             INT2 => ColumnKind::Integer("SMALLINT"),
             INT4 => ColumnKind::Integer("INTEGER"),
             INT8 | OID => ColumnKind::Integer("BIGINT"),
-            NUMERIC => match numeric_precision(&column.type_name) {
-                Some((precision, scale)) if precision <= MAX_DECIMAL_PRECISION => {
-                    ColumnKind::Decimal { precision, scale }
-                }
-                _ => ColumnKind::Text { bytes: 1000 },
+            NUMERIC => match numeric_precision(&column.type_name).and_then(redshift_decimal) {
+                Some((precision, scale)) => ColumnKind::Decimal { precision, scale },
+                None => ColumnKind::Text { bytes: 1000 },
             },
             FLOAT4 => ColumnKind::Float("REAL"),
             FLOAT8 => ColumnKind::Float("DOUBLE PRECISION"),
@@ -144,27 +148,41 @@ impl ColumnKind {
             ColumnKind::Decimal { precision, scale } => format!(
                 "CASE WHEN {nav}::varchar = 'NaN' THEN NULL ELSE {nav}::varchar::decimal({precision},{scale}) END"
             ),
+            // NaN and the infinities (JSON strings) and numbers outside the
+            // documented range become NULL (docs/redshift.md, "Edge values").
             ColumnKind::Float(t) => {
+                let (min, max) = if *t == "REAL" { REAL_RANGE } else { DOUBLE_RANGE };
                 let t = t.to_ascii_lowercase();
-                format!("CASE WHEN IS_VARCHAR({nav}) THEN {nav}::varchar::{t} ELSE {nav}::{t} END")
+                format!(
+                    "CASE WHEN IS_VARCHAR({nav}) THEN NULL \
+                     WHEN ABS({nav}::double precision) > {max} \
+                       OR (ABS({nav}::double precision) < {min} AND {nav}::double precision <> 0) THEN NULL \
+                     ELSE {nav}::{t} END"
+                )
             }
             ColumnKind::Boolean => format!("{nav}::boolean"),
             ColumnKind::Text { .. } | ColumnKind::Bytes => format!("{nav}::varchar"),
-            // Redshift's DATE and TIMESTAMP[TZ] have no infinities: they
-            // become NULL (docs/redshift.md, "Edge values").
+            // Redshift's DATE and TIMESTAMP[TZ] have no infinities, and BC
+            // values and years past 9999 have no documented input form
+            // (r_Date_and_time_literals): they become NULL (docs/redshift.md,
+            // "Edge values").
             ColumnKind::Temporal(t @ ("DATE" | "TIMESTAMP" | "TIMESTAMPTZ")) => format!(
-                "CASE WHEN {nav}::varchar IN ('infinity', '-infinity') THEN NULL ELSE {nav}::varchar::{} END",
+                "CASE WHEN {nav}::varchar IN ('infinity', '-infinity') OR {nav}::varchar LIKE '% BC' \
+                   OR POSITION('-' IN {nav}::varchar) > 5 THEN NULL ELSE {nav}::varchar::{} END",
                 t.to_ascii_lowercase()
             ),
             ColumnKind::Temporal(t) => format!("{nav}::varchar::{}", t.to_ascii_lowercase()),
-            ColumnKind::Super => nav.to_owned(),
+            // A JSON null inside SUPER is a SUPER null, not necessarily SQL
+            // NULL: the mirror holds SQL NULL for both (docs/redshift.md).
+            ColumnKind::Super => format!("CASE WHEN JSON_TYPEOF({nav}) = 'null' THEN NULL ELSE {nav} END"),
         }
     }
 
-    /// SQL turning the raw value `raw` into the mirror's type.
+    /// SQL turning the raw value `raw` into the mirror's type. FROM_HEX
+    /// takes only a literal (r_FROM_HEX); TO_VARBYTE takes any expression.
     pub fn convert(&self, raw: &str) -> String {
         match self {
-            ColumnKind::Bytes => format!("FROM_HEX({raw})"),
+            ColumnKind::Bytes => format!("TO_VARBYTE({raw}, 'hex')"),
             _ => raw.to_owned(),
         }
     }
@@ -180,8 +198,12 @@ impl ColumnKind {
     /// SQL testing whether the raw value `raw` is the TOAST placeholder.
     pub fn is_placeholder(&self, raw: &str) -> String {
         match self {
-            ColumnKind::Super => format!("JSON_SERIALIZE({raw}) = '\"{TOAST_PLACEHOLDER}\"'"),
-            _ => format!("{raw} = '{TOAST_PLACEHOLDER}'"),
+            // Not JSON_SERIALIZE: it fails on a value longer than a VARCHAR.
+            // Never NULL, so that NOT (...) is true for a real value.
+            ColumnKind::Super => format!(
+                "COALESCE(IS_VARCHAR({raw}) AND {raw}::varchar = '{TOAST_PLACEHOLDER}', false)"
+            ),
+            _ => format!("COALESCE({raw} = '{TOAST_PLACEHOLDER}', false)"),
         }
     }
 }
@@ -210,8 +232,13 @@ impl ColumnKind {
             ColumnKind::Decimal { .. } if source => {
                 format!("CASE WHEN {column} = 'NaN' THEN NULL ELSE CAST({column} AS VARCHAR) END")
             }
-            ColumnKind::Decimal { .. } | ColumnKind::Float(_) => {
-                format!("CAST({column} AS VARCHAR)")
+            ColumnKind::Decimal { .. } => format!("CAST({column} AS VARCHAR)"),
+            ColumnKind::Float(t) => {
+                let text = float_text(column, if *t == "REAL" { 5 } else { 12 });
+                match self.source_conversion(column, source_type) {
+                    Some(converted) if source => format!("CASE WHEN {converted} THEN NULL ELSE {text} END"),
+                    _ => text,
+                }
             }
             ColumnKind::Boolean => {
                 format!("CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN 't' ELSE 'f' END")
@@ -220,23 +247,23 @@ impl ColumnKind {
             ColumnKind::Text { .. } if source_type.starts_with("character(") => {
                 format!("RTRIM(CAST({column} AS VARCHAR))")
             }
+            ColumnKind::Text { .. } if source => utf8_prefix(&format!("CAST({column} AS VARCHAR)")),
             ColumnKind::Text { .. } => format!("CAST({column} AS VARCHAR)"),
             ColumnKind::Temporal(t @ ("DATE" | "TIMESTAMP" | "TIMESTAMPTZ")) => {
-                let (value, format) = match *t {
-                    "DATE" => (column.to_owned(), "YYYY-MM-DD"),
-                    "TIMESTAMP" => (column.to_owned(), "YYYY-MM-DD HH24:MI:SS.US"),
-                    _ => (
-                        format!("({column} AT TIME ZONE 'UTC')"),
-                        "YYYY-MM-DD HH24:MI:SS.US",
-                    ),
-                };
+                let value = utc(column, t);
+                let format = if *t == "DATE" { "YYYY-MM-DD" } else { "YYYY-MM-DD HH24:MI:SS.US" };
                 let text = format!("TO_CHAR({value}, '{format}')");
                 if source {
-                    format!("CASE WHEN isfinite({column}) THEN {text} END")
+                    format!("CASE WHEN EXTRACT(YEAR FROM {value}) BETWEEN 1 AND 9999 THEN {text} END")
                 } else {
                     text
                 }
             }
+            // TIMETZ is stored in UTC (r_Datetime_types): compare the UTC time.
+            ColumnKind::Temporal("TIMETZ") if source => {
+                format!("CAST(CAST({column} AT TIME ZONE 'UTC' AS TIME) AS VARCHAR)")
+            }
+            ColumnKind::Temporal("TIMETZ") => format!("CAST(CAST({column} AS TIME) AS VARCHAR)"),
             ColumnKind::Temporal(_) => format!("CAST({column} AS VARCHAR)"),
             ColumnKind::Bytes if source => format!("encode({column}, 'hex')"),
             ColumnKind::Bytes => format!("LOWER(TO_HEX({column}))"),
@@ -249,6 +276,76 @@ impl ColumnKind {
             ),
         }
     }
+
+    /// PostgreSQL condition (never NULL) that the source value of `column`
+    /// reaches the mirror through a documented conversion (docs/redshift.md,
+    /// "Edge values"): what `verify` counts as "converted as documented".
+    pub fn source_conversion(&self, column: &str, source_type: &str) -> Option<String> {
+        let condition = match self {
+            ColumnKind::Decimal { .. } => format!("{column} = 'NaN'"),
+            ColumnKind::Float(t) => {
+                let (min, max) = if *t == "REAL" {
+                    REAL_RANGE
+                } else {
+                    DOUBLE_RANGE
+                };
+                // The value as the event carries it (its shortest text).
+                let v = format!("CAST(CAST({column} AS TEXT) AS DOUBLE PRECISION)");
+                format!("NOT ({v} = 0 OR ABS({v}) BETWEEN {min} AND {max})")
+            }
+            ColumnKind::Text { .. } if !source_type.starts_with("character(") => {
+                format!("octet_length(CAST({column} AS VARCHAR)) > {MAX_VARCHAR_BYTES}")
+            }
+            ColumnKind::Temporal(t @ ("DATE" | "TIMESTAMP" | "TIMESTAMPTZ")) => {
+                format!(
+                    "EXTRACT(YEAR FROM {}) NOT BETWEEN 1 AND 9999",
+                    utc(column, t)
+                )
+            }
+            ColumnKind::Super => format!("jsonb_typeof(to_jsonb({column})) = 'null'"),
+            _ => return None,
+        };
+        Some(format!("COALESCE({condition}, false)"))
+    }
+}
+
+/// `column` as a timestamp in UTC for TIMESTAMPTZ, else itself.
+fn utc(column: &str, redshift_type: &str) -> String {
+    if redshift_type == "TIMESTAMPTZ" {
+        format!("({column} AT TIME ZONE 'UTC')")
+    } else {
+        column.to_owned()
+    }
+}
+
+/// A float as `<mantissa with `digits` decimals>e<exponent>`, in SQL both
+/// PostgreSQL and Redshift evaluate alike: their float-to-text forms differ.
+fn float_text(column: &str, digits: u32) -> String {
+    let v = format!("CAST({column} AS DOUBLE PRECISION)");
+    let exponent = format!("FLOOR(LOG(ABS({v})))");
+    format!(
+        "CASE WHEN {v} = 0 THEN '0' ELSE \
+         CAST(CAST(ROUND(CAST({v} / POWER(10, {exponent}) AS DECIMAL(38,20)), {digits}) AS DECIMAL(30,{digits})) AS VARCHAR) \
+         || 'e' || CAST(CAST({exponent} AS INTEGER) AS VARCHAR) END"
+    )
+}
+
+/// PostgreSQL: the text cut to its longest prefix of whole characters of at
+/// most 65,535 UTF-8 bytes, as the producer cuts long strings.
+fn utf8_prefix(text: &str) -> String {
+    let bytes = format!("convert_to({text}, 'UTF8')");
+    let starts_char = |at: u32| format!("(get_byte({bytes}, {at}) & 192) <> 128");
+    let max = MAX_VARCHAR_BYTES;
+    format!(
+        "CASE WHEN octet_length({text}) <= {max} THEN {text} ELSE convert_from(substring({bytes} FROM 1 FOR \
+         CASE WHEN {} THEN {max} WHEN {} THEN {} WHEN {} THEN {} ELSE {} END), 'UTF8') END",
+        starts_char(max),
+        starts_char(max - 1),
+        max - 1,
+        starts_char(max - 2),
+        max - 2,
+        max - 3
+    )
 }
 
 /// Coarse type families, to tell whether an existing mirror column can still
@@ -305,11 +402,23 @@ impl Family {
     }
 }
 
-/// `numeric(12,2)` -> (12, 2); `numeric` -> None.
-fn numeric_precision(type_name: &str) -> Option<(u32, u32)> {
+/// `numeric(12,2)` -> (12, 2); `numeric(3,-2)` -> (3, -2); `numeric` -> None.
+fn numeric_precision(type_name: &str) -> Option<(u32, i32)> {
     let inner = type_name.strip_prefix("numeric(")?.strip_suffix(')')?;
     let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
     Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
+/// The smallest Redshift DECIMAL(p,s) (p <= 38, s <= p, s <= 37) holding
+/// every value of PostgreSQL's `numeric(precision, scale)` exactly, which
+/// allows s > p (`numeric(3,5)`: at most 0.00999) and s < 0
+/// (`numeric(3,-2)`: multiples of 100 up to 99900). None: no DECIMAL can.
+fn redshift_decimal((precision, scale): (u32, i32)) -> Option<(u32, u32)> {
+    let (p, s) = match u32::try_from(scale) {
+        Ok(s) => (precision.max(s), s),
+        Err(_) => (precision.checked_add(scale.unsigned_abs())?, 0),
+    };
+    (p <= MAX_DECIMAL_PRECISION && s <= MAX_DECIMAL_SCALE).then_some((p, s))
 }
 
 /// `character varying(40)` -> 40.
@@ -346,6 +455,16 @@ mod tests {
             ColumnKind::of(&column("numeric", NUMERIC, 'N')).redshift_type(),
             "VARCHAR(1000)"
         );
+    }
+
+    #[test]
+    fn numeric_scales_redshift_cannot_declare_widen_or_fall_back_to_text() {
+        let mapped = |t: &str| ColumnKind::of(&column(t, NUMERIC, 'N')).redshift_type();
+        assert_eq!(mapped("numeric(3,5)"), "DECIMAL(5,5)");
+        assert_eq!(mapped("numeric(3,-2)"), "DECIMAL(5,0)");
+        assert_eq!(mapped("numeric(37,37)"), "DECIMAL(37,37)");
+        assert_eq!(mapped("numeric(38,38)"), "VARCHAR(1000)");
+        assert_eq!(mapped("numeric(38,-1)"), "VARCHAR(1000)");
     }
 
     #[test]
@@ -389,7 +508,10 @@ mod tests {
         );
         assert_eq!(
             ColumnKind::Temporal("TIMESTAMPTZ").extract(nav),
-            format!("CASE WHEN {nav}::varchar IN ('infinity', '-infinity') THEN NULL ELSE {nav}::varchar::timestamptz END")
+            format!(
+                "CASE WHEN {nav}::varchar IN ('infinity', '-infinity') OR {nav}::varchar LIKE '% BC' \
+                   OR POSITION('-' IN {nav}::varchar) > 5 THEN NULL ELSE {nav}::varchar::timestamptz END"
+            )
         );
         assert_eq!(
             ColumnKind::Temporal("TIME").extract(nav),
@@ -405,6 +527,9 @@ mod tests {
                 "CASE WHEN {nav}::varchar = 'NaN' THEN NULL ELSE {nav}::varchar::decimal(10,2) END"
             )
         );
-        assert_eq!(ColumnKind::Bytes.convert("l.\"c\""), "FROM_HEX(l.\"c\")");
+        assert_eq!(
+            ColumnKind::Bytes.convert("l.\"c\""),
+            "TO_VARBYTE(l.\"c\", 'hex')"
+        );
     }
 }

@@ -340,10 +340,8 @@ async fn run_locked(
     for row in api.query(&plan::mirror_columns_statement(objects)?).await? {
         let text = |i: usize| row.get(i).and_then(Value::as_text);
         if let (Some(table), Some(column), Some(data_type)) = (text(0), text(1), text(2)) {
-            existing
-                .entry(table.to_lowercase())
-                .or_default()
-                .push((column, data_type));
+            // As Redshift stores it, like MirrorTable::name (ASCII folded).
+            existing.entry(table).or_default().push((column, data_type));
         }
     }
     let changes = plan::schema_change_statements(objects, &tables, &existing)?;
@@ -406,7 +404,7 @@ async fn run_locked(
         ..MergeSummary::default()
     };
     for batch in &batches {
-        let outcome = api.batch(batch).await.map_err(SchedulerError::Merge)?;
+        let outcome = api.batch(batch).await.map_err(SchedulerError::merge)?;
         for (mirror, p) in &work {
             if p.events == 0 {
                 continue;

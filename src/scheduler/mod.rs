@@ -24,6 +24,23 @@ use crate::catalog::CatalogError;
 use crate::redshift::RedshiftError;
 use crate::sql::SqlError;
 
+/// Marker of merge/toast_unresolved.sql's failure message.
+const UNRESOLVED_TOAST: &str = "kinesync-unresolved-toast: ";
+
+impl SchedulerError {
+    /// A failed merge batch: an unresolved TOAST placeholder is reported as
+    /// such (table, key, column), every other failure as it came.
+    pub fn merge(error: RedshiftError) -> SchedulerError {
+        let text = error.to_string();
+        match text.split_once(UNRESOLVED_TOAST) {
+            Some((_, rest)) => SchedulerError::UnresolvedToast(
+                rest.split('"').next().unwrap_or(rest).trim().to_owned(),
+            ),
+            None => SchedulerError::Merge(error),
+        }
+    }
+}
+
 /// Why `setup` or a merge run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -41,6 +58,12 @@ pub enum SchedulerError {
     Refresh(RedshiftError),
     #[error("merge failed; mirror tables and watermark of the failed batch are unchanged, the next run retries: {0}")]
     Merge(RedshiftError),
+    #[error(
+        "merge failed: an unchanged TOAST value cannot be resolved ({0}): the row's previous version is neither \
+         in this run's events nor in the mirror, so the value is unknown and nothing was written; re-sync the table \
+         (docs/operations.md, \"Re-syncing one table\"). Mirror tables and watermark of the failed batch are unchanged"
+    )]
+    UnresolvedToast(String),
     #[error(transparent)]
     Redshift(#[from] RedshiftError),
     #[error("data loss: events written to the stream between {from} and {to} (UTC) expired before a refresh read them (the previous refresh was at {from}, the stream keeps records redshift.retention_hours = {retention_hours} h); nothing was merged. Re-sync tables {tables} (docs/operations.md, \"Re-syncing one table\"), then run kinesync merge --once --accept-data-loss")]
@@ -56,4 +79,29 @@ pub enum SchedulerError {
     Schedule(String),
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::ServeError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unresolved_toast_failure_is_reported_as_such() {
+        let error = RedshiftError::Failed {
+            statement: "batch of 20 statements".into(),
+            error: "ERROR: invalid input syntax for type integer: \"kinesync-unresolved-toast: table public.t key (7) column doc\" (sub-statement 9 of 20)".into(),
+        };
+        let SchedulerError::UnresolvedToast(what) = SchedulerError::merge(error) else {
+            panic!("not UnresolvedToast");
+        };
+        assert_eq!(what, "table public.t key (7) column doc");
+        let other = RedshiftError::Failed {
+            statement: "x".into(),
+            error: "ERROR: boom".into(),
+        };
+        assert!(matches!(
+            SchedulerError::merge(other),
+            SchedulerError::Merge(_)
+        ));
+    }
 }

@@ -6,7 +6,6 @@ use crate::catalog;
 use crate::config::{redact_url, Config};
 use crate::redshift::DataApi;
 use crate::shutdown::Shutdown;
-use crate::sql::quote_literal;
 
 use super::plan::{self, MirrorTable, Objects};
 use super::SchedulerError;
@@ -36,11 +35,7 @@ pub async fn setup(
         api.execute(statement).await?;
     }
     let exists = api
-        .query(&format!(
-            "SELECT name FROM svv_mv_info WHERE schema_name = {} AND name = {}",
-            quote_literal(&redshift.mirror_schema),
-            quote_literal(&redshift.events_view)
-        ))
+        .query(&plan::events_view_exists_statement(&objects, redshift)?)
         .await?;
     if exists.is_empty() {
         for statement in &view {

@@ -56,18 +56,18 @@ CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__orders" (
     _kinesync_lsn BIGINT NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS "mirror"."sales__Line Items" (
+CREATE TABLE IF NOT EXISTS "mirror"."sales__line items" (
     "order_id" BIGINT,
-    "Line""No" INTEGER,
+    "line""no" INTEGER,
     "data" VARBYTE(1024000),
     _kinesync_commit_lsn BIGINT NOT NULL,
     _kinesync_lsn BIGINT NOT NULL,
     _kinesync_op_ts TIMESTAMP
 );
 
-CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__sales__Line Items" (
+CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__sales__line items" (
     "order_id" BIGINT,
-    "Line""No" INTEGER,
+    "line""no" INTEGER,
     _kinesync_commit_lsn BIGINT NOT NULL,
     _kinesync_lsn BIGINT NOT NULL
 );
@@ -96,6 +96,8 @@ GROUP BY 1, 2, 3;
 -- merge batch 1
 SET enable_case_sensitive_super_attribute TO true;
 
+SET enable_case_sensitive_identifier TO true;
+
 CREATE TEMP TABLE kinesync_new_events AS
 SELECT e.refresh_time, e.payload
 FROM "mirror"."kinesync_events" AS e
@@ -109,8 +111,8 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."after"."id"::bigint AS "id",
        CASE WHEN e.payload."after"."amount"::varchar = 'NaN' THEN NULL ELSE e.payload."after"."amount"::varchar::decimal(12,2) END AS "amount",
        e.payload."after"."note"::varchar AS "note",
-       e.payload."after"."doc" AS "doc",
-       CASE WHEN e.payload."after"."at"::varchar IN ('infinity', '-infinity') THEN NULL ELSE e.payload."after"."at"::varchar::timestamptz END AS "at",
+       CASE WHEN JSON_TYPEOF(e.payload."after"."doc") = 'null' THEN NULL ELSE e.payload."after"."doc" END AS "doc",
+       CASE WHEN e.payload."after"."at"::varchar IN ('infinity', '-infinity') OR e.payload."after"."at"::varchar LIKE '% BC' OR POSITION('-' IN e.payload."after"."at"::varchar) > 5 THEN NULL ELSE e.payload."after"."at"::varchar::timestamptz END AS "at",
        COALESCE(e.payload."before"."id"::bigint, e.payload."after"."id"::bigint) AS _kinesync_origin_1
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar IN ('c', 'u', 'r')
@@ -127,7 +129,7 @@ SELECT CAST('delete' AS VARCHAR(6)),
        CAST(NULL AS BIGINT)
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders'
-  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
+  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
 
 CREATE TEMP TABLE kinesync_latest_1 AS
 SELECT * FROM (
@@ -193,7 +195,7 @@ SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1 FR
       ON p."id" = r._kinesync_origin_1
      AND (p._kinesync_commit_lsn < r._kinesync_commit_lsn
           OR (p._kinesync_commit_lsn = r._kinesync_commit_lsn AND p._kinesync_lsn < r._kinesync_lsn))
-    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (r."note" = '__debezium_unavailable_value' OR JSON_SERIALIZE(r."doc") = '"__debezium_unavailable_value"')
+    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (COALESCE(r."note" = '__debezium_unavailable_value', false) OR COALESCE(IS_VARCHAR(r."doc") AND r."doc"::varchar = '__debezium_unavailable_value', false))
 ) AS x
 WHERE x._kinesync_rank = 1;
 
@@ -201,7 +203,7 @@ CREATE TEMP TABLE kinesync_chain_1 AS
 WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth, _kinesync_at_1) AS (
     SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0, l."id"
     FROM kinesync_latest_1 AS l
-    WHERE l._kinesync_action = 'upsert' AND (l."note" = '__debezium_unavailable_value' OR JSON_SERIALIZE(l."doc") = '"__debezium_unavailable_value"')
+    WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."note" = '__debezium_unavailable_value', false) OR COALESCE(IS_VARCHAR(l."doc") AND l."doc"::varchar = '__debezium_unavailable_value', false))
     UNION ALL
     SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1, k._kinesync_pred_1
     FROM walk AS w
@@ -213,14 +215,23 @@ JOIN kinesync_changes_1 AS c
   ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert'
  AND c."id" = w._kinesync_at_1;
 
-UPDATE kinesync_latest_1 SET "note" = CASE WHEN NOT (kinesync_latest_1."note" = '__debezium_unavailable_value') THEN kinesync_latest_1."note" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_1."note" END,
-    "doc" = CASE WHEN NOT (JSON_SERIALIZE(kinesync_latest_1."doc") = '"__debezium_unavailable_value"') THEN kinesync_latest_1."doc" WHEN p._kinesync_found_1 IS NOT NULL THEN p._kinesync_value_1 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_1 ELSE kinesync_latest_1."doc" END
-FROM (SELECT s.start_commit_lsn, s.start_lsn, m."id" IS NOT NULL AS _kinesync_in_mirror, v0."note" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, m."note" AS _kinesync_mirror_0, v1."doc" AS _kinesync_value_1, v1._kinesync_rank AS _kinesync_found_1, m."doc" AS _kinesync_mirror_1 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_1) AS s
-    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."note", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."note" IS NULL OR NOT (c."note" = '__debezium_unavailable_value')) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
-    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."doc", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."doc" IS NULL OR NOT (JSON_SERIALIZE(c."doc") = '"__debezium_unavailable_value"')) AS v1 ON v1._kinesync_rank = 1 AND v1.start_commit_lsn = s.start_commit_lsn AND v1.start_lsn = s.start_lsn
+CREATE TEMP TABLE kinesync_resolved_1_1 AS
+SELECT s.start_commit_lsn, s.start_lsn, m."id" IS NOT NULL AS _kinesync_in_mirror, v0."note" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, m."note" AS _kinesync_mirror_0, v1."doc" AS _kinesync_value_1, v1._kinesync_rank AS _kinesync_found_1, m."doc" AS _kinesync_mirror_1 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_1) AS s
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."note", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."note" IS NULL OR NOT (COALESCE(c."note" = '__debezium_unavailable_value', false))) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."doc", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."doc" IS NULL OR NOT (COALESCE(IS_VARCHAR(c."doc") AND c."doc"::varchar = '__debezium_unavailable_value', false))) AS v1 ON v1._kinesync_rank = 1 AND v1.start_commit_lsn = s.start_commit_lsn AND v1.start_lsn = s.start_lsn
     LEFT JOIN (SELECT start_commit_lsn, start_lsn, _kinesync_origin_1, ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth DESC) AS _kinesync_rank FROM kinesync_chain_1 AS c) AS oldest ON oldest._kinesync_rank = 1 AND oldest.start_commit_lsn = s.start_commit_lsn AND oldest.start_lsn = s.start_lsn
-    LEFT JOIN "mirror"."orders" AS m ON m."id" = oldest._kinesync_origin_1) AS p
+    LEFT JOIN "mirror"."orders" AS m ON m."id" = oldest._kinesync_origin_1;
+
+UPDATE kinesync_latest_1 SET "note" = CASE WHEN NOT (COALESCE(kinesync_latest_1."note" = '__debezium_unavailable_value', false)) THEN kinesync_latest_1."note" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_1."note" END,
+    "doc" = CASE WHEN NOT (COALESCE(IS_VARCHAR(kinesync_latest_1."doc") AND kinesync_latest_1."doc"::varchar = '__debezium_unavailable_value', false)) THEN kinesync_latest_1."doc" WHEN p._kinesync_found_1 IS NOT NULL THEN p._kinesync_value_1 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_1 ELSE kinesync_latest_1."doc" END
+FROM kinesync_resolved_1_1 AS p
 WHERE kinesync_latest_1._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_1._kinesync_lsn = p.start_lsn;
+
+SELECT CAST('kinesync-unresolved-toast: table ' || 'public.orders' || ' key (' || COALESCE(CAST(l."id" AS VARCHAR), 'NULL')
+            || ') column ' || CASE WHEN COALESCE(l."note" = '__debezium_unavailable_value', false) THEN 'note' WHEN COALESCE(IS_VARCHAR(l."doc") AND l."doc"::varchar = '__debezium_unavailable_value', false) THEN 'doc' END AS INTEGER)
+FROM kinesync_latest_1 AS l
+WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."note" = '__debezium_unavailable_value', false) OR COALESCE(IS_VARCHAR(l."doc") AND l."doc"::varchar = '__debezium_unavailable_value', false))
+LIMIT 1;
 
 DELETE FROM "mirror"."orders" USING kinesync_latest_1
 WHERE "mirror"."orders"."id" = kinesync_latest_1."id" AND kinesync_latest_1._kinesync_action = 'upsert';
@@ -242,13 +253,23 @@ SELECT l."id", l._kinesync_commit_lsn, l._kinesync_lsn
 FROM kinesync_latest_1 AS l
 WHERE l._kinesync_action = 'delete';
 
+-- merge batch 2
+SET enable_case_sensitive_super_attribute TO true;
+
+SET enable_case_sensitive_identifier TO true;
+
+CREATE TEMP TABLE kinesync_new_events AS
+SELECT e.refresh_time, e.payload
+FROM "mirror"."kinesync_events" AS e
+WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events');
+
 CREATE TEMP TABLE kinesync_changes_2 AS
 SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
        e.payload."source"."lsn"::bigint AS _kinesync_lsn,
        e.payload."source"."ts_ms"::bigint AS _kinesync_ts_ms,
        e.payload."after"."order_id"::bigint AS "order_id",
-       e.payload."after"."Line""No"::integer AS "Line""No",
+       e.payload."after"."Line""No"::integer AS "line""no",
        e.payload."after"."data"::varchar AS "data",
        COALESCE(e.payload."before"."order_id"::bigint, e.payload."after"."order_id"::bigint) AS _kinesync_origin_1,
        COALESCE(e.payload."before"."Line""No"::integer, e.payload."after"."Line""No"::integer) AS _kinesync_origin_2
@@ -266,12 +287,12 @@ SELECT CAST('delete' AS VARCHAR(6)),
        CAST(NULL AS INTEGER)
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items'
-  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND e.payload."before" IS NOT NULL));
+  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
 
 CREATE TEMP TABLE kinesync_latest_2 AS
 SELECT * FROM (
     SELECT c.*, ROW_NUMBER() OVER (
-               PARTITION BY "order_id", "Line""No"
+               PARTITION BY "order_id", "line""no"
                ORDER BY c._kinesync_commit_lsn DESC, c._kinesync_lsn DESC, c._kinesync_action DESC
            ) AS _kinesync_rank
     FROM kinesync_changes_2 AS c
@@ -287,36 +308,36 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
     UNION ALL
     SELECT s.truncated_commit_lsn, s.truncated_lsn
     FROM "mirror"."kinesync_table_state" AS s
-    WHERE s.mirror_table = 'sales__Line Items'
+    WHERE s.mirror_table = 'sales__line items'
 ) AS t
 ORDER BY t._kinesync_commit_lsn DESC, t._kinesync_lsn DESC
 LIMIT 1;
 
-DELETE FROM "mirror"."sales__Line Items" USING kinesync_cutoff_2 AS k
-WHERE "mirror"."sales__Line Items"._kinesync_commit_lsn < k._kinesync_commit_lsn
-   OR ("mirror"."sales__Line Items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."sales__Line Items"._kinesync_lsn < k._kinesync_lsn);
+DELETE FROM "mirror"."sales__line items" USING kinesync_cutoff_2 AS k
+WHERE "mirror"."sales__line items"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."sales__line items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."sales__line items"._kinesync_lsn < k._kinesync_lsn);
 
-DELETE FROM "mirror"."kinesync_tombstones__sales__Line Items" USING kinesync_cutoff_2 AS k
-WHERE "mirror"."kinesync_tombstones__sales__Line Items"._kinesync_commit_lsn < k._kinesync_commit_lsn
-   OR ("mirror"."kinesync_tombstones__sales__Line Items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__sales__Line Items"._kinesync_lsn < k._kinesync_lsn);
+DELETE FROM "mirror"."kinesync_tombstones__sales__line items" USING kinesync_cutoff_2 AS k
+WHERE "mirror"."kinesync_tombstones__sales__line items"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."kinesync_tombstones__sales__line items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__sales__line items"._kinesync_lsn < k._kinesync_lsn);
 
-DELETE FROM "mirror"."kinesync_table_state" WHERE mirror_table = 'sales__Line Items';
+DELETE FROM "mirror"."kinesync_table_state" WHERE mirror_table = 'sales__line items';
 
 INSERT INTO "mirror"."kinesync_table_state" (mirror_table, truncated_commit_lsn, truncated_lsn)
-SELECT 'sales__Line Items', k._kinesync_commit_lsn, k._kinesync_lsn FROM kinesync_cutoff_2 AS k;
+SELECT 'sales__line items', k._kinesync_commit_lsn, k._kinesync_lsn FROM kinesync_cutoff_2 AS k;
 
 DELETE FROM kinesync_latest_2 USING "mirror"."kinesync_table_state" AS k
-WHERE k.mirror_table = 'sales__Line Items'
+WHERE k.mirror_table = 'sales__line items'
   AND (kinesync_latest_2._kinesync_commit_lsn < k.truncated_commit_lsn
        OR (kinesync_latest_2._kinesync_commit_lsn = k.truncated_commit_lsn AND kinesync_latest_2._kinesync_lsn < k.truncated_lsn));
 
-DELETE FROM kinesync_latest_2 USING "mirror"."sales__Line Items" AS m
-WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""No" = m."Line""No"
+DELETE FROM kinesync_latest_2 USING "mirror"."sales__line items" AS m
+WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."line""no" = m."line""no"
   AND (m._kinesync_commit_lsn > kinesync_latest_2._kinesync_commit_lsn
        OR (m._kinesync_commit_lsn = kinesync_latest_2._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_2._kinesync_lsn));
 
-DELETE FROM kinesync_latest_2 USING "mirror"."kinesync_tombstones__sales__Line Items" AS m
-WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."Line""No" = m."Line""No"
+DELETE FROM kinesync_latest_2 USING "mirror"."kinesync_tombstones__sales__line items" AS m
+WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."line""no" = m."line""no"
   AND (m._kinesync_commit_lsn > kinesync_latest_2._kinesync_commit_lsn
        OR (m._kinesync_commit_lsn = kinesync_latest_2._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_2._kinesync_lsn));
 
@@ -324,23 +345,23 @@ CREATE TEMP TABLE kinesync_links_2 AS
 SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1, x._kinesync_pred_2 FROM (
     SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
            p._kinesync_commit_lsn AS pred_commit_lsn, p._kinesync_lsn AS pred_lsn,
-           p."order_id" AS _kinesync_pred_1, p."Line""No" AS _kinesync_pred_2,
+           p."order_id" AS _kinesync_pred_1, p."line""no" AS _kinesync_pred_2,
            ROW_NUMBER() OVER (PARTITION BY r._kinesync_commit_lsn, r._kinesync_lsn
                               ORDER BY p._kinesync_commit_lsn DESC, p._kinesync_lsn DESC) AS _kinesync_rank
     FROM kinesync_changes_2 AS r
     JOIN kinesync_changes_2 AS p
-      ON p."order_id" = r._kinesync_origin_1 AND p."Line""No" = r._kinesync_origin_2
+      ON p."order_id" = r._kinesync_origin_1 AND p."line""no" = r._kinesync_origin_2
      AND (p._kinesync_commit_lsn < r._kinesync_commit_lsn
           OR (p._kinesync_commit_lsn = r._kinesync_commit_lsn AND p._kinesync_lsn < r._kinesync_lsn))
-    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (r."data" = '__debezium_unavailable_value')
+    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (COALESCE(r."data" = '__debezium_unavailable_value', false))
 ) AS x
 WHERE x._kinesync_rank = 1;
 
 CREATE TEMP TABLE kinesync_chain_2 AS
 WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth, _kinesync_at_1, _kinesync_at_2) AS (
-    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0, l."order_id", l."Line""No"
+    SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0, l."order_id", l."line""no"
     FROM kinesync_latest_2 AS l
-    WHERE l._kinesync_action = 'upsert' AND (l."data" = '__debezium_unavailable_value')
+    WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."data" = '__debezium_unavailable_value', false))
     UNION ALL
     SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1, k._kinesync_pred_1, k._kinesync_pred_2
     FROM walk AS w
@@ -350,32 +371,41 @@ SELECT w.start_commit_lsn, w.start_lsn, w.depth, c.*
 FROM walk AS w
 JOIN kinesync_changes_2 AS c
   ON c._kinesync_commit_lsn = w.at_commit_lsn AND c._kinesync_lsn = w.at_lsn AND c._kinesync_action = 'upsert'
- AND c."order_id" = w._kinesync_at_1 AND c."Line""No" = w._kinesync_at_2;
+ AND c."order_id" = w._kinesync_at_1 AND c."line""no" = w._kinesync_at_2;
 
-UPDATE kinesync_latest_2 SET "data" = CASE WHEN NOT (kinesync_latest_2."data" = '__debezium_unavailable_value') THEN kinesync_latest_2."data" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_2."data" END
-FROM (SELECT s.start_commit_lsn, s.start_lsn, m."order_id" IS NOT NULL AS _kinesync_in_mirror, v0."data" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, TO_HEX(m."data") AS _kinesync_mirror_0 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_2) AS s
-    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."data", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_2 AS c WHERE c."data" IS NULL OR NOT (c."data" = '__debezium_unavailable_value')) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
+CREATE TEMP TABLE kinesync_resolved_2_1 AS
+SELECT s.start_commit_lsn, s.start_lsn, m."order_id" IS NOT NULL AS _kinesync_in_mirror, v0."data" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, TO_HEX(m."data") AS _kinesync_mirror_0 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_2) AS s
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."data", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_2 AS c WHERE c."data" IS NULL OR NOT (COALESCE(c."data" = '__debezium_unavailable_value', false))) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
     LEFT JOIN (SELECT start_commit_lsn, start_lsn, _kinesync_origin_1, _kinesync_origin_2, ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth DESC) AS _kinesync_rank FROM kinesync_chain_2 AS c) AS oldest ON oldest._kinesync_rank = 1 AND oldest.start_commit_lsn = s.start_commit_lsn AND oldest.start_lsn = s.start_lsn
-    LEFT JOIN "mirror"."sales__Line Items" AS m ON m."order_id" = oldest._kinesync_origin_1 AND m."Line""No" = oldest._kinesync_origin_2) AS p
+    LEFT JOIN "mirror"."sales__line items" AS m ON m."order_id" = oldest._kinesync_origin_1 AND m."line""no" = oldest._kinesync_origin_2;
+
+UPDATE kinesync_latest_2 SET "data" = CASE WHEN NOT (COALESCE(kinesync_latest_2."data" = '__debezium_unavailable_value', false)) THEN kinesync_latest_2."data" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_2."data" END
+FROM kinesync_resolved_2_1 AS p
 WHERE kinesync_latest_2._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_2._kinesync_lsn = p.start_lsn;
 
-DELETE FROM "mirror"."sales__Line Items" USING kinesync_latest_2
-WHERE "mirror"."sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__Line Items"."Line""No" = kinesync_latest_2."Line""No" AND kinesync_latest_2._kinesync_action = 'upsert';
+SELECT CAST('kinesync-unresolved-toast: table ' || 'sales.Line Items' || ' key (' || COALESCE(CAST(l."order_id" AS VARCHAR), 'NULL') || ', ' || COALESCE(CAST(l."line""no" AS VARCHAR), 'NULL')
+            || ') column ' || CASE WHEN COALESCE(l."data" = '__debezium_unavailable_value', false) THEN 'data' END AS INTEGER)
+FROM kinesync_latest_2 AS l
+WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."data" = '__debezium_unavailable_value', false))
+LIMIT 1;
 
-DELETE FROM "mirror"."sales__Line Items" USING kinesync_latest_2
-WHERE "mirror"."sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__Line Items"."Line""No" = kinesync_latest_2."Line""No" AND kinesync_latest_2._kinesync_action = 'delete';
+DELETE FROM "mirror"."sales__line items" USING kinesync_latest_2
+WHERE "mirror"."sales__line items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__line items"."line""no" = kinesync_latest_2."line""no" AND kinesync_latest_2._kinesync_action = 'upsert';
 
-INSERT INTO "mirror"."sales__Line Items" ("order_id", "Line""No", "data", _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
-SELECT l."order_id", l."Line""No", FROM_HEX(l."data"), l._kinesync_commit_lsn, l._kinesync_lsn,
+DELETE FROM "mirror"."sales__line items" USING kinesync_latest_2
+WHERE "mirror"."sales__line items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__line items"."line""no" = kinesync_latest_2."line""no" AND kinesync_latest_2._kinesync_action = 'delete';
+
+INSERT INTO "mirror"."sales__line items" ("order_id", "line""no", "data", _kinesync_commit_lsn, _kinesync_lsn, _kinesync_op_ts)
+SELECT l."order_id", l."line""no", TO_VARBYTE(l."data", 'hex'), l._kinesync_commit_lsn, l._kinesync_lsn,
        TIMESTAMP 'epoch' + (l._kinesync_ts_ms / 1000) * INTERVAL '1 second'
 FROM kinesync_latest_2 AS l
 WHERE l._kinesync_action = 'upsert';
 
-DELETE FROM "mirror"."kinesync_tombstones__sales__Line Items" USING kinesync_latest_2
-WHERE "mirror"."kinesync_tombstones__sales__Line Items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."kinesync_tombstones__sales__Line Items"."Line""No" = kinesync_latest_2."Line""No";
+DELETE FROM "mirror"."kinesync_tombstones__sales__line items" USING kinesync_latest_2
+WHERE "mirror"."kinesync_tombstones__sales__line items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."kinesync_tombstones__sales__line items"."line""no" = kinesync_latest_2."line""no";
 
-INSERT INTO "mirror"."kinesync_tombstones__sales__Line Items" ("order_id", "Line""No", _kinesync_commit_lsn, _kinesync_lsn)
-SELECT l."order_id", l."Line""No", l._kinesync_commit_lsn, l._kinesync_lsn
+INSERT INTO "mirror"."kinesync_tombstones__sales__line items" ("order_id", "line""no", _kinesync_commit_lsn, _kinesync_lsn)
+SELECT l."order_id", l."line""no", l._kinesync_commit_lsn, l._kinesync_lsn
 FROM kinesync_latest_2 AS l
 WHERE l._kinesync_action = 'delete';
 

@@ -542,12 +542,24 @@ merge = "*/5 * * * * *"
     ) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
         let (schema, name) = table.split_once('.').expect("schema.table");
         // The source side applies the documented type mapping: json, jsonb
-        // and arrays land in SUPER, compared as jsonb text.
+        // and arrays land in SUPER, compared as jsonb text; NaN, infinities
+        // and floats outside Redshift's ranges, BC and 5-digit-year dates
+        // and timestamps are NULL; TIMETZ is in UTC (docs/redshift.md).
         let columns: Vec<(String, String)> = self
             .source
             .query(
                 "SELECT a.attname, CASE WHEN t.typcategory = 'A' OR t.typname IN ('json', 'jsonb') \
-                   THEN 'to_jsonb(' || quote_ident(a.attname) || ')::text' ELSE quote_ident(a.attname) || '::text' END \
+                   THEN 'to_jsonb(' || quote_ident(a.attname) || ')::text' \
+                   WHEN t.typname = 'float8' THEN 'CASE WHEN ' || quote_ident(a.attname) || ' = 0 OR abs(' || quote_ident(a.attname) \
+                     || ') BETWEEN 1e-307 AND 1e308 THEN ' || quote_ident(a.attname) || '::text END' \
+                   WHEN t.typname = 'float4' THEN 'CASE WHEN ' || quote_ident(a.attname) || ' = 0 OR abs(' || quote_ident(a.attname) \
+                     || '::text::float8) BETWEEN 1e-37 AND 1e37 THEN ' || quote_ident(a.attname) || '::text END' \
+                   WHEN t.typname IN ('date', 'timestamp') THEN 'CASE WHEN EXTRACT(YEAR FROM ' || quote_ident(a.attname) \
+                     || ') BETWEEN 1 AND 9999 THEN ' || quote_ident(a.attname) || '::text END' \
+                   WHEN t.typname = 'timestamptz' THEN 'CASE WHEN EXTRACT(YEAR FROM ' || quote_ident(a.attname) \
+                     || ' AT TIME ZONE ''UTC'') BETWEEN 1 AND 9999 THEN ' || quote_ident(a.attname) || '::text END' \
+                   WHEN t.typname = 'timetz' THEN '(' || quote_ident(a.attname) || ' AT TIME ZONE ''UTC'')::text' \
+                   ELSE quote_ident(a.attname) || '::text' END \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                  WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
                  AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
@@ -565,7 +577,8 @@ merge = "*/5 * * * * *"
             .join(", ");
         let mirror_list = columns
             .iter()
-            .map(|(c, _)| format!("\"{c}\"::text"))
+            // Mirror names as Redshift stores them (ASCII letters folded).
+            .map(|(c, _)| format!("\"{}\"::text", c.to_ascii_lowercase()))
             .collect::<Vec<_>>()
             .join(", ");
         let order = (1..=columns.len())
@@ -573,9 +586,9 @@ merge = "*/5 * * * * *"
             .collect::<Vec<_>>()
             .join(", ");
         let mirror_name = if schema == "public" {
-            name.to_owned()
+            name.to_ascii_lowercase()
         } else {
-            format!("{schema}__{name}")
+            format!("{schema}__{name}").to_ascii_lowercase()
         };
         let source_sql =
             format!("SELECT {source_list} FROM \"{schema}\".\"{name}\" ORDER BY {order}");

@@ -11,7 +11,7 @@
 use tokio_postgres::Client;
 
 /// Bump when the DDL below changes (re-installs over an older version).
-pub const CATALOG_VERSION: i32 = 2;
+pub const CATALOG_VERSION: i32 = 3;
 
 /// Advisory lock key used while installing.
 const INSTALL_LOCK: i64 = 0x6b69_6e65_7379_6e63;
@@ -19,8 +19,9 @@ const INSTALL_LOCK: i64 = 0x6b69_6e65_7379_6e63;
 /// Longest string (value or key) JSON_PARSE accepts, in bytes.
 pub const MAX_SUPER_STRING_BYTES: usize = 65_535;
 
-/// Largest Kinesis record (kinesis_data) a streaming view ingests, in bytes.
-pub const MAX_RECORD_BYTES: usize = 1_048_576;
+/// Largest Kinesis record (kinesis_data) a streaming view ingests, in bytes:
+/// `kinesis_data` is VARBYTE, at most 1,024,000 bytes (r_VARBYTE_type).
+pub const MAX_RECORD_BYTES: usize = 1_024_000;
 
 const DDL: &str = r#"
 CREATE SCHEMA IF NOT EXISTS kinesync_standin;
@@ -184,10 +185,11 @@ BEGIN
 END
 $fn$;
 
--- SUPER navigation: JSON null and missing attributes give SQL NULL.
+-- SUPER navigation: a missing attribute gives SQL NULL; a JSON null stays a
+-- SUPER null value (not SQL NULL: the stricter reading of the SUPER docs).
 CREATE OR REPLACE FUNCTION kinesync_standin.super_nav(v jsonb, path text[]) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $fn$
-  SELECT CASE WHEN jsonb_typeof(v #> path) = 'null' THEN NULL ELSE v #> path END
+  SELECT v #> path
 $fn$;
 
 -- Lax casts: a value of the wrong JSON type gives NULL, never an error.
@@ -195,6 +197,23 @@ CREATE OR REPLACE FUNCTION kinesync_standin.super_to_varchar(v jsonb) RETURNS te
 LANGUAGE sql IMMUTABLE AS $fn$
   SELECT CASE WHEN jsonb_typeof(v) = 'string' THEN v #>> '{}' END
 $fn$;
+-- A column whose name is a SUPER column's elsewhere, cast to VARCHAR.
+CREATE OR REPLACE FUNCTION kinesync_standin.super_to_varchar(v text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $fn$ SELECT v $fn$;
+
+-- Casts to these types check the documented ranges (r_Numeric_types201,
+-- r_Datetime_types, r_Date_and_time_literals): NaN, infinities, BC and
+-- 5-digit years fail as they may on Redshift.
+DO $do$ BEGIN CREATE DOMAIN kinesync_standin.rs_date AS date CHECK (VALUE BETWEEN '0001-01-01' AND '9999-12-31');
+EXCEPTION WHEN duplicate_object THEN NULL; END $do$;
+DO $do$ BEGIN CREATE DOMAIN kinesync_standin.rs_timestamp AS timestamp CHECK (VALUE >= '0001-01-01 00:00:00' AND VALUE < '10000-01-01 00:00:00');
+EXCEPTION WHEN duplicate_object THEN NULL; END $do$;
+DO $do$ BEGIN CREATE DOMAIN kinesync_standin.rs_timestamptz AS timestamptz CHECK (VALUE >= '0001-01-01 00:00:00+00' AND VALUE < '10000-01-01 00:00:00+00');
+EXCEPTION WHEN duplicate_object THEN NULL; END $do$;
+DO $do$ BEGIN CREATE DOMAIN kinesync_standin.rs_real AS real CHECK (VALUE = 0 OR abs(VALUE::float8) BETWEEN 1e-37 AND 1e37);
+EXCEPTION WHEN duplicate_object THEN NULL; END $do$;
+DO $do$ BEGIN CREATE DOMAIN kinesync_standin.rs_double AS double precision CHECK (VALUE = 0 OR abs(VALUE) BETWEEN 1e-307 AND 1e308);
+EXCEPTION WHEN duplicate_object THEN NULL; END $do$;
 
 CREATE OR REPLACE FUNCTION kinesync_standin.super_integral(v jsonb, lo numeric, hi numeric) RETURNS numeric
 LANGUAGE sql IMMUTABLE AS $fn$
@@ -258,8 +277,19 @@ LANGUAGE sql IMMUTABLE AS $fn$ SELECT jsonb_typeof(v) = 'array' $fn$;
 CREATE OR REPLACE FUNCTION kinesync_standin.is_scalar(v jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $fn$ SELECT jsonb_typeof(v) NOT IN ('object', 'array') $fn$;
 
+-- JSON_SERIALIZE errors when the text exceeds the VARCHAR limit
+-- (JSON_SERIALIZE). PostgreSQL's text has more blanks than Redshift's:
+-- the stand-in errors a little earlier.
 CREATE OR REPLACE FUNCTION kinesync_standin.json_serialize(v jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE AS $fn$ SELECT v::text $fn$;
+LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+  IF octet_length(v::text) > 65535 THEN
+    RAISE EXCEPTION 'JSON_SERIALIZE: result of % bytes exceeds the VARCHAR maximum of 65535 bytes', octet_length(v::text)
+      USING ERRCODE = '22001';
+  END IF;
+  RETURN v::text;
+END
+$fn$;
 CREATE OR REPLACE FUNCTION kinesync_standin.json_typeof(v jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$ SELECT jsonb_typeof(v) $fn$;
 
@@ -272,6 +302,23 @@ FROM unnest(string_to_array(t, NULL)) WITH ORDINALITY AS d(c, i) $fn$;
 
 CREATE OR REPLACE FUNCTION kinesync_standin.from_hex(t text) RETURNS bytea
 LANGUAGE sql IMMUTABLE AS $fn$ SELECT decode(t, 'hex') $fn$;
+-- TO_VARBYTE(string, format): hex (odd lengths get a leading 0), binary,
+-- utf8 or base64 (r_TO_VARBYTE).
+CREATE OR REPLACE FUNCTION kinesync_standin.to_varbyte(t text, format text) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE AS $fn$
+BEGIN
+  CASE lower(format)
+    WHEN 'hex' THEN
+      RETURN decode(CASE WHEN length(t) % 2 = 1 THEN '0' || t ELSE t END, 'hex');
+    WHEN 'utf8', 'utf-8', 'utf_8' THEN RETURN convert_to(t, 'UTF8');
+    WHEN 'base64' THEN RETURN decode(t, 'base64');
+    WHEN 'binary' THEN
+      RETURN (SELECT decode(string_agg(lpad(to_hex(substr(t, i, 8)::bit(8)::int), 2, '0'), '' ORDER BY i), 'hex')
+                FROM generate_series(1, length(t), 8) AS i);
+    ELSE RAISE EXCEPTION 'TO_VARBYTE: invalid format %', format USING ERRCODE = '22023';
+  END CASE;
+END
+$fn$;
 CREATE OR REPLACE FUNCTION kinesync_standin.to_hex(b bytea) RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$ SELECT encode(b, 'hex') $fn$;
 CREATE OR REPLACE FUNCTION kinesync_standin.to_hex(i bigint) RETURNS text

@@ -526,7 +526,8 @@ fn column(c: &tokio_postgres::Column) -> Column {
         _ => (0, 0, 0),
     };
     Column {
-        name: c.name().to_string(),
+        name: crate::rewrite::long_names::redshift_name(c.name())
+            .unwrap_or_else(|| c.name().to_string()),
         type_name: type_name(t),
         is_signed: matches!(
             *t,
@@ -551,7 +552,9 @@ fn field(t: &Type, v: Option<&str>) -> Field {
         },
         Type::BOOL => Field::Bool(s == "t"),
         Type::BYTEA => Field::Str(s.strip_prefix("\\x").unwrap_or(s).to_string()),
-        _ => Field::Str(s.to_string()),
+        _ => Field::Str(
+            crate::rewrite::long_names::redshift_name(s).unwrap_or_else(|| s.to_string()),
+        ),
     }
 }
 

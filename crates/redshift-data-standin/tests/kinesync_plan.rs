@@ -92,7 +92,9 @@ async fn kinesync_generated_sql_runs_on_the_standin() {
             "sales/Line Items/c/1"
         ]
     );
+    // The plan has two batches (the second one advances the watermark).
     batch_ok(&s, section(&all, "merge batch 1")).await;
+    batch_ok(&s, section(&all, "merge batch 2")).await;
     assert_eq!(
         s.query(r#"SELECT "id", "amount", "note", JSON_SERIALIZE("doc"), "at" AT TIME ZONE 'UTC', _kinesync_commit_lsn FROM "mirror"."orders" ORDER BY 1"#)
             .await,

@@ -13,6 +13,8 @@
 //! comments are never altered by accident.
 
 pub mod lexer;
+pub mod long_names;
+pub mod rules;
 
 use std::collections::{HashMap, HashSet};
 
@@ -137,9 +139,10 @@ pub enum Action {
     },
 }
 
-/// Quotes an identifier for PostgreSQL.
+/// Quotes an identifier for PostgreSQL (a name over 63 bytes as its
+/// [`long_names::pg_name`]).
 pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+    format!("\"{}\"", long_names::pg_name(s).replace('"', "\"\""))
 }
 
 /// Quotes a string literal for PostgreSQL (standard_conforming_strings on).
@@ -191,6 +194,7 @@ const STANDIN_FUNCTIONS: &[&str] = &[
     "json_typeof",
     "from_hex",
     "to_hex",
+    "to_varbyte",
     "strtol",
     "json_extract_path_text",
 ];
@@ -457,11 +461,18 @@ fn check_type_args(base: &str, args: &[String]) -> Result<Vec<String>, RedshiftE
             }
         }
     } else if matches!(base, "decimal" | "numeric") {
-        if let Some(a) = args.first() {
-            if let Ok(p) = a.parse::<u64>() {
-                if p == 0 || p > 38 {
+        // r_Numeric_types201: precision 1..38, scale <= precision, scale <= 37.
+        let number = |k: usize| args.get(k).and_then(|a| a.parse::<i64>().ok());
+        if let Some(p) = number(0) {
+            if !(1..=38).contains(&p) {
+                return Err(RedshiftError::Invalid(format!(
+                    "numeric precision {p} must be between 1 and 38"
+                )));
+            }
+            if let Some(s) = number(1) {
+                if s < 0 || s > p || s > 37 {
                     return Err(RedshiftError::Invalid(format!(
-                        "numeric precision {p} must be between 1 and 38"
+                        "numeric scale {s} must be between 0 and the precision ({p}), at most 37"
                     )));
                 }
             }
@@ -485,6 +496,25 @@ fn pg_type(spec: &TypeSpec) -> Result<String, RedshiftError> {
     } else {
         Ok(format!("{base}({})", args.join(",")))
     }
+}
+
+/// The PostgreSQL type a cast to a date-time or float type becomes: a
+/// domain checking Redshift's documented range (NaN, infinities, BC and
+/// 5-digit years fail); TIMETZ values normalized to UTC, as Redshift stores
+/// them (r_Datetime_types). None for other types.
+fn checked_type(spec: &TypeSpec) -> Option<String> {
+    let domain = match spec.base.as_str() {
+        "date" => "rs_date",
+        "timestamp" | "timestamp without time zone" => "rs_timestamp",
+        "timestamptz" | "timestamp with time zone" => "rs_timestamptz",
+        "real" | "float4" => "rs_real",
+        "double precision" | "float8" | "float" => "rs_double",
+        "timetz" | "time with time zone" => return Some("timetz AT TIME ZONE 'UTC'".into()),
+        _ => return None,
+    };
+    spec.args
+        .is_empty()
+        .then(|| format!("{STANDIN_SCHEMA}.{domain}"))
 }
 
 struct Translator<'a> {
@@ -516,15 +546,19 @@ impl<'a> Translator<'a> {
             TokKind::QIdent if self.session.case_sensitive_identifier => {
                 t.ident_raw().unwrap_or_default()
             }
-            _ => t.ident_raw().unwrap_or_default().to_lowercase(),
+            // Only ASCII letters fold (r_names).
+            _ => t.ident_raw().unwrap_or_default().to_ascii_lowercase(),
         }
     }
 
     fn emit_ident(&self, t: &Tok) -> String {
+        let long = t.text.len() > long_names::PG_MAX_IDENTIFIER_BYTES;
         match t.kind {
             TokKind::QIdent if !self.session.case_sensitive_identifier => {
-                quote_ident(&t.ident_raw().unwrap_or_default().to_lowercase())
+                quote_ident(&t.ident_raw().unwrap_or_default().to_ascii_lowercase())
             }
+            TokKind::QIdent if long => quote_ident(&t.ident_raw().unwrap_or_default()),
+            TokKind::Word if long => quote_ident(&t.text.to_ascii_lowercase()),
             _ => t.text.clone(),
         }
     }
@@ -594,7 +628,7 @@ impl<'a> Translator<'a> {
         match p.kind {
             PartKind::Ident => self.toks[p.idx]
                 .ident_raw()
-                .map(|s| s.to_lowercase())
+                .map(|s| s.to_ascii_lowercase())
                 .filter(|s| self.ctx.super_columns.contains(s)),
             PartKind::Index => None,
         }
@@ -611,7 +645,7 @@ impl<'a> Translator<'a> {
         };
         let part0 = self.toks[parts[0].idx]
             .ident_raw()
-            .map(|s| s.to_lowercase())
+            .map(|s| s.to_ascii_lowercase())
             .unwrap_or_default();
         if parts.len() >= 3 && is_super(1) && idents_upto(1) && !self.ctx.schemas.contains(&part0) {
             return Some(1);
@@ -634,16 +668,22 @@ impl<'a> Translator<'a> {
             .iter()
             .map(|p| self.emit_ident(&self.toks[p.idx]))
             .collect();
-        let case_sensitive =
-            self.session.case_sensitive_super_attribute || self.session.case_sensitive_identifier;
+        // enable_case_sensitive_super_attribute keeps the case of
+        // non-delimited attribute names; a delimited ("quoted") name keeps
+        // its case only under enable_case_sensitive_identifier
+        // (super-configurations, r_names). Only ASCII letters fold.
         let path: Vec<String> = parts[root + 1..]
             .iter()
             .map(|p| {
                 let t = &self.toks[p.idx];
-                let name = match (&p.kind, t.kind) {
-                    (PartKind::Index, _) => t.text.clone(),
-                    (_, TokKind::QIdent) if case_sensitive => t.ident_raw().unwrap_or_default(),
-                    _ => t.ident_raw().unwrap_or_default().to_lowercase(),
+                let keep = match t.kind {
+                    TokKind::QIdent => self.session.case_sensitive_identifier,
+                    _ => self.session.case_sensitive_super_attribute,
+                };
+                let name = match &p.kind {
+                    PartKind::Index => t.text.clone(),
+                    _ if keep => t.ident_raw().unwrap_or_default(),
+                    _ => t.ident_raw().unwrap_or_default().to_ascii_lowercase(),
                 };
                 quote_literal(&name)
             })
@@ -673,12 +713,17 @@ impl<'a> Translator<'a> {
             "bigint" | "int8" => format!("({})", f("super_to_int8")),
             "integer" | "int" | "int4" => format!("({})", f("super_to_int4")),
             "smallint" | "int2" => format!("({})", f("super_to_int2")),
+            // A SUPER number is already a number (JSON_PARSE read it): no
+            // input-form check, unlike a cast of text.
             "double precision" | "float8" | "float" => format!("({})", f("super_to_float8")),
             "real" | "float4" => format!("({}::real)", f("super_to_float8")),
             "decimal" | "numeric" => with_args(f("super_to_numeric"), "numeric"),
             "boolean" | "bool" => format!("({})", f("super_to_bool")),
             "super" | "jsonb" => format!("({expr})"),
-            _ => format!("({}::{})", f("super_to_varchar"), pg_type(spec)?),
+            _ => match checked_type(spec) {
+                Some(t) => format!("({}::{t})", f("super_to_varchar")),
+                None => format!("({}::{})", f("super_to_varchar"), pg_type(spec)?),
+            },
         })
     }
 
@@ -749,6 +794,9 @@ impl<'a> Translator<'a> {
                 }
                 return Ok((expr, end));
             }
+            if let Some(cast) = self.super_column_cast(&parts, end)? {
+                return Ok(cast);
+            }
             let schema = self.fold(&toks[parts[0].idx]);
             if ident_parts >= 2
                 && matches!(parts[1].kind, PartKind::Ident)
@@ -782,6 +830,43 @@ impl<'a> Translator<'a> {
         Ok((s, end))
     }
 
+    /// `alias.column::varchar` where `column` is a SUPER column: Redshift's
+    /// lax cast (a string's content, NULL for any other value), not
+    /// PostgreSQL's JSON text. None if not that shape.
+    fn super_column_cast(
+        &self,
+        parts: &[Part],
+        end: usize,
+    ) -> Result<Option<(String, usize)>, RedshiftError> {
+        let toks = self.toks;
+        if parts.last().is_none_or(|p| self.super_name(p).is_none()) {
+            return Ok(None);
+        }
+        if parts.iter().any(|p| matches!(p.kind, PartKind::Index)) {
+            return Ok(None);
+        }
+        let Some(c) = next_sig(toks, end).filter(|&c| toks[c].is_punct("::")) else {
+            return Ok(None);
+        };
+        let Some(spec) = next_sig(toks, c + 1).and_then(|s| parse_type(toks, s)) else {
+            return Ok(None);
+        };
+        if !is_varchar_base(&spec.base) {
+            return Ok(None);
+        }
+        let column: Vec<String> = parts
+            .iter()
+            .map(|p| self.emit_ident(&toks[p.idx]))
+            .collect();
+        Ok(Some((self.lax_cast(&column.join("."), &spec)?, spec.end)))
+    }
+
+    /// A cast (`::type`) at `i`, when [`checked_type`] has a form for it.
+    fn checked_cast(&self, i: usize) -> Option<(String, usize)> {
+        let spec = parse_type(self.toks, i)?;
+        Some((checked_type(&spec)?, spec.end))
+    }
+
     /// Handles a single unquoted word at `i`.
     fn word(&self, i: usize) -> Result<(String, usize), RedshiftError> {
         let toks = self.toks;
@@ -791,6 +876,11 @@ impl<'a> Translator<'a> {
         let call = after.is_some_and(|a| toks[a].is_punct("("));
         let prev_cast = prev_sig(toks, i).is_some_and(|p| toks[p].is_punct("::"));
         let in_type_pos = self.type_positions.contains(&i);
+        if prev_cast {
+            if let Some(cast) = self.checked_cast(i) {
+                return Ok(cast);
+            }
+        }
 
         match w.as_str() {
             "cast" if call => {
@@ -1008,6 +1098,7 @@ pub fn rewrite_statement(
     let sig: Vec<usize> = (0..toks.len())
         .filter(|&i| toks[i].is_significant())
         .collect();
+    rules::check(toks)?;
     let w = |k: usize| sig_word(toks, &sig, k);
     let (w0, w1, w2) = (w(0), w(1), w(2));
     let generic = |session: &Session| -> Result<Action, RedshiftError> {

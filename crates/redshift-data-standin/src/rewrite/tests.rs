@@ -253,7 +253,8 @@ fn super_navigation_and_lax_casts() {
         &c,
     );
     assert!(out.contains("(kinesync_standin.super_to_int8(kinesync_standin.super_nav(e.payload, ARRAY['source', 'commit_lsn']::text[]))) AS _lsn"), "{out}");
-    assert!(out.contains("(kinesync_standin.super_to_varchar(kinesync_standin.super_nav(e.payload, ARRAY['after', 'Name']::text[]))) AS \"name\""), "{out}");
+    // Only enable_case_sensitive_identifier keeps a quoted name's case.
+    assert!(out.contains("(kinesync_standin.super_to_varchar(kinesync_standin.super_nav(e.payload, ARRAY['after', 'name']::text[]))) AS \"name\""), "{out}");
     assert!(out.contains("(kinesync_standin.super_to_varchar(kinesync_standin.super_nav(e.payload, ARRAY['after', 'amount']::text[])))::decimal(12,2) AS \"amount\""), "{out}");
     assert!(
         out.contains(
@@ -278,7 +279,7 @@ fn super_navigation_and_lax_casts() {
         "super_to_numeric(kinesync_standin.super_nav(payload, ARRAY['e']::text[]))::numeric(10,2))",
         "super_to_bool(kinesync_standin.super_nav(payload, ARRAY['f']",
         "super_to_varchar(kinesync_standin.super_nav(payload, ARRAY['g']::text[]))::varchar(6))",
-        "super_to_varchar(kinesync_standin.super_nav(payload, ARRAY['h']::text[]))::timestamp)",
+        "super_to_varchar(kinesync_standin.super_nav(payload, ARRAY['h']::text[]))::kinesync_standin.rs_timestamp)",
         "super_to_varchar(kinesync_standin.super_nav(payload, ARRAY['i', '0']::text[])))",
         "(kinesync_standin.super_nav(payload, ARRAY['j']::text[])) FROM",
     ] {
@@ -416,8 +417,8 @@ fn ddl_types_and_attributes() {
 
 #[test]
 fn functions() {
-    let out = sql("SELECT GETDATE(), SYSDATE, LEN(x), FROM_HEX(h), TO_HEX(b), NVL(a, 1), JSON_SERIALIZE(payload), JSON_TYPEOF(doc), IS_VARCHAR(doc), can_json_parse('x') FROM svv_mv_info");
-    assert_eq!(out, "SELECT (date_trunc('second', clock_timestamp())::timestamp), (now()::timestamp), length(x), kinesync_standin.from_hex(h), kinesync_standin.to_hex(b), coalesce(a, 1), kinesync_standin.json_serialize(payload), kinesync_standin.json_typeof(doc), kinesync_standin.is_varchar(doc), kinesync_standin.can_json_parse('x') FROM kinesync_standin.svv_mv_info");
+    let out = sql("SELECT GETDATE(), SYSDATE, LEN(x), FROM_HEX('6162'), TO_HEX(b), NVL(a, 1), JSON_SERIALIZE(payload), JSON_TYPEOF(doc), IS_VARCHAR(doc), can_json_parse('x') FROM svv_mv_info");
+    assert_eq!(out, "SELECT (date_trunc('second', clock_timestamp())::timestamp), (now()::timestamp), length(x), kinesync_standin.from_hex('6162'), kinesync_standin.to_hex(b), coalesce(a, 1), kinesync_standin.json_serialize(payload), kinesync_standin.json_typeof(doc), kinesync_standin.is_varchar(doc), kinesync_standin.can_json_parse('x') FROM kinesync_standin.svv_mv_info");
     let e = err(
         "SELECT a FROM t QUALIFY ROW_NUMBER() OVER (ORDER BY a) = 1",
         &ctx(),
@@ -465,6 +466,7 @@ fn kinesync_batch_statements_translate() {
         &c,
     )
     .expect("set");
+    one("SET enable_case_sensitive_identifier TO true", &mut s, &c).expect("set");
     let stmts = [
         r#"CREATE TEMP TABLE kinesync_new_events AS SELECT e.refresh_time, e.payload FROM "mirror"."kinesync_events" AS e WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events')"#,
         r#"CREATE TEMP TABLE kinesync_changes_1 AS
@@ -473,7 +475,7 @@ SELECT 'upsert'::varchar(6) AS _kinesync_action, e.payload."source"."commit_lsn"
        e.payload."after"."amount"::varchar::decimal(12,2) AS "amount", e.payload."after"."doc" AS "doc"
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar IN ('c','u','r')"#,
-        r#"INSERT INTO "mirror"."orders" SELECT c."id", FROM_HEX(c."data"), TIMESTAMP 'epoch' + (c._ts_ms / 1000) * INTERVAL '1 second' FROM kinesync_changes_1 AS c"#,
+        r#"INSERT INTO "mirror"."orders" SELECT c."id", TO_VARBYTE(c."data", 'hex'), TIMESTAMP 'epoch' + (c._ts_ms / 1000) * INTERVAL '1 second' FROM kinesync_changes_1 AS c"#,
         r#"SELECT * FROM (SELECT c.*, ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY _kinesync_commit_lsn DESC) AS _kinesync_rank FROM kinesync_changes_1 AS c) AS ranked WHERE _kinesync_rank = 1"#,
     ];
     for st in stmts {
