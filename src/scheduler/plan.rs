@@ -971,6 +971,7 @@ mod tests {
             schema: "public".into(),
             name: "wide".into(),
             columns,
+            nullable_key: false,
         });
         let all = Pending {
             events: 1,
