@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::replay::{self, assert_rows_match};
+use support::replay::{self, assert_rows_match, As};
 use support::{hostile, Pipeline};
 
 const KINDS: &str = "
@@ -72,9 +72,9 @@ async fn assert_hostile_mirrors_match(p: &Pipeline, context: &str) {
     let keys = keys();
     for table in hostile::TABLES {
         let key = &keys[table];
-        let source = replay::source_rows(&p.source, table, key).await;
+        let source = replay::source_rows(&p.source, table, key, As::Mirror).await;
         let mirror_table = table.replace("public.", "mirror.");
-        let mirror = replay::source_rows(&p.mirror, &mirror_table, key).await;
+        let mirror = replay::source_rows(&p.mirror, &mirror_table, key, As::Event).await;
         assert_rows_match(&format!("mirror of {table}"), &source, &mirror, context);
     }
 }
@@ -87,7 +87,7 @@ async fn assert_stream_replays_to_source(p: &Pipeline, context: &str) {
     let keys = keys();
     let replayed = replay::replay(&records, &keys);
     for (table, key) in &keys {
-        let source = replay::source_rows(&p.source, table, key).await;
+        let source = replay::source_rows(&p.source, table, key, As::Event).await;
         assert_rows_match(
             &format!("stream replay of {table}"),
             &source,

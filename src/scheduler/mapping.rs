@@ -154,7 +154,7 @@ impl ColumnKind {
                 let (min, max) = if *t == "REAL" { REAL_RANGE } else { DOUBLE_RANGE };
                 let t = t.to_ascii_lowercase();
                 format!(
-                    "CASE WHEN IS_VARCHAR({nav}) THEN NULL \
+                    "CASE WHEN IS_VARCHAR({nav}) THEN CASE WHEN {nav}::varchar = '-0' THEN {nav}::varchar::{t} END \
                      WHEN ABS({nav}::double precision) > {max} \
                        OR (ABS({nav}::double precision) < {min} AND {nav}::double precision <> 0) THEN NULL \
                      ELSE {nav}::{t} END"

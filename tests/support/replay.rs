@@ -29,7 +29,33 @@ struct ColumnSql {
     expression: String,
 }
 
-async fn column_sql(client: &Client, table: &str) -> Vec<ColumnSql> {
+/// What a row is compared as: the event (the stream) or the mirror row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum As {
+    Event,
+    /// Floats Redshift cannot hold (NaN, infinities, outside REAL's
+    /// 1E-37..1E+37 or DOUBLE's 1E-307..1E+308) are NULL in the mirror
+    /// (docs/redshift.md, "Edge values").
+    Mirror,
+}
+
+fn float_sql(c: &str, typname: &str, mode: As) -> String {
+    match mode {
+        As::Event => format!(
+            "CASE WHEN {c}::text IN ('NaN', 'Infinity', '-Infinity', '-0') THEN to_jsonb({c}::text) ELSE to_jsonb({c}) END"
+        ),
+        As::Mirror => {
+            let (low, high) = if typname == "float4" { ("1e-37", "1e37") } else { ("1e-307", "1e308") };
+            format!(
+                "CASE WHEN {c}::text IN ('NaN', 'Infinity', '-Infinity') THEN NULL \
+                 WHEN {c}::text = '-0' THEN to_jsonb({c}::text) \
+                 WHEN {c} = 0 OR abs({c}::float8) BETWEEN {low} AND {high} THEN to_jsonb({c}) END"
+            )
+        }
+    }
+}
+
+async fn column_sql(client: &Client, table: &str, mode: As) -> Vec<ColumnSql> {
     let rows = client
         .query(
             "SELECT a.attname::text, t.typname::text, t.typcategory::text FROM pg_attribute a \
@@ -44,13 +70,14 @@ async fn column_sql(client: &Client, table: &str) -> Vec<ColumnSql> {
         .map(|r| {
             let name: String = r.get(0);
             let c = format!("\"{}\"", name.replace('"', "\"\""));
-            let expression = match (r.get::<_, String>(1).as_str(), r.get::<_, String>(2).as_str()) {
+            let expression = match (
+                r.get::<_, String>(1).as_str(),
+                r.get::<_, String>(2).as_str(),
+            ) {
                 ("int2" | "int4" | "int8" | "bool" | "json" | "jsonb", _) | (_, "A") => {
                     format!("to_jsonb({c})")
                 }
-                ("float4" | "float8", _) => format!(
-                    "CASE WHEN {c}::text IN ('NaN', 'Infinity', '-Infinity', '-0') THEN to_jsonb({c}::text) ELSE to_jsonb({c}) END"
-                ),
+                (t @ ("float4" | "float8"), _) => float_sql(&c, t, mode),
                 ("timestamptz", _) => format!(
                     "to_jsonb(to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
                 ),
@@ -60,7 +87,10 @@ async fn column_sql(client: &Client, table: &str) -> Vec<ColumnSql> {
                 ("bytea", _) => format!("to_jsonb(encode({c}, 'hex'))"),
                 _ => format!("to_jsonb({c}::text)"),
             };
-            ColumnSql { name, expression: format!("({expression})::text") }
+            ColumnSql {
+                name,
+                expression: format!("({expression})::text"),
+            }
         })
         .collect()
 }
@@ -79,9 +109,11 @@ fn parse(text: &str) -> Value {
 
 const UNPARSED: &str = "\u{0}unparsed:";
 
-/// The source table as the event `after` objects it should replay to.
-pub async fn source_rows(client: &Client, table: &str, key: &[String]) -> Rows {
-    let columns = column_sql(client, table).await;
+/// The table's rows as the event `after` objects (or, `As::Mirror`, the
+/// mirror rows) they should equal. Run on the mirror, `As::Event` reads the
+/// mirror's own values unchanged.
+pub async fn source_rows(client: &Client, table: &str, key: &[String], mode: As) -> Rows {
+    let columns = column_sql(client, table, mode).await;
     let list = columns
         .iter()
         .map(|c| c.expression.as_str())
