@@ -720,18 +720,10 @@ fn parse_env_value(raw: &str) -> toml::Value {
     }
 }
 
-/// A connection URL with its password replaced by `***`, safe to log.
+/// A connection URL or libpq `key=value` string with every password
+/// replaced by `***`, safe to print and log.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    crate::postgres::redact_connection_string(url)
 }
 
 #[cfg(test)]
