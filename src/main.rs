@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kinesync::cli::{exit, Cli, Command, LogFormat, SinkArg};
-use kinesync::config::Config;
+use std::collections::BTreeMap;
+
+use kinesync::config::{self, Loaded};
 use kinesync::ops;
 use kinesync::pipeline::{run_produce, SinkChoice};
 use kinesync::scheduler::{self, SchedulerError};
@@ -18,12 +20,13 @@ fn main() -> ExitCode {
         Ok(overrides) => overrides,
         Err(error) => return fail(exit::CONFIG, &error),
     };
-    let mut config = match Config::load_with_overrides(&cli.config, &overrides) {
-        Ok(config) => config,
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let loaded = match config::load(cli.config.as_deref(), &env, &overrides) {
+        Ok(loaded) => loaded,
         Err(error) => return fail(exit::CONFIG, &error),
     };
-    if let Some(addr) = cli.metrics_addr {
-        config.telemetry.listen = Some(addr.to_string());
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -32,17 +35,22 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(exit::FAILURE, &error),
     };
-    runtime.block_on(dispatch(cli.command, config))
+    runtime.block_on(dispatch(cli.command, loaded))
 }
 
-async fn dispatch(command: Command, config: Config) -> ExitCode {
+async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
+    let config = loaded.config.clone();
     let shutdown = Shutdown::new();
     if let Err(error) = trigger_on_signals(shutdown.clone()) {
         return fail(exit::FAILURE, &error);
     }
     match command {
-        Command::Config => {
-            println!("{config:#?}");
+        Command::Config { json } => {
+            if json {
+                print_json(&config::show::to_json(&loaded));
+            } else {
+                print!("{}", config::show::to_toml(&loaded));
+            }
             ExitCode::SUCCESS
         }
         Command::Produce { sink } => {

@@ -562,13 +562,19 @@ mod tests {
                 "postgres://u:a@b@h/db?PASSWORD=hunter2",
                 "postgres://u:***@h/db?PASSWORD=***",
             ),
-            ("host=h password=hunter2 user=u", "host=h password=*** user=u"),
+            (
+                "host=h password=hunter2 user=u",
+                "host=h password=*** user=u",
+            ),
             ("host=h password = hunter2", "host=h password = ***"),
             (
                 "host=h password='hun ter\\'2' dbname=d",
                 "host=h password=*** dbname=d",
             ),
-            ("host=h password='unterminated", "host=h password=*** (rest not shown)"),
+            (
+                "host=h password='unterminated",
+                "host=h password=*** (rest not shown)",
+            ),
         ] {
             assert_eq!(redact_connection_string(given), shown, "{given}");
         }

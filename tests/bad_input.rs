@@ -62,11 +62,12 @@ async fn flags_override_the_file_and_a_malformed_or_misspelled_set_is_one_line()
     .await;
     assert_eq!(code, 0, "{stderr}");
     for expected in [
-        "stream: \"from-flag\"",
-        "\"public.a\",",
-        "\"sales.*\",",
-        "max_records_per_request: 10,",
-        "slot: \"flag_slot\"",
+        "stream = \"from-flag\"  # flag --stream\n",
+        "tables = [\"public.a\", \"sales.*\"]  # flag --tables\n",
+        "max_records_per_request = 10  # flag --set kinesis.max_records_per_request\n",
+        "slot = \"flag_slot\"  # flag --set source.slot\n",
+        "url = \"postgres://kinesync@127.0.0.1:1/app\"  # file ",
+        "publication = \"kinesync\"  # default\n",
     ] {
         assert!(stdout.contains(expected), "{expected} in {stdout}");
     }
@@ -99,6 +100,119 @@ async fn a_value_of_the_wrong_type_names_the_key_and_line() {
             "kinesis.max_records_per_request",
             "line 7",
             "expected usize",
+        ],
+    );
+}
+
+/// Runs the binary in an empty directory with only `env` (and PATH) set:
+/// no config file unless `--config` names one.
+async fn run_with_env_only(
+    name: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(format!("kinesync-envonly-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kinesync"))
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run kinesync");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn wrongly_typed_variables_and_flags_are_all_named_at_once_not_blamed_on_the_file() {
+    let out = run_with_config_text(
+        "env_types",
+        VALID_SOURCE,
+        &[
+            "--set",
+            "kinesis.max_records_per_request=many",
+            "--set",
+            "kinesis.straem=x",
+            "config",
+        ],
+    )
+    .await;
+    assert_one_line_error(
+        &out,
+        Some(2),
+        &[
+            "flag --set kinesis.max_records_per_request: kinesis.max_records_per_request: invalid type: string \"many\", expected usize",
+            "flag --set kinesis.straem: unknown key kinesis.straem: did you mean `stream`?",
+        ],
+    );
+    let out = run_with_env_only(
+        "env_types",
+        &[
+            ("KINESYNC_SOURCE__URL", "postgres://u@h/db"),
+            ("KINESYNC_SOURCE__TABLES", "public.a"),
+            ("KINESYNC_SOURCE__SNAPSHOT", "bogus"),
+            ("KINESYNC_SOURCE__HEARTBEAT_INTERVAL_SECS", "often"),
+        ],
+        &["config"],
+    )
+    .await;
+    let line = assert_one_line_error(
+        &out,
+        Some(2),
+        &[
+            "variable KINESYNC_SOURCE__SNAPSHOT: source.snapshot: unknown variant `bogus`",
+            "variable KINESYNC_SOURCE__HEARTBEAT_INTERVAL_SECS: source.heartbeat_interval_secs: invalid type: string \"often\"",
+        ],
+    );
+    assert!(!line.contains("config file"), "{line}");
+}
+
+#[tokio::test]
+async fn the_environment_alone_configures_kinesync_lists_split_on_commas_and_stray_variables_warn()
+{
+    let out = run_with_env_only(
+        "env_only",
+        &[
+            ("KINESYNC_SOURCE__URL", "postgres://u:hunter2@h/db"),
+            ("KINESYNC_SOURCE__TABLES", "public.a, sales.*"),
+            ("KINESYNC_KINESIS_STREAM", "typo"),
+        ],
+        &["config", "--json"],
+    )
+    .await;
+    assert_eq!(out.0, 0, "{}", out.2);
+    let json: serde_json::Value = serde_json::from_str(&out.1).expect("config --json is JSON");
+    assert_eq!(
+        json["source"]["tables"]["value"],
+        serde_json::json!(["public.a", "sales.*"])
+    );
+    assert_eq!(json["source"]["tables"]["from"], "KINESYNC_SOURCE__TABLES");
+    assert_eq!(json["source"]["url"]["value"], "postgres://u:***@h/db");
+    assert_eq!(json["kinesis"]["stream"]["origin"], "default");
+    assert!(
+        out.2
+            .contains("KINESYNC_KINESIS_STREAM names no configuration key")
+            && out.2.contains("did you mean KINESYNC_KINESIS__STREAM"),
+        "{}",
+        out.2
+    );
+    // Nothing set at all: one line saying what is missing and how to set it.
+    let out = run_with_env_only("env_none", &[], &["produce"]).await;
+    assert_one_line_error(
+        &out,
+        Some(2),
+        &[
+            "missing section [source]",
+            "kinesync.toml not found",
+            "KINESYNC_SOURCE__",
         ],
     );
 }
@@ -668,16 +782,48 @@ async fn secrets_never_appear_in_debug_logs_or_error_messages() {
         assert_eq!(out.0, 0, "kinesync {command:?} failed: {}", out.2);
         outputs.push((command, out));
     }
-    // And failures: a bad URL, a wrong database, an unreachable port.
+    // The other spellings libpq accepts: a libpq key=value string (bare
+    // and quoted) and a ?password= parameter, working and failing.
+    let (host, port) = p
+        .stack
+        .pg_url
+        .rsplit_once('@')
+        .and_then(|(_, hp)| hp.split_once(':'))
+        .expect("host:port in the stack URL");
+    let key_value = format!("host={host} port={port} user=postgres dbname=bad_secrets_src");
+    for good_url in [
+        format!("{key_value} password={PASSWORD}"),
+        format!("{key_value} password = '{PASSWORD} x'"),
+        format!("postgres://postgres@{host}:{port}/bad_secrets_src?password={PASSWORD}"),
+    ] {
+        p.set_config("source", &format!("url = \"{good_url}\""));
+        for command in [&["config"][..], &["check", "--no-write"], &["status"]] {
+            let out = p.run_with_env(command, &env).await;
+            outputs.push((command, out));
+        }
+    }
+    // And failures: a bad URL, a wrong database, an unreachable port, in
+    // every spelling.
     for bad_url in [
         url.replace("bad_secrets_src", "bad_secrets_nodb"),
         format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/db"),
         format!("postgres://postgres:{PASSWORD}@127.0.0.1:notaport/db"),
+        format!("postgres://postgres@127.0.0.1:1/db?password={PASSWORD}"),
+        format!("host=127.0.0.1 port=1 user=postgres password={PASSWORD}"),
+        format!("host=127.0.0.1 port=notaport password='{PASSWORD}'"),
+        format!("host=127.0.0.1 port=1 password='{PASSWORD} unterminated"),
     ] {
         p.set_config("source", &format!("url = \"{bad_url}\""));
-        for command in [&["produce"][..], &["merge", "--once"]] {
+        for command in [
+            &["produce"][..],
+            &["merge", "--once"],
+            &["check"],
+            &["config"],
+        ] {
             let out = p.run_with_env(command, &env).await;
-            assert_ne!(out.0, 0, "kinesync {command:?} with {bad_url} should fail");
+            if command != ["config"] {
+                assert_ne!(out.0, 0, "kinesync {command:?} with {bad_url} should fail");
+            }
             outputs.push((command, out));
         }
     }
