@@ -379,6 +379,7 @@ impl Config {
                 "kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned(),
             );
         }
+        check_region("kinesis.region", &k.region, &mut problems);
         check_assume_role(
             "kinesis",
             &k.assume_role_arn,
@@ -393,6 +394,7 @@ impl Config {
             }
         }
         if let Some(r) = &self.redshift {
+            check_region("redshift.region", &r.region, &mut problems);
             check_assume_role(
                 "redshift",
                 &r.assume_role_arn,
@@ -472,6 +474,25 @@ impl Config {
             .rsplit('/')
             .next()
             .unwrap_or(&self.kinesis.stream)
+    }
+}
+
+/// A region, when set, is a region name like `eu-west-1` (an empty one
+/// would reach the SDK as "no region").
+fn check_region(key: &str, region: &Option<String>, problems: &mut Vec<String>) {
+    let Some(region) = region else {
+        return;
+    };
+    let valid = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !region.starts_with('-')
+        && !region.ends_with('-');
+    if !valid {
+        problems.push(format!(
+            "{key} {region:?} is not an AWS region: set it like \"eu-west-1\", or remove it to use AWS_REGION"
+        ));
     }
 }
 

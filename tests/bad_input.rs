@@ -841,3 +841,92 @@ async fn secrets_never_appear_in_debug_logs_or_error_messages() {
         "RUST_LOG=debug produced no debug lines"
     );
 }
+
+// ------------------------------------------------------------------- aws --
+
+/// `check --json`'s Kinesis stream finding, run with only `extra` (and a
+/// source that refuses at once) in the environment: no AWS profile, no
+/// instance metadata.
+async fn kinesis_finding(name: &str, extra: &[(&str, &str)]) -> serde_json::Value {
+    let home = std::env::temp_dir().join(format!("kinesync-home-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let home = home.to_string_lossy().into_owned();
+    let mut env = vec![
+        ("HOME", home.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("KINESYNC_SOURCE__URL", "postgres://u@127.0.0.1:1/db"),
+        ("KINESYNC_SOURCE__TABLES", "public.a"),
+        ("KINESYNC_KINESIS__STREAM", "cdc"),
+    ];
+    env.extend_from_slice(extra);
+    let out = run_with_env_only(name, &env, &["check", "--json", "--no-write"]).await;
+    assert_eq!(out.0, 6, "check should find problems: {}", out.2);
+    let report: serde_json::Value = serde_json::from_str(&out.1).expect("check --json");
+    report["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["check"] == "stream cdc").cloned())
+        .unwrap_or_else(|| panic!("no stream finding in {report}"))
+}
+
+#[tokio::test]
+async fn aws_failures_are_one_line_each_with_the_fix_the_way_the_aws_cli_words_them() {
+    let unreachable = [("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:1")];
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ];
+    let region = [("AWS_REGION", "eu-west-1")];
+    let cases: [(&str, Vec<(&str, &str)>, &str, &str); 3] = [
+        (
+            "aws_nocreds",
+            [&unreachable[..], &region].concat(),
+            "Kinesis: unable to locate AWS credentials",
+            "AWS_ACCESS_KEY_ID",
+        ),
+        (
+            "aws_noregion",
+            [&unreachable[..], &keys].concat(),
+            "Kinesis: you must specify a region",
+            "set kinesis.region or AWS_REGION",
+        ),
+        (
+            "aws_refused",
+            [&unreachable[..], &keys, &region].concat(),
+            "Kinesis: could not connect to the endpoint URL \"http://127.0.0.1:1\"",
+            "AWS_ENDPOINT_URL_KINESIS",
+        ),
+    ];
+    for (name, env, detail, fix) in cases {
+        let finding = kinesis_finding(name, &env).await;
+        let (d, f) = (
+            finding["detail"].as_str().unwrap_or_default(),
+            finding["fix"].as_str().unwrap_or_default(),
+        );
+        assert!(d.contains(detail), "{name}: {finding}");
+        assert!(f.contains(fix), "{name}: {finding}");
+        assert!(
+            !f.contains("create-stream"),
+            "{name}: a stream that may exist is not to be created: {finding}"
+        );
+        for noise in ["DispatchFailure", "ConnectorError", "\n"] {
+            assert!(!d.contains(noise), "{name}: SDK dump in {finding}");
+        }
+        assert!(d.len() < 300, "{name}: {d}");
+    }
+    // An empty region is a configuration error, not "no region" at run time.
+    let out = run_with_env_only(
+        "aws_emptyregion",
+        &[
+            ("KINESYNC_SOURCE__URL", "postgres://u@127.0.0.1:1/db"),
+            ("KINESYNC_SOURCE__TABLES", "public.a"),
+            ("KINESYNC_KINESIS__REGION", "\"\""),
+        ],
+        &["produce"],
+    )
+    .await;
+    assert_one_line_error(
+        &out,
+        Some(2),
+        &["kinesis.region \"\" is not an AWS region", "eu-west-1"],
+    );
+}

@@ -16,7 +16,7 @@ use crate::redshift::{DataApi, Value};
 use crate::scheduler::plan::Objects;
 use crate::shutdown::Shutdown;
 use crate::sink::kinesis::KinesisWriter;
-use crate::sink::{OutRecord, RecordResult, RecordWriter};
+use crate::sink::{OutRecord, RecordResult, RecordWriter, SinkError};
 use crate::sql::{self, quote_literal, Template, Values};
 
 /// Events per second one provisioned shard accepts.
@@ -425,9 +425,7 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
                 Part::Kinesis,
                 check,
                 error.to_string(),
-                format!(
-                    "create it (aws kinesis create-stream --stream-name {stream} --stream-mode-details StreamMode=ON_DEMAND) or allow kinesis:DescribeStreamSummary on it; check kinesis.region"
-                ),
+                describe_fix(&error, &stream),
             ));
             return;
         }
@@ -514,6 +512,18 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
             format!("allow kinesis:PutRecords on the stream {stream} for the producer's role (docs/security.md)"),
         ),
     });
+}
+
+/// The fix for a failed DescribeStreamSummary: create the stream only when
+/// it is missing; otherwise what the AWS error says.
+fn describe_fix(error: &SinkError, stream: &str) -> String {
+    match error {
+        SinkError::StreamNotFound { .. } => format!(
+            "create it (aws kinesis create-stream --stream-name {stream} --stream-mode-details StreamMode=ON_DEMAND), or fix kinesis.stream and kinesis.region"
+        ),
+        SinkError::Aws(aws) => aws.fix(),
+        _ => "check the network, AWS_ENDPOINT_URL_KINESIS and kinesis.region".to_owned(),
+    }
 }
 
 async fn check_redshift(

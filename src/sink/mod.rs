@@ -78,6 +78,9 @@ pub enum SinkError {
     Io { target: String, detail: String },
     #[error("sink task failed: {0}")]
     Task(String),
+    /// Credentials, region, access or endpoint: retrying cannot help.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
 }
 
 /// The seam around one "put these records" call. Implementations report
