@@ -113,6 +113,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which process `check` checks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckSide {
+    /// Everything: source, stream and Redshift.
+    All,
+    /// `kinesync produce`: the source's replication prerequisites and the stream.
+    Produce,
+    /// The merge daemon (and setup): the source catalog and Redshift.
+    Merge,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SinkArg {
     /// PutRecords into the configured Kinesis stream.
@@ -165,9 +176,16 @@ pub enum Command {
         /// cannot (1,000 records/s per shard, 80% headroom).
         #[arg(long, value_name = "EVENTS_PER_SEC")]
         expected_rate: Option<u64>,
-        /// Do not put the probe record that proves the stream is writable.
+        /// Do not put the probe record that proves the stream is writable
+        /// (a Debezium-style message event, `op` = "m", that consumers skip:
+        /// docs/events.md).
         #[arg(long)]
         no_write: bool,
+        /// Check only what one process needs, with that process's identity:
+        /// produce (source replication and the stream) or merge (the source
+        /// catalog and Redshift).
+        #[arg(long = "for", value_enum, default_value_t = CheckSide::All)]
+        side: CheckSide,
         /// Print the findings as JSON.
         #[arg(long)]
         json: bool,

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kinesync::cli::{exit, Cli, Command, LogFormat, SinkArg};
+use kinesync::cli::{exit, CheckSide, Cli, Command, LogFormat, SinkArg};
 use std::collections::BTreeMap;
 
 use kinesync::config::{self, Loaded};
@@ -96,11 +96,17 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
         Command::Check {
             expected_rate,
             no_write,
+            side,
             json,
         } => {
             let options = ops::check::CheckOptions {
                 expected_rate,
                 no_write,
+                side: match side {
+                    CheckSide::All => ops::check::Side::All,
+                    CheckSide::Produce => ops::check::Side::Produce,
+                    CheckSide::Merge => ops::check::Side::Merge,
+                },
             };
             let report = ops::check::check(&config, &options, shutdown).await;
             if json {
