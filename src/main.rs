@@ -12,6 +12,7 @@ use kinesync::ops;
 use kinesync::pipeline::{run_produce, SinkChoice};
 use kinesync::scheduler::{self, SchedulerError};
 use kinesync::shutdown::{trigger_on_signals, Shutdown};
+use kinesync::telemetry::{set_process, Process};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,6 +59,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
                 SinkArg::Kinesis => SinkChoice::Kinesis,
                 SinkArg::Stdout => SinkChoice::Stdout,
             };
+            start_telemetry(&config, Process::Produce, &shutdown);
             match run_produce(&config, sink, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(exit::FAILURE, &error),
@@ -89,7 +91,10 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             once: false,
             print: false,
             ..
-        } => match scheduler::run_daemon(config, shutdown).await {
+        } => match {
+            start_telemetry(&config, Process::Merge, &shutdown);
+            scheduler::run_daemon(config, shutdown).await
+        } {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(scheduler_exit_code(&error), &error),
         },
@@ -141,6 +146,19 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
                 Err(error) => fail(exit::FAILURE, &error),
             }
         }
+    }
+}
+
+/// Declares the process to its metrics and, when the telemetry listener is
+/// on, keeps its sampled gauges current.
+fn start_telemetry(config: &config::Config, process: Process, shutdown: &Shutdown) {
+    set_process(process);
+    if config.telemetry.listen.is_some() {
+        tokio::spawn(ops::status::sample_gauges(
+            config.clone(),
+            process,
+            shutdown.clone(),
+        ));
     }
 }
 

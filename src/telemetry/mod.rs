@@ -12,7 +12,7 @@ pub mod metrics;
 mod server;
 
 pub use health::{health, Health, Probe};
-pub use metrics::{label, metrics, Metrics};
+pub use metrics::{label, metrics, set_process, Metrics, Process};
 pub use server::{serve, ServeError};
 
 use crate::config::Config;
