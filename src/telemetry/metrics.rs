@@ -334,4 +334,65 @@ mod tests {
             assert!(line.starts_with("kinesync_"), "{line}");
         }
     }
+
+    /// Every `kinesync_*` series the shipped alerts and dashboard query is
+    /// one this binary exports (a family, or a family plus the suffix its
+    /// samples get), so a renamed metric cannot leave a silent alert.
+    #[test]
+    fn the_shipped_alerts_and_dashboard_use_only_exported_metrics() {
+        // Families with labels show only once they have a series.
+        let m = metrics();
+        m.build_info
+            .get_or_create(&[("version", "test".into()), ("process", "test".into())]);
+        for family in [
+            &m.put_requests,
+            &m.records_failed,
+            &m.snapshot_rows,
+            &m.merge_runs,
+            &m.merge_events,
+        ] {
+            family.get_or_create(&label("x", "y"));
+        }
+        m.snapshot_rows_estimated
+            .get_or_create(&label("table", "t"));
+        m.merge_rows
+            .get_or_create(&[("table", "t".into()), ("op", "inserted".into())]);
+        let families: Vec<String> = m
+            .encode()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        let known = |name: &str| {
+            families.iter().any(|f| {
+                name == f
+                    || ["_total", "_bucket", "_count", "_sum"]
+                        .iter()
+                        .any(|suffix| name == format!("{f}{suffix}"))
+            })
+        };
+        for (file, text) in [
+            (
+                "alerts.yaml",
+                include_str!("../../deploy/monitoring/alerts.yaml"),
+            ),
+            (
+                "grafana-dashboard.json",
+                include_str!("../../deploy/monitoring/grafana-dashboard.json"),
+            ),
+        ] {
+            let mut used = 0;
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+                if word.starts_with("kinesync_") && !word.contains(':') {
+                    used += 1;
+                    assert!(
+                        known(word),
+                        "{file} uses {word}, which kinesync does not export ({families:?})"
+                    );
+                }
+            }
+            assert!(used > 5, "{file} queries almost no kinesync metric");
+        }
+    }
 }
