@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 mod load;
 pub mod show;
-pub use load::{load, load_from, Loaded, Origin, Override, DEFAULT_CONFIG_FILE};
+pub use load::{load, load_from, stray_variables, Loaded, Origin, Override, DEFAULT_CONFIG_FILE};
 
 /// The sections of the file, in the order `kinesync config` prints them.
 pub const SECTIONS: &[&str] = &["source", "kinesis", "redshift", "schedule", "telemetry"];

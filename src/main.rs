@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use kinesync::cli::{exit, CheckSide, Cli, Command, LogFormat, SinkArg};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use kinesync::config::{self, Loaded};
 use kinesync::ops;
@@ -22,13 +24,13 @@ fn main() -> ExitCode {
         Err(error) => return fail(exit::CONFIG, &error),
     };
     let env: BTreeMap<String, String> = std::env::vars().collect();
+    for warning in config::stray_variables(&env) {
+        tracing::warn!("{warning}");
+    }
     let loaded = match config::load(cli.config.as_deref(), &env, &overrides) {
         Ok(loaded) => loaded,
         Err(error) => return fail(exit::CONFIG, &error),
     };
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,6 +95,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             ..
         } => match {
             start_telemetry(&config, Process::Merge, &shutdown);
+            log_schedule(&config);
             scheduler::run_daemon(config, shutdown).await
         } {
             Ok(()) => ExitCode::SUCCESS,
@@ -186,19 +189,67 @@ fn scheduler_exit_code(error: &SchedulerError) -> u8 {
     }
 }
 
+/// The log format in force, for [`fail`].
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// The final error: one `kinesync: error: ...` line, or with
+/// `--log-format json` one JSON record like every other log line.
 fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("kinesync: error: {error}");
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) => tracing::error!(exit_code = code, "kinesync: error: {error}"),
+        _ => eprintln!("kinesync: error: {error}"),
+    }
     ExitCode::from(code)
 }
 
+/// Without `RUST_LOG`: kinesync at info, libraries (the AWS SDK, hyper,
+/// tokio-postgres, the cron scheduler, ...) only at warn, and the AWS
+/// default chain's lookups (a multi-line dump per provider tried) only at
+/// error: kinesync's own messages say what is missing.
+const DEFAULT_LOG_FILTER: &str = "warn,kinesync=info,aws_config=error";
+
 fn init_logging(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours_wanted())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// ANSI colours only on a terminal, and never with `NO_COLOR` set (to
+/// anything but the empty string, as no-color.org asks).
+fn colours_wanted() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
+/// The merge daemon's first line: its schedule and the next run (UTC, the
+/// scheduler's time zone).
+fn log_schedule(config: &config::Config) {
+    let schedule = &config.schedule.merge;
+    let next = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(schedule)
+        .and_then(|cron| cron.find_next_occurrence(&chrono::Utc::now(), false));
+    match next {
+        Ok(next) => {
+            let next = next.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            tracing::info!(
+                schedule = %schedule,
+                next_run = %next,
+                "merge daemon: runs on schedule.merge {schedule:?} (UTC), next run at {next}"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(schedule = %schedule, %error, "merge daemon: cannot compute the next run")
+        }
     }
 }

@@ -119,7 +119,6 @@ async fn run_with_env_only(
         .current_dir(&dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
         .envs(env.iter().copied())
         .output()
         .await
@@ -929,4 +928,109 @@ async fn aws_failures_are_one_line_each_with_the_fix_the_way_the_aws_cli_words_t
         Some(2),
         &["kinesis.region \"\" is not an AWS region", "eu-west-1"],
     );
+}
+
+// ------------------------------------------------------------------ logs --
+
+#[tokio::test]
+async fn logs_have_no_colours_off_a_terminal_and_the_final_error_is_a_json_record_with_log_format_json(
+) {
+    let env = [("KINESYNC_SOURCE__URL", "postgres://u@h/db")];
+    for (name, extra) in [
+        ("logs_plain", None),
+        ("logs_nocolor", Some(("NO_COLOR", "1"))),
+    ] {
+        let mut env = env.to_vec();
+        env.extend(extra);
+        env.push(("KINESYNC_SOURCE_TABLES", "typo: warns"));
+        let out = run_with_env_only(name, &env, &["produce"]).await;
+        assert_one_line_error(&out, Some(2), &["missing field `tables`"]);
+        assert!(
+            out.2.contains("WARN"),
+            "the stray variable is warned about: {}",
+            out.2
+        );
+        assert!(
+            !out.2.contains('\u{1b}'),
+            "ANSI escapes off a terminal: {:?}",
+            out.2
+        );
+    }
+    let out = run_with_env_only("logs_json", &env, &["--log-format", "json", "produce"]).await;
+    assert_eq!(out.0, 2, "{}", out.2);
+    let last = out.2.lines().last().unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"));
+    assert_eq!(record["level"], "ERROR", "{record}");
+    assert_eq!(record["fields"]["exit_code"], 2, "{record}");
+    let message = record["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("kinesync: error: ") && message.contains("missing field `tables`"),
+        "{record}"
+    );
+}
+
+/// The merge daemon, started with nothing reachable and no RUST_LOG: its
+/// first line names the schedule and the next run, and no library logs at
+/// info (every record is kinesync's own).
+#[tokio::test]
+async fn the_merge_daemon_logs_its_schedule_and_next_run_and_libraries_stay_quiet_at_info() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let home = std::env::temp_dir().join(format!("kinesync-home-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kinesync"))
+        .args(["--log-format", "json", "merge"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:1")
+        .env("KINESYNC_SOURCE__URL", "postgres://u@127.0.0.1:1/db")
+        .env("KINESYNC_SOURCE__TABLES", "public.a")
+        .env("KINESYNC_REDSHIFT__WORKGROUP", "w")
+        .env("KINESYNC_REDSHIFT__DATABASE", "dev")
+        .env("KINESYNC_REDSHIFT__STREAM_ROLE_ARN", "default")
+        .env("KINESYNC_SCHEDULE__MERGE", "\"0 0 3 * * *\"")
+        .current_dir(&home)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the merge daemon");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(support::DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let started = line.contains("merge scheduler started");
+            seen.push(line);
+            if started {
+                break;
+            }
+        }
+    })
+    .await;
+    child.kill().await.expect("stop the merge daemon");
+    assert!(
+        read.is_ok(),
+        "no 'merge scheduler started' within the deadline: {seen:#?}"
+    );
+    let records: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let first = &records[0];
+    let message = first["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("schedule.merge \"0 0 3 * * *\" (UTC), next run at ")
+            && message.contains("T03:00:00Z"),
+        "{first}"
+    );
+    for record in &records {
+        let target = record["target"].as_str().unwrap_or_default();
+        assert!(
+            target.starts_with("kinesync"),
+            "library noise at info: {record}"
+        );
+    }
 }
