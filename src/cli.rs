@@ -190,6 +190,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the running produce or merge process (its telemetry.listen
+    /// address, or --addr) whether it is alive (/healthz) or, with --ready,
+    /// ready (/readyz): exit 0 yes, 1 no. For container health checks.
+    Health {
+        /// Probe /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// The listener's address (default: telemetry.listen, or --metrics-addr).
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<std::net::SocketAddr>,
+    },
     /// How far behind the pipeline is: slot lag, put rate, last merge,
     /// watermark age, retention margin.
     Status {

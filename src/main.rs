@@ -124,6 +124,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             }
             exit_code(report.passed(), exit::CHECK_FAILED)
         }
+        Command::Health { ready, addr } => health(&config, ready, addr).await,
         Command::Status { json } => {
             let report = ops::status::status(&config, shutdown).await;
             if json {
@@ -149,6 +150,28 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
                 Err(error) => fail(exit::FAILURE, &error),
             }
         }
+    }
+}
+
+/// `kinesync health`: one probe of the listener; without one configured
+/// there is nothing to probe, which is not a failure (one-shot commands in
+/// the same image have no listener).
+async fn health(
+    config: &config::Config,
+    ready: bool,
+    addr: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let Some(listen) = addr.or(config.telemetry.listen_addr()) else {
+        println!("telemetry.listen is not set: no listener to probe (set it, or pass --addr)");
+        return ExitCode::SUCCESS;
+    };
+    match kinesync::telemetry::probe::probe(listen, path).await {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(exit::FAILURE, &error),
     }
 }
 

@@ -99,6 +99,15 @@ async fn a_running_producer_exports_its_progress_and_is_alive_and_ready() {
     assert!(alive.starts_with("ok"), "{alive}");
     let ready = wait_for_status(&addr, "/readyz", 200).await;
     assert_eq!(ready, "ok source\nok kinesis\n");
+    // `kinesync health` (the containers' health check) asks the same listener.
+    for args in [
+        &["health", "--addr", &addr][..],
+        &["health", "--ready", "--addr", &addr],
+    ] {
+        let (code, stdout, stderr) = p.run_bounded(args).await;
+        assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
+        assert!(stdout.starts_with("ok"), "{args:?}: {stdout}");
+    }
 
     // `kinesync status` reads the put rate from the same endpoint.
     let (code, stdout, stderr) = p
@@ -126,7 +135,15 @@ async fn a_running_producer_exports_its_progress_and_is_alive_and_ready() {
         "{not_ready}"
     );
     assert_eq!(get(&addr, "/healthz").await.map(|a| a.status), Some(200));
+    let out = p.run_bounded(&["health", "--ready", "--addr", &addr]).await;
+    assert_one_line_error(&out, Some(1), &["/readyz", "503", "failing kinesis"]);
     p.kill_producer().await;
+    let out = p.run_bounded(&["health", "--addr", &addr]).await;
+    assert_one_line_error(
+        &out,
+        Some(1),
+        &["no kinesync telemetry listener answers", &addr],
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 
 pub mod health;
 pub mod metrics;
+pub mod probe;
 mod server;
 
 pub use health::{health, Health, Probe};
