@@ -342,7 +342,8 @@ mod tests {
     fn the_shipped_alerts_and_dashboard_use_only_exported_metrics() {
         // Families with labels show only once they have a series.
         let m = metrics();
-        m.build_info
+        let _ = m
+            .build_info
             .get_or_create(&[("version", "test".into()), ("process", "test".into())]);
         for family in [
             &m.put_requests,
@@ -351,11 +352,13 @@ mod tests {
             &m.merge_runs,
             &m.merge_events,
         ] {
-            family.get_or_create(&label("x", "y"));
+            let _ = family.get_or_create(&label("x", "y"));
         }
-        m.snapshot_rows_estimated
+        let _ = m
+            .snapshot_rows_estimated
             .get_or_create(&label("table", "t"));
-        m.merge_rows
+        let _ = m
+            .merge_rows
             .get_or_create(&[("table", "t".into()), ("op", "inserted".into())]);
         let families: Vec<String> = m
             .encode()
