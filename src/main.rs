@@ -93,14 +93,14 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             once: false,
             print: false,
             ..
-        } => match {
+        } => {
             start_telemetry(&config, Process::Merge, &shutdown);
             log_schedule(&config);
-            scheduler::run_daemon(config, shutdown).await
-        } {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => fail(scheduler_exit_code(&error), &error),
-        },
+            match scheduler::run_daemon(config, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(scheduler_exit_code(&error), &error),
+            }
+        }
         Command::Check {
             expected_rate,
             no_write,

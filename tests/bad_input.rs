@@ -875,7 +875,9 @@ async fn aws_failures_are_one_line_each_with_the_fix_the_way_the_aws_cli_words_t
         ("AWS_SECRET_ACCESS_KEY", "secret"),
     ];
     let region = [("AWS_REGION", "eu-west-1")];
-    let cases: [(&str, Vec<(&str, &str)>, &str, &str); 3] = [
+    // (name, environment, the finding's detail, its fix)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Case; 3] = [
         (
             "aws_nocreds",
             [&unreachable[..], &region].concat(),

@@ -348,7 +348,7 @@ impl Layers {
         let text = self.file.as_ref().map_or("", |(_, t)| t.as_str());
         match (&origin, super::unknown_field(&message)) {
             (Origin::File { path, .. }, _) => {
-                let span = file_span(text, &key_path);
+                let span = file_span(text, key_path);
                 Some(format!(
                     "config file {}: {}",
                     path.display(),

@@ -214,7 +214,7 @@ where
 {
     let aws = crate::aws::classify(call, err);
     if matches!(err, SdkError::ConstructionFailure(_)) {
-        return PutError::Fatal(SinkError::Aws(aws));
+        return PutError::Fatal(SinkError::Aws(Box::new(aws)));
     }
     match &aws {
         AwsError::NotFound { code, message, .. } => PutError::Fatal(SinkError::StreamNotFound {
@@ -232,7 +232,7 @@ where
         | AwsError::Throttled { .. }
         | AwsError::Unreachable { .. }
         | AwsError::Other { .. } => PutError::Retryable(aws.to_string()),
-        _ => PutError::Fatal(SinkError::Aws(aws)),
+        _ => PutError::Fatal(SinkError::Aws(Box::new(aws))),
     }
 }
 

@@ -79,8 +79,9 @@ pub enum SinkError {
     #[error("sink task failed: {0}")]
     Task(String),
     /// Credentials, region, access or endpoint: retrying cannot help.
+    /// Boxed: it is large, and every `Result` carrying a `SinkError` pays for it.
     #[error(transparent)]
-    Aws(#[from] crate::aws::AwsError),
+    Aws(Box<crate::aws::AwsError>),
 }
 
 /// The seam around one "put these records" call. Implementations report
