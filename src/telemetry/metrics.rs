@@ -117,12 +117,12 @@ impl Metrics {
         );
         producer.register(
             "slot_lag_bytes",
-            "WAL the source server wrote past the slot's confirmed LSN (sampled every 30 s)",
+            "WAL the source server wrote past the slot's confirmed LSN (sampled every 10 s)",
             m.slot_lag_bytes.clone(),
         );
         merge.register_with_unit(
             "mirror_watermark_age",
-            "Age of the newest event merged into the mirror (the watermark), sampled every 60 s",
+            "Age of the newest event merged into the mirror (the watermark), sampled every 30 s",
             Unit::Seconds,
             m.watermark_age.clone(),
         );
