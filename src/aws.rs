@@ -329,6 +329,13 @@ where
         return from_code(call, code, message);
     }
     let chain = error_chain(err);
+    let unreachable = |detail: String| AwsError::Unreachable {
+        service,
+        endpoint: call.endpoint(),
+        detail,
+        endpoint_variable: call.endpoint_variable,
+        region_key: call.region_key,
+    };
     if chain.contains("MissingSigningRegion")
         || chain.contains("missing signing region")
         || chain.contains("field: \"region\"")
@@ -339,28 +346,14 @@ where
         }
     } else if chain.contains("CredentialsNotLoaded") || chain.contains("no credentials") {
         AwsError::NoCredentials { service }
-    } else if let SdkError::DispatchFailure(d) = err {
-        if d.is_io() || d.is_timeout() {
-            AwsError::Unreachable {
-                service,
-                endpoint: call.endpoint(),
-                detail: root_cause(err),
-                endpoint_variable: call.endpoint_variable,
-                region_key: call.region_key,
-            }
-        } else {
-            other(call, err)
-        }
-    } else if let SdkError::TimeoutError(_) = err {
-        AwsError::Unreachable {
-            service,
-            endpoint: call.endpoint(),
-            detail: "no answer in time".to_owned(),
-            endpoint_variable: call.endpoint_variable,
-            region_key: call.region_key,
-        }
     } else {
-        other(call, err)
+        match err {
+            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
+                unreachable(root_cause(err))
+            }
+            SdkError::TimeoutError(_) => unreachable("no answer in time".to_owned()),
+            _ => other(call, err),
+        }
     }
 }
 

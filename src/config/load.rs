@@ -309,6 +309,7 @@ impl Layers {
     }
 
     /// One line for an error at `path`: the key and where it was set.
+    /// `None` for a required key that was taken out for its own error.
     fn describe(&self, path: &[String], message: &str, removed: &[Vec<String>]) -> Option<String> {
         let message = one_line(message);
         if let Some(field) = missing_field(&message) {
@@ -317,61 +318,44 @@ impl Layers {
             if removed.contains(&full) || removed.iter().any(|r| r.as_slice() == path) {
                 return None;
             }
-            let place = match &self.file {
-                Some((file, _)) => format!("in config file {}", file.display()),
-                None => format!(
-                    "no config file ({DEFAULT_CONFIG_FILE} not found; pass --config <file>)"
-                ),
-            };
-            if path.is_empty() {
-                let upper = field.to_ascii_uppercase();
-                return Some(format!(
-                    "missing section [{field}] ({place}): write it, or set its keys as KINESYNC_{upper}__<KEY>"
-                ));
-            }
-            let section = path.join(".");
-            let variable = format!(
-                "KINESYNC_{}__{}",
-                section.to_ascii_uppercase(),
-                field.to_ascii_uppercase()
-            );
-            return Some(format!(
-                "missing field `{field}` in [{section}] ({place}): set {section}.{field}, or {variable}"
-            ));
+            return Some(self.describe_missing(path, &field));
         }
-        let key_path = path;
-        let origin = match key_path {
+        let origin = match path {
             [section, key] => self.origin(section, key),
             [section] => self.section_origin(section),
             _ => Origin::Default,
         };
         let text = self.file.as_ref().map_or("", |(_, t)| t.as_str());
-        match (&origin, super::unknown_field(&message)) {
-            (Origin::File { path, .. }, _) => {
-                let span = file_span(text, key_path);
-                Some(format!(
-                    "config file {}: {}",
-                    path.display(),
-                    describe_toml_error(text, &message, span)
-                ))
-            }
+        Some(match (&origin, super::unknown_field(&message)) {
+            (Origin::File { path: file, .. }, _) => format!(
+                "config file {}: {}",
+                file.display(),
+                describe_toml_error(text, &message, file_span(text, path))
+            ),
             (_, Some((field, known))) => {
-                let what = match key_path {
-                    [section, _] => format!("unknown key {section}.{field}"),
-                    _ => format!("unknown section [{field}]"),
-                };
-                let hint = match super::closest(&field, &known) {
-                    Some(best) => format!(": did you mean `{best}`?"),
-                    None => String::new(),
-                };
-                let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-                Some(format!(
-                    "{origin}: {what}{hint} (known: {})",
-                    known.join(", ")
-                ))
+                format!("{origin}: {}", describe_unknown(path, &field, &known))
             }
-            _ => Some(format!("{origin}: {}: {message}", key_path.join("."))),
+            _ => format!("{origin}: {}: {message}", path.join(".")),
+        })
+    }
+
+    /// A required key or section nobody set, and how to set it.
+    fn describe_missing(&self, path: &[String], field: &str) -> String {
+        let place = match &self.file {
+            Some((file, _)) => format!("in config file {}", file.display()),
+            None => {
+                format!("no config file ({DEFAULT_CONFIG_FILE} not found; pass --config <file>)")
+            }
+        };
+        let upper = field.to_ascii_uppercase();
+        if path.is_empty() {
+            return format!(
+                "missing section [{field}] ({place}): write it, or set its keys as KINESYNC_{upper}__<KEY>"
+            );
         }
+        let section = path.join(".");
+        let variable = format!("KINESYNC_{}__{upper}", section.to_ascii_uppercase());
+        format!("missing field `{field}` in [{section}] ({place}): set {section}.{field}, or {variable}")
     }
 
     /// Where a whole section came from: its first key's origin.
@@ -396,6 +380,21 @@ impl Layers {
             _ => false,
         }
     }
+}
+
+/// An unknown key (or section, at the top) set by a variable or flag, with
+/// the nearest known name.
+fn describe_unknown(path: &[String], field: &str, known: &[String]) -> String {
+    let what = match path {
+        [section, _] => format!("unknown key {section}.{field}"),
+        _ => format!("unknown section [{field}]"),
+    };
+    let hint = match super::closest(field, known) {
+        Some(best) => format!(": did you mean `{best}`?"),
+        None => String::new(),
+    };
+    let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    format!("{what}{hint} (known: {})", known.join(", "))
 }
 
 /// The key path a deserialization error is at (`in `a.b`` in its text).
