@@ -1,23 +1,20 @@
 //! The command line: subcommands, flags, and the exit codes they end with.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Override;
 
 /// Mirror PostgreSQL tables into Amazon Redshift through Amazon Kinesis.
 #[derive(Debug, Parser)]
 #[command(name = "kinesync", version, about, long_about = None)]
 pub struct Cli {
-    /// Configuration file (TOML). Every key can be overridden by
-    /// KINESYNC_<SECTION>__<KEY> environment variables.
-    #[arg(
-        long,
-        global = true,
-        env = "KINESYNC_CONFIG",
-        default_value = "kinesync.toml"
-    )]
-    pub config: PathBuf,
+    /// Configuration file (TOML) [default: kinesync.toml if it exists; without
+    /// it the environment must set every required key]. Every key can be
+    /// overridden by KINESYNC_<SECTION>__<KEY> environment variables.
+    #[arg(long, global = true, env = "KINESYNC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Log format: text on a terminal, json for log collectors. Levels by RUST_LOG.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -53,10 +50,9 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The configuration overrides the flags ask for, named like the
-    /// `KINESYNC_<SECTION>__<KEY>` variables they win over.
-    pub fn config_overrides(&self) -> Result<BTreeMap<String, String>, String> {
-        let mut overrides = BTreeMap::new();
+    /// The configuration values the flags set, each naming its flag.
+    pub fn config_overrides(&self) -> Result<Vec<Override>, String> {
+        let mut overrides = Vec::new();
         for assignment in &self.set {
             let parsed = assignment
                 .split_once('=')
@@ -66,28 +62,44 @@ impl Cli {
                     "--set {assignment:?}: expected SECTION.KEY=VALUE, e.g. --set kinesis.stream=cdc"
                 ));
             };
-            overrides.insert(env_name(section, key), value.to_owned());
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            overrides.push(Override {
+                flag: format!("--set {section}.{key}"),
+                section,
+                key,
+                value: value.to_owned(),
+            });
         }
+        let mut flag = |flag: &str, section: &str, key: &str, value: String| {
+            overrides.push(Override {
+                flag: flag.to_owned(),
+                section: section.to_owned(),
+                key: key.to_owned(),
+                value,
+            })
+        };
         if let Some(stream) = &self.stream {
-            overrides.insert(env_name("kinesis", "stream"), toml_string(stream));
+            flag("--stream", "kinesis", "stream", toml_string(stream));
         }
         if !self.tables.is_empty() {
             let list: Vec<String> = self.tables.iter().map(|t| toml_string(t.trim())).collect();
-            overrides.insert(
-                env_name("source", "tables"),
+            flag(
+                "--tables",
+                "source",
+                "tables",
                 format!("[{}]", list.join(", ")),
+            );
+        }
+        if let Some(addr) = self.metrics_addr {
+            flag(
+                "--metrics-addr",
+                "telemetry",
+                "listen",
+                toml_string(&addr.to_string()),
             );
         }
         Ok(overrides)
     }
-}
-
-fn env_name(section: &str, key: &str) -> String {
-    format!(
-        "KINESYNC_{}__{}",
-        section.to_ascii_uppercase(),
-        key.to_ascii_uppercase()
-    )
 }
 
 /// `text` as a TOML string literal.
@@ -99,6 +111,17 @@ fn toml_string(text: &str) -> String {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Which process `check` checks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckSide {
+    /// Everything: source, stream and Redshift.
+    All,
+    /// `kinesync produce`: the source's replication prerequisites and the stream.
+    Produce,
+    /// The merge daemon (and setup): the source catalog and Redshift.
+    Merge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -138,8 +161,13 @@ pub enum Command {
         #[arg(long, requires = "once")]
         accept_data_loss: bool,
     },
-    /// Print the effective configuration, secrets redacted.
-    Config,
+    /// Print the effective configuration as TOML, secrets redacted, each
+    /// value with where it came from (file, variable, flag or default).
+    Config {
+        /// Print as JSON instead: {"section": {"key": {"value", "origin", "from"}}}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Preflight: check every prerequisite of the source, the stream and
     /// Redshift, and print the fix for each one missing (exit 0 all in
     /// place, 6 something missing).
@@ -148,12 +176,30 @@ pub enum Command {
         /// cannot (1,000 records/s per shard, 80% headroom).
         #[arg(long, value_name = "EVENTS_PER_SEC")]
         expected_rate: Option<u64>,
-        /// Do not put the probe record that proves the stream is writable.
+        /// Do not put the probe record that proves the stream is writable
+        /// (a Debezium-style message event, `op` = "m", that consumers skip:
+        /// docs/events.md).
         #[arg(long)]
         no_write: bool,
+        /// Check only what one process needs, with that process's identity:
+        /// produce (source replication and the stream) or merge (the source
+        /// catalog and Redshift).
+        #[arg(long = "for", value_enum, default_value_t = CheckSide::All)]
+        side: CheckSide,
         /// Print the findings as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Ask the running produce or merge process (its telemetry.listen
+    /// address, or --addr) whether it is alive (/healthz) or, with --ready,
+    /// ready (/readyz): exit 0 yes, 1 no. For container health checks.
+    Health {
+        /// Probe /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// The listener's address (default: telemetry.listen, or --metrics-addr).
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<std::net::SocketAddr>,
     },
     /// How far behind the pipeline is: slot lag, put rate, last merge,
     /// watermark age, retention margin.

@@ -11,7 +11,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+mod load;
+pub mod show;
+pub use load::{load, load_from, stray_variables, Loaded, Origin, Override, DEFAULT_CONFIG_FILE};
+
+/// The sections of the file, in the order `kinesync config` prints them.
+pub const SECTIONS: &[&str] = &["source", "kinesis", "redshift", "schedule", "telemetry"];
 
 /// Default publication and slot name.
 pub const DEFAULT_PUBLICATION: &str = "kinesync";
@@ -39,7 +46,7 @@ pub const DEFAULT_RETENTION_WARN_FRACTION: f64 = 0.5;
 pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 900;
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub source: SourceConfig,
@@ -54,10 +61,12 @@ pub struct Config {
 }
 
 /// `[source]`: the PostgreSQL database to mirror.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `postgres://user:password@host:port/db?sslmode=...`
+    /// `postgres://user:password@host:port/db?sslmode=...` (or a libpq
+    /// `key=value` string); printed with its password redacted.
+    #[serde(serialize_with = "serialize_redacted")]
     pub url: String,
     /// `schema.table` entries; `schema.*` selects every table of a schema.
     pub tables: Vec<String>,
@@ -85,7 +94,7 @@ impl fmt::Debug for SourceConfig {
 }
 
 /// Whether the producer copies the tables before streaming.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SnapshotMode {
     /// Copy the tables when the slot is created, then stream.
@@ -98,7 +107,7 @@ pub enum SnapshotMode {
 }
 
 /// What to do with an event larger than the Kinesis record limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OversizePolicy {
     /// Stop the producer with an error naming table and key (nothing confirmed past it).
@@ -109,7 +118,7 @@ pub enum OversizePolicy {
 }
 
 /// `[kinesis]`: the stream the producer writes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KinesisConfig {
     /// Stream name or ARN.
@@ -158,7 +167,7 @@ impl Default for KinesisConfig {
 }
 
 /// `[redshift]`: where the mirror lives and how the Data API reaches it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedshiftConfig {
     #[serde(default)]
@@ -198,7 +207,7 @@ pub struct RedshiftConfig {
 }
 
 /// `[schedule]`: when the merge daemon runs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// Cron expression with a seconds field, e.g. `0 */5 * * * *`.
@@ -215,7 +224,7 @@ impl Default for ScheduleConfig {
 }
 
 /// `[telemetry]`: the metrics and health listener of `produce` and the merge daemon.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// `host:port` to serve `/metrics`, `/healthz` and `/readyz` on; off when unset.
@@ -294,28 +303,8 @@ impl Config {
     /// Reads `path`, applies `KINESYNC_<SECTION>__<KEY>` overrides from the
     /// process environment, and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Config::load_with_overrides(path, &BTreeMap::new())
-    }
-
-    /// Like [`load`](Self::load), then `overrides` (named like the
-    /// environment variables, e.g. from command-line flags) win over both.
-    pub fn load_with_overrides(
-        path: &Path,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut env: BTreeMap<String, String> = std::env::vars().collect();
-        env.extend(overrides.clone());
-        Config::from_toml_with_env(&text, &env).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.to_owned(),
-                message,
-            },
-            other => other,
-        })
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        load::load(Some(path), &env, &[]).map(|loaded| loaded.config)
     }
 
     /// Parses TOML text, applies overrides from `env`, and validates.
@@ -323,35 +312,8 @@ impl Config {
         text: &str,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse {
-            path: PathBuf::from("<text>"),
-            message,
-        };
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            parse_error(describe_toml_error(text, e.message(), e.span()))
-        })?;
-        apply_env_overrides(&mut doc, env)?;
-        let config: Config = toml::Value::Table(doc)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                // The merged document has no positions: when the file alone
-                // shows the same error, take its position from there.
-                let span = match toml::from_str::<Config>(text) {
-                    Err(located) if located.message() == e.message() => located.span(),
-                    _ => None,
-                };
-                let from_override = span.is_none();
-                let described = describe_toml_error(text, e.message(), span);
-                match from_override
-                    .then(|| override_named_in(e.message(), env))
-                    .flatten()
-                {
-                    Some(origin) => parse_error(format!("{origin}: {described}")),
-                    None => parse_error(described),
-                }
-            })?;
-        config.validate()?;
-        Ok(config)
+        let file = Some((PathBuf::from("<text>"), text.to_owned()));
+        load::load_from(file, env, &[]).map(|loaded| loaded.config)
     }
 
     /// Every problem, not just the first.
@@ -419,6 +381,7 @@ impl Config {
                 "kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned(),
             );
         }
+        check_region("kinesis.region", &k.region, &mut problems);
         check_assume_role(
             "kinesis",
             &k.assume_role_arn,
@@ -433,6 +396,7 @@ impl Config {
             }
         }
         if let Some(r) = &self.redshift {
+            check_region("redshift.region", &r.region, &mut problems);
             check_assume_role(
                 "redshift",
                 &r.assume_role_arn,
@@ -512,6 +476,25 @@ impl Config {
             .rsplit('/')
             .next()
             .unwrap_or(&self.kinesis.stream)
+    }
+}
+
+/// A region, when set, is a region name like `eu-west-1` (an empty one
+/// would reach the SDK as "no region").
+fn check_region(key: &str, region: &Option<String>, problems: &mut Vec<String>) {
+    let Some(region) = region else {
+        return;
+    };
+    let valid = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !region.starts_with('-')
+        && !region.ends_with('-');
+    if !valid {
+        problems.push(format!(
+            "{key} {region:?} is not an AWS region: set it like \"eu-west-1\", or remove it to use AWS_REGION"
+        ));
     }
 }
 
@@ -667,73 +650,14 @@ fn is_simple_lowercase_name(value: &str) -> bool {
         && !value.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// Applies `KINESYNC_<SECTION>__<KEY>=value`. Values are parsed as TOML
-/// (so numbers and arrays work); anything that does not parse is a string.
-fn apply_env_overrides(
-    doc: &mut toml::Table,
-    env: &BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
-    let mut problems = Vec::new();
-    for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("KINESYNC_") else {
-            continue;
-        };
-        let Some((section, key)) = rest.split_once("__") else {
-            continue;
-        };
-        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-        let value = parse_env_value(raw);
-        match doc
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        {
-            toml::Value::Table(table) => {
-                table.insert(key, value);
-            }
-            _ => problems.push(format!("{name}: [{section}] is not a section")),
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid(problems))
-    }
+fn serialize_redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
 }
 
-/// The override (`section.key`, and where it came from) whose key an error
-/// message names in backquotes, if any.
-fn override_named_in(message: &str, env: &BTreeMap<String, String>) -> Option<String> {
-    env.keys().find_map(|name| {
-        let (section, key) = name.strip_prefix("KINESYNC_")?.split_once("__")?;
-        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-        message
-            .contains(&format!("`{key}`"))
-            .then(|| format!("{section}.{key} (from {name} or --set {section}.{key})"))
-    })
-}
-
-fn parse_env_value(raw: &str) -> toml::Value {
-    let wrapped = format!("v = {raw}");
-    match wrapped.parse::<toml::Table>() {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
-        Err(_) => toml::Value::String(raw.to_owned()),
-    }
-}
-
-/// A connection URL with its password replaced by `***`, safe to log.
+/// A connection URL or libpq `key=value` string with every password
+/// replaced by `***`, safe to print and log.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    crate::postgres::redact_connection_string(url)
 }
 
 #[cfg(test)]

@@ -4,12 +4,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kinesync::cli::{exit, Cli, Command, LogFormat, SinkArg};
-use kinesync::config::Config;
+use kinesync::cli::{exit, CheckSide, Cli, Command, LogFormat, SinkArg};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use kinesync::config::{self, Loaded};
 use kinesync::ops;
 use kinesync::pipeline::{run_produce, SinkChoice};
 use kinesync::scheduler::{self, SchedulerError};
 use kinesync::shutdown::{trigger_on_signals, Shutdown};
+use kinesync::telemetry::{set_process, Process};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,13 +23,14 @@ fn main() -> ExitCode {
         Ok(overrides) => overrides,
         Err(error) => return fail(exit::CONFIG, &error),
     };
-    let mut config = match Config::load_with_overrides(&cli.config, &overrides) {
-        Ok(config) => config,
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    for warning in config::stray_variables(&env) {
+        tracing::warn!("{warning}");
+    }
+    let loaded = match config::load(cli.config.as_deref(), &env, &overrides) {
+        Ok(loaded) => loaded,
         Err(error) => return fail(exit::CONFIG, &error),
     };
-    if let Some(addr) = cli.metrics_addr {
-        config.telemetry.listen = Some(addr.to_string());
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,17 +38,22 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(exit::FAILURE, &error),
     };
-    runtime.block_on(dispatch(cli.command, config))
+    runtime.block_on(dispatch(cli.command, loaded))
 }
 
-async fn dispatch(command: Command, config: Config) -> ExitCode {
+async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
+    let config = loaded.config.clone();
     let shutdown = Shutdown::new();
     if let Err(error) = trigger_on_signals(shutdown.clone()) {
         return fail(exit::FAILURE, &error);
     }
     match command {
-        Command::Config => {
-            println!("{config:#?}");
+        Command::Config { json } => {
+            if json {
+                print_json(&config::show::to_json(&loaded));
+            } else {
+                print!("{}", config::show::to_toml(&loaded));
+            }
             ExitCode::SUCCESS
         }
         Command::Produce { sink } => {
@@ -50,6 +61,7 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
                 SinkArg::Kinesis => SinkChoice::Kinesis,
                 SinkArg::Stdout => SinkChoice::Stdout,
             };
+            start_telemetry(&config, Process::Produce, &shutdown);
             match run_produce(&config, sink, shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(exit::FAILURE, &error),
@@ -81,18 +93,28 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
             once: false,
             print: false,
             ..
-        } => match scheduler::run_daemon(config, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => fail(scheduler_exit_code(&error), &error),
-        },
+        } => {
+            start_telemetry(&config, Process::Merge, &shutdown);
+            log_schedule(&config);
+            match scheduler::run_daemon(config, shutdown).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(scheduler_exit_code(&error), &error),
+            }
+        }
         Command::Check {
             expected_rate,
             no_write,
+            side,
             json,
         } => {
             let options = ops::check::CheckOptions {
                 expected_rate,
                 no_write,
+                side: match side {
+                    CheckSide::All => ops::check::Side::All,
+                    CheckSide::Produce => ops::check::Side::Produce,
+                    CheckSide::Merge => ops::check::Side::Merge,
+                },
             };
             let report = ops::check::check(&config, &options, shutdown).await;
             if json {
@@ -102,6 +124,7 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
             }
             exit_code(report.passed(), exit::CHECK_FAILED)
         }
+        Command::Health { ready, addr } => health(&config, ready, addr).await,
         Command::Status { json } => {
             let report = ops::status::status(&config, shutdown).await;
             if json {
@@ -130,6 +153,41 @@ async fn dispatch(command: Command, config: Config) -> ExitCode {
     }
 }
 
+/// `kinesync health`: one probe of the listener; without one configured
+/// there is nothing to probe, which is not a failure (one-shot commands in
+/// the same image have no listener).
+async fn health(
+    config: &config::Config,
+    ready: bool,
+    addr: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let Some(listen) = addr.or(config.telemetry.listen_addr()) else {
+        println!("telemetry.listen is not set: no listener to probe (set it, or pass --addr)");
+        return ExitCode::SUCCESS;
+    };
+    match kinesync::telemetry::probe::probe(listen, path).await {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(exit::FAILURE, &error),
+    }
+}
+
+/// Declares the process to its metrics and, when the telemetry listener is
+/// on, keeps its sampled gauges current.
+fn start_telemetry(config: &config::Config, process: Process, shutdown: &Shutdown) {
+    set_process(process);
+    if config.telemetry.listen.is_some() {
+        tokio::spawn(ops::status::sample_gauges(
+            config.clone(),
+            process,
+            shutdown.clone(),
+        ));
+    }
+}
+
 fn print_json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
@@ -155,19 +213,67 @@ fn scheduler_exit_code(error: &SchedulerError) -> u8 {
     }
 }
 
+/// The log format in force, for [`fail`].
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// The final error: one `kinesync: error: ...` line, or with
+/// `--log-format json` one JSON record like every other log line.
 fn fail(code: u8, error: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("kinesync: error: {error}");
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) => tracing::error!(exit_code = code, "kinesync: error: {error}"),
+        _ => eprintln!("kinesync: error: {error}"),
+    }
     ExitCode::from(code)
 }
 
+/// Without `RUST_LOG`: kinesync at info, libraries (the AWS SDK, hyper,
+/// tokio-postgres, the cron scheduler, ...) only at warn, and the AWS
+/// default chain's lookups (a multi-line dump per provider tried) only at
+/// error: kinesync's own messages say what is missing.
+const DEFAULT_LOG_FILTER: &str = "warn,kinesync=info,aws_config=error";
+
 fn init_logging(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours_wanted())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// ANSI colours only on a terminal, and never with `NO_COLOR` set (to
+/// anything but the empty string, as no-color.org asks).
+fn colours_wanted() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
+/// The merge daemon's first line: its schedule and the next run (UTC, the
+/// scheduler's time zone).
+fn log_schedule(config: &config::Config) {
+    let schedule = &config.schedule.merge;
+    let next = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(schedule)
+        .and_then(|cron| cron.find_next_occurrence(&chrono::Utc::now(), false));
+    match next {
+        Ok(next) => {
+            let next = next.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            tracing::info!(
+                schedule = %schedule,
+                next_run = %next,
+                "merge daemon: runs on schedule.merge {schedule:?} (UTC), next run at {next}"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(schedule = %schedule, %error, "merge daemon: cannot compute the next run")
+        }
     }
 }

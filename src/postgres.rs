@@ -33,6 +33,8 @@ use rustls::{
 };
 use tokio_postgres::Client;
 
+use std::ops::Range;
+
 use crate::config::redact_url;
 
 /// libpq's TLS modes.
@@ -97,7 +99,7 @@ impl SourceUrl {
                 _ => Ok(false),
             }
         };
-        let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let rest = if is_url_form(url) {
             let (base, query) = url.split_once('?').unwrap_or((url, ""));
             let mut kept = Vec::new();
             for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -113,10 +115,9 @@ impl SourceUrl {
             }
         } else {
             let mut kept = Vec::new();
-            for pair in url.split_whitespace() {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                if !take(key, value)? {
-                    kept.push(pair);
+            for pair in key_value_pairs(url).ok_or_else(invalid)? {
+                if !take(&pair.key, &pair.value)? {
+                    kept.push(&url[pair.whole]);
                 }
             }
             kept.join(" ")
@@ -238,6 +239,133 @@ impl SourceUrl {
             TlsMode::VerifyCa => TlsConfig::verify_ca(self.root_cert.clone()),
             TlsMode::VerifyFull => TlsConfig::verify_full(self.root_cert.clone()),
         }
+    }
+}
+
+/// Whether `url` is a `postgres://` URL rather than a libpq
+/// `key=value` connection string.
+fn is_url_form(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// One `key = value` pair of a libpq connection string.
+struct KeyValue {
+    key: String,
+    /// The value, quotes and backslash escapes removed.
+    value: String,
+    /// Where the raw value (quotes included) is in the string.
+    raw_value: Range<usize>,
+    /// Where the whole pair is in the string.
+    whole: Range<usize>,
+}
+
+/// The pairs of a libpq `key=value` string (spaces around `=` allowed,
+/// values single-quoted with `\'` and `\\` escapes); `None` if malformed.
+fn key_value_pairs(text: &str) -> Option<Vec<KeyValue>> {
+    let bytes = text.as_bytes();
+    let skip_spaces = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut pairs = Vec::new();
+    let mut i = skip_spaces(0);
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = text[start..i].to_owned();
+        i = skip_spaces(i);
+        if key.is_empty() || bytes.get(i) != Some(&b'=') {
+            return None;
+        }
+        i = skip_spaces(i + 1);
+        let (value, end) = key_value_value(text, i)?;
+        pairs.push(KeyValue {
+            key,
+            value,
+            raw_value: i..end,
+            whole: start..end,
+        });
+        i = skip_spaces(end);
+    }
+    Some(pairs)
+}
+
+/// The value starting at `start` (quoted or bare) and where it ends.
+fn key_value_value(text: &str, start: usize) -> Option<(String, usize)> {
+    let quoted = text[start..].starts_with('\'');
+    let mut value = String::new();
+    let mut chars = text[start..].char_indices().skip(usize::from(quoted));
+    while let Some((offset, c)) = chars.next() {
+        match c {
+            '\\' => value.push(chars.next()?.1),
+            '\'' if quoted => return Some((value, start + offset + 1)),
+            c if c.is_whitespace() && !quoted => return Some((value, start + offset)),
+            c => value.push(c),
+        }
+    }
+    (!quoted).then_some((value, text.len()))
+}
+
+/// The marker a redacted password is replaced with.
+pub const REDACTED: &str = "***";
+
+/// A connection string (URL or libpq `key=value`) with every password
+/// replaced by `***`: the URL's `user:password@`, a `password=` query
+/// parameter, a `password=` pair. A string too malformed to parse keeps
+/// nothing after the first `password`.
+pub fn redact_connection_string(text: &str) -> String {
+    if is_url_form(text) {
+        return redact_url_form(text);
+    }
+    match key_value_pairs(text) {
+        Some(pairs) => {
+            let mut out = text.to_owned();
+            for pair in pairs.iter().rev().filter(|p| p.key == "password") {
+                out.replace_range(pair.raw_value.clone(), REDACTED);
+            }
+            out
+        }
+        None => redact_after_password(text),
+    }
+}
+
+fn redact_url_form(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let mut out = match base.rfind('@').filter(|at| *at > scheme_end) {
+        Some(at) => match base[scheme_end..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:{REDACTED}{}", &base[..scheme_end], &base[at..]),
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    format!("{key}={REDACTED}")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+fn redact_after_password(text: &str) -> String {
+    match text.to_ascii_lowercase().find("password") {
+        Some(at) => format!("{}password={REDACTED} (rest not shown)", &text[..at]),
+        None => text.to_owned(),
     }
 }
 
@@ -419,5 +547,44 @@ mod tests {
             err.contains("sslmode=bogus") && err.contains("verify-full"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_form_of_password_is_redacted() {
+        for (given, shown) in [
+            ("postgres://u:hunter2@h:5/db", "postgres://u:***@h:5/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgresql://u@h/db?sslmode=require&password=hunter2",
+                "postgresql://u@h/db?sslmode=require&password=***",
+            ),
+            (
+                "postgres://u:a@b@h/db?PASSWORD=hunter2",
+                "postgres://u:***@h/db?PASSWORD=***",
+            ),
+            (
+                "host=h password=hunter2 user=u",
+                "host=h password=*** user=u",
+            ),
+            ("host=h password = hunter2", "host=h password = ***"),
+            (
+                "host=h password='hun ter\\'2' dbname=d",
+                "host=h password=*** dbname=d",
+            ),
+            (
+                "host=h password='unterminated",
+                "host=h password=*** (rest not shown)",
+            ),
+        ] {
+            assert_eq!(redact_connection_string(given), shown, "{given}");
+        }
+    }
+
+    #[test]
+    fn quoted_key_value_passwords_reach_the_connection_settings() {
+        let kv = SourceUrl::parse("host=h user=u password='a b\\'c' sslmode=disable").unwrap();
+        assert_eq!(kv.config.get_password(), Some(&b"a b'c"[..]));
+        assert_eq!(kv.tls, TlsMode::Disable);
+        assert!(SourceUrl::parse("host=h password='open").is_err());
     }
 }

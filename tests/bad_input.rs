@@ -62,11 +62,12 @@ async fn flags_override_the_file_and_a_malformed_or_misspelled_set_is_one_line()
     .await;
     assert_eq!(code, 0, "{stderr}");
     for expected in [
-        "stream: \"from-flag\"",
-        "\"public.a\",",
-        "\"sales.*\",",
-        "max_records_per_request: 10,",
-        "slot: \"flag_slot\"",
+        "stream = \"from-flag\"  # flag --stream\n",
+        "tables = [\"public.a\", \"sales.*\"]  # flag --tables\n",
+        "max_records_per_request = 10  # flag --set kinesis.max_records_per_request\n",
+        "slot = \"flag_slot\"  # flag --set source.slot\n",
+        "url = \"postgres://kinesync@127.0.0.1:1/app\"  # file ",
+        "publication = \"kinesync\"  # default\n",
     ] {
         assert!(stdout.contains(expected), "{expected} in {stdout}");
     }
@@ -99,6 +100,118 @@ async fn a_value_of_the_wrong_type_names_the_key_and_line() {
             "kinesis.max_records_per_request",
             "line 7",
             "expected usize",
+        ],
+    );
+}
+
+/// Runs the binary in an empty directory with only `env` (and PATH) set:
+/// no config file unless `--config` names one.
+async fn run_with_env_only(
+    name: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(format!("kinesync-envonly-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kinesync"))
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run kinesync");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn wrongly_typed_variables_and_flags_are_all_named_at_once_not_blamed_on_the_file() {
+    let out = run_with_config_text(
+        "env_types",
+        VALID_SOURCE,
+        &[
+            "--set",
+            "kinesis.max_records_per_request=many",
+            "--set",
+            "kinesis.straem=x",
+            "config",
+        ],
+    )
+    .await;
+    assert_one_line_error(
+        &out,
+        Some(2),
+        &[
+            "flag --set kinesis.max_records_per_request: kinesis.max_records_per_request: invalid type: string \"many\", expected usize",
+            "flag --set kinesis.straem: unknown key kinesis.straem: did you mean `stream`?",
+        ],
+    );
+    let out = run_with_env_only(
+        "env_types",
+        &[
+            ("KINESYNC_SOURCE__URL", "postgres://u@h/db"),
+            ("KINESYNC_SOURCE__TABLES", "public.a"),
+            ("KINESYNC_SOURCE__SNAPSHOT", "bogus"),
+            ("KINESYNC_SOURCE__HEARTBEAT_INTERVAL_SECS", "often"),
+        ],
+        &["config"],
+    )
+    .await;
+    let line = assert_one_line_error(
+        &out,
+        Some(2),
+        &[
+            "variable KINESYNC_SOURCE__SNAPSHOT: source.snapshot: unknown variant `bogus`",
+            "variable KINESYNC_SOURCE__HEARTBEAT_INTERVAL_SECS: source.heartbeat_interval_secs: invalid type: string \"often\"",
+        ],
+    );
+    assert!(!line.contains("config file"), "{line}");
+}
+
+#[tokio::test]
+async fn the_environment_alone_configures_kinesync_lists_split_on_commas_and_stray_variables_warn()
+{
+    let out = run_with_env_only(
+        "env_only",
+        &[
+            ("KINESYNC_SOURCE__URL", "postgres://u:hunter2@h/db"),
+            ("KINESYNC_SOURCE__TABLES", "public.a, sales.*"),
+            ("KINESYNC_KINESIS_STREAM", "typo"),
+        ],
+        &["config", "--json"],
+    )
+    .await;
+    assert_eq!(out.0, 0, "{}", out.2);
+    let json: serde_json::Value = serde_json::from_str(&out.1).expect("config --json is JSON");
+    assert_eq!(
+        json["source"]["tables"]["value"],
+        serde_json::json!(["public.a", "sales.*"])
+    );
+    assert_eq!(json["source"]["tables"]["from"], "KINESYNC_SOURCE__TABLES");
+    assert_eq!(json["source"]["url"]["value"], "postgres://u:***@h/db");
+    assert_eq!(json["kinesis"]["stream"]["origin"], "default");
+    assert!(
+        out.2
+            .contains("KINESYNC_KINESIS_STREAM names no configuration key")
+            && out.2.contains("did you mean KINESYNC_KINESIS__STREAM"),
+        "{}",
+        out.2
+    );
+    // Nothing set at all: one line saying what is missing and how to set it.
+    let out = run_with_env_only("env_none", &[], &["produce"]).await;
+    assert_one_line_error(
+        &out,
+        Some(2),
+        &[
+            "missing section [source]",
+            "kinesync.toml not found",
+            "KINESYNC_SOURCE__",
         ],
     );
 }
@@ -697,16 +810,48 @@ async fn secrets_never_appear_in_debug_logs_or_error_messages() {
         assert_eq!(out.0, 0, "kinesync {command:?} failed: {}", out.2);
         outputs.push((command, out));
     }
-    // And failures: a bad URL, a wrong database, an unreachable port.
+    // The other spellings libpq accepts: a libpq key=value string (bare
+    // and quoted) and a ?password= parameter, working and failing.
+    let (host, port) = p
+        .stack
+        .pg_url
+        .rsplit_once('@')
+        .and_then(|(_, hp)| hp.split_once(':'))
+        .expect("host:port in the stack URL");
+    let key_value = format!("host={host} port={port} user=postgres dbname=bad_secrets_src");
+    for good_url in [
+        format!("{key_value} password={PASSWORD}"),
+        format!("{key_value} password = '{PASSWORD} x'"),
+        format!("postgres://postgres@{host}:{port}/bad_secrets_src?password={PASSWORD}"),
+    ] {
+        p.set_config("source", &format!("url = \"{good_url}\""));
+        for command in [&["config"][..], &["check", "--no-write"], &["status"]] {
+            let out = p.run_with_env(command, &env).await;
+            outputs.push((command, out));
+        }
+    }
+    // And failures: a bad URL, a wrong database, an unreachable port, in
+    // every spelling.
     for bad_url in [
         url.replace("bad_secrets_src", "bad_secrets_nodb"),
         format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/db"),
         format!("postgres://postgres:{PASSWORD}@127.0.0.1:notaport/db"),
+        format!("postgres://postgres@127.0.0.1:1/db?password={PASSWORD}"),
+        format!("host=127.0.0.1 port=1 user=postgres password={PASSWORD}"),
+        format!("host=127.0.0.1 port=notaport password='{PASSWORD}'"),
+        format!("host=127.0.0.1 port=1 password='{PASSWORD} unterminated"),
     ] {
         p.set_config("source", &format!("url = \"{bad_url}\""));
-        for command in [&["produce"][..], &["merge", "--once"]] {
+        for command in [
+            &["produce"][..],
+            &["merge", "--once"],
+            &["check"],
+            &["config"],
+        ] {
             let out = p.run_with_env(command, &env).await;
-            assert_ne!(out.0, 0, "kinesync {command:?} with {bad_url} should fail");
+            if command != ["config"] {
+                assert_ne!(out.0, 0, "kinesync {command:?} with {bad_url} should fail");
+            }
             outputs.push((command, out));
         }
     }
@@ -723,4 +868,200 @@ async fn secrets_never_appear_in_debug_logs_or_error_messages() {
         outputs.iter().any(|(_, (_, _, e))| e.contains("DEBUG")),
         "RUST_LOG=debug produced no debug lines"
     );
+}
+
+// ------------------------------------------------------------------- aws --
+
+/// `check --json`'s Kinesis stream finding, run with only `extra` (and a
+/// source that refuses at once) in the environment: no AWS profile, no
+/// instance metadata.
+async fn kinesis_finding(name: &str, extra: &[(&str, &str)]) -> serde_json::Value {
+    let home = std::env::temp_dir().join(format!("kinesync-home-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let home = home.to_string_lossy().into_owned();
+    let mut env = vec![
+        ("HOME", home.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("KINESYNC_SOURCE__URL", "postgres://u@127.0.0.1:1/db"),
+        ("KINESYNC_SOURCE__TABLES", "public.a"),
+        ("KINESYNC_KINESIS__STREAM", "cdc"),
+    ];
+    env.extend_from_slice(extra);
+    let out = run_with_env_only(name, &env, &["check", "--json", "--no-write"]).await;
+    assert_eq!(out.0, 6, "check should find problems: {}", out.2);
+    let report: serde_json::Value = serde_json::from_str(&out.1).expect("check --json");
+    report["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["check"] == "stream cdc").cloned())
+        .unwrap_or_else(|| panic!("no stream finding in {report}"))
+}
+
+#[tokio::test]
+async fn aws_failures_are_one_line_each_with_the_fix_the_way_the_aws_cli_words_them() {
+    let unreachable = [("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:1")];
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ];
+    let region = [("AWS_REGION", "eu-west-1")];
+    // (name, environment, the finding's detail, its fix)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Case; 3] = [
+        (
+            "aws_nocreds",
+            [&unreachable[..], &region].concat(),
+            "Kinesis: unable to locate AWS credentials",
+            "AWS_ACCESS_KEY_ID",
+        ),
+        (
+            "aws_noregion",
+            [&unreachable[..], &keys].concat(),
+            "Kinesis: you must specify a region",
+            "set kinesis.region or AWS_REGION",
+        ),
+        (
+            "aws_refused",
+            [&unreachable[..], &keys, &region].concat(),
+            "Kinesis: could not connect to the endpoint URL \"http://127.0.0.1:1\"",
+            "AWS_ENDPOINT_URL_KINESIS",
+        ),
+    ];
+    for (name, env, detail, fix) in cases {
+        let finding = kinesis_finding(name, &env).await;
+        let (d, f) = (
+            finding["detail"].as_str().unwrap_or_default(),
+            finding["fix"].as_str().unwrap_or_default(),
+        );
+        assert!(d.contains(detail), "{name}: {finding}");
+        assert!(f.contains(fix), "{name}: {finding}");
+        assert!(
+            !f.contains("create-stream"),
+            "{name}: a stream that may exist is not to be created: {finding}"
+        );
+        for noise in ["DispatchFailure", "ConnectorError", "\n"] {
+            assert!(!d.contains(noise), "{name}: SDK dump in {finding}");
+        }
+        assert!(d.len() < 300, "{name}: {d}");
+    }
+    // An empty region is a configuration error, not "no region" at run time.
+    let out = run_with_env_only(
+        "aws_emptyregion",
+        &[
+            ("KINESYNC_SOURCE__URL", "postgres://u@127.0.0.1:1/db"),
+            ("KINESYNC_SOURCE__TABLES", "public.a"),
+            ("KINESYNC_KINESIS__REGION", "\"\""),
+        ],
+        &["produce"],
+    )
+    .await;
+    assert_one_line_error(
+        &out,
+        Some(2),
+        &["kinesis.region \"\" is not an AWS region", "eu-west-1"],
+    );
+}
+
+// ------------------------------------------------------------------ logs --
+
+#[tokio::test]
+async fn logs_have_no_colours_off_a_terminal_and_the_final_error_is_a_json_record_with_log_format_json(
+) {
+    let env = [("KINESYNC_SOURCE__URL", "postgres://u@h/db")];
+    for (name, extra) in [
+        ("logs_plain", None),
+        ("logs_nocolor", Some(("NO_COLOR", "1"))),
+    ] {
+        let mut env = env.to_vec();
+        env.extend(extra);
+        env.push(("KINESYNC_SOURCE_TABLES", "typo: warns"));
+        let out = run_with_env_only(name, &env, &["produce"]).await;
+        assert_one_line_error(&out, Some(2), &["missing field `tables`"]);
+        assert!(
+            out.2.contains("WARN"),
+            "the stray variable is warned about: {}",
+            out.2
+        );
+        assert!(
+            !out.2.contains('\u{1b}'),
+            "ANSI escapes off a terminal: {:?}",
+            out.2
+        );
+    }
+    let out = run_with_env_only("logs_json", &env, &["--log-format", "json", "produce"]).await;
+    assert_eq!(out.0, 2, "{}", out.2);
+    let last = out.2.lines().last().unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"));
+    assert_eq!(record["level"], "ERROR", "{record}");
+    assert_eq!(record["fields"]["exit_code"], 2, "{record}");
+    let message = record["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("kinesync: error: ") && message.contains("missing field `tables`"),
+        "{record}"
+    );
+}
+
+/// The merge daemon, started with nothing reachable and no RUST_LOG: its
+/// first line names the schedule and the next run, and no library logs at
+/// info (every record is kinesync's own).
+#[tokio::test]
+async fn the_merge_daemon_logs_its_schedule_and_next_run_and_libraries_stay_quiet_at_info() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let home = std::env::temp_dir().join(format!("kinesync-home-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kinesync"))
+        .args(["--log-format", "json", "merge"])
+        .env_clear()
+        .env("HOME", &home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:1")
+        .env("KINESYNC_SOURCE__URL", "postgres://u@127.0.0.1:1/db")
+        .env("KINESYNC_SOURCE__TABLES", "public.a")
+        .env("KINESYNC_REDSHIFT__WORKGROUP", "w")
+        .env("KINESYNC_REDSHIFT__DATABASE", "dev")
+        .env("KINESYNC_REDSHIFT__STREAM_ROLE_ARN", "default")
+        .env("KINESYNC_SCHEDULE__MERGE", "\"0 0 3 * * *\"")
+        .current_dir(&home)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the merge daemon");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(support::DEADLINE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let started = line.contains("merge scheduler started");
+            seen.push(line);
+            if started {
+                break;
+            }
+        }
+    })
+    .await;
+    child.kill().await.expect("stop the merge daemon");
+    assert!(
+        read.is_ok(),
+        "no 'merge scheduler started' within the deadline: {seen:#?}"
+    );
+    let records: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let first = &records[0];
+    let message = first["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("schedule.merge \"0 0 3 * * *\" (UTC), next run at ")
+            && message.contains("T03:00:00Z"),
+        "{first}"
+    );
+    for record in &records {
+        let target = record["target"].as_str().unwrap_or_default();
+        assert!(
+            target.starts_with("kinesync"),
+            "library noise at info: {record}"
+        );
+    }
 }

@@ -271,3 +271,93 @@ fn ecs_task_definitions_configure_kinesync_by_environment_alone() {
         "expected the producer and merge task definitions"
     );
 }
+
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The containers health-check themselves with `kinesync health` (the image
+/// has no HTTP client), and Kubernetes gets the metrics Service and the
+/// NetworkPolicy that keeps the unauthenticated port to Prometheus.
+#[test]
+fn containers_health_check_with_kinesync_health_and_kubernetes_guards_the_metrics_port() {
+    let dockerfile = repo_file("deploy/docker/Dockerfile");
+    assert!(
+        dockerfile.contains("HEALTHCHECK") && dockerfile.contains("CMD [\"kinesync\", \"health\"]"),
+        "Dockerfile needs HEALTHCHECK CMD [\"kinesync\", \"health\"]"
+    );
+    assert!(
+        !dockerfile.contains("RUST_LOG=info"),
+        "the image must not turn library logs on"
+    );
+    for ecs in [
+        "deploy/ecs/producer-task-definition.json",
+        "deploy/ecs/merge-task-definition.json",
+    ] {
+        let td: serde_json::Value = serde_json::from_str(&repo_file(ecs)).expect("JSON");
+        for container in td["containerDefinitions"].as_array().expect("containers") {
+            assert_eq!(
+                container["healthCheck"]["command"],
+                serde_json::json!(["CMD", "kinesync", "health"]),
+                "{ecs}"
+            );
+        }
+    }
+    let kustomization = repo_file("deploy/kubernetes/kustomization.yaml");
+    for resource in ["metrics-service.yaml", "networkpolicy.yaml"] {
+        assert!(
+            kustomization.contains(resource),
+            "kustomization.yaml must list {resource}"
+        );
+    }
+    let policy = repo_file("deploy/kubernetes/networkpolicy.yaml");
+    assert!(
+        policy.contains("kind: NetworkPolicy") && policy.contains("port: metrics"),
+        "{policy}"
+    );
+    let cargo = repo_file("Cargo.toml");
+    assert!(
+        cargo.contains("[profile.release]\n") && cargo.contains("strip = true"),
+        "release binaries are stripped"
+    );
+}
+
+/// LICENSE is the license Cargo.toml declares, and the CHANGELOG has an
+/// entry with upgrade notes for the package's version.
+#[test]
+fn the_license_matches_cargo_toml_and_the_changelog_covers_this_version() {
+    let cargo = repo_file("Cargo.toml");
+    assert!(
+        cargo.contains("license = \"Apache-2.0\""),
+        "Cargo.toml declares Apache-2.0"
+    );
+    let license = repo_file("LICENSE");
+    assert!(
+        license.contains("Apache License") && license.contains("Version 2.0, January 2004"),
+        "LICENSE must be the Apache License 2.0 text"
+    );
+    assert!(
+        license.contains("END OF TERMS AND CONDITIONS"),
+        "LICENSE is the whole text"
+    );
+    let changelog = repo_file("CHANGELOG.md");
+    let version = env!("CARGO_PKG_VERSION");
+    let entry = changelog
+        .split("\n## ")
+        .find(|section| section.starts_with(version))
+        .unwrap_or_else(|| panic!("CHANGELOG.md has no \"## {version}\" entry"));
+    assert!(
+        entry.contains("### Upgrade notes"),
+        "the {version} entry needs upgrade notes"
+    );
+    let unreleased = changelog
+        .split("\n## ")
+        .find(|s| s.starts_with("Unreleased"));
+    if let Some(unreleased) = unreleased {
+        assert!(
+            unreleased.contains("### Upgrade notes"),
+            "Unreleased needs upgrade notes too"
+        );
+    }
+}

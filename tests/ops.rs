@@ -118,6 +118,49 @@ async fn check_passes_on_a_ready_pipeline_and_its_probe_record_does_not_reach_an
         "{stdout}"
     );
 
+    // The probe record follows the event contract: a message event (`op`
+    // "m", no row, no table) that every consumer skips (docs/events.md).
+    let probes: Vec<Value> = p
+        .read_stream()
+        .await
+        .iter()
+        .filter(|r| r.partition_key == "kinesync-check")
+        .map(|r| r.event.clone())
+        .collect();
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    let probe = &probes[0];
+    assert_eq!(probe["op"], "m", "{probe}");
+    assert!(
+        probe["before"].is_null() && probe["after"].is_null(),
+        "{probe}"
+    );
+    assert!(probe["source"]["table"].is_null(), "{probe}");
+    assert_eq!(probe["source"]["connector"], "postgresql", "{probe}");
+    assert_eq!(probe["message"]["prefix"], "kinesync-check", "{probe}");
+
+    // One side at a time, each with only what its process needs.
+    let (code, produce) = check_findings(&p, &["--no-write", "--for", "produce"]).await;
+    assert_eq!(code, 0, "{produce:#?}");
+    finding(&produce, "slot ops_ready", "ok");
+    finding(&produce, "stream ops-ready-cdc", "ok");
+    finding(&produce, "configuration", "skipped");
+    assert!(!produce.iter().any(|f| f.1 == "Data API"), "{produce:#?}");
+    let (code, merge) = check_findings(&p, &["--for", "merge"]).await;
+    assert_eq!(code, 0, "{merge:#?}");
+    finding(&merge, "Data API", "ok");
+    finding(&merge, "table public.orders", "ok");
+    for producer_only in [
+        "slot ops_ready",
+        "replication privilege",
+        "stream ops-ready-cdc",
+        "write",
+    ] {
+        assert!(
+            !merge.iter().any(|f| f.1 == producer_only),
+            "{producer_only}: {merge:#?}"
+        );
+    }
+
     // The probe record sits in the stream; the merge skips it.
     p.source
         .batch_execute("UPDATE orders SET qty = 4 WHERE id = 1")
@@ -191,15 +234,24 @@ async fn check_fails_and_names_the_fix_for_each_missing_prerequisite() {
     );
     let stream = finding(&findings, "stream ops-missing-no-such-stream", "fail");
     assert!(stream.3.contains("aws kinesis create-stream"), "{stream:?}");
-    // Redshift before `kinesync setup`.
+    // Redshift before `kinesync setup`: to do, not a failure.
     for object in [
         "external schema kinesync_stream",
         "events view mirror.kinesync_events",
         "checkpoint mirror.kinesync_checkpoint",
     ] {
-        let missing = finding(&findings, object, "fail");
+        let missing = finding(&findings, object, "todo");
+        assert!(missing.2.contains("to do: run setup"), "{missing:?}");
         assert!(missing.3.contains("kinesync setup"), "{missing:?}");
     }
+    let (code, merge) = check_findings(&p, &["--for", "merge"]).await;
+    assert_eq!(code, 6, "public.gone is still missing: {merge:#?}");
+    assert!(
+        merge
+            .iter()
+            .all(|f| f.0 != "fail" || f.1 == "table public.gone" || f.1 == "table public.audit"),
+        "before setup only the tables fail for the merge side: {merge:#?}"
+    );
 
     // A role without REPLICATION and without SELECT.
     p.source
@@ -242,6 +294,11 @@ async fn check_fails_and_names_the_fix_for_each_missing_prerequisite() {
     finding(&findings, "connection", "fail");
     let api = finding(&findings, "Data API", "fail");
     assert!(api.3.contains("redshift-data:ExecuteStatement"), "{api:?}");
+    assert!(
+        api.2
+            .contains("could not connect to the endpoint URL \"http://127.0.0.1:1\""),
+        "{api:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

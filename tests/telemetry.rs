@@ -39,6 +39,19 @@ async fn wait_for_status(addr: &str, path: &str, status: u16) -> String {
     .await
 }
 
+/// `metrics` names this process in build_info and has no series starting
+/// with `foreign` (the other process's families).
+fn assert_only_own_families(metrics: &str, process: &str, foreign: &str) {
+    let version = env!("CARGO_PKG_VERSION");
+    let info = format!("kinesync_build_info{{version=\"{version}\",process=\"{process}\"}}");
+    assert_eq!(sample(metrics, &info), Some(1.0), "{info} in\n{metrics}");
+    let stray: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with(foreign) || l.contains(&format!(" {foreign}")))
+        .collect();
+    assert!(stray.is_empty(), "the other process's families: {stray:?}");
+}
+
 async fn insert_rows(pipeline: &Pipeline) {
     pipeline
         .source
@@ -74,12 +87,27 @@ async fn a_running_producer_exports_its_progress_and_is_alive_and_ready() {
     .await;
     let lag = sample(&metrics, "kinesync_commit_to_ack_lag_seconds").expect("lag exported");
     assert!((0.0..60.0).contains(&lag), "commit-to-ack lag {lag}");
+    // Only the producer's own families, plus build_info and the slot lag.
+    assert_only_own_families(&metrics, "produce", "kinesync_merge_");
+    assert!(
+        sample(&metrics, "kinesync_slot_lag_bytes").is_some_and(|b| b >= 0.0),
+        "{metrics}"
+    );
     assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text:\n{metrics}");
 
     let alive = wait_for_status(&addr, "/healthz", 200).await;
     assert!(alive.starts_with("ok"), "{alive}");
     let ready = wait_for_status(&addr, "/readyz", 200).await;
     assert_eq!(ready, "ok source\nok kinesis\n");
+    // `kinesync health` (the containers' health check) asks the same listener.
+    for args in [
+        &["health", "--addr", &addr][..],
+        &["health", "--ready", "--addr", &addr],
+    ] {
+        let (code, stdout, stderr) = p.run_bounded(args).await;
+        assert_eq!(code, 0, "{args:?}: {stdout}{stderr}");
+        assert!(stdout.starts_with("ok"), "{args:?}: {stdout}");
+    }
 
     // `kinesync status` reads the put rate from the same endpoint.
     let (code, stdout, stderr) = p
@@ -107,7 +135,15 @@ async fn a_running_producer_exports_its_progress_and_is_alive_and_ready() {
         "{not_ready}"
     );
     assert_eq!(get(&addr, "/healthz").await.map(|a| a.status), Some(200));
+    let out = p.run_bounded(&["health", "--ready", "--addr", &addr]).await;
+    assert_one_line_error(&out, Some(1), &["/readyz", "503", "failing kinesis"]);
     p.kill_producer().await;
+    let out = p.run_bounded(&["health", "--addr", &addr]).await;
+    assert_one_line_error(
+        &out,
+        Some(1),
+        &["no kinesync telemetry listener answers", &addr],
+    );
 }
 
 #[tokio::test]
@@ -266,6 +302,16 @@ async fn the_merge_daemon_exports_runs_and_rows_merged_per_table() {
     );
     let ready = wait_for_status(&addr, "/readyz", 200).await;
     assert_eq!(ready, "ok last_merge\nok data_api\n");
+    // Only the merge daemon's own families, plus build_info and the
+    // mirror's freshness, sampled from the checkpoint after the merge.
+    assert_only_own_families(&metrics, "merge", "kinesync_slot_");
+    for producer_only in ["kinesync_events_put_total", "kinesync_put_"] {
+        assert!(
+            !metrics.contains(producer_only),
+            "{producer_only} in\n{metrics}"
+        );
+    }
+    wait_for_metrics(&addr, &[("kinesync_mirror_watermark_age_seconds", 1.0)]).await;
     wait_for_status(&addr, "/healthz", 200).await;
     p.assert_mirror_equals_source("public.items").await;
     daemon.kill().await.expect("kill merge daemon");

@@ -1,10 +1,17 @@
 //! `kinesync check`: the preflight a user runs first. Each prerequisite of
 //! the three parts is one [`Finding`]; a failed one carries the exact fix
 //! (the GRANT, the ALTER, the IAM action). Nothing is created or changed,
-//! with one exception: unless `--no-write`, one probe record
-//! (`{"kinesync_check": ...}`, partition key `kinesync-check`) is put into
-//! the stream to prove the role may write. The merge ignores it: it belongs
-//! to no source table.
+//! with one exception: unless `--no-write`, one probe record (partition key
+//! `kinesync-check`) is put into the stream to prove the role may write. It
+//! is a Debezium-style *message* event (`op` = `"m"`, `before` and `after`
+//! null, no table, `message.prefix` = `kinesync-check`), which the event
+//! contract (docs/events.md) tells every consumer to skip; the merge skips
+//! it because it belongs to no source table.
+//!
+//! `--for produce` and `--for merge` check only what that process needs, so
+//! each can run with its own identity (the producer has no Redshift rights,
+//! the merge daemon no PutRecords right). Redshift objects `setup` has not
+//! created yet are "to do", not failures.
 
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -16,7 +23,7 @@ use crate::redshift::{DataApi, Value};
 use crate::scheduler::plan::{redshift_name, Objects};
 use crate::shutdown::Shutdown;
 use crate::sink::kinesis::KinesisWriter;
-use crate::sink::{OutRecord, RecordResult, RecordWriter};
+use crate::sink::{OutRecord, RecordResult, RecordWriter, SinkError};
 use crate::sql::{self, quote_literal, Template, Values};
 
 /// Events per second one provisioned shard accepts.
@@ -24,8 +31,28 @@ pub const SHARD_RECORDS_PER_SECOND: u64 = 1_000;
 /// Share of the stream's capacity the expected rate may use before `check`
 /// asks for more shards: room for bursts and uneven partition keys.
 pub const SHARD_HEADROOM: f64 = 0.8;
-/// The partition key of the probe record.
+/// The partition key of the probe record, and its `message.prefix`.
 pub const PROBE_PARTITION_KEY: &str = "kinesync-check";
+
+/// Which process's prerequisites to check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Side {
+    /// Everything.
+    #[default]
+    All,
+    /// `produce`: the source's replication side and the stream.
+    Produce,
+    /// The merge daemon and setup: the source catalog and Redshift.
+    Merge,
+}
+
+/// Source checks the merge daemon needs too (it reads the source catalog);
+/// the rest (replication, publication, slot) are the producer's.
+fn merge_needs(finding: &Finding) -> bool {
+    finding.part != Part::Source
+        || matches!(finding.check.as_str(), "connection" | "catalog" | "tables")
+        || finding.check.starts_with("table ")
+}
 
 /// What the user asked `check` to do.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +61,8 @@ pub struct CheckOptions {
     pub expected_rate: Option<u64>,
     /// Skip the probe record.
     pub no_write: bool,
+    /// Which process's prerequisites to check.
+    pub side: Side,
 }
 
 /// Every finding, in order.
@@ -52,10 +81,19 @@ impl CheckReport {
 pub async fn check(config: &Config, options: &CheckOptions, shutdown: Shutdown) -> CheckReport {
     let mut findings = Vec::new();
     check_source(config, &mut findings).await;
-    check_kinesis(config, options, &mut findings).await;
-    match &config.redshift {
-        Some(redshift) => check_redshift(config, redshift, shutdown, &mut findings).await,
-        None => findings.push(Finding::skipped(
+    if options.side == Side::Merge {
+        findings.retain(merge_needs);
+    } else {
+        check_kinesis(config, options, &mut findings).await;
+    }
+    match (&config.redshift, options.side) {
+        (_, Side::Produce) => findings.push(Finding::skipped(
+            Part::Redshift,
+            "configuration",
+            "--for produce: Redshift is the merge daemon's (kinesync check --for merge)",
+        )),
+        (Some(redshift), _) => check_redshift(config, redshift, shutdown, &mut findings).await,
+        (None, _) => findings.push(Finding::skipped(
             Part::Redshift,
             "configuration",
             "no [redshift] section: only the producer side was checked",
@@ -425,9 +463,7 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
                 Part::Kinesis,
                 check,
                 error.to_string(),
-                format!(
-                    "create it (aws kinesis create-stream --stream-name {stream} --stream-mode-details StreamMode=ON_DEMAND) or allow kinesis:DescribeStreamSummary on it; check kinesis.region"
-                ),
+                describe_fix(&error, &stream),
             ));
             return;
         }
@@ -493,9 +529,7 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
     let probe = OutRecord {
         seq: 0,
         partition_key: PROBE_PARTITION_KEY.to_owned(),
-        data: serde_json::json!({ "kinesync_check": chrono::Utc::now().to_rfc3339() })
-            .to_string()
-            .into_bytes(),
+        data: probe_event(config).to_string().into_bytes(),
     };
     findings.push(match writer.put_records(&[probe]).await {
         Ok(results) if results.iter().all(|r| *r == RecordResult::Accepted) => {
@@ -514,6 +548,49 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
             format!("allow kinesis:PutRecords on the stream {stream} for the producer's role (docs/security.md)"),
         ),
     });
+}
+
+/// The probe record: a Debezium-style message event (`op` = `"m"`), the
+/// shape docs/events.md tells consumers to skip.
+fn probe_event(config: &Config) -> serde_json::Value {
+    let now = chrono::Utc::now();
+    serde_json::json!({
+        "before": null,
+        "after": null,
+        "op": "m",
+        "ts_ms": now.timestamp_millis(),
+        "source": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "connector": "postgresql",
+            "name": config.source.slot,
+            "ts_ms": now.timestamp_millis(),
+            "snapshot": "false",
+            "db": null,
+            "sequence": null,
+            "schema": null,
+            "table": null,
+            "txId": null,
+            "lsn": null,
+            "commit_lsn": null,
+            "xmin": null,
+        },
+        "message": {
+            "prefix": PROBE_PARTITION_KEY,
+            "content": format!("written by kinesync check at {}", now.to_rfc3339()),
+        },
+    })
+}
+
+/// The fix for a failed DescribeStreamSummary: create the stream only when
+/// it is missing; otherwise what the AWS error says.
+fn describe_fix(error: &SinkError, stream: &str) -> String {
+    match error {
+        SinkError::StreamNotFound { .. } => format!(
+            "create it (aws kinesis create-stream --stream-name {stream} --stream-mode-details StreamMode=ON_DEMAND), or fix kinesis.stream and kinesis.region"
+        ),
+        SinkError::Aws(aws) => aws.fix(),
+        _ => "check the network, AWS_ENDPOINT_URL_KINESIS and kinesis.region".to_owned(),
+    }
 }
 
 async fn check_redshift(
@@ -579,7 +656,7 @@ async fn check_redshift(
         findings.push(if count(i) > 0 {
             Finding::ok(Part::Redshift, what, "present")
         } else {
-            Finding::fail(Part::Redshift, what, "missing", run_setup)
+            Finding::todo(Part::Redshift, what, "to do: run setup", run_setup)
         });
     }
     if count(2) == 0 {
@@ -603,10 +680,13 @@ async fn check_redshift(
     };
     let text = |i: usize| row.as_ref().and_then(|r| r.get(i)).and_then(Value::as_text);
     let (Some(merged_at), Some(now)) = (text(1), text(2)) else {
-        findings.push(Finding::fail(
+        findings.push(Finding::todo(
             Part::Redshift,
             "checkpoint",
-            format!("no row for events view {}", redshift.events_view),
+            format!(
+                "to do: run setup (no row for events view {})",
+                redshift.events_view
+            ),
             run_setup,
         ));
         return;

@@ -45,8 +45,10 @@ pub enum Outcome {
     Warn,
     /// Missing: the pipeline will not run until it is fixed.
     Fail,
-    /// Not checked because an earlier check failed.
+    /// Not checked because an earlier check failed, or not asked for.
     Skipped,
+    /// Not there yet, and `kinesync setup` (the fix) creates it: not a failure.
+    Todo,
 }
 
 /// One checked prerequisite.
@@ -100,6 +102,16 @@ impl Finding {
         }
     }
 
+    /// An object a later step creates (the fix says which), e.g. `setup`.
+    pub fn todo(
+        part: Part,
+        check: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding::ok(part, check, detail).needing(Outcome::Todo, fix)
+    }
+
     pub fn skipped(part: Part, check: impl Into<String>, reason: impl Into<String>) -> Finding {
         Finding {
             outcome: Outcome::Skipped,
@@ -115,6 +127,7 @@ impl fmt::Display for Finding {
             Outcome::Warn => "WARN",
             Outcome::Fail => "FAIL",
             Outcome::Skipped => "skip",
+            Outcome::Todo => "todo",
         };
         write!(
             f,

@@ -24,6 +24,7 @@ use crate::redshift::{DataApi, Value};
 use crate::scheduler::plan::Objects;
 use crate::shutdown::Shutdown;
 use crate::sql;
+use crate::telemetry::{metrics, Process};
 
 /// The slot as PostgreSQL sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +74,54 @@ impl StatusReport {
     /// True when no part could be read at all.
     pub fn nothing_read(&self) -> bool {
         self.slot.is_none() && self.merge.is_none() && self.events_per_second.is_none()
+    }
+}
+
+/// How often the producer samples its slot's lag for `kinesync_slot_lag_bytes`.
+pub const SLOT_LAG_SAMPLE: Duration = Duration::from_secs(10);
+/// How often the merge daemon samples the watermark's age (two Data API
+/// queries each time) for `kinesync_mirror_watermark_age_seconds`.
+pub const WATERMARK_SAMPLE: Duration = Duration::from_secs(30);
+
+/// Keeps the sampled gauges of a long-running process current until
+/// `shutdown`: the slot lag (producer) or the watermark age (merge daemon),
+/// read the way `kinesync status` reads them. A failed sample keeps the
+/// last value and logs at debug: the process's own health says what is down.
+pub async fn sample_gauges(config: Config, process: Process, shutdown: Shutdown) {
+    let every = match process {
+        Process::Produce => SLOT_LAG_SAMPLE,
+        Process::Merge => WATERMARK_SAMPLE,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {}
+        }
+        let m = metrics();
+        match process {
+            Process::Produce => match slot_status(&config).await {
+                Ok(SlotStatus {
+                    lag_bytes: Some(lag),
+                    ..
+                }) => {
+                    m.slot_lag_bytes.set(lag);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "slot lag sample"),
+            },
+            Process::Merge => match merge_status(&config, shutdown.clone()).await {
+                Ok(MergeStatus {
+                    watermark_age_seconds: Some(age),
+                    ..
+                }) => {
+                    m.watermark_age.set(age as f64);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "watermark age sample"),
+            },
+        }
     }
 }
 

@@ -17,7 +17,8 @@ const POLL_MAX: Duration = Duration::from_secs(2);
 /// Why a statement did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedshiftError {
-    #[error("Redshift Data API call {call} failed: {message}")]
+    /// A Data API call failed; `message` is [`crate::aws::AwsError`]'s line.
+    #[error("{message}")]
     Api { call: &'static str, message: String },
     #[error(
         "Redshift statement failed: {error} (statement: {})",
@@ -60,15 +61,6 @@ fn one_line(statement: &str) -> String {
     match flat.char_indices().nth(200) {
         Some((cut, _)) => format!("{}...", &flat[..cut]),
         None => flat,
-    }
-}
-
-impl RedshiftError {
-    fn api(call: &'static str, error: impl std::fmt::Display) -> RedshiftError {
-        RedshiftError::Api {
-            call,
-            message: error.to_string(),
-        }
     }
 }
 
@@ -147,6 +139,29 @@ impl DataApi {
         }
     }
 
+    /// A failed Data API call, worded by [`crate::aws::classify`].
+    fn api_error<E, R>(
+        &self,
+        call: &'static str,
+        error: &aws_sdk_redshiftdata::error::SdkError<E, R>,
+    ) -> RedshiftError
+    where
+        E: aws_sdk_redshiftdata::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        let target = match (&self.config.workgroup, &self.config.cluster_id) {
+            (Some(w), _) => format!("workgroup {w:?}"),
+            (_, Some(c)) => format!("cluster {c:?}"),
+            _ => "Redshift".to_owned(),
+        };
+        let region = self.client.config().region().map(|r| r.as_ref().to_owned());
+        let aws_call = crate::aws::Call::redshift_data(call, &target, region);
+        RedshiftError::Api {
+            call,
+            message: crate::aws::classify(&aws_call, error).to_string(),
+        }
+    }
+
     /// A cheap call that proves the Data API answers with these credentials
     /// (ListStatements: it does not start a serverless workgroup or run SQL).
     pub async fn ping(&self) -> Result<(), RedshiftError> {
@@ -156,12 +171,7 @@ impl DataApi {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| {
-                RedshiftError::api(
-                    "ListStatements",
-                    aws_sdk_redshiftdata::error::DisplayErrorContext(e),
-                )
-            })
+            .map_err(|e| self.api_error("ListStatements", &e))
     }
 
     /// Runs one statement and waits for it; returns the rows it affected.
@@ -177,12 +187,7 @@ impl DataApi {
         let output = target!(self.client.execute_statement().sql(sql), self.config)
             .send()
             .await
-            .map_err(|e| {
-                RedshiftError::api(
-                    "ExecuteStatement",
-                    aws_sdk_redshiftdata::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| self.api_error("ExecuteStatement", &e))?;
         Ok(output.id().unwrap_or_default().to_owned())
     }
 
@@ -200,12 +205,7 @@ impl DataApi {
         )
         .send()
         .await
-        .map_err(|e| {
-            RedshiftError::api(
-                "BatchExecuteStatement",
-                aws_sdk_redshiftdata::error::DisplayErrorContext(e),
-            )
-        })?;
+        .map_err(|e| self.api_error("BatchExecuteStatement", &e))?;
         let id = output.id().unwrap_or_default().to_owned();
         let summary = format!("batch of {} statements", sqls.len());
         let (_, result_rows) = self.wait(&id, &summary).await?;
@@ -226,12 +226,7 @@ impl DataApi {
                 .set_next_token(next_token.take())
                 .send()
                 .await
-                .map_err(|e| {
-                    RedshiftError::api(
-                        "GetStatementResult",
-                        aws_sdk_redshiftdata::error::DisplayErrorContext(e),
-                    )
-                })?;
+                .map_err(|e| self.api_error("GetStatementResult", &e))?;
             rows.extend(
                 page.records()
                     .iter()
@@ -271,12 +266,7 @@ impl DataApi {
                 .id(id)
                 .send()
                 .await
-                .map_err(|e| {
-                    RedshiftError::api(
-                        "DescribeStatement",
-                        aws_sdk_redshiftdata::error::DisplayErrorContext(e),
-                    )
-                })?;
+                .map_err(|e| self.api_error("DescribeStatement", &e))?;
             match described.status() {
                 Some(StatusString::Finished) => {
                     let subs = described

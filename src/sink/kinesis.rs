@@ -24,6 +24,7 @@ use aws_sdk_kinesis::Client;
 use std::time::Duration;
 
 use super::{OutRecord, PutError, RecordResult, RecordWriter, SinkError};
+use crate::aws::{AwsError, Call};
 use crate::config::KinesisConfig;
 
 /// A PutRecords client bound to one stream.
@@ -31,6 +32,8 @@ use crate::config::KinesisConfig;
 pub struct KinesisWriter {
     client: Client,
     stream_name: String,
+    /// The client's region, for error messages.
+    region: Option<String>,
 }
 
 /// Attempts the SDK makes per call: one; the dispatcher retries.
@@ -77,11 +80,17 @@ impl KinesisWriter {
         KinesisWriter {
             client: Client::from_conf(client_config),
             stream_name: stream_name(&config.stream).to_owned(),
+            region: sdk.region().map(|r| r.as_ref().to_owned()),
         }
     }
 
     pub fn stream_name(&self) -> &str {
         &self.stream_name
+    }
+
+    /// `operation` on this writer's stream, for error messages.
+    fn call(&self, operation: &str) -> Call {
+        Call::kinesis(operation, &self.stream_name, self.region.clone())
     }
 
     /// Fail fast before streaming: the stream exists and we may describe it.
@@ -111,13 +120,15 @@ impl KinesisWriter {
                     retention_hours: summary.map(|s| s.retention_period_hours()).unwrap_or(0),
                 })
             }
-            Err(err) => Err(match classify(&self.stream_name, &err) {
-                PutError::Fatal(e) => e,
-                PutError::Retryable(detail) => SinkError::Io {
-                    target: format!("Kinesis stream {:?}", self.stream_name),
-                    detail,
+            Err(err) => Err(
+                match classify(&self.call("DescribeStreamSummary"), &self.stream_name, &err) {
+                    PutError::Fatal(e) => e,
+                    PutError::Retryable(detail) => SinkError::Io {
+                        target: format!("Kinesis stream {:?}", self.stream_name),
+                        detail,
+                    },
                 },
-            }),
+            ),
         }
     }
 }
@@ -154,6 +165,7 @@ impl RecordWriter for KinesisWriter {
             .collect();
         let request = self.client.put_records().stream_name(&self.stream_name);
         let stream = self.stream_name.clone();
+        let call = self.call("PutRecords");
         let count = records.len();
         async move {
             let entries = entries.map_err(|e| SinkError::Rejected {
@@ -165,7 +177,7 @@ impl RecordWriter for KinesisWriter {
                 .set_records(Some(entries))
                 .send()
                 .await
-                .map_err(|e| classify(&stream, &e))?;
+                .map_err(|e| classify(&call, &stream, &e))?;
             let results = output.records();
             if results.len() != count {
                 return Err(PutError::Retryable(format!(
@@ -191,60 +203,48 @@ impl RecordWriter for KinesisWriter {
     }
 }
 
-/// Map an SDK error to retry-or-stop.
-fn classify<E, R>(stream: &str, err: &SdkError<E, R>) -> PutError
+/// Map an SDK error to retry-or-stop, worded by [`crate::aws::classify`]:
+/// throttling, network trouble and unknown service codes are retried; a
+/// missing stream, missing credentials or region, and refused access stop
+/// the producer with one line naming the fix.
+fn classify<E, R>(call: &Call, stream: &str, err: &SdkError<E, R>) -> PutError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    match err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            let code = e.code().unwrap_or("Unknown").to_owned();
-            let detail = e.message().unwrap_or("").to_owned();
-            match code.as_str() {
-                "ResourceNotFoundException" => PutError::Fatal(SinkError::StreamNotFound {
-                    stream: stream.into(),
-                    detail,
-                }),
-                "AccessDeniedException"
-                | "KMSAccessDeniedException"
-                | "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "ExpiredTokenException"
-                | "MissingAuthenticationToken" => PutError::Fatal(SinkError::AccessDenied {
-                    stream: stream.into(),
-                    detail: format!("{code}: {detail}"),
-                }),
-                c if RETRYABLE_CODES.contains(&c) => {
-                    PutError::Retryable(format!("{code}: {detail}"))
-                }
-                "ValidationException"
-                | "InvalidArgumentException"
-                | "KMSDisabledException"
-                | "KMSInvalidStateException"
-                | "KMSNotFoundException"
-                | "KMSOptInRequired" => PutError::Fatal(SinkError::Rejected {
-                    stream: stream.into(),
-                    code,
-                    detail,
-                }),
-                _ => PutError::Retryable(format!("{code}: {detail}")),
-            }
-        }
-        SdkError::ConstructionFailure(_) => PutError::Fatal(SinkError::Rejected {
+    let aws = crate::aws::classify(call, err);
+    if matches!(err, SdkError::ConstructionFailure(_)) {
+        return PutError::Fatal(SinkError::Aws(Box::new(aws)));
+    }
+    match &aws {
+        AwsError::NotFound { code, message, .. } => PutError::Fatal(SinkError::StreamNotFound {
             stream: stream.into(),
-            code: "ConstructionFailure".into(),
-            detail: format!("{}", aws_sdk_kinesis::error::DisplayErrorContext(err)),
+            detail: format!("{code}: {message}"),
         }),
-        // Network, timeouts, unparsable answers (kinesalite's empty 413 lands
-        // here, but the dispatcher keeps requests under its limits).
-        _ => PutError::Retryable(format!(
-            "{}",
-            aws_sdk_kinesis::error::DisplayErrorContext(err)
-        )),
+        AwsError::Service { code, message, .. } if FATAL_CODES.contains(&code.as_str()) => {
+            PutError::Fatal(SinkError::Rejected {
+                stream: stream.into(),
+                code: code.clone(),
+                detail: message.clone(),
+            })
+        }
+        AwsError::Service { .. }
+        | AwsError::Throttled { .. }
+        | AwsError::Unreachable { .. }
+        | AwsError::Other { .. } => PutError::Retryable(aws.to_string()),
+        _ => PutError::Fatal(SinkError::Aws(Box::new(aws))),
     }
 }
+
+/// Service error codes that no retry can fix (the request itself is wrong).
+const FATAL_CODES: &[&str] = &[
+    "ValidationException",
+    "InvalidArgumentException",
+    "KMSDisabledException",
+    "KMSInvalidStateException",
+    "KMSNotFoundException",
+    "KMSOptInRequired",
+];
 
 #[cfg(test)]
 mod tests {

@@ -86,6 +86,10 @@ pub enum SinkError {
     Io { target: String, detail: String },
     #[error("sink task failed: {0}")]
     Task(String),
+    /// Credentials, region, access or endpoint: retrying cannot help.
+    /// Boxed: it is large, and every `Result` carrying a `SinkError` pays for it.
+    #[error(transparent)]
+    Aws(Box<crate::aws::AwsError>),
 }
 
 /// The seam around one "put these records" call. Implementations report

@@ -6,9 +6,13 @@
 //! kept whether or not `/metrics` is served, so the instrumented code has no
 //! "is telemetry on" branches. docs/operations.md lists each metric and what
 //! to alert on; keep the two in step.
+//!
+//! Each process exports only its own families (the producer's, or the merge
+//! daemon's: see [`set_process`]) plus `build_info`, so an alert on one
+//! process's metric never fires on the other for a number it never moves.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
@@ -29,7 +33,12 @@ pub type Labels2 = [(&'static str, String); 2];
 /// The handles. Names below omit the `kinesync_` prefix and the `_total`
 /// suffix counters get on the wire.
 pub struct Metrics {
-    registry: Registry,
+    /// `build_info`: every process.
+    common: Registry,
+    producer: Registry,
+    merge: Registry,
+    /// `version`, `process` = 1.
+    pub build_info: Family<Labels2, Gauge>,
     // -- producer --
     /// Change events read from the source (snapshot rows and streamed changes).
     pub events_read: Counter,
@@ -49,6 +58,8 @@ pub struct Metrics {
     pub confirmed_lsn: Gauge,
     /// Unix time of the last request the sink fully or partly accepted.
     pub put_last_success: Gauge<f64, AtomicU64>,
+    /// WAL the server wrote past the slot's confirmed LSN (sampled).
+    pub slot_lag_bytes: Gauge,
     /// Rows copied by the initial snapshot, per table.
     pub snapshot_rows: Family<Label, Counter>,
     /// pg_class.reltuples of each table when its snapshot copy started.
@@ -67,12 +78,19 @@ pub struct Metrics {
     pub merge_events: Family<Label, Counter>,
     /// Unix time of the last successful merge run.
     pub merge_last_success: Gauge<f64, AtomicU64>,
+    /// Age of the newest event the mirror holds (the watermark), sampled.
+    pub watermark_age: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut registry = Registry::with_prefix(METRIC_PREFIX);
+        let mut common = Registry::with_prefix(METRIC_PREFIX);
+        let mut producer = Registry::with_prefix(METRIC_PREFIX);
+        let mut merge = Registry::with_prefix(METRIC_PREFIX);
         let m = Metrics {
+            build_info: Family::default(),
+            slot_lag_bytes: Gauge::default(),
+            watermark_age: Gauge::default(),
             events_read: Counter::default(),
             events_put: Counter::default(),
             bytes_put: Counter::default(),
@@ -92,9 +110,27 @@ impl Metrics {
             merge_rows: Family::default(),
             merge_events: Family::default(),
             merge_last_success: Gauge::default(),
-            registry: Registry::default(),
+            common: Registry::default(),
+            producer: Registry::default(),
+            merge: Registry::default(),
         };
-        let r = &mut registry;
+        common.register(
+            "build_info",
+            "The kinesync version and which process this is (always 1)",
+            m.build_info.clone(),
+        );
+        producer.register(
+            "slot_lag_bytes",
+            "WAL the source server wrote past the slot's confirmed LSN (sampled every 10 s)",
+            m.slot_lag_bytes.clone(),
+        );
+        merge.register_with_unit(
+            "mirror_watermark_age",
+            "Age of the newest event merged into the mirror (the watermark), sampled every 30 s",
+            Unit::Seconds,
+            m.watermark_age.clone(),
+        );
+        let r = &mut producer;
         r.register(
             "events_read",
             "Change events read from PostgreSQL (snapshot rows and streamed changes)",
@@ -159,6 +195,7 @@ impl Metrics {
             "pg_class.reltuples of each table when its snapshot copy started",
             m.snapshot_rows_estimated.clone(),
         );
+        let r = &mut merge;
         r.register(
             "merge_runs",
             "Merge runs by result (ok, failed, skipped)",
@@ -186,15 +223,69 @@ impl Metrics {
             Unit::Seconds,
             m.merge_last_success.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            common,
+            producer,
+            merge,
+            ..m
+        }
     }
 
-    /// The registry in the OpenMetrics text format (what `/metrics` serves).
+    /// This process's families in the OpenMetrics text format (what
+    /// `/metrics` serves): `build_info`, then the producer's or the merge
+    /// daemon's families (both before [`set_process`] is called).
     pub fn encode(&self) -> String {
+        let process = PROCESS.get().copied();
+        let mut parts = vec![&self.common];
+        if process != Some(Process::Merge) {
+            parts.push(&self.producer);
+        }
+        if process != Some(Process::Produce) {
+            parts.push(&self.merge);
+        }
         let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        // Writing into a String cannot fail; each part ends with `# EOF`,
+        // which only the last may keep.
+        for (i, part) in parts.iter().enumerate() {
+            let mut text = String::new();
+            let _ = encode(&mut text, part);
+            if i + 1 < parts.len() {
+                text = text.strip_suffix("# EOF\n").unwrap_or(&text).to_owned();
+            }
+            out.push_str(&text);
+        }
         out
+    }
+}
+
+/// Which long-running process this is: decides which families it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Produce,
+    Merge,
+}
+
+impl Process {
+    fn name(self) -> &'static str {
+        match self {
+            Process::Produce => "produce",
+            Process::Merge => "merge",
+        }
+    }
+}
+
+static PROCESS: OnceLock<Process> = OnceLock::new();
+
+/// Declares this process (once, at start): its families and `build_info`.
+pub fn set_process(process: Process) {
+    if PROCESS.set(process).is_ok() {
+        metrics()
+            .build_info
+            .get_or_create(&[
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("process", process.name().to_owned()),
+            ])
+            .set(1);
     }
 }
 
@@ -250,6 +341,70 @@ mod tests {
         }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("kinesync_"), "{line}");
+        }
+    }
+
+    /// Every `kinesync_*` series the shipped alerts and dashboard query is
+    /// one this binary exports (a family, or a family plus the suffix its
+    /// samples get), so a renamed metric cannot leave a silent alert.
+    #[test]
+    fn the_shipped_alerts_and_dashboard_use_only_exported_metrics() {
+        // Families with labels show only once they have a series.
+        let m = metrics();
+        let _ = m
+            .build_info
+            .get_or_create(&[("version", "test".into()), ("process", "test".into())]);
+        for family in [
+            &m.put_requests,
+            &m.records_failed,
+            &m.snapshot_rows,
+            &m.merge_runs,
+            &m.merge_events,
+        ] {
+            let _ = family.get_or_create(&label("x", "y"));
+        }
+        let _ = m
+            .snapshot_rows_estimated
+            .get_or_create(&label("table", "t"));
+        let _ = m
+            .merge_rows
+            .get_or_create(&[("table", "t".into()), ("op", "inserted".into())]);
+        let families: Vec<String> = m
+            .encode()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        let known = |name: &str| {
+            families.iter().any(|f| {
+                name == f
+                    || ["_total", "_bucket", "_count", "_sum"]
+                        .iter()
+                        .any(|suffix| name == format!("{f}{suffix}"))
+            })
+        };
+        for (file, text) in [
+            (
+                "alerts.yaml",
+                include_str!("../../deploy/monitoring/alerts.yaml"),
+            ),
+            (
+                "grafana-dashboard.json",
+                include_str!("../../deploy/monitoring/grafana-dashboard.json"),
+            ),
+        ] {
+            let mut used = 0;
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+                if word.starts_with("kinesync_") && !word.contains(':') {
+                    used += 1;
+                    assert!(
+                        known(word),
+                        "{file} uses {word}, which kinesync does not export ({families:?})"
+                    );
+                }
+            }
+            assert!(used > 5, "{file} queries almost no kinesync metric");
         }
     }
 }

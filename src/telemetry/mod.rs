@@ -9,10 +9,11 @@
 
 pub mod health;
 pub mod metrics;
+pub mod probe;
 mod server;
 
 pub use health::{health, Health, Probe};
-pub use metrics::{label, metrics, Metrics};
+pub use metrics::{label, metrics, set_process, Metrics, Process};
 pub use server::{serve, ServeError};
 
 use crate::config::Config;
