@@ -36,6 +36,7 @@ template!(MERGE_REFRESH, "merge/refresh.sql");
 template!(MERGE_BEGIN, "merge/begin.sql");
 template!(MERGE_TABLE, "merge/table.sql");
 template!(MERGE_TOAST, "merge/toast.sql");
+template!(MERGE_TOAST_MARKERS, "merge/toast_markers.sql");
 template!(MERGE_TOAST_RESOLVE, "merge/toast_resolve.sql");
 template!(MERGE_TOAST_UNRESOLVED, "merge/toast_unresolved.sql");
 template!(MERGE_COMMIT, "merge/commit.sql");

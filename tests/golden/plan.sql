@@ -113,7 +113,10 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."after"."note"::varchar AS "note",
        CASE WHEN JSON_TYPEOF(e.payload."after"."doc") = 'null' THEN NULL ELSE e.payload."after"."doc" END AS "doc",
        CASE WHEN e.payload."after"."at"::varchar IN ('infinity', '-infinity') OR e.payload."after"."at"::varchar LIKE '% BC' OR POSITION('-' IN e.payload."after"."at"::varchar) > 5 THEN NULL ELSE e.payload."after"."at"::varchar::timestamptz END AS "at",
-       COALESCE(e.payload."before"."id"::bigint, e.payload."after"."id"::bigint) AS _kinesync_origin_1
+       COALESCE(e.payload."before"."id"::bigint, e.payload."after"."id"::bigint) AS _kinesync_origin_1,
+       e.payload."unchanged_toast"."note"::boolean AS _kinesync_unchanged_1,
+       e.payload."unchanged_toast"."doc"::boolean AS _kinesync_unchanged_2,
+       (e.payload."op"::varchar = 'u' AND e.payload."unchanged_toast" IS NULL) AS _kinesync_legacy
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar IN ('c', 'u', 'r')
 UNION ALL
@@ -126,7 +129,10 @@ SELECT CAST('delete' AS VARCHAR(6)),
        CAST(NULL AS VARCHAR(65535)),
        CAST(NULL AS SUPER),
        CAST(NULL AS TIMESTAMPTZ),
-       CAST(NULL AS BIGINT)
+       CAST(NULL AS BIGINT),
+       CAST(NULL AS BOOLEAN) AS _kinesync_unchanged_1,
+       CAST(NULL AS BOOLEAN) AS _kinesync_unchanged_2,
+       false AS _kinesync_legacy
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders'
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
@@ -183,6 +189,12 @@ WHERE kinesync_latest_1."id" = m."id"
   AND (m._kinesync_commit_lsn > kinesync_latest_1._kinesync_commit_lsn
        OR (m._kinesync_commit_lsn = kinesync_latest_1._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_1._kinesync_lsn));
 
+UPDATE kinesync_changes_1 SET _kinesync_unchanged_1 = CASE WHEN _kinesync_legacy THEN COALESCE("note" = '__debezium_unavailable_value', false) ELSE COALESCE(_kinesync_unchanged_1, false) END,
+    _kinesync_unchanged_2 = CASE WHEN _kinesync_legacy THEN COALESCE(IS_VARCHAR("doc") AND "doc"::varchar = '__debezium_unavailable_value', false) ELSE COALESCE(_kinesync_unchanged_2, false) END;
+
+UPDATE kinesync_latest_1 SET _kinesync_unchanged_1 = CASE WHEN _kinesync_legacy THEN COALESCE("note" = '__debezium_unavailable_value', false) ELSE COALESCE(_kinesync_unchanged_1, false) END,
+    _kinesync_unchanged_2 = CASE WHEN _kinesync_legacy THEN COALESCE(IS_VARCHAR("doc") AND "doc"::varchar = '__debezium_unavailable_value', false) ELSE COALESCE(_kinesync_unchanged_2, false) END;
+
 CREATE TEMP TABLE kinesync_links_1 AS
 SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1 FROM (
     SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
@@ -195,7 +207,7 @@ SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1 FR
       ON p."id" = r._kinesync_origin_1
      AND (p._kinesync_commit_lsn < r._kinesync_commit_lsn
           OR (p._kinesync_commit_lsn = r._kinesync_commit_lsn AND p._kinesync_lsn < r._kinesync_lsn))
-    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (COALESCE(r."note" = '__debezium_unavailable_value', false) OR COALESCE(IS_VARCHAR(r."doc") AND r."doc"::varchar = '__debezium_unavailable_value', false))
+    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (r._kinesync_unchanged_1 OR r._kinesync_unchanged_2)
 ) AS x
 WHERE x._kinesync_rank = 1;
 
@@ -203,7 +215,7 @@ CREATE TEMP TABLE kinesync_chain_1 AS
 WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth, _kinesync_at_1) AS (
     SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0, l."id"
     FROM kinesync_latest_1 AS l
-    WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."note" = '__debezium_unavailable_value', false) OR COALESCE(IS_VARCHAR(l."doc") AND l."doc"::varchar = '__debezium_unavailable_value', false))
+    WHERE l._kinesync_action = 'upsert' AND (l._kinesync_unchanged_1 OR l._kinesync_unchanged_2)
     UNION ALL
     SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1, k._kinesync_pred_1
     FROM walk AS w
@@ -217,20 +229,22 @@ JOIN kinesync_changes_1 AS c
 
 CREATE TEMP TABLE kinesync_resolved_1_1 AS
 SELECT s.start_commit_lsn, s.start_lsn, m."id" IS NOT NULL AS _kinesync_in_mirror, v0."note" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, m."note" AS _kinesync_mirror_0, v1."doc" AS _kinesync_value_1, v1._kinesync_rank AS _kinesync_found_1, m."doc" AS _kinesync_mirror_1 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_1) AS s
-    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."note", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."note" IS NULL OR NOT (COALESCE(c."note" = '__debezium_unavailable_value', false))) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
-    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."doc", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE c."doc" IS NULL OR NOT (COALESCE(IS_VARCHAR(c."doc") AND c."doc"::varchar = '__debezium_unavailable_value', false))) AS v1 ON v1._kinesync_rank = 1 AND v1.start_commit_lsn = s.start_commit_lsn AND v1.start_lsn = s.start_lsn
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."note", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE NOT c._kinesync_unchanged_1) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."doc", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_1 AS c WHERE NOT c._kinesync_unchanged_2) AS v1 ON v1._kinesync_rank = 1 AND v1.start_commit_lsn = s.start_commit_lsn AND v1.start_lsn = s.start_lsn
     LEFT JOIN (SELECT start_commit_lsn, start_lsn, _kinesync_origin_1, ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth DESC) AS _kinesync_rank FROM kinesync_chain_1 AS c) AS oldest ON oldest._kinesync_rank = 1 AND oldest.start_commit_lsn = s.start_commit_lsn AND oldest.start_lsn = s.start_lsn
     LEFT JOIN "mirror"."orders" AS m ON m."id" = oldest._kinesync_origin_1;
 
-UPDATE kinesync_latest_1 SET "note" = CASE WHEN NOT (COALESCE(kinesync_latest_1."note" = '__debezium_unavailable_value', false)) THEN kinesync_latest_1."note" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_1."note" END,
-    "doc" = CASE WHEN NOT (COALESCE(IS_VARCHAR(kinesync_latest_1."doc") AND kinesync_latest_1."doc"::varchar = '__debezium_unavailable_value', false)) THEN kinesync_latest_1."doc" WHEN p._kinesync_found_1 IS NOT NULL THEN p._kinesync_value_1 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_1 ELSE kinesync_latest_1."doc" END
+UPDATE kinesync_latest_1 SET "note" = CASE WHEN NOT kinesync_latest_1._kinesync_unchanged_1 THEN kinesync_latest_1."note" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_1."note" END,
+    _kinesync_unchanged_1 = kinesync_latest_1._kinesync_unchanged_1 AND p._kinesync_found_0 IS NULL AND NOT p._kinesync_in_mirror,
+    "doc" = CASE WHEN NOT kinesync_latest_1._kinesync_unchanged_2 THEN kinesync_latest_1."doc" WHEN p._kinesync_found_1 IS NOT NULL THEN p._kinesync_value_1 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_1 ELSE kinesync_latest_1."doc" END,
+    _kinesync_unchanged_2 = kinesync_latest_1._kinesync_unchanged_2 AND p._kinesync_found_1 IS NULL AND NOT p._kinesync_in_mirror
 FROM kinesync_resolved_1_1 AS p
 WHERE kinesync_latest_1._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_1._kinesync_lsn = p.start_lsn;
 
 SELECT CAST('kinesync-unresolved-toast: table ' || 'public.orders' || ' key (' || COALESCE(CAST(l."id" AS VARCHAR), 'NULL')
-            || ') column ' || CASE WHEN COALESCE(l."note" = '__debezium_unavailable_value', false) THEN 'note' WHEN COALESCE(IS_VARCHAR(l."doc") AND l."doc"::varchar = '__debezium_unavailable_value', false) THEN 'doc' END AS INTEGER)
+            || ') column ' || CASE WHEN l._kinesync_unchanged_1 THEN 'note' WHEN l._kinesync_unchanged_2 THEN 'doc' END AS INTEGER)
 FROM kinesync_latest_1 AS l
-WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."note" = '__debezium_unavailable_value', false) OR COALESCE(IS_VARCHAR(l."doc") AND l."doc"::varchar = '__debezium_unavailable_value', false))
+WHERE l._kinesync_action = 'upsert' AND (l._kinesync_unchanged_1 OR l._kinesync_unchanged_2)
 LIMIT 1;
 
 DELETE FROM "mirror"."orders" USING kinesync_latest_1
@@ -272,7 +286,9 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."after"."Line""No"::integer AS "line""no",
        e.payload."after"."data"::varchar AS "data",
        COALESCE(e.payload."before"."order_id"::bigint, e.payload."after"."order_id"::bigint) AS _kinesync_origin_1,
-       COALESCE(e.payload."before"."Line""No"::integer, e.payload."after"."Line""No"::integer) AS _kinesync_origin_2
+       COALESCE(e.payload."before"."Line""No"::integer, e.payload."after"."Line""No"::integer) AS _kinesync_origin_2,
+       e.payload."unchanged_toast"."data"::boolean AS _kinesync_unchanged_1,
+       (e.payload."op"::varchar = 'u' AND e.payload."unchanged_toast" IS NULL) AS _kinesync_legacy
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items' AND e.payload."op"::varchar IN ('c', 'u', 'r')
 UNION ALL
@@ -284,7 +300,9 @@ SELECT CAST('delete' AS VARCHAR(6)),
        e.payload."before"."Line""No"::integer,
        CAST(NULL AS VARCHAR(65535)),
        CAST(NULL AS BIGINT),
-       CAST(NULL AS INTEGER)
+       CAST(NULL AS INTEGER),
+       CAST(NULL AS BOOLEAN) AS _kinesync_unchanged_1,
+       false AS _kinesync_legacy
 FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items'
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
@@ -341,6 +359,10 @@ WHERE kinesync_latest_2."order_id" = m."order_id" AND kinesync_latest_2."line""n
   AND (m._kinesync_commit_lsn > kinesync_latest_2._kinesync_commit_lsn
        OR (m._kinesync_commit_lsn = kinesync_latest_2._kinesync_commit_lsn AND m._kinesync_lsn >= kinesync_latest_2._kinesync_lsn));
 
+UPDATE kinesync_changes_2 SET _kinesync_unchanged_1 = CASE WHEN _kinesync_legacy THEN COALESCE("data" = '__debezium_unavailable_value', false) ELSE COALESCE(_kinesync_unchanged_1, false) END;
+
+UPDATE kinesync_latest_2 SET _kinesync_unchanged_1 = CASE WHEN _kinesync_legacy THEN COALESCE("data" = '__debezium_unavailable_value', false) ELSE COALESCE(_kinesync_unchanged_1, false) END;
+
 CREATE TEMP TABLE kinesync_links_2 AS
 SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1, x._kinesync_pred_2 FROM (
     SELECT r._kinesync_commit_lsn AS commit_lsn, r._kinesync_lsn AS lsn,
@@ -353,7 +375,7 @@ SELECT x.commit_lsn, x.lsn, x.pred_commit_lsn, x.pred_lsn, x._kinesync_pred_1, x
       ON p."order_id" = r._kinesync_origin_1 AND p."line""no" = r._kinesync_origin_2
      AND (p._kinesync_commit_lsn < r._kinesync_commit_lsn
           OR (p._kinesync_commit_lsn = r._kinesync_commit_lsn AND p._kinesync_lsn < r._kinesync_lsn))
-    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (COALESCE(r."data" = '__debezium_unavailable_value', false))
+    WHERE r._kinesync_action = 'upsert' AND p._kinesync_action = 'upsert' AND (r._kinesync_unchanged_1)
 ) AS x
 WHERE x._kinesync_rank = 1;
 
@@ -361,7 +383,7 @@ CREATE TEMP TABLE kinesync_chain_2 AS
 WITH RECURSIVE walk (start_commit_lsn, start_lsn, at_commit_lsn, at_lsn, depth, _kinesync_at_1, _kinesync_at_2) AS (
     SELECT l._kinesync_commit_lsn, l._kinesync_lsn, l._kinesync_commit_lsn, l._kinesync_lsn, 0, l."order_id", l."line""no"
     FROM kinesync_latest_2 AS l
-    WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."data" = '__debezium_unavailable_value', false))
+    WHERE l._kinesync_action = 'upsert' AND (l._kinesync_unchanged_1)
     UNION ALL
     SELECT w.start_commit_lsn, w.start_lsn, k.pred_commit_lsn, k.pred_lsn, w.depth + 1, k._kinesync_pred_1, k._kinesync_pred_2
     FROM walk AS w
@@ -375,18 +397,19 @@ JOIN kinesync_changes_2 AS c
 
 CREATE TEMP TABLE kinesync_resolved_2_1 AS
 SELECT s.start_commit_lsn, s.start_lsn, m."order_id" IS NOT NULL AS _kinesync_in_mirror, v0."data" AS _kinesync_value_0, v0._kinesync_rank AS _kinesync_found_0, TO_HEX(m."data") AS _kinesync_mirror_0 FROM (SELECT DISTINCT start_commit_lsn, start_lsn FROM kinesync_chain_2) AS s
-    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."data", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_2 AS c WHERE c."data" IS NULL OR NOT (COALESCE(c."data" = '__debezium_unavailable_value', false))) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
+    LEFT JOIN (SELECT start_commit_lsn, start_lsn, c."data", ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth) AS _kinesync_rank FROM kinesync_chain_2 AS c WHERE NOT c._kinesync_unchanged_1) AS v0 ON v0._kinesync_rank = 1 AND v0.start_commit_lsn = s.start_commit_lsn AND v0.start_lsn = s.start_lsn
     LEFT JOIN (SELECT start_commit_lsn, start_lsn, _kinesync_origin_1, _kinesync_origin_2, ROW_NUMBER() OVER (PARTITION BY start_commit_lsn, start_lsn ORDER BY c.depth DESC) AS _kinesync_rank FROM kinesync_chain_2 AS c) AS oldest ON oldest._kinesync_rank = 1 AND oldest.start_commit_lsn = s.start_commit_lsn AND oldest.start_lsn = s.start_lsn
     LEFT JOIN "mirror"."sales__line items" AS m ON m."order_id" = oldest._kinesync_origin_1 AND m."line""no" = oldest._kinesync_origin_2;
 
-UPDATE kinesync_latest_2 SET "data" = CASE WHEN NOT (COALESCE(kinesync_latest_2."data" = '__debezium_unavailable_value', false)) THEN kinesync_latest_2."data" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_2."data" END
+UPDATE kinesync_latest_2 SET "data" = CASE WHEN NOT kinesync_latest_2._kinesync_unchanged_1 THEN kinesync_latest_2."data" WHEN p._kinesync_found_0 IS NOT NULL THEN p._kinesync_value_0 WHEN p._kinesync_in_mirror THEN p._kinesync_mirror_0 ELSE kinesync_latest_2."data" END,
+    _kinesync_unchanged_1 = kinesync_latest_2._kinesync_unchanged_1 AND p._kinesync_found_0 IS NULL AND NOT p._kinesync_in_mirror
 FROM kinesync_resolved_2_1 AS p
 WHERE kinesync_latest_2._kinesync_commit_lsn = p.start_commit_lsn AND kinesync_latest_2._kinesync_lsn = p.start_lsn;
 
 SELECT CAST('kinesync-unresolved-toast: table ' || 'sales.Line Items' || ' key (' || COALESCE(CAST(l."order_id" AS VARCHAR), 'NULL') || ', ' || COALESCE(CAST(l."line""no" AS VARCHAR), 'NULL')
-            || ') column ' || CASE WHEN COALESCE(l."data" = '__debezium_unavailable_value', false) THEN 'data' END AS INTEGER)
+            || ') column ' || CASE WHEN l._kinesync_unchanged_1 THEN 'data' END AS INTEGER)
 FROM kinesync_latest_2 AS l
-WHERE l._kinesync_action = 'upsert' AND (COALESCE(l."data" = '__debezium_unavailable_value', false))
+WHERE l._kinesync_action = 'upsert' AND (l._kinesync_unchanged_1)
 LIMIT 1;
 
 DELETE FROM "mirror"."sales__line items" USING kinesync_latest_2

@@ -82,7 +82,7 @@ const NASTY: &[&str] = &[
     "DROP TABLE x; --",
     "$$",
     "$q$",
-    // TODO(placeholder marker): "__debezium_unavailable_value",
+    "__debezium_unavailable_value",
 ];
 
 /// A nasty string, sometimes over 256 characters (or UTF-8 bytes).
