@@ -104,8 +104,10 @@ pub enum ProduceError {
         table: String,
         schema: String,
     },
-    #[error("table {table} does not exist (fix source.tables)")]
+    #[error("table {table} does not exist (fix source.tables; names are case-sensitive: a mixed-case name is written public.\"Odd Table\" or public.Odd Table)")]
     TableNotFound { table: String },
+    #[error(transparent)]
+    BadTableEntry(#[from] crate::sql::TableEntryError),
     #[error("source.tables entry {pattern} matches no table")]
     NoTablesMatched { pattern: String },
     #[error("table {table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
@@ -323,19 +325,7 @@ pub async fn run_with_writer<W: RecordWriter>(
         .map_err(|e| e.with_role(config))
 }
 
-/// An identifier as a user would type it in SQL: bare when it is a plain
-/// lower-case name, else double-quoted.
-pub(crate) fn display_ident(name: &str) -> String {
-    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_owned()
-    } else {
-        crate::source::quote_ident(name)
-    }
-}
+pub(crate) use crate::sql::display_ident;
 
 /// Records (snapshot mode `never`) that the slot streams `configured`
 /// without an initial snapshot.
