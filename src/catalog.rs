@@ -149,7 +149,9 @@ pub async fn read_table(
         .collect();
     if columns.iter().all(|c| c.key_position.is_none()) {
         if !replica_identity_full {
-            return Err(CatalogError::NoKey(crate::sql::display_qualified(schema, name)));
+            return Err(CatalogError::NoKey(crate::sql::display_qualified(
+                schema, name,
+            )));
         }
         for (i, column) in columns.iter_mut().enumerate() {
             column.key_position = Some(i + 1);

@@ -302,7 +302,10 @@ mod tests {
     #[test]
     fn names_are_displayed_as_sql_would_spell_them() {
         assert_eq!(display_qualified("public", "orders"), "public.orders");
-        assert_eq!(display_qualified("public", "Odd Table"), r#"public."Odd Table""#);
+        assert_eq!(
+            display_qualified("public", "Odd Table"),
+            r#"public."Odd Table""#
+        );
     }
 
     #[test]
