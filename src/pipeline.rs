@@ -915,6 +915,11 @@ impl<W: RecordWriter> Delivery<W> {
         self.dispatcher.has_in_flight()
     }
 
+    /// Every event pushed so far was accepted by the sink.
+    fn is_idle(&self) -> bool {
+        self.dispatcher.is_idle()
+    }
+
     fn next_retry(&self) -> Option<Instant> {
         self.dispatcher.next_retry()
     }
@@ -1010,11 +1015,17 @@ impl Streamer {
             match event {
                 Ok(Some(ev)) => {
                     failures = 0;
+                    let idle_at = self.idle_position(&ev, delivery, confirmed);
                     self.handle(ev, delivery)?;
                     // A transaction without events for the sink (a heartbeat,
                     // or changes of unpublished tables) is confirmable at once.
                     if let Some(lsn) = delivery.take_confirmable() {
                         client.update_applied_lsn(lsn.into());
+                        confirmed = lsn;
+                    }
+                    if let Some(lsn) = idle_at {
+                        client.update_applied_lsn(lsn.into());
+                        metrics().confirmed_lsn.set(lsn_gauge(lsn));
                         confirmed = lsn;
                     }
                 }
@@ -1067,6 +1078,27 @@ impl Streamer {
             }
         }
         finish(Some(client), delivery, confirmed, shutdown).await
+    }
+
+    /// The server's position from a keepalive, when it may be confirmed:
+    /// outside a transaction, with every event delivered, nothing before
+    /// it is still owed to the sink (WAL since our last commit decodes to
+    /// nothing for us). A fast server shutdown waits until its walsenders'
+    /// clients confirm exactly this position, and its last WAL record is
+    /// often no commit of ours (an abort, a checkpoint): confirming it at
+    /// once lets the server stop. Mid-transaction the position may already
+    /// be past the commit whose events are still arriving: never then.
+    fn idle_position<W: RecordWriter>(
+        &self,
+        ev: &ReplicationEvent,
+        delivery: &Delivery<W>,
+        confirmed: Lsn,
+    ) -> Option<Lsn> {
+        let ReplicationEvent::KeepAlive { wal_end, .. } = ev else {
+            return None;
+        };
+        let at = Lsn::from(*wal_end);
+        (at > confirmed && self.txn.is_none() && delivery.is_idle()).then_some(at)
     }
 
     fn reset_for_reconnect(&mut self) {

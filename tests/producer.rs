@@ -1259,3 +1259,53 @@ async fn check_and_produce_name_the_server_version_and_what_is_supported() {
         "{stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 12. A server shutting down
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fast_server_shutdown_is_not_held_up_by_the_producer_when_the_last_wal_is_no_commit() {
+    // A fast shutdown waits until every logical walsender's client has
+    // confirmed all the WAL it was sent. The last record here is the abort
+    // of a transaction the shutdown terminates: no commit of ours ends
+    // there, so only a producer that confirms the server's position when
+    // it has nothing outstanding lets the server stop (pg_ctl gives up
+    // after its 60 s otherwise).
+    let cluster = support::pg_cluster::Cluster::start("producer_fastshutdown");
+    let mut p = Pipeline::start_on(
+        &cluster.url,
+        "producer_fastshutdown",
+        "CREATE TABLE public.t (id integer PRIMARY KEY); CREATE TABLE public.other (id integer);",
+        &["public.t"],
+        "",
+    )
+    .await;
+    let source_url = format!("{}/producer_fastshutdown_src", cluster.url);
+    p.start_producer().await;
+    p.source
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .expect("insert");
+    p.sync_producer().await;
+    let open = support::connect(&source_url).await;
+    open.batch_execute("BEGIN; INSERT INTO other VALUES (1)")
+        .await
+        .expect("an open transaction");
+    cluster.restart().await;
+    drop(open);
+
+    p.source = support::connect(&source_url).await;
+    p.source
+        .batch_execute("INSERT INTO t VALUES (2)")
+        .await
+        .expect("insert after the restart");
+    p.sync_producer().await;
+    let records = p.read_stream().await;
+    for id in [1, 2] {
+        assert!(
+            records.iter().any(|r| r.event["after"]["id"] == id),
+            "row {id} missing: {records:?}"
+        );
+    }
+    p.stop_producer().await;
+}

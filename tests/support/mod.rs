@@ -10,6 +10,7 @@
 
 pub mod kinesis_proxy;
 pub mod pg_cluster;
+pub mod ports;
 pub mod telemetry;
 pub mod workload;
 
