@@ -75,7 +75,7 @@ ks_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Runs a shell command line as the cluster's owner: the invoking user, or
 # `postgres` for root (initdb refuses to run as root).
 ks_as_pg_owner() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$1"; else bash -c "$1"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && su postgres -s /bin/bash -c "$1"); else bash -c "$1"; fi
 }
 
 # Where the cluster lives. As root it runs as `postgres`, which may not be
