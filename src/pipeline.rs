@@ -345,21 +345,12 @@ pub async fn run_with_writer<W: RecordWriter>(
     temporary_slot: bool,
     shutdown: Shutdown,
 ) -> Result<(), ProduceError> {
-    let result = match open_source(config).await {
-        Ok(opened) => {
-            produce(
-                config,
-                opened,
-                writer,
-                record_limit,
-                temporary_slot,
-                shutdown,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    result.map_err(|e| e.with_role(config))
+    let opened = open_source(config)
+        .await
+        .map_err(|e| e.with_role(config))?;
+    produce(config, opened, writer, record_limit, temporary_slot, shutdown)
+        .await
+        .map_err(|e| e.with_role(config))
 }
 
 pub(crate) use crate::sql::display_ident;
@@ -371,6 +362,7 @@ pub struct OpenedSource {
     tables: Vec<Relation>,
 }
 
+/// Connects to the source and checks it (see [`OpenedSource`]).
 pub async fn open_source(config: &Config) -> Result<OpenedSource, ProduceError> {
     let source = &config.source;
     let admin = connect_sql(&source.url).await?;
