@@ -345,12 +345,17 @@ pub async fn run_with_writer<W: RecordWriter>(
     temporary_slot: bool,
     shutdown: Shutdown,
 ) -> Result<(), ProduceError> {
-    let opened = open_source(config)
-        .await
-        .map_err(|e| e.with_role(config))?;
-    produce(config, opened, writer, record_limit, temporary_slot, shutdown)
-        .await
-        .map_err(|e| e.with_role(config))
+    let opened = open_source(config).await.map_err(|e| e.with_role(config))?;
+    produce(
+        config,
+        opened,
+        writer,
+        record_limit,
+        temporary_slot,
+        shutdown,
+    )
+    .await
+    .map_err(|e| e.with_role(config))
 }
 
 pub(crate) use crate::sql::display_ident;
