@@ -62,6 +62,8 @@ pub enum CatalogError {
     MissingTable(String),
     #[error("source.tables entry {0} matches no table")]
     EmptyPattern(String),
+    #[error(transparent)]
+    BadEntry(#[from] crate::sql::TableEntryError),
     #[error(
         "source table {0} has no primary key, no replica identity index and no REPLICA IDENTITY FULL: add a primary key or run ALTER TABLE {0} REPLICA IDENTITY FULL"
     )]
@@ -108,17 +110,16 @@ pub async fn table_names(
 ) -> Result<Vec<(String, String)>, CatalogError> {
     let mut names: Vec<(String, String)> = Vec::new();
     for entry in &source.tables {
-        let Some((schema, name)) = entry.split_once('.') else {
-            return Err(CatalogError::MissingTable(entry.clone()));
-        };
-        if name == "*" {
+        let parsed = crate::sql::parse_table_entry(entry)?;
+        let schema = parsed.schema;
+        if let Some(name) = parsed.table {
+            names.push((schema, name));
+        } else {
             let rows = client.query(TABLES_OF_SCHEMA, &[&schema]).await?;
             if rows.is_empty() {
                 return Err(CatalogError::EmptyPattern(entry.clone()));
             }
-            names.extend(rows.iter().map(|row| (schema.to_owned(), row.get(0))));
-        } else {
-            names.push((schema.to_owned(), name.to_owned()));
+            names.extend(rows.iter().map(|row| (schema.clone(), row.get(0))));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -134,7 +135,9 @@ pub async fn read_table(
 ) -> Result<SourceTable, CatalogError> {
     let rows = client.query(COLUMNS, &[&schema, &name]).await?;
     if rows.is_empty() {
-        return Err(CatalogError::MissingTable(format!("{schema}.{name}")));
+        return Err(CatalogError::MissingTable(crate::sql::display_qualified(
+            schema, name,
+        )));
     }
     let replica_identity_full = rows
         .first()
@@ -153,7 +156,9 @@ pub async fn read_table(
     let nullable_key = columns.iter().all(|c| c.key_position.is_none());
     if nullable_key {
         if !replica_identity_full {
-            return Err(CatalogError::NoKey(format!("{schema}.{name}")));
+            return Err(CatalogError::NoKey(crate::sql::display_qualified(
+                schema, name,
+            )));
         }
         for (i, column) in columns.iter_mut().enumerate() {
             column.key_position = Some(i + 1);

@@ -136,8 +136,16 @@ pub enum SinkArg {
 pub enum Command {
     /// Stream committed changes from PostgreSQL into Kinesis (snapshot first).
     Produce {
+        /// Where events go. `stdout` prints them from a temporary slot of
+        /// its own: the configured slot, its snapshot marker and the
+        /// publication are left as they are.
         #[arg(long, value_enum, default_value_t = SinkArg::Kinesis)]
         sink: SinkArg,
+        /// With --sink stdout: read and confirm source.slot and record the
+        /// snapshot as delivered, like the Kinesis producer (a Kinesis
+        /// producer started later on that slot never sends what was printed).
+        #[arg(long)]
+        advance_slot: bool,
     },
     /// Create the external schema, streaming view and mirror tables in Redshift.
     Setup {

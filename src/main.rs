@@ -56,10 +56,17 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Produce { sink } => {
-            let sink = match sink {
-                SinkArg::Kinesis => SinkChoice::Kinesis,
-                SinkArg::Stdout => SinkChoice::Stdout,
+        Command::Produce { sink, advance_slot } => {
+            let sink = match (sink, advance_slot) {
+                (SinkArg::Kinesis, false) => SinkChoice::Kinesis,
+                (SinkArg::Kinesis, true) => {
+                    return fail(
+                        exit::CONFIG,
+                        &"--advance-slot applies only to --sink stdout (the Kinesis producer always advances source.slot): drop the flag or add --sink stdout",
+                    )
+                }
+                (SinkArg::Stdout, false) => SinkChoice::Stdout,
+                (SinkArg::Stdout, true) => SinkChoice::StdoutAdvancingSlot,
             };
             start_telemetry(&config, Process::Produce, &shutdown);
             match run_produce(&config, sink, shutdown).await {

@@ -39,9 +39,10 @@ use crate::source::coverage::{self, PublicationWatch};
 use crate::source::pgoutput::{decode, DecodeError, LogicalMessage, OldTupleKind};
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::{
-    check_wal_level, connect_sql, create_slot_without_snapshot, database_name, drop_slot,
-    ensure_publication, marker_says_ready, marker_says_started, replication_config,
-    set_snapshot_marker, skipped_marker, slot_info, snapshot_marker, start_stream,
+    check_server_version, check_wal_level, connect_sql, create_slot_without_snapshot,
+    database_name, drop_slot, ensure_publication, marker_says_ready, marker_says_started,
+    publication_exists, replication_config, set_snapshot_marker, skipped_marker, slot_info,
+    snapshot_marker, start_stream, temporary_slot_name, SlotUse,
 };
 use crate::source::snapshot::take_snapshot;
 use crate::source::tables::{domain_base_types, resolve_tables};
@@ -72,7 +73,13 @@ const BEAT_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkChoice {
     Kinesis,
+    /// Standard output from a temporary slot: a look at the events that
+    /// changes nothing of the real pipeline (`--sink stdout`).
     Stdout,
+    /// Standard output as the sink of record: the configured slot is read
+    /// and confirmed and the snapshot marker written, as for Kinesis
+    /// (`--sink stdout --advance-slot`).
+    StdoutAdvancingSlot,
 }
 
 /// Why `produce` stopped. Each variant reads as a one-line message for the user.
@@ -88,6 +95,8 @@ pub enum ProduceError {
     Connect { target: String, detail: String },
     #[error("PostgreSQL rejected the credentials for {target}: {detail} (check user and password in source.url, and pg_hba.conf)")]
     AuthFailed { target: String, detail: String },
+    #[error("PostgreSQL {version} is not supported: kinesync needs {supported} (it creates its slot with the CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export') syntax of PostgreSQL 15); upgrade the server in source.url", supported = crate::source::replication::SUPPORTED_SERVERS)]
+    UnsupportedServer { version: String },
     #[error("PostgreSQL wal_level is {current:?}, logical replication needs \"logical\" (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)")]
     WalLevelNotLogical { current: String },
     #[error("the PostgreSQL role lacks a privilege kinesync needs: {detail} (it needs REPLICATION, or rds_replication on RDS, and SELECT on the tables)")]
@@ -104,8 +113,10 @@ pub enum ProduceError {
         table: String,
         schema: String,
     },
-    #[error("table {table} does not exist (fix source.tables)")]
+    #[error("table {table} does not exist (fix source.tables; names are case-sensitive: a mixed-case name is written public.\"Odd Table\" or public.Odd Table)")]
     TableNotFound { table: String },
+    #[error(transparent)]
+    BadTableEntry(#[from] crate::sql::TableEntryError),
     #[error("source.tables entry {pattern} matches no table")]
     NoTablesMatched { pattern: String },
     #[error("table {table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
@@ -122,6 +133,15 @@ pub enum ProduceError {
     PublicationDroppedTable { publication: String, table: String },
     #[error("publication {publication} does not exist: {detail}")]
     PublicationMissing { publication: String, detail: String },
+    #[error("publication {publication} does not publish table {table}, and produce --sink stdout changes nothing of the real pipeline: run ALTER PUBLICATION {publication} ADD TABLE {table} (or start the Kinesis producer once, which adds it), then try again")]
+    PreviewPublicationLacksTable { publication: String, table: String },
+    #[error(
+        "two start-up problems: the source: {source_problem}; and the stream: {stream_problem}"
+    )]
+    StartUp {
+        source_problem: String,
+        stream_problem: String,
+    },
     #[error("replication slot {slot} is missing: {detail}")]
     SlotMissing { slot: String, detail: String },
     #[error("replication slot {slot} is in use by another session (pid {pid}): is another kinesync producer running?")]
@@ -293,8 +313,7 @@ pub async fn run_produce(
     match sink {
         SinkChoice::Kinesis => {
             let writer = KinesisWriter::from_config(&config.kinesis).await;
-            writer.check().await?;
-            tracing::info!(stream = writer.stream_name(), "Kinesis stream reachable");
+            let opened = open_with_stream(config, &writer).await?;
             let probe = writer.clone();
             health().set_probe(
                 "kinesis",
@@ -304,36 +323,80 @@ pub async fn run_produce(
                 }),
             );
             let limit = Some(config.kinesis.max_record_bytes);
-            run_with_writer(config, writer, limit, shutdown).await
+            produce(config, opened, writer, limit, false, shutdown)
+                .await
+                .map_err(|e| e.with_role(config))
         }
-        SinkChoice::Stdout => run_with_writer(config, StdoutWriter, None, shutdown).await,
+        SinkChoice::Stdout => run_with_writer(config, StdoutWriter, None, true, shutdown).await,
+        SinkChoice::StdoutAdvancingSlot => {
+            run_with_writer(config, StdoutWriter, None, false, shutdown).await
+        }
     }
 }
 
-/// The producer over any [`RecordWriter`] (what tests and `run_produce` call).
-/// `record_limit`: the sink's per-record size limit, if any.
+/// The producer over any [`RecordWriter`]. `record_limit`: the sink's
+/// per-record size limit, if any. `temporary_slot`: read a temporary slot
+/// of this run's own (no effect on the configured slot, its marker or the
+/// publication) instead of the configured one.
 pub async fn run_with_writer<W: RecordWriter>(
     config: &Config,
     writer: W,
     record_limit: Option<usize>,
+    temporary_slot: bool,
     shutdown: Shutdown,
 ) -> Result<(), ProduceError> {
-    produce(config, writer, record_limit, shutdown)
-        .await
-        .map_err(|e| e.with_role(config))
+    let opened = open_source(config).await.map_err(|e| e.with_role(config))?;
+    produce(
+        config,
+        opened,
+        writer,
+        record_limit,
+        temporary_slot,
+        shutdown,
+    )
+    .await
+    .map_err(|e| e.with_role(config))
 }
 
-/// An identifier as a user would type it in SQL: bare when it is a plain
-/// lower-case name, else double-quoted.
-pub(crate) fn display_ident(name: &str) -> String {
-    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_owned()
-    } else {
-        crate::source::quote_ident(name)
+pub(crate) use crate::sql::display_ident;
+
+/// The source, checked before anything is created: the server version,
+/// `wal_level`, and every configured table (exists, has a key, readable).
+pub struct OpenedSource {
+    admin: tokio_postgres::Client,
+    tables: Vec<Relation>,
+}
+
+/// Connects to the source and checks it (see [`OpenedSource`]).
+pub async fn open_source(config: &Config) -> Result<OpenedSource, ProduceError> {
+    let source = &config.source;
+    let admin = connect_sql(&source.url).await?;
+    let version = check_server_version(&admin).await?;
+    tracing::info!(version, "PostgreSQL server version supported");
+    check_wal_level(&admin).await?;
+    let tables = resolve_tables(&admin, &source.tables).await?;
+    Ok(OpenedSource { admin, tables })
+}
+
+/// The source side and the Kinesis stream, checked at the same time: when
+/// both are wrong, both are reported (the source first: it is the likelier
+/// mistake).
+async fn open_with_stream(
+    config: &Config,
+    writer: &KinesisWriter,
+) -> Result<OpenedSource, ProduceError> {
+    let (source, stream) = tokio::join!(open_source(config), writer.check());
+    match (source.map_err(|e| e.with_role(config)), stream) {
+        (Ok(opened), Ok(())) => {
+            tracing::info!(stream = writer.stream_name(), "Kinesis stream reachable");
+            Ok(opened)
+        }
+        (Err(source), Ok(())) => Err(source),
+        (Ok(_), Err(stream)) => Err(stream.into()),
+        (Err(source), Err(stream)) => Err(ProduceError::StartUp {
+            source_problem: source.to_string(),
+            stream_problem: stream.to_string(),
+        }),
     }
 }
 
@@ -348,33 +411,32 @@ async fn mark_snapshot_skipped(
     set_snapshot_marker(admin, &source.publication, Some(&marker)).await
 }
 
+/// Where streaming starts: the session (still gated after a snapshot or a
+/// slot created now) and the LSN to confirm from. `None`: nothing to
+/// stream (the snapshot was all, or shutdown came first).
+type StreamStart = Option<(Option<ReplicationClient>, Lsn)>;
+
+/// What the start-up steps share.
+struct Start<'a> {
+    config: &'a Config,
+    admin: &'a tokio_postgres::Client,
+    tables: &'a [Relation],
+    configured: Vec<coverage::TableName>,
+    ctx: &'a EventContext,
+    shutdown: &'a Shutdown,
+}
+
 async fn produce<W: RecordWriter>(
     config: &Config,
+    opened: OpenedSource,
     writer: W,
     record_limit: Option<usize>,
+    temporary_slot: bool,
     shutdown: Shutdown,
 ) -> Result<(), ProduceError> {
     let source = &config.source;
-    let admin = connect_sql(&source.url).await?;
-    check_wal_level(&admin).await?;
-    let mut tables = resolve_tables(&admin, &source.tables).await?;
+    let OpenedSource { admin, mut tables } = opened;
     let configured = coverage::table_names(&tables);
-    // Tables the snapshot marker says are streamed must still be published:
-    // never silently add a dropped one back (its changes since are lost).
-    let recorded = snapshot_marker(&admin, &source.publication)
-        .await?
-        .filter(|m| marker_says_ready(Some(m), &source.slot))
-        .map(|m| coverage::recorded_tables(&m))
-        .unwrap_or_default();
-    let streamed: Vec<_> = configured
-        .iter()
-        .filter(|t| recorded.contains(t))
-        .cloned()
-        .collect();
-    if let Some(table) = coverage::first_missing(&admin, &source.publication, &streamed).await? {
-        return Err(coverage::dropped(&source.publication, &table));
-    }
-    let added = ensure_publication(&admin, &source.publication, &tables).await?;
     let aliases = Arc::new(domain_base_types(&admin).await?);
     for column in tables.iter_mut().flat_map(|t| t.columns.iter_mut()) {
         if let Some(base) = aliases.get(&column.type_oid) {
@@ -385,109 +447,29 @@ async fn produce<W: RecordWriter>(
         slot: source.slot.clone(),
         database: database_name(&source.url)?,
     };
-    let repl_config = replication_config(source)?;
+    let mut repl_config = replication_config(source)?;
     let mut delivery = Delivery::new(writer, &config.kinesis, record_limit);
-
-    let slot = slot_info(&admin, &source.slot).await?;
-    if let Some(info) = &slot {
-        if info.plugin.as_deref() != Some("pgoutput")
-            || info.database.as_deref() != Some(ctx.database.as_str())
-        {
-            return Err(ProduceError::SlotUnusable {
-                slot: source.slot.clone(),
-                detail: format!(
-                    "it uses plugin {:?} on database {:?}; kinesync needs pgoutput on {:?} (choose another source.slot)",
-                    info.plugin, info.database, ctx.database
-                ),
-            });
-        }
-    }
-    let marker = snapshot_marker(&admin, &source.publication).await?;
-    let ready = marker_says_ready(marker.as_deref(), &source.slot);
-    let mode = source.snapshot;
-
-    let mut gated: Option<ReplicationClient> = None;
-    let mut ack = slot.as_ref().map(|s| s.confirmed_flush).unwrap_or_default();
-    match (&slot, ready, mode) {
-        (Some(_), true, SnapshotMode::InitialOnly) => {
-            tracing::info!(
-                "snapshot already delivered for this slot; nothing to do (snapshot = initial_only)"
-            );
-            return Ok(());
-        }
-        (Some(_), true, _) => {
-            if let Some(text) = marker.as_deref() {
-                if configured.iter().any(|t| !recorded.contains(t)) {
-                    let mut all = recorded.clone();
-                    all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
-                    set_snapshot_marker(
-                        &admin,
-                        &source.publication,
-                        Some(&coverage::with_tables(text, &all)),
-                    )
-                    .await?;
-                }
-            }
-            if !added.is_empty() {
-                tracing::warn!(
-                    tables = ?added,
-                    "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied"
-                );
-            }
-        }
-        (Some(_), false, SnapshotMode::Never) => {
-            mark_snapshot_skipped(&admin, source, &configured).await?;
-        }
-        (None, true, _) => {
-            return Err(ProduceError::SlotMissing {
-                slot: source.slot.clone(),
-                detail: format!(
-                    "it was dropped after the snapshot completed, so changes since then are lost. To re-sync from scratch, run COMMENT ON PUBLICATION {} IS NULL and restart (a new snapshot is taken)",
-                    source.publication
-                ),
-            });
-        }
-        (None, false, SnapshotMode::Never) => {
-            let point = create_slot_without_snapshot(repl_config.clone()).await?;
-            mark_snapshot_skipped(&admin, source, &configured).await?;
-            tracing::info!(slot = %source.slot, consistent_point = %point, "created slot without snapshot");
-            ack = point;
-        }
-        (existing, false, _) => {
-            let redo = existing.is_some() || marker_says_started(marker.as_deref(), &source.slot);
-            if let Some(info) = existing {
-                if let Some(pid) = info.active_pid {
-                    return Err(ProduceError::SlotInUse {
-                        slot: source.slot.clone(),
-                        pid: pid.to_string(),
-                    });
-                }
-                tracing::warn!(slot = %source.slot, "the previous snapshot did not finish: dropping the slot and starting over");
-                drop_slot(&admin, &source.slot).await?;
-            }
-            match take_snapshot(
-                source,
-                repl_config.clone(),
-                &admin,
-                &tables,
-                &ctx,
-                &mut delivery,
-                &shutdown,
-                redo,
-            )
+    let start = Start {
+        config,
+        admin: &admin,
+        tables: &tables,
+        configured: configured.clone(),
+        ctx: &ctx,
+        shutdown: &shutdown,
+    };
+    let started = if temporary_slot {
+        repl_config.slot = temporary_slot_name(&source.slot);
+        start
+            .on_temporary_slot(repl_config.clone(), &mut delivery)
             .await?
-            {
-                None => return Ok(()),
-                Some(snapshot) => {
-                    if mode == SnapshotMode::InitialOnly {
-                        return Ok(());
-                    }
-                    ack = snapshot.consistent_point;
-                    gated = Some(snapshot.client);
-                }
-            }
-        }
-    }
+    } else {
+        start
+            .on_configured_slot(repl_config.clone(), &mut delivery)
+            .await?
+    };
+    let Some((gated, ack)) = started else {
+        return Ok(());
+    };
     drop(admin);
 
     let heartbeat = tokio::spawn(heartbeat_loop(
@@ -496,7 +478,7 @@ async fn produce<W: RecordWriter>(
         shutdown.clone(),
     ));
     let mut streamer = Streamer {
-        watch: PublicationWatch::new(&source.url, &source.publication, configured.clone()),
+        watch: PublicationWatch::new(&source.url, &source.publication, configured),
         check_every: Duration::from_secs(source.heartbeat_interval_secs.max(1)),
         ctx,
         wanted: tables
@@ -514,6 +496,169 @@ async fn produce<W: RecordWriter>(
         .await;
     heartbeat.abort();
     result
+}
+
+impl Start<'_> {
+    /// `--sink stdout`: a temporary slot (with its own snapshot unless
+    /// `snapshot = never`); the configured slot and the snapshot marker are
+    /// not touched, and the publication is only created if missing.
+    async fn on_temporary_slot<W: RecordWriter>(
+        &self,
+        repl_config: pgwire_replication::ReplicationConfig,
+        delivery: &mut Delivery<W>,
+    ) -> Result<StreamStart, ProduceError> {
+        let source = &self.config.source;
+        if publication_exists(self.admin, &source.publication).await? {
+            if let Some(table) =
+                coverage::first_missing(self.admin, &source.publication, &self.configured).await?
+            {
+                return Err(ProduceError::PreviewPublicationLacksTable {
+                    publication: display_ident(&source.publication),
+                    table: crate::sql::display_qualified(&table.0, &table.1),
+                });
+            }
+        } else {
+            ensure_publication(self.admin, &source.publication, self.tables).await?;
+        }
+        tracing::info!(slot = %repl_config.slot, "--sink stdout reads a temporary slot: source.slot, its snapshot marker and the publication are left as they are");
+        if source.snapshot == SnapshotMode::Never {
+            let (client, point) = create_slot_without_snapshot(repl_config, true).await?;
+            return Ok(Some((Some(client), point)));
+        }
+        let snapshot = take_snapshot(
+            source,
+            repl_config,
+            self.admin,
+            self.tables,
+            self.ctx,
+            delivery,
+            self.shutdown,
+            SlotUse::Temporary,
+        )
+        .await?;
+        Ok(snapshot
+            .filter(|_| source.snapshot != SnapshotMode::InitialOnly)
+            .map(|s| (Some(s.client), s.consistent_point)))
+    }
+
+    /// The configured slot: created (with the snapshot the mode asks for)
+    /// or resumed from its confirmed LSN, the snapshot marker kept.
+    async fn on_configured_slot<W: RecordWriter>(
+        &self,
+        repl_config: pgwire_replication::ReplicationConfig,
+        delivery: &mut Delivery<W>,
+    ) -> Result<StreamStart, ProduceError> {
+        let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
+        // Tables the snapshot marker says are streamed must still be published:
+        // never silently add a dropped one back (its changes since are lost).
+        let recorded = snapshot_marker(admin, &source.publication)
+            .await?
+            .filter(|m| marker_says_ready(Some(m), &source.slot))
+            .map(|m| coverage::recorded_tables(&m))
+            .unwrap_or_default();
+        let streamed: Vec<_> = configured
+            .iter()
+            .filter(|t| recorded.contains(t))
+            .cloned()
+            .collect();
+        if let Some(table) = coverage::first_missing(admin, &source.publication, &streamed).await? {
+            return Err(coverage::dropped(&source.publication, &table));
+        }
+        let added = ensure_publication(admin, &source.publication, self.tables).await?;
+        let slot = slot_info(admin, &source.slot).await?;
+        if let Some(info) = &slot {
+            if info.plugin.as_deref() != Some("pgoutput")
+                || info.database.as_deref() != Some(self.ctx.database.as_str())
+            {
+                return Err(ProduceError::SlotUnusable {
+                    slot: source.slot.clone(),
+                    detail: format!(
+                        "it uses plugin {:?} on database {:?}; kinesync needs pgoutput on {:?} (choose another source.slot)",
+                        info.plugin, info.database, self.ctx.database
+                    ),
+                });
+            }
+        }
+        let marker = snapshot_marker(admin, &source.publication).await?;
+        let ready = marker_says_ready(marker.as_deref(), &source.slot);
+        let mode = source.snapshot;
+        let ack = slot.as_ref().map(|s| s.confirmed_flush).unwrap_or_default();
+        match (&slot, ready, mode) {
+            (Some(_), true, SnapshotMode::InitialOnly) => {
+                tracing::info!(
+                    "snapshot already delivered for this slot; nothing to do (snapshot = initial_only)"
+                );
+                Ok(None)
+            }
+            (Some(_), true, _) => {
+                if let Some(text) = marker.as_deref() {
+                    if configured.iter().any(|t| !recorded.contains(t)) {
+                        let mut all = recorded.clone();
+                        all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
+                        set_snapshot_marker(
+                            admin,
+                            &source.publication,
+                            Some(&coverage::with_tables(text, &all)),
+                        )
+                        .await?;
+                    }
+                }
+                if !added.is_empty() {
+                    tracing::warn!(
+                        tables = ?added,
+                        "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied"
+                    );
+                }
+                Ok(Some((None, ack)))
+            }
+            (Some(_), false, SnapshotMode::Never) => {
+                mark_snapshot_skipped(admin, source, configured).await?;
+                Ok(Some((None, ack)))
+            }
+            (None, true, _) => Err(ProduceError::SlotMissing {
+                slot: source.slot.clone(),
+                detail: format!(
+                    "it was dropped after the snapshot completed, so changes since then are lost. To re-sync from scratch, run COMMENT ON PUBLICATION {} IS NULL and restart (a new snapshot is taken)",
+                    source.publication
+                ),
+            }),
+            (None, false, SnapshotMode::Never) => {
+                let (_, point) = create_slot_without_snapshot(repl_config, false).await?;
+                mark_snapshot_skipped(admin, source, configured).await?;
+                tracing::info!(slot = %source.slot, consistent_point = %point, "created slot without snapshot");
+                Ok(Some((None, point)))
+            }
+            (existing, false, _) => {
+                let redo =
+                    existing.is_some() || marker_says_started(marker.as_deref(), &source.slot);
+                if let Some(info) = existing {
+                    if let Some(pid) = info.active_pid {
+                        return Err(ProduceError::SlotInUse {
+                            slot: source.slot.clone(),
+                            pid: pid.to_string(),
+                        });
+                    }
+                    tracing::warn!(slot = %source.slot, "the previous snapshot did not finish: dropping the slot and starting over");
+                    drop_slot(admin, &source.slot).await?;
+                }
+                let slot_use = if redo { SlotUse::Redo } else { SlotUse::Fresh };
+                let snapshot = take_snapshot(
+                    source,
+                    repl_config,
+                    admin,
+                    self.tables,
+                    self.ctx,
+                    delivery,
+                    self.shutdown,
+                    slot_use,
+                )
+                .await?;
+                Ok(snapshot
+                    .filter(|_| mode != SnapshotMode::InitialOnly)
+                    .map(|s| (Some(s.client), s.consistent_point)))
+            }
+        }
+    }
 }
 
 /// Sequence numbers -> the confirmable LSN.
@@ -767,6 +912,11 @@ impl<W: RecordWriter> Delivery<W> {
         self.dispatcher.has_in_flight()
     }
 
+    /// Every event pushed so far was accepted by the sink.
+    fn is_idle(&self) -> bool {
+        self.dispatcher.is_idle()
+    }
+
     fn next_retry(&self) -> Option<Instant> {
         self.dispatcher.next_retry()
     }
@@ -862,11 +1012,17 @@ impl Streamer {
             match event {
                 Ok(Some(ev)) => {
                     failures = 0;
+                    let idle_at = self.idle_position(&ev, delivery, confirmed);
                     self.handle(ev, delivery)?;
                     // A transaction without events for the sink (a heartbeat,
                     // or changes of unpublished tables) is confirmable at once.
                     if let Some(lsn) = delivery.take_confirmable() {
                         client.update_applied_lsn(lsn.into());
+                        confirmed = lsn;
+                    }
+                    if let Some(lsn) = idle_at {
+                        client.update_applied_lsn(lsn.into());
+                        metrics().confirmed_lsn.set(lsn_gauge(lsn));
                         confirmed = lsn;
                     }
                 }
@@ -919,6 +1075,27 @@ impl Streamer {
             }
         }
         finish(Some(client), delivery, confirmed, shutdown).await
+    }
+
+    /// The server's position from a keepalive, when it may be confirmed:
+    /// outside a transaction, with every event delivered, nothing before
+    /// it is still owed to the sink (WAL since our last commit decodes to
+    /// nothing for us). A fast server shutdown waits until its walsenders'
+    /// clients confirm exactly this position, and its last WAL record is
+    /// often no commit of ours (an abort, a checkpoint): confirming it at
+    /// once lets the server stop. Mid-transaction the position may already
+    /// be past the commit whose events are still arriving: never then.
+    fn idle_position<W: RecordWriter>(
+        &self,
+        ev: &ReplicationEvent,
+        delivery: &Delivery<W>,
+        confirmed: Lsn,
+    ) -> Option<Lsn> {
+        let ReplicationEvent::KeepAlive { wal_end, .. } = ev else {
+            return None;
+        };
+        let at = Lsn::from(*wal_end);
+        (at > confirmed && self.txn.is_none() && delivery.is_idle()).then_some(at)
     }
 
     fn reset_for_reconnect(&mut self) {

@@ -159,6 +159,100 @@ pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
 }
 
+/// An identifier as a user would type it in SQL: bare when it is a plain
+/// lower-case name, else double-quoted (what error messages show).
+pub fn display_ident(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_owned()
+    } else {
+        quote_ident(name)
+    }
+}
+
+/// `schema.name` as a user would type it in SQL (see [`display_ident`]).
+pub fn display_qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", display_ident(schema), display_ident(name))
+}
+
+/// One `source.tables` entry: a schema and a table in it, or every table
+/// of the schema (`schema.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    pub schema: String,
+    /// `None` for `schema.*`.
+    pub table: Option<String>,
+}
+
+/// A `source.tables` entry that names no table.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("source.tables entry {entry:?} {problem}: write schema.table, schema.* or the SQL spelling with double quotes, e.g. public.\"Odd Table\"")]
+pub struct TableEntryError {
+    pub entry: String,
+    pub problem: &'static str,
+}
+
+/// Parses a `source.tables` entry. Each part is either written as is
+/// (`public.Odd Table`: the exact name, case kept) or in SQL's spelling,
+/// double-quoted with `""` for a quote (`public."Odd Table"`, as psql
+/// prints it). An unquoted `*` as the table selects the whole schema; a
+/// schema written as is ends at its first `.`, a table written as is is
+/// the rest of the entry.
+pub fn parse_table_entry(entry: &str) -> Result<TableEntry, TableEntryError> {
+    let fail = |problem| TableEntryError {
+        entry: entry.to_owned(),
+        problem,
+    };
+    let (schema, rest) = match entry.strip_prefix('"') {
+        Some(quoted) => {
+            let (schema, rest) = unquote(quoted).ok_or_else(|| fail("has an unclosed \""))?;
+            let rest = rest
+                .strip_prefix('.')
+                .ok_or_else(|| fail("has no . after the quoted schema"))?;
+            (schema, rest)
+        }
+        None => {
+            let (schema, rest) = entry
+                .split_once('.')
+                .ok_or_else(|| fail("is not schema.table"))?;
+            (schema.to_owned(), rest)
+        }
+    };
+    let table = match rest.strip_prefix('"') {
+        Some(quoted) => match unquote(quoted).ok_or_else(|| fail("has an unclosed \""))? {
+            (name, "") => Some(name),
+            _ => return Err(fail("has text after the quoted table name")),
+        },
+        None if rest == "*" => None,
+        None => Some(rest.to_owned()),
+    };
+    if schema.is_empty() || table.as_deref() == Some("") {
+        return Err(fail("has an empty schema or table name"));
+    }
+    Ok(TableEntry { schema, table })
+}
+
+/// The name up to the closing `"` of a quoted identifier (`""` is a quote)
+/// and the text after it; `None` if it is not closed.
+fn unquote(text: &str) -> Option<(String, &str)> {
+    let mut name = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c != '"' {
+            name.push(c);
+        } else if text[i + 1..].starts_with('"') {
+            name.push('"');
+            chars.next();
+        } else {
+            return Some((name, &text[i + 1..]));
+        }
+    }
+    None
+}
+
 /// `'text'`, with embedded quotes doubled. Backslashes are doubled too:
 /// Redshift treats a backslash in a literal as an escape.
 pub fn quote_literal(text: &str) -> String {
@@ -176,6 +270,47 @@ mod tests {
             r#""a""; drop table x; --""#
         );
         assert_eq!(qualified("Sch", "t b"), r#""Sch"."t b""#);
+    }
+
+    #[test]
+    fn table_entries_are_read_as_written_or_in_sql_spelling() {
+        let entry = |schema: &str, table: Option<&str>| TableEntry {
+            schema: schema.to_owned(),
+            table: table.map(str::to_owned),
+        };
+        for (text, expected) in [
+            ("public.orders", entry("public", Some("orders"))),
+            ("public.Odd Table", entry("public", Some("Odd Table"))),
+            (r#"public."Odd Table""#, entry("public", Some("Odd Table"))),
+            (r#""My.Schema"."a""b""#, entry("My.Schema", Some("a\"b"))),
+            (r#""Sales".*"#, entry("Sales", None)),
+            ("sales.*", entry("sales", None)),
+            (r#"sales."*""#, entry("sales", Some("*"))),
+            ("public.a.b", entry("public", Some("a.b"))),
+        ] {
+            assert_eq!(parse_table_entry(text), Ok(expected), "{text}");
+        }
+        for (text, problem) in [
+            ("orders", "is not schema.table"),
+            (r#"public."Odd Table"#, "has an unclosed \""),
+            (r#""public"orders"#, "has no . after the quoted schema"),
+            (r#"public."a"b"#, "has text after the quoted table name"),
+            (".orders", "has an empty schema or table name"),
+            ("public.", "has an empty schema or table name"),
+        ] {
+            let error = parse_table_entry(text).unwrap_err();
+            assert_eq!(error.problem, problem, "{text}");
+            assert!(error.to_string().contains("source.tables"), "{error}");
+        }
+    }
+
+    #[test]
+    fn names_are_displayed_as_sql_would_spell_them() {
+        assert_eq!(display_qualified("public", "orders"), "public.orders");
+        assert_eq!(
+            display_qualified("public", "Odd Table"),
+            r#"public."Odd Table""#
+        );
     }
 
     #[test]

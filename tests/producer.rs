@@ -1056,3 +1056,256 @@ async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source(
     );
     p.stop_producer().await;
 }
+
+// ---------------------------------------------------------------------------
+// 11. Start-up: previews, table names, the order of start-up checks
+
+/// The slot's confirmed LSN and the publication's comment (the snapshot marker).
+async fn slot_and_marker(p: &Pipeline) -> (Option<String>, Option<String>) {
+    let row = p
+        .source
+        .query_one(
+            "SELECT (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), \
+                    (SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1)",
+            &[&p.name],
+        )
+        .await
+        .expect("slot and marker");
+    (row.get(0), row.get(1))
+}
+
+/// Polls until no temporary slot of a `--sink stdout` run is left.
+async fn wait_for_no_stdout_slot(p: &Pipeline) {
+    let pattern = format!("{}\\_stdout\\_%", p.name);
+    poll("the temporary slot to go away", || async {
+        let row = p
+            .source
+            .query_one(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1",
+                &[&pattern],
+            )
+            .await
+            .ok()?;
+        (row.get::<_, i64>(0) == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_sink_stdout_spends_nothing_of_the_real_pipeline_and_a_later_kinesis_producer_sends_everything(
+) {
+    let mut p = Pipeline::start(
+        "producer_preview",
+        "CREATE TABLE public.t (id integer PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'before' FROM generate_series(1, 3) g;",
+        &["public.t"],
+    )
+    .await;
+    // A first look before anything exists: the snapshot, printed; no slot
+    // and no marker are left behind.
+    p.set_config("source", "snapshot = \"initial_only\"");
+    let (code, stdout, stderr) = p.run_bounded(&["produce", "--sink", "stdout"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    wait_for_no_stdout_slot(&p).await;
+    assert!(!p.slot_exists().await, "the preview created source.slot");
+    assert_eq!(slot_and_marker(&p).await, (None, None), "{stderr}");
+
+    // The real producer snapshots everything, then stops.
+    p.set_config("source", "snapshot = \"initial\"");
+    p.start_producer().await;
+    p.sync_producer().await;
+    p.stop_producer().await;
+    let before = slot_and_marker(&p).await;
+    assert!(before.0.is_some() && before.1.is_some(), "{before:?}");
+
+    // A streaming preview while the real producer is down prints a change...
+    p.source
+        .batch_execute("INSERT INTO t VALUES (4, 'while stopped')")
+        .await
+        .expect("insert 4");
+    let mut preview = p.start_stdout_producer().await;
+    let snapshot = preview.events(4).await;
+    assert!(snapshot.iter().all(|e| e["op"] == "r"), "{snapshot:?}");
+    p.source
+        .batch_execute("INSERT INTO t VALUES (5, 'during the preview')")
+        .await
+        .expect("insert 5");
+    let change = preview.events(1).await;
+    assert_eq!(change[0]["after"]["id"], 5, "{change:?}");
+    preview.stop().await;
+    wait_for_no_stdout_slot(&p).await;
+    // ...and leaves the slot's position and the marker as they were.
+    assert_eq!(slot_and_marker(&p).await, before);
+
+    // So the real producer, restarted, still sends both changes.
+    p.start_producer().await;
+    p.sync_producer().await;
+    let records = p.read_stream().await;
+    for id in [4, 5] {
+        assert!(
+            records
+                .iter()
+                .any(|r| r.event["op"] == "c" && r.event["after"]["id"] == id),
+            "insert {id} was never sent to Kinesis: {records:?}"
+        );
+    }
+    let snapshot_rows = records.iter().filter(|r| r.event["op"] == "r").count();
+    assert_eq!(snapshot_rows, 3, "one snapshot only: {records:?}");
+    p.stop_producer().await;
+
+    // The opt-in belongs to the stdout sink only.
+    let out = p.run_bounded(&["produce", "--advance-slot"]).await;
+    support::assert_one_line_error(&out, Some(2), &["--advance-slot", "--sink stdout"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_written_in_sql_spelling_is_mirrored_and_a_misspelled_one_is_named_as_meant() {
+    let mut p = Pipeline::start(
+        "producer_sqlname",
+        r#"CREATE TABLE public."Odd Table" (id integer PRIMARY KEY, v text);
+           INSERT INTO "Odd Table" VALUES (1, 'one'), (2, 'two');"#,
+        &[r#"public."Odd Table""#],
+    )
+    .await;
+    p.setup().await;
+    p.start_producer().await;
+    p.source
+        .batch_execute(r#"UPDATE "Odd Table" SET v = 'changed' WHERE id = 2"#)
+        .await
+        .expect("update");
+    p.sync_producer().await;
+    p.stop_producer().await;
+    p.merge_once().await;
+    let mirror = text_rows(
+        &p.mirror,
+        r#"SELECT id::text, v FROM mirror."odd table" ORDER BY id"#,
+    )
+    .await;
+    let source = text_rows(
+        &p.source,
+        r#"SELECT id::text, v FROM public."Odd Table" ORDER BY id"#,
+    )
+    .await;
+    assert_eq!(mirror, source);
+
+    // A wrong case is named in the same spelling, by both halves.
+    p.set_config("source", r#"tables = ['public."Odd table"']"#);
+    let out = p.run_bounded(&["produce"]).await;
+    support::assert_one_line_error(&out, None, &[r#"table public."Odd table" does not exist"#]);
+    let out = p.run_bounded(&["setup"]).await;
+    support::assert_one_line_error(&out, Some(4), &[r#"public."Odd table""#]);
+    // An entry that names no table says what is wrong with it.
+    p.set_config("source", r#"tables = ['public."Odd Table']"#);
+    let out = p.run_bounded(&["produce"]).await;
+    support::assert_one_line_error(&out, None, &["source.tables", "unclosed"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_problems_are_reported_even_when_the_kinesis_endpoint_is_unreachable_too() {
+    let mut p = Pipeline::start(
+        "producer_startup",
+        "CREATE TABLE public.events (at timestamptz, what text);",
+        &["public.events"],
+    )
+    .await;
+    p.set_env("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:9");
+    let fix = "ALTER TABLE public.events REPLICA IDENTITY FULL";
+    let out = p.run_bounded(&["produce"]).await;
+    let line = support::assert_one_line_error(&out, None, &[fix, "Kinesis stream"]);
+    let (source_at, stream_at) = (
+        line.find(fix).expect("source problem"),
+        line.to_lowercase().find("stream").expect("stream problem"),
+    );
+    assert!(
+        source_at < stream_at,
+        "the source problem comes first: {line}"
+    );
+
+    // A missing table, or an entry that is not a table name, likewise.
+    for (tables, needle) in [
+        (r#"tables = ["public.nosuch"]"#, "public.nosuch"),
+        (r#"tables = ['public."nosuch']"#, "unclosed"),
+    ] {
+        p.set_config("source", tables);
+        let out = p.run_bounded(&["produce"]).await;
+        support::assert_one_line_error(&out, None, &[needle, "Kinesis stream"]);
+    }
+    assert!(!p.slot_exists().await, "a failed start left a slot behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_and_produce_name_the_server_version_and_what_is_supported() {
+    let p = Pipeline::start(
+        "producer_version",
+        "CREATE TABLE public.t (id integer PRIMARY KEY);",
+        &["public.t"],
+    )
+    .await;
+    let (_, stdout, stderr) = p.run_bounded(&["check", "--no-write"]).await;
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("server version"))
+        .unwrap_or_else(|| panic!("no server version row:\n{stdout}\n{stderr}"));
+    assert!(
+        row.contains("PostgreSQL 15") && row.contains("supported: PostgreSQL 15 or later"),
+        "{row}"
+    );
+    p.set_config("source", "snapshot = \"initial_only\"");
+    let (code, _, stderr) = p.run_bounded(&["produce", "--sink", "stdout"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("PostgreSQL server version supported") && stderr.contains("15."),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 12. A server shutting down
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fast_server_shutdown_is_not_held_up_by_the_producer_when_the_last_wal_is_no_commit() {
+    // A fast shutdown waits until every logical walsender's client has
+    // confirmed all the WAL it was sent. The last record here is the abort
+    // of a transaction the shutdown terminates: no commit of ours ends
+    // there, so only a producer that confirms the server's position when
+    // it has nothing outstanding lets the server stop (pg_ctl gives up
+    // after its 60 s otherwise).
+    let cluster = support::pg_cluster::Cluster::start("producer_fastshutdown");
+    let mut p = Pipeline::start_on(
+        &cluster.url,
+        "producer_fastshutdown",
+        "CREATE TABLE public.t (id integer PRIMARY KEY); CREATE TABLE public.other (id integer);",
+        &["public.t"],
+        "",
+    )
+    .await;
+    let source_url = format!("{}/producer_fastshutdown_src", cluster.url);
+    p.start_producer().await;
+    p.source
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .expect("insert");
+    p.sync_producer().await;
+    let open = support::connect(&source_url).await;
+    open.batch_execute("BEGIN; INSERT INTO other VALUES (1)")
+        .await
+        .expect("an open transaction");
+    cluster.restart().await;
+    drop(open);
+
+    p.source = support::connect(&source_url).await;
+    p.source
+        .batch_execute("INSERT INTO t VALUES (2)")
+        .await
+        .expect("insert after the restart");
+    p.sync_producer().await;
+    let records = p.read_stream().await;
+    for id in [1, 2] {
+        assert!(
+            records.iter().any(|r| r.event["after"]["id"] == id),
+            "row {id} missing: {records:?}"
+        );
+    }
+    p.stop_producer().await;
+}

@@ -9,7 +9,9 @@ set -euo pipefail
 
 KS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KS_STACK_DIR=${KINESYNC_STACK_DIR:-$KS_ROOT/.stack}
-KS_PG_PORT=${KINESYNC_LOCAL_PG_PORT:-55432}
+# Default ports: below 32768, where the kernel picks the ephemeral ports of
+# outgoing connections (32768-60999), and outside 25000-25999.
+KS_PG_PORT=${KINESYNC_LOCAL_PG_PORT:-15432}
 KS_KINESIS_PORT=${KINESYNC_LOCAL_KINESIS_PORT:-4567}
 KS_STANDIN_PORT=${KINESYNC_LOCAL_STANDIN_PORT:-4599}
 KS_KINESALITE_VERSION=3.3.3
@@ -70,21 +72,35 @@ ks_wait_port() {
 
 ks_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-ks_start_postgres() {
-  ks_port_free "$KS_PG_PORT" || ks_die "port $KS_PG_PORT is in use (set KINESYNC_LOCAL_PG_PORT)"
-  local home=$KS_STACK_DIR/pg data=$KS_STACK_DIR/pg/data
-  rm -rf "$home"; mkdir -p "$data"
-  local run=()
+# Runs a shell command line as the cluster's owner: the invoking user, or
+# `postgres` for root (initdb refuses to run as root).
+ks_as_pg_owner() {
+  if [ "$(id -u)" = 0 ]; then (cd / && su postgres -s /bin/bash -c "$1"); else bash -c "$1"; fi
+}
+
+# Where the cluster lives. As root it runs as `postgres`, which may not be
+# able to reach the repository (a clone in a 0700 home directory): then the
+# cluster goes to a fresh directory of its own under /tmp, owned by
+# postgres, and its logs are copied into $KS_STACK_DIR/pg when it stops.
+ks_pg_home() {
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-    chown -R postgres "$KS_STACK_DIR/pg"
-    chmod o+x "$KS_STACK_DIR"
-    run=(su postgres -s /bin/bash -c)
+    local home
+    home=$(mktemp -d /tmp/kinesync-pg.XXXXXX)
+    chown postgres "$home"
+    echo "$home"
   else
-    run=(bash -c)
+    rm -rf "$KS_STACK_DIR/pg"; mkdir -p "$KS_STACK_DIR/pg"
+    echo "$KS_STACK_DIR/pg"
   fi
-  "${run[@]}" "'$KS_PG_BIN/initdb' -D '$data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'$home/initdb.log' 2>&1" \
-    || { cat "$home/initdb.log" >&2; ks_die "initdb failed"; }
+}
+
+ks_start_postgres() {
+  ks_port_free "$KS_PG_PORT" || ks_die "port $KS_PG_PORT is in use (set KINESYNC_LOCAL_PG_PORT)"
+  KS_PG_HOME=$(ks_pg_home)
+  local home=$KS_PG_HOME data=$KS_PG_HOME/data
+  ks_as_pg_owner "mkdir -p '$data' && '$KS_PG_BIN/initdb' -D '$data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'$home/initdb.log' 2>&1" \
+    || { cat "$home/initdb.log" >&2; ks_die "initdb failed (log: $home/initdb.log)"; }
   # A throwaway CA and a server certificate it signed (for localhost and
   # 127.0.0.1), so that TLS modes up to verify-full can be tested; clients
   # may still use plain TCP.
@@ -100,7 +116,7 @@ ks_start_postgres() {
   chmod 600 "$home/server.key"
   if [ "$(id -u)" = 0 ]; then chown postgres "$home/server.key" "$home/server.crt"; fi
   KS_PG_CA=$home/ca.crt
-  cat >>"$data/postgresql.conf" <<CONF
+  ks_as_pg_owner "cat >>'$data/postgresql.conf'" <<CONF
 listen_addresses = '127.0.0.1'
 port = $KS_PG_PORT
 unix_socket_directories = '$data'
@@ -116,7 +132,7 @@ ssl = on
 ssl_cert_file = '$home/server.crt'
 ssl_key_file = '$home/server.key'
 CONF
-  "${run[@]}" "'$KS_PG_BIN/pg_ctl' -D '$data' -l '$home/postgres.log' -w -t 60 start >/dev/null" \
+  ks_as_pg_owner "'$KS_PG_BIN/pg_ctl' -D '$data' -l '$home/postgres.log' -w -t 60 start >/dev/null" \
     || { cat "$home/postgres.log" >&2; ks_die "PostgreSQL did not start"; }
   KS_PG_STARTED=1
   ks_log "PostgreSQL $("$KS_PG_BIN/postgres" --version | awk '{print $3}') on port $KS_PG_PORT"
@@ -172,13 +188,15 @@ ks_stop_stack() {
   for pid in "${KS_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   KS_PIDS=()
   if [ "${KS_PG_STARTED:-0}" = 1 ]; then
-    if [ "$(id -u)" = 0 ]; then
-      su postgres -s /bin/bash -c "'$KS_PG_BIN/pg_ctl' -D '$KS_STACK_DIR/pg/data' -m immediate -w stop" >/dev/null 2>&1 || true
-    else
-      "$KS_PG_BIN/pg_ctl" -D "$KS_STACK_DIR/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
+    ks_as_pg_owner "'$KS_PG_BIN/pg_ctl' -D '$KS_PG_HOME/data' -m immediate -w stop" >/dev/null 2>&1 || true
     KS_PG_STARTED=0
   fi
+  if [ -n "${KS_PG_HOME:-}" ] && [ "$KS_PG_HOME" != "$KS_STACK_DIR/pg" ]; then
+    mkdir -p "$KS_STACK_DIR/pg"
+    cp "$KS_PG_HOME"/*.log "$KS_STACK_DIR/pg/" 2>/dev/null || true
+    rm -rf "$KS_PG_HOME"
+  fi
+  KS_PG_HOME=""
   return $status
 }
 

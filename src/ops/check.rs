@@ -148,6 +148,28 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             if ssl { "TLS" } else { "no TLS" }
         ),
     ));
+    let version: String = server.get("server_version");
+    findings.push(
+        match crate::source::replication::supported_server(&version) {
+            Ok(_) => Finding::ok(
+                Part::Source,
+                "server version",
+                format!(
+                    "PostgreSQL {version} (supported: {})",
+                    crate::source::replication::SUPPORTED_SERVERS
+                ),
+            ),
+            Err(error) => Finding::fail(
+                Part::Source,
+                "server version",
+                error.to_string(),
+                format!(
+                    "upgrade the server to {}",
+                    crate::source::replication::SUPPORTED_SERVERS
+                ),
+            ),
+        },
+    );
     let wal_level: String = server.get("wal_level");
     findings.push(if wal_level == "logical" {
         Finding::ok(Part::Source, "wal_level", "logical")

@@ -31,6 +31,33 @@ pub const SNAPSHOT_STARTED_MARKER: &str = "kinesync: snapshot started";
 pub const SNAPSHOT_SKIPPED_MARKER: &str = "kinesync: snapshot skipped";
 /// `application_name` of our sessions (visible in pg_stat_activity).
 pub const APPLICATION_NAME: &str = "kinesync";
+/// The oldest PostgreSQL major version kinesync runs on: the slot is
+/// created with `CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`, the
+/// option syntax PostgreSQL 15 introduced (14 and older reject it), and the
+/// tests run on 15.
+pub const MIN_SERVER_MAJOR: u32 = 15;
+/// What is said about supported versions, in errors and `check`.
+pub const SUPPORTED_SERVERS: &str = "PostgreSQL 15 or later";
+
+/// Which slot a run reads, and what it may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotUse {
+    /// The configured slot, created now with its first snapshot.
+    Fresh,
+    /// The configured slot, created again: an earlier snapshot was cut short.
+    Redo,
+    /// A temporary slot of its own (`produce --sink stdout`): gone with the
+    /// session; no snapshot marker is written, nothing of the configured
+    /// slot is read or confirmed.
+    Temporary,
+}
+
+/// The name of the temporary slot of a `--sink stdout` run of this process
+/// (at most 63 bytes, as PostgreSQL requires).
+pub fn temporary_slot_name(slot: &str) -> String {
+    let base: String = slot.chars().take(40).collect();
+    format!("{base}_stdout_{}", std::process::id())
+}
 
 /// An ordinary SQL session with kinesync's pinned settings. The connection
 /// task logs its end at debug level.
@@ -134,6 +161,39 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, Pr
         .with_buffer_size(REPLICATION_BUFFER_EVENTS))
 }
 
+/// The major version in a `server_version` text (`15.8 (Debian 15.8-1)`,
+/// `16beta1`, `9.6.24`).
+pub fn server_major(version: &str) -> Option<u32> {
+    let digits: String = version
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// `Ok(version)` if kinesync supports the server whose `server_version` is
+/// `version`, else the error naming it and what is supported.
+pub fn supported_server(version: &str) -> Result<&str, ProduceError> {
+    match server_major(version) {
+        Some(major) if major >= MIN_SERVER_MAJOR => Ok(version),
+        _ => Err(ProduceError::UnsupportedServer {
+            version: version.to_owned(),
+        }),
+    }
+}
+
+/// Stop unless the server's version is supported; returns its version text.
+pub async fn check_server_version(client: &Client) -> Result<String, ProduceError> {
+    let row = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(|e| ProduceError::sql("reading server_version", &e))?;
+    let version: String = row.get(0);
+    supported_server(&version)?;
+    Ok(version)
+}
+
 /// Stop unless `wal_level = logical`.
 pub async fn check_wal_level(client: &Client) -> Result<(), ProduceError> {
     let row = client
@@ -145,6 +205,18 @@ pub async fn check_wal_level(client: &Client) -> Result<(), ProduceError> {
         return Err(ProduceError::WalLevelNotLogical { current: level });
     }
     Ok(())
+}
+
+/// Whether `publication` exists.
+pub async fn publication_exists(client: &Client, publication: &str) -> Result<bool, ProduceError> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| ProduceError::sql("reading pg_publication", &e))?;
+    Ok(row.is_some())
 }
 
 /// Create the publication for `tables` if missing, or add the tables it
@@ -338,20 +410,39 @@ pub async fn start_stream(
     Ok(client)
 }
 
-/// Create the slot without a snapshot (`snapshot = never`), on a gated session.
-pub async fn create_slot_without_snapshot(config: ReplicationConfig) -> Result<Lsn, ProduceError> {
+/// Create `config`'s slot on a gated session (START_REPLICATION not sent
+/// yet), exporting a snapshot or not, temporary (gone with the session) or
+/// not. Returns the session and the server's answer (see
+/// [`consistent_point`]; the snapshot name is the third column).
+pub async fn create_slot(
+    config: ReplicationConfig,
+    temporary: bool,
+    export_snapshot: bool,
+) -> Result<(ReplicationClient, Vec<pgwire_replication::QueryRow>), ProduceError> {
     let slot = config.slot.clone();
     let mut client = ReplicationClient::connect_gated(config)
         .await
         .map_err(|e| ProduceError::from_replication(&slot, e))?;
     let rows = client
         .simple_query(&format!(
-            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'nothing')",
-            quote_ident(&slot)
+            "CREATE_REPLICATION_SLOT {} {}LOGICAL pgoutput (SNAPSHOT '{}')",
+            quote_ident(&slot),
+            if temporary { "TEMPORARY " } else { "" },
+            if export_snapshot { "export" } else { "nothing" }
         ))
         .await
         .map_err(|e| ProduceError::from_replication(&slot, e))?;
-    consistent_point(&rows)
+    Ok((client, rows))
+}
+
+/// Create the slot without a snapshot (`snapshot = never`); returns the
+/// still gated session and the slot's consistent point.
+pub async fn create_slot_without_snapshot(
+    config: ReplicationConfig,
+    temporary: bool,
+) -> Result<(ReplicationClient, Lsn), ProduceError> {
+    let (client, rows) = create_slot(config, temporary, false).await?;
+    Ok((client, consistent_point(&rows)?))
 }
 
 /// The consistent point (second column) of a CREATE_REPLICATION_SLOT answer.
@@ -404,6 +495,30 @@ mod tests {
             Some(&started_marker("other")),
             "kinesync"
         ));
+    }
+
+    #[test]
+    fn servers_older_than_15_are_refused_naming_the_version_and_what_is_supported() {
+        for version in ["15.8 (Debian 15.8-1.pgdg120+1)", "16beta1", "17.2", "18.0"] {
+            assert_eq!(supported_server(version).ok(), Some(version), "{version}");
+        }
+        for version in ["14.13", "13.16 (Ubuntu 13.16-1)", "9.6.24", "garbage"] {
+            let error = supported_server(version).unwrap_err().to_string();
+            assert!(
+                error.contains(version) && error.contains(SUPPORTED_SERVERS),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn temporary_slot_names_fit_postgres_limit() {
+        let name = temporary_slot_name(&"s".repeat(63));
+        assert!(name.len() <= 63, "{name}");
+        assert!(
+            name.starts_with("sss") && name.contains("_stdout_"),
+            "{name}"
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ use tokio_postgres::Client;
 use super::progress::SnapshotProgress;
 use super::relation_cache::Relation;
 use super::replication::{
-    connect_sql, consistent_point, done_marker, pg_message, set_snapshot_marker, started_marker,
+    connect_sql, consistent_point, create_slot, done_marker, pg_message, set_snapshot_marker,
+    started_marker, SlotUse,
 };
 use super::{quote_ident, quote_literal};
 use crate::config::SourceConfig;
@@ -47,12 +48,13 @@ pub struct Snapshot {
 /// Create the slot and copy `tables`. `Ok(None)`: shutdown was requested
 /// before the snapshot was delivered (the next start redoes it).
 ///
-/// `redo`: an earlier snapshot was cut short (killed, crashed). Its rows may
+/// [`SlotUse::Redo`]: an earlier snapshot was cut short (killed, crashed). Its rows may
 /// be in the stream already, including rows deleted since, which this
 /// snapshot will not copy and no change event will remove. So the snapshot
 /// starts with one truncate event per table at its own position (consistent
 /// point, 0): the merge drops everything ordered before it and keeps this
 /// snapshot's rows, which sort at that same position.
+/// [`SlotUse::Temporary`]: the slot is temporary and no marker is written.
 #[allow(clippy::too_many_arguments)]
 pub async fn take_snapshot<W: RecordWriter>(
     source: &SourceConfig,
@@ -62,24 +64,17 @@ pub async fn take_snapshot<W: RecordWriter>(
     ctx: &EventContext,
     delivery: &mut Delivery<W>,
     shutdown: &Shutdown,
-    redo: bool,
+    slot_use: SlotUse,
 ) -> Result<Option<Snapshot>, ProduceError> {
+    let temporary = slot_use == SlotUse::Temporary;
     let (url, publication) = (source.url.as_str(), source.publication.as_str());
     let slot = replication.slot.clone();
     // A stale marker must never outlive the slot it describes; "started"
     // tells the next start, should this one be cut short, to redo it.
-    set_snapshot_marker(admin, publication, Some(&started_marker(&slot))).await?;
-
-    let mut client = ReplicationClient::connect_gated(replication)
-        .await
-        .map_err(|e| ProduceError::from_replication(&slot, e))?;
-    let rows = client
-        .simple_query(&format!(
-            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
-            quote_ident(&slot)
-        ))
-        .await
-        .map_err(|e| ProduceError::from_replication(&slot, e))?;
+    if !temporary {
+        set_snapshot_marker(admin, publication, Some(&started_marker(&slot))).await?;
+    }
+    let (client, rows) = create_slot(replication, temporary, true).await?;
     let consistent = consistent_point(&rows)?;
     crate::telemetry::health().set(crate::pipeline::SOURCE_CONDITION, Ok(()));
     let snapshot_name = rows
@@ -110,7 +105,7 @@ pub async fn take_snapshot<W: RecordWriter>(
         commit_lsn: consistent,
         lsn: Lsn::ZERO,
     };
-    if redo {
+    if slot_use == SlotUse::Redo {
         tracing::warn!(
             "an earlier snapshot was cut short: this one starts with a truncate event per table, so the merge drops the rows it sent"
         );
@@ -214,7 +209,9 @@ pub async fn take_snapshot<W: RecordWriter>(
         &done_marker(&slot, consistent),
         &super::coverage::table_names(tables),
     );
-    set_snapshot_marker(admin, publication, Some(&marker)).await?;
+    if !temporary {
+        set_snapshot_marker(admin, publication, Some(&marker)).await?;
+    }
     tracing::info!(rows = total, consistent_point = %consistent, "snapshot delivered");
     Ok(Some(Snapshot {
         client,

@@ -24,12 +24,11 @@ pub async fn resolve_tables(
     let mut names: Vec<(String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for pattern in patterns {
-        let Some((schema, table)) = pattern.split_once('.') else {
-            return Err(ProduceError::TableNotFound {
-                table: pattern.clone(),
-            });
-        };
-        let expanded = if table == "*" {
+        let entry = crate::sql::parse_table_entry(pattern)?;
+        let schema = entry.schema.as_str();
+        let expanded = if let Some(table) = entry.table {
+            vec![(schema.to_owned(), table)]
+        } else {
             let rows = client
                 .query(
                     "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -46,8 +45,6 @@ pub async fn resolve_tables(
             rows.iter()
                 .map(|r| (schema.to_owned(), r.get::<_, String>(0)))
                 .collect()
-        } else {
-            vec![(schema.to_owned(), table.to_owned())]
         };
         for name in expanded {
             if seen.insert(name.clone()) {
@@ -67,7 +64,7 @@ async fn describe_table(
     schema: &str,
     name: &str,
 ) -> Result<Relation, ProduceError> {
-    let qualified = format!("{schema}.{name}");
+    let qualified = crate::sql::display_qualified(schema, name);
     let row = client
         .query_opt(
             "SELECT c.oid, c.relreplident::text, has_table_privilege(c.oid, 'SELECT'), current_user::text \

@@ -456,7 +456,7 @@ def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", tim
     env = kinesync_env()
     env["RUST_LOG"] = "info,kinesync::pipeline=debug"
     log_path = os.path.join(WORK, f"{slot}.log")
-    run = Run([KINESYNC, "--config", cfg, "produce", "--sink", sink],
+    run = Run([KINESYNC, "--config", cfg, "produce", "--sink", sink] + (["--advance-slot"] if sink == "stdout" else []),
               env=env, stderr_path=log_path, count_stdout=(sink == "stdout"))
     try:
         wait_log(log_path, '"kinesync_bench"', run, timeout, poll, slot, walsender)
@@ -810,7 +810,7 @@ def profile_kinesync(db, table, pub, backlog):
     log_path = os.path.join(WORK, f"{slot}.log")
     run = Run(["perf", "stat", "-o", stat_file, "-e", "task-clock,context-switches,cpu-migrations,page-faults",
                "--", "perf", "record", "-q", "-F", "999", "-g", "-o", data, "--",
-               KINESYNC, "--config", cfg, "produce", "--sink", "stdout"],
+               KINESYNC, "--config", cfg, "produce", "--sink", "stdout", "--advance-slot"],
               env=env, stderr_path=log_path)
     try:
         wait_log(log_path, '"kinesync_bench"', run, 900)
@@ -1038,7 +1038,7 @@ def memory_snapshot(cfg):
         sql(db, "COMMENT ON PUBLICATION pub_snap IS NULL")
         conf = kinesync_config(os.path.join(WORK, "snapshot.toml"), db, "snap", "pub_snap", slot, snapshot="initial_only")
         log_path = os.path.join(WORK, f"snapshot-{target_mb}.log")
-        run = Run([KINESYNC, "--config", conf, "produce", "--sink", "stdout"], env=kinesync_env(),
+        run = Run([KINESYNC, "--config", conf, "produce", "--sink", "stdout", "--advance-slot"], env=kinesync_env(),
                   stderr_path=log_path, count_stdout=True)
         deadline = time.monotonic() + 3600
         while run.alive():

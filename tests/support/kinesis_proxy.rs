@@ -76,10 +76,14 @@ impl Drop for KinesisProxy {
 }
 
 impl KinesisProxy {
-    /// Listens on a free loopback port, forwarding to `upstream_url`
-    /// (`http://host:port`).
+    /// Listens on a free loopback port (see [`super::ports`]), forwarding
+    /// to `upstream_url` (`http://host:port`).
     pub async fn start(upstream_url: &str, plan: FaultPlan) -> KinesisProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = super::ports::bind();
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking proxy socket");
+        let listener = TcpListener::from_std(listener).expect("bind proxy");
         let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
         let shared = Arc::new(Shared {
             upstream: upstream_url

@@ -11,6 +11,7 @@
 pub mod hostile;
 pub mod kinesis_proxy;
 pub mod pg_cluster;
+pub mod ports;
 pub mod replay;
 pub mod telemetry;
 pub mod workload;
@@ -373,8 +374,8 @@ merge = "*/5 * * * * *"
         (status.code().unwrap_or(-1), self.producer_log())
     }
 
-    /// Starts `kinesync produce --sink stdout`, waits for the slot, and
-    /// returns a reader of the events it prints.
+    /// Starts `kinesync produce --sink stdout`, waits for its temporary
+    /// slot, and returns a reader of the events it prints.
     pub async fn start_stdout_producer(&self) -> StdoutProducer {
         let log_path = self.dir.join("produce-stdout.log");
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -390,8 +391,27 @@ merge = "*/5 * * * * *"
             lines: BufReader::new(stdout).lines(),
             log_path,
         };
-        self.wait_for_slot().await;
+        self.wait_for_stdout_slot().await;
         producer
+    }
+
+    /// Waits until the temporary slot of a `--sink stdout` run (named
+    /// `<slot>_stdout_<pid>`) has found its consistent point.
+    pub async fn wait_for_stdout_slot(&self) {
+        let pattern = format!("{}\\_stdout\\_%", self.name);
+        let source = &self.source;
+        poll(&format!("temporary slot {pattern}"), || async {
+            let row = source
+                .query_one(
+                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1 \
+                     AND temporary AND confirmed_flush_lsn IS NOT NULL",
+                    &[&pattern],
+                )
+                .await
+                .ok()?;
+            (row.get::<_, i64>(0) == 1).then_some(())
+        })
+        .await;
     }
 
     /// Sets `key = value` lines (e.g. `max_record_bytes = 2000`) in the

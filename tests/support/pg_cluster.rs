@@ -22,16 +22,12 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Tries to start a cluster on this many ports before failing the test.
+const START_ATTEMPTS: usize = 5;
+
 /// Runs a shell command line as the cluster's owner; fails the test on error.
 fn run(line: &str) {
-    let output = if is_root() {
-        Command::new("su")
-            .args(["postgres", "-s", "/bin/sh", "-c", line])
-            .output()
-    } else {
-        Command::new("sh").args(["-c", line]).output()
-    }
-    .unwrap_or_else(|e| panic!("cannot run {line}: {e}"));
+    let output = owner_shell(line);
     assert!(
         output.status.success(),
         "{line} failed: {}{}",
@@ -40,11 +36,20 @@ fn run(line: &str) {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// Runs a shell command line as the cluster's owner; whether it succeeded.
+fn try_run(line: &str) -> bool {
+    owner_shell(line).status.success()
+}
+
+fn owner_shell(line: &str) -> std::process::Output {
+    if is_root() {
+        Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", line])
+            .output()
+    } else {
+        Command::new("sh").args(["-c", line]).output()
+    }
+    .unwrap_or_else(|e| panic!("cannot run {line}: {e}"))
 }
 
 fn tool(name: &str) -> String {
@@ -82,14 +87,14 @@ impl Cluster {
             assert!(status.success(), "chown {home:?} failed");
         }
         let data = home.join("data");
-        let port = free_port();
         run(&format!(
             "'{initdb}' -D '{}' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'{}/initdb.log' 2>&1",
             data.display(),
             home.display()
         ));
+        // The port is given on the command line (pg_ctl restart reuses it).
         let conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              wal_level = logical\nmax_replication_slots = 8\nmax_wal_senders = 8\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\ntimezone = 'UTC'\n{settings}\n",
             data.display()
@@ -98,21 +103,48 @@ impl Cluster {
             "printf '%s' \"{conf}\" >> '{}/postgresql.conf'",
             data.display()
         ));
-        let cluster = Cluster {
-            url: format!("postgres://postgres@127.0.0.1:{port}"),
+        let mut cluster = Cluster {
+            url: String::new(),
             data,
             home,
         };
-        cluster.pg_ctl(&pg_ctl, "start");
-        cluster
+        // A port free a moment ago may be taken by another process before
+        // the server binds it: then try the next one.
+        for _ in 0..START_ATTEMPTS {
+            let port = super::ports::free_port();
+            if try_run(&cluster.pg_ctl_line(&pg_ctl, &format!("-o '-p {port}' start"))) {
+                cluster.url = format!("postgres://postgres@127.0.0.1:{port}");
+                return cluster;
+            }
+            let log =
+                std::fs::read_to_string(cluster.home.join("postgres.log")).unwrap_or_default();
+            assert!(
+                log.contains("could not bind") || log.contains("already in use"),
+                "PostgreSQL did not start:\n{log}"
+            );
+        }
+        panic!("PostgreSQL found no free port in {START_ATTEMPTS} tries");
     }
 
-    fn pg_ctl(&self, pg_ctl: &str, action: &str) {
-        run(&format!(
-            "'{pg_ctl}' -D '{}' -l '{}/postgres.log' -w -t 60 {action} >/dev/null",
+    fn pg_ctl_line(&self, pg_ctl: &str, action: &str) -> String {
+        format!(
+            "'{pg_ctl}' -D '{}' -l '{}/postgres.log' -w -t {} {action} >/dev/null",
             self.data.display(),
-            self.home.display()
-        ));
+            self.home.display(),
+            super::DEADLINE.as_secs()
+        )
+    }
+
+    /// Runs `pg_ctl <action>`, waiting up to [`super::DEADLINE`]; fails the
+    /// test with the end of the server log.
+    fn pg_ctl(&self, pg_ctl: &str, action: &str) {
+        let line = self.pg_ctl_line(pg_ctl, action);
+        if !try_run(&line) {
+            let log = std::fs::read_to_string(self.home.join("postgres.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!("{line} failed; the server log ends:\n{}", tail.join("\n"));
+        }
     }
 
     /// `pg_ctl restart -m fast`: every session is terminated, the server
