@@ -14,6 +14,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use support::replay::{self, As};
 use support::{poll, text_rows, Pipeline, StreamRecord};
 
 const PLACEHOLDER: &str = "__debezium_unavailable_value";
@@ -897,104 +898,12 @@ INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_
 INSERT INTO pairs SELECT g % 7, 'k' || g, g FROM generate_series(1, 20) g;
 ";
 
-/// The source tables as the event `after` objects they should replay to,
-/// keyed by the key array's JSON text.
-async fn source_as_events(p: &Pipeline) -> BTreeMap<String, BTreeMap<String, Value>> {
-    let queries = [
-        (
-            "public.items",
-            "SELECT json_build_object('id', id, 'label', label, 'price', price::text, 'qty', qty, \
-             'flag', flag, 'seen_at', to_char(seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-             'big', big)::text FROM items",
-        ),
-        (
-            "public.pairs",
-            "SELECT json_build_object('a', a, 'b', b, 'v', v)::text FROM pairs",
-        ),
-    ];
-    let mut tables = BTreeMap::new();
-    for (table, sql) in queries {
-        let mut rows = BTreeMap::new();
-        for row in text_rows(&p.source, sql).await {
-            let value: Value = serde_json::from_str(row[0].as_deref().expect("row")).expect("json");
-            rows.insert(key_of(table, &value), value);
-        }
-        tables.insert(table.to_owned(), rows);
-    }
-    tables
-}
-
-fn key_columns(table: &str) -> &'static [&'static str] {
-    match table {
-        "public.items" => &["id"],
-        "public.pairs" => &["a", "b"],
-        other => panic!("unexpected table {other}"),
-    }
-}
-
-fn key_of(table: &str, row: &Value) -> String {
-    Value::Array(key_columns(table).iter().map(|c| row[*c].clone()).collect()).to_string()
-}
-
-/// Applies every event in `(commit_lsn, lsn)` order, once each.
-fn replay(records: &[StreamRecord]) -> BTreeMap<String, BTreeMap<String, Value>> {
-    let mut events: Vec<&Value> = records.iter().map(|r| &r.event).collect();
-    events.sort_by_key(|e| ordering(e));
-    let mut tables: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-    for table in ["public.items", "public.pairs"] {
-        tables.insert(table.to_owned(), BTreeMap::new());
-    }
-    let mut applied = HashSet::new();
-    for event in events {
-        let table = format!(
-            "{}.{}",
-            event["source"]["schema"].as_str().expect("schema"),
-            event["source"]["table"].as_str().expect("table")
-        );
-        let op = event["op"].as_str().expect("op");
-        let row_key = match op {
-            "d" => key_of(&table, &event["before"]),
-            "t" => String::new(),
-            _ => key_of(&table, &event["after"]),
-        };
-        let (commit_lsn, lsn) = ordering(event);
-        if !applied.insert((table.clone(), commit_lsn, lsn, row_key.clone())) {
-            continue; // an at-least-once duplicate
-        }
-        let rows = tables.get_mut(&table).expect("known table");
-        match op {
-            "c" | "r" => {
-                rows.insert(row_key, event["after"].clone());
-            }
-            "u" => {
-                let old_key = match &event["before"] {
-                    Value::Null => row_key.clone(),
-                    before => key_of(&table, before),
-                };
-                let previous = rows.remove(&old_key);
-                let mut after = event["after"].clone();
-                let object = after.as_object_mut().expect("after object");
-                for (column, value) in object.iter_mut() {
-                    if value == PLACEHOLDER {
-                        *value = previous
-                            .as_ref()
-                            .and_then(|p| p.get(column))
-                            .cloned()
-                            .unwrap_or_else(|| {
-                                panic!("{table} {old_key}: placeholder without a previous value: {event}")
-                            });
-                    }
-                }
-                rows.insert(row_key, after);
-            }
-            "d" => {
-                rows.remove(&row_key);
-            }
-            "t" => rows.clear(),
-            other => panic!("unexpected op {other}: {event}"),
-        }
-    }
-    tables
+/// The tables and their key columns.
+fn replay_keys() -> BTreeMap<String, Vec<String>> {
+    [("public.items", &["id"][..]), ("public.pairs", &["a", "b"])]
+        .into_iter()
+        .map(|(t, k)| (t.to_owned(), k.iter().map(|c| (*c).to_owned()).collect()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1029,31 +938,20 @@ async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source(
     p.sync_producer().await;
 
     let records = p.read_stream().await;
-    let replayed = replay(&records);
-    let source = source_as_events(&p).await;
-    for (table, rows) in &source {
-        let mirror = &replayed[table];
-        let missing: Vec<_> = rows
-            .iter()
-            .filter(|(k, v)| mirror.get(*k) != Some(v))
-            .take(5)
-            .collect();
-        let extra: Vec<_> = mirror
-            .iter()
-            .filter(|(k, v)| rows.get(*k) != Some(v))
-            .take(5)
-            .collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "seed {seed} (KINESYNC_REPLAY_SEED): replay of {table} differs from the source ({} vs {} rows)\nsource only: {missing:#?}\nreplay only: {extra:#?}",
-            rows.len(),
-            mirror.len()
+    let keys = replay_keys();
+    let replayed = replay::replay(&records, &keys);
+    for (table, key) in &keys {
+        let source = replay::source_rows(&p.source, table, key, As::Event).await;
+        replay::assert_rows_match(
+            &format!("replay of {table}"),
+            &source,
+            &replayed[table],
+            &format!("seed {seed} (KINESYNC_REPLAY_SEED)"),
         );
+        if table == "public.items" {
+            assert!(source.len() > 40, "the workload did something");
+        }
     }
-    assert!(
-        source["public.items"].len() > 40,
-        "the workload did something"
-    );
     p.stop_producer().await;
 }
 
