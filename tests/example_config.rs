@@ -415,11 +415,13 @@ fn template_resource<'a>(template: &'a str, logical: &str) -> &'a str {
         .find(&format!("\n  {logical}:\n"))
         .unwrap_or_else(|| panic!("the template defines no {logical}"));
     let body = &template[start + logical.len() + 5..];
+    // Up to the next line indented by at most two spaces that is not a comment.
     let end = body
-        .match_indices("\n  ")
+        .match_indices('\n')
         .find(|(i, _)| {
-            let next = &body[i + 3..];
-            !next.starts_with(' ') && !next.starts_with('#')
+            let next = body[i + 1..].trim_start_matches('\n');
+            let indent = next.len() - next.trim_start_matches(' ').len();
+            indent <= 2 && !next.trim_start().starts_with('#')
         })
         .map_or(body.len(), |(i, _)| i);
     &body[..end]
