@@ -361,3 +361,300 @@ fn the_license_matches_cargo_toml_and_the_changelog_covers_this_version() {
         );
     }
 }
+
+/// Every `arn:...` in `text` (up to the first character an ARN cannot hold).
+fn arns_in(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("arn:aws:") {
+        let arn: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || ":/_.+=,@-*".contains(*c))
+            .collect();
+        rest = &rest[at + arn.len()..];
+        found.push(arn);
+    }
+    found
+}
+
+/// The role names the template creates: `RoleName: !Sub "${RoleNamePrefix}-x"`
+/// under a resource of type `AWS::IAM::Role`, spelled with the default prefix
+/// `kinesync`, mapped to the resource's logical id.
+fn template_roles(template: &str) -> BTreeMap<String, String> {
+    let resources = template
+        .split("\nResources:\n")
+        .nth(1)
+        .expect("the template has Resources")
+        .split("\nOutputs:\n")
+        .next()
+        .unwrap_or_default();
+    let mut roles = BTreeMap::new();
+    let mut logical = String::new();
+    let mut is_role = false;
+    for line in resources.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            logical = line.trim().trim_end_matches(':').to_owned();
+            is_role = false;
+        } else if line.trim() == "Type: AWS::IAM::Role" {
+            is_role = true;
+        } else if let Some(name) = line.trim().strip_prefix("RoleName: ") {
+            assert!(is_role, "{logical}: RoleName outside an AWS::IAM::Role");
+            let name = name
+                .trim_start_matches("!Sub ")
+                .trim_matches('"')
+                .replace("${RoleNamePrefix}", "kinesync");
+            roles.insert(name, logical.clone());
+        }
+    }
+    roles
+}
+
+/// The body of one resource of the template (up to the next resource).
+fn template_resource<'a>(template: &'a str, logical: &str) -> &'a str {
+    let start = template
+        .find(&format!("\n  {logical}:\n"))
+        .unwrap_or_else(|| panic!("the template defines no {logical}"));
+    let body = &template[start + logical.len() + 5..];
+    // Up to the next line indented by at most two spaces that is not a comment.
+    let end = body
+        .match_indices('\n')
+        .find(|(i, _)| {
+            let next = body[i + 1..].trim_start_matches('\n');
+            let indent = next.len() - next.trim_start_matches(' ').len();
+            indent <= 2 && !next.trim_start().starts_with('#')
+        })
+        .map_or(body.len(), |(i, _)| i);
+    &body[..end]
+}
+
+/// docs/quickstart.md, followed by hand, must leave behind every IAM role
+/// and secret that deploy/kubernetes and deploy/ecs name: each one is
+/// created by the CloudFormation template (role names) or by a command in
+/// the quickstart (secrets), the quickstart looks the namespace's roles up
+/// before replacing them, and the template defines the IRSA, task and
+/// execution roles with the trust and policies docs/security.md describes.
+#[test]
+fn the_quickstart_creates_every_role_and_secret_the_deploy_files_refer_to() {
+    let quickstart = repo_file("docs/quickstart.md");
+    let template = repo_file("deploy/cloudformation/kinesync.yaml");
+    let security = repo_file("docs/security.md");
+    let roles = template_roles(&template);
+
+    let mut deploy_files = Vec::new();
+    for dir in ["deploy/kubernetes", "deploy/ecs"] {
+        let mut paths: Vec<_> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+            .expect(dir)
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "json")
+                )
+            })
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = format!("{dir}/{}", path.file_name().unwrap().to_string_lossy());
+            deploy_files.push((name.clone(), repo_file(&name)));
+        }
+    }
+
+    let mut problems = Vec::new();
+    let (mut seen_roles, mut seen_secrets) = (0, 0);
+    for (file, text) in &deploy_files {
+        for arn in arns_in(text) {
+            if let Some(role) = arn.split(":role/").nth(1) {
+                seen_roles += 1;
+                if !roles.contains_key(role) {
+                    problems.push(format!(
+                        "{file} names role {role}, which the template does not create (roles: {:?})",
+                        roles.keys().collect::<Vec<_>>()
+                    ));
+                }
+                if !quickstart.contains(role) {
+                    problems.push(format!(
+                        "{file} names role {role}; docs/quickstart.md never mentions it"
+                    ));
+                }
+                if !security.contains(&format!("`{role}`")) {
+                    problems.push(format!(
+                        "{file} names role {role}; docs/security.md does not describe it"
+                    ));
+                }
+            } else if let Some(secret) = arn.split(":secret:").nth(1) {
+                seen_secrets += 1;
+                let name = format!("--name {secret} ");
+                if !quickstart
+                    .split("aws secretsmanager create-secret")
+                    .skip(1)
+                    .any(|cmd| cmd.split(")\n").next().unwrap_or_default().contains(&name))
+                {
+                    problems.push(format!(
+                        "{file} names secret {secret}; docs/quickstart.md has no `aws secretsmanager create-secret --name {secret}`"
+                    ));
+                }
+            }
+        }
+        // Kubernetes Secrets referenced by name (secretKeyRef: name: ...).
+        let lines: Vec<&str> = text.lines().collect();
+        for pair in lines.windows(2).filter(|w| w[0].trim() == "secretKeyRef:") {
+            let name = pair[1].trim().trim_start_matches("name: ");
+            if !quickstart.contains(&format!("create secret generic {name} ")) {
+                problems.push(format!(
+                    "{file} uses the Kubernetes Secret {name}; docs/quickstart.md does not create it"
+                ));
+            }
+        }
+    }
+    assert!(
+        seen_roles >= 6 && seen_secrets >= 2,
+        "found too few ARNs in deploy/"
+    );
+
+    // The Redshift secret, the way the Data API reads it.
+    let redshift_secret = quickstart
+        .split("aws secretsmanager create-secret")
+        .skip(1)
+        .find(|cmd| cmd.contains("--name kinesync-redshift "))
+        .unwrap_or_default();
+    for needed in [
+        "\"username\":\"kinesync\"",
+        "\"password\":",
+        "--tags Key=RedshiftDataFullAccess",
+        "--query ARN --output text",
+    ] {
+        if !redshift_secret.contains(needed) {
+            problems.push(format!(
+                "the Redshift secret's create-secret lacks {needed}"
+            ));
+        }
+    }
+    // The namespace and its existing roles, looked up before the list that replaces them.
+    let lookups = [
+        "aws redshift-serverless get-workgroup --workgroup-name analytics \\\n  --query workgroup.namespaceName",
+        "aws redshift-serverless get-namespace --namespace-name \"$NAMESPACE\"",
+        "--query 'namespace.iamRoles'",
+        "aws redshift-serverless update-namespace --namespace-name \"$NAMESPACE\"",
+        "aws redshift describe-clusters --cluster-identifier analytics-cluster \\\n  --query 'Clusters[0].IamRoles",
+        "aws redshift modify-cluster-iam-roles",
+    ];
+    let mut last = 0;
+    for lookup in lookups {
+        match quickstart[last..].find(lookup) {
+            Some(at) => last += at,
+            None => problems.push(format!(
+                "docs/quickstart.md lacks (in this order) {lookup:?}"
+            )),
+        }
+    }
+    if !quickstart.contains("$EXISTING_ROLES") {
+        problems.push("update-namespace must pass the existing roles ($EXISTING_ROLES)".into());
+    }
+    // Named roles need CAPABILITY_NAMED_IAM, and the runtime roles their parameters.
+    for needed in [
+        "--capabilities CAPABILITY_NAMED_IAM",
+        "EksOidcProviderUrl=",
+        "CreateEcsRoles=true",
+        "SourceUrlSecretArn=",
+        "GRANT rds_replication TO kinesync",
+        "GRANT CREATE ON DATABASE app TO kinesync",
+        "ALTER PUBLICATION kinesync OWNER TO kinesync",
+    ] {
+        if !quickstart.contains(needed) {
+            problems.push(format!("docs/quickstart.md lacks {needed}"));
+        }
+    }
+
+    // The template's runtime roles: trust and policy as docs/security.md says.
+    let expect_role =
+        |problems: &mut Vec<String>, name: &str, condition: &str, needles: &[&str]| {
+            let Some(logical) = roles.get(name) else {
+                problems.push(format!("the template defines no role {name}"));
+                return;
+            };
+            let body = template_resource(&template, logical);
+            if !body.contains(&format!("Condition: {condition}\n")) {
+                problems.push(format!(
+                    "{logical} must be optional (Condition: {condition})"
+                ));
+            }
+            for needle in needles {
+                if !body.contains(needle) {
+                    problems.push(format!("{logical} ({name}) lacks {needle:?}"));
+                }
+            }
+        };
+    for (sa, policy) in [
+        ("kinesync-producer", "ProducerPolicy"),
+        ("kinesync-merge", "SchedulerPolicy"),
+    ] {
+        let subject = format!("system:serviceaccount:${{KubernetesNamespace}}:{sa}\"");
+        let policy = format!("ManagedPolicyArns: [!Ref {policy}]");
+        expect_role(
+            &mut problems,
+            sa,
+            "CreateIrsaRoles",
+            &[
+                "sts:AssumeRoleWithWebIdentity",
+                "oidc-provider/${EksOidcProviderUrl}",
+                &subject,
+                "\"${EksOidcProviderUrl}:aud\": \"sts.amazonaws.com\"",
+                &policy,
+            ],
+        );
+        let serviceaccounts = repo_file("deploy/kubernetes/serviceaccount.yaml");
+        if !serviceaccounts.contains(&format!("name: {sa}\n")) {
+            problems.push(format!("serviceaccount.yaml has no service account {sa}"));
+        }
+    }
+    for (role, policy) in [
+        ("kinesync-producer-task", "ProducerPolicy"),
+        ("kinesync-merge-task", "SchedulerPolicy"),
+    ] {
+        let policy = format!("ManagedPolicyArns: [!Ref {policy}]");
+        expect_role(
+            &mut problems,
+            role,
+            "CreateEcsRoles",
+            &[
+                "Service: ecs-tasks.amazonaws.com",
+                "aws:SourceAccount",
+                "aws:SourceArn",
+                &policy,
+            ],
+        );
+    }
+    expect_role(
+        &mut problems,
+        "kinesync-ecs-execution",
+        "CreateEcsRoles",
+        &[
+            "Service: ecs-tasks.amazonaws.com",
+            "service-role/AmazonECSTaskExecutionRolePolicy",
+            "Action: secretsmanager:GetSecretValue",
+            "Resource: !Ref SourceUrlSecretArn",
+            "Action: logs:CreateLogGroup",
+        ],
+    );
+    if !roles.contains_key("kinesync-redshift-stream") {
+        problems.push(
+            "the stream role must be named kinesync-redshift-stream, as in the deploy files".into(),
+        );
+    }
+    for condition in ["CreateIrsaRoles:", "CreateEcsRoles:"] {
+        if !template.contains(&format!("\n  {condition} ")) {
+            problems.push(format!("the template needs the condition {condition}"));
+        }
+    }
+    for parameter in [
+        "EksOidcProviderUrl",
+        "KubernetesNamespace",
+        "CreateEcsRoles",
+        "SourceUrlSecretArn",
+    ] {
+        if !template.contains(&format!("\n  {parameter}:\n    Type: String")) {
+            problems.push(format!("the template needs the parameter {parameter}"));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
