@@ -115,8 +115,8 @@ pub enum Conversion {
     /// A number Redshift's SUPER cannot hold exactly (see
     /// [`redshift_holds_number`]) was sent as a string of its exact digits.
     NumberAsString,
-    /// A json value too deeply nested to parse (over 128 levels) was sent
-    /// as a string holding its text.
+    /// A json value serde_json cannot parse (nested over 128 levels, or a
+    /// json escape of a lone surrogate) was sent as a string holding its text.
     JsonAsText,
 }
 
@@ -135,7 +135,7 @@ impl Conversion {
         match self {
             Conversion::StringCut => "a string longer than 65,535 bytes (Redshift's SUPER/VARCHAR limit) was truncated to 65,535 bytes",
             Conversion::NumberAsString => "a number Redshift cannot hold exactly (over 38 digits, scale over 37, or beyond DOUBLE's range) was sent as a JSON string of its exact digits",
-            Conversion::JsonAsText => "a json value nested deeper than 128 levels was sent as a JSON string holding its text",
+            Conversion::JsonAsText => "a json value that cannot be parsed (nested deeper than 128 levels, or a lone surrogate escape) was sent as a JSON string holding its text",
         }
     }
 }
@@ -167,7 +167,7 @@ fn encode_bounded(type_oid: u32, text: &str, note: &mut Option<Conversion>) -> V
 /// Cuts every string in `value` longer than [`MAX_STRING_BYTES`] at the last
 /// UTF-8 character boundary within the limit. Returns whether any was cut.
 pub fn truncate_long_strings(value: &mut Value) -> bool {
-    match value {
+    rewrite_scalars(value, &mut |v| match v {
         Value::String(s) if s.len() > MAX_STRING_BYTES => {
             let mut end = MAX_STRING_BYTES;
             while !s.is_char_boundary(end) {
@@ -176,13 +176,21 @@ pub fn truncate_long_strings(value: &mut Value) -> bool {
             s.truncate(end);
             true
         }
+        _ => false,
+    })
+}
+
+/// Applies `rewrite` to every scalar of `value` (inside arrays and objects
+/// too). Returns whether `rewrite` changed any (it returns true when it did).
+fn rewrite_scalars(value: &mut Value, rewrite: &mut impl FnMut(&mut Value) -> bool) -> bool {
+    match value {
         Value::Array(items) => items
             .iter_mut()
-            .fold(false, |cut, v| truncate_long_strings(v) | cut),
+            .fold(false, |hit, v| rewrite_scalars(v, rewrite) | hit),
         Value::Object(map) => map
             .values_mut()
-            .fold(false, |cut, v| truncate_long_strings(v) | cut),
-        _ => false,
+            .fold(false, |hit, v| rewrite_scalars(v, rewrite) | hit),
+        scalar => rewrite(scalar),
     }
 }
 
@@ -240,19 +248,13 @@ fn encode_json(text: &str, note: &mut Option<Conversion>) -> Value {
 /// Replaces every number in `value` that Redshift cannot hold exactly by a
 /// string of its digits. Returns whether any was replaced.
 fn unheld_numbers_to_strings(value: &mut Value) -> bool {
-    match value {
+    rewrite_scalars(value, &mut |v| match v {
         Value::Number(n) if !redshift_holds_number(n.as_str()) => {
-            *value = Value::String(n.as_str().to_owned());
+            *v = Value::String(n.as_str().to_owned());
             true
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |hit, v| unheld_numbers_to_strings(v) | hit),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |hit, v| unheld_numbers_to_strings(v) | hit),
         _ => false,
-    }
+    })
 }
 
 /// Whether Redshift can hold the JSON number `lexeme` exactly in SUPER,
@@ -303,19 +305,16 @@ fn encode_float(text: &str, note: &mut Option<Conversion>) -> Value {
     if matches!(text, "NaN" | "Infinity" | "-Infinity" | "-0") {
         return Value::String(text.to_owned());
     }
-    let Some(number) = text
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-    else {
+    let Some(float) = text.parse::<f64>().ok().filter(|f| f.is_finite()) else {
         return Value::String(text.to_owned());
     };
-    let magnitude = number.as_f64().map_or(0.0, f64::abs);
+    let magnitude = float.abs();
     if magnitude != 0.0 && !(1e-307..=1e308).contains(&magnitude) {
         *note = Some(Conversion::NumberAsString);
         return Value::String(text.to_owned());
     }
-    Value::Number(number)
+    serde_json::Number::from_f64(float)
+        .map_or_else(|| Value::String(text.to_owned()), Value::Number)
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.f]` -> `YYYY-MM-DDTHH:MM:SS.ffffff`. Infinities and
