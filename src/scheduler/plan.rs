@@ -484,12 +484,12 @@ pub fn table_merge_statements(
     let key_match = |left: &str, right: &str| {
         key.iter()
             .map(|(c, _)| {
-                let (l, r) = (left, right);
-                match (nullable, column_ident(c)) {
-                    (false, q) => format!("{l}.{q} = {r}.{q}"),
-                    (true, q) => {
-                        format!("({l}.{q} = {r}.{q} OR ({l}.{q} IS NULL AND {r}.{q} IS NULL))")
-                    }
+                let q = column_ident(c);
+                let equal = format!("{left}.{q} = {right}.{q}");
+                if nullable {
+                    format!("({equal} OR ({left}.{q} IS NULL AND {right}.{q} IS NULL))")
+                } else {
+                    equal
                 }
             })
             .collect::<Vec<_>>()
@@ -518,7 +518,7 @@ pub fn table_merge_statements(
         .collect::<Vec<_>>()
         .join(",\n       ");
     // The key before this change: the "before" key when the event has one.
-    let origin_columns = key
+    let mut origin_columns = key
         .iter()
         .enumerate()
         .map(|(i, (c, k))| {
@@ -536,26 +536,10 @@ pub fn table_merge_statements(
         .map(|(_, k)| format!("CAST(NULL AS {})", k.raw_type()))
         .collect::<Vec<_>>()
         .join(",\n       ");
-    // Per TOAST-able column, whether the change left it unchanged: the
-    // event's "unchanged_toast" names it (so a real value equal to the
-    // placeholder text stays a value); events from before that field
-    // existed are read by comparing with the placeholder.
-    // Per TOAST-able column, the event's "unchanged_toast" entry (finished
-    // by merge/toast_markers.sql), and whether the event predates that field.
     let toastable = table.toastable();
-    let mut origin_columns = origin_columns;
-    for (n, (c, _)) in toastable.iter().enumerate() {
-        let marker = unchanged_marker(n);
-        let entry = nav("unchanged_toast", &c.name);
-        origin_columns.push_str(&format!(",\n       {entry}::boolean AS {marker}"));
-        null_origin_columns.push_str(&format!(",\n       CAST(NULL AS BOOLEAN) AS {marker}"));
-    }
-    if !toastable.is_empty() {
-        origin_columns.push_str(
-            ",\n       (e.payload.\"op\"::varchar = 'u' AND e.payload.\"unchanged_toast\" IS NULL) AS _kinesync_legacy",
-        );
-        null_origin_columns.push_str(",\n       false AS _kinesync_legacy");
-    }
+    let (markers, null_markers) = unchanged_columns(&toastable, &nav);
+    origin_columns.push_str(&markers);
+    null_origin_columns.push_str(&null_markers);
     let column_list = |prefix: &str, columns: &[&(SourceColumn, ColumnKind)]| {
         columns
             .iter()
@@ -617,6 +601,30 @@ pub fn table_merge_statements(
     };
     values.insert("toast_statements", terminated(&toast));
     sql::MERGE_TABLE.render(&values)
+}
+
+/// The changes table's columns (after its origin key columns) per TOAST-able
+/// column: the event's `unchanged_toast` entry, finished by
+/// merge/toast_markers.sql, and `_kinesync_legacy`, whether the event
+/// predates that field. Returns (the upsert branch's, the delete branch's).
+fn unchanged_columns(
+    toastable: &[&(SourceColumn, ColumnKind)],
+    nav: &dyn Fn(&str, &str) -> String,
+) -> (String, String) {
+    let (mut markers, mut null_markers) = (String::new(), String::new());
+    for (n, (c, _)) in toastable.iter().enumerate() {
+        let marker = unchanged_marker(n);
+        let entry = nav("unchanged_toast", &c.name);
+        markers.push_str(&format!(",\n       {entry}::boolean AS {marker}"));
+        null_markers.push_str(&format!(",\n       CAST(NULL AS BOOLEAN) AS {marker}"));
+    }
+    if !toastable.is_empty() {
+        markers.push_str(
+            ",\n       (e.payload.\"op\"::varchar = 'u' AND e.payload.\"unchanged_toast\" IS NULL) AS _kinesync_legacy",
+        );
+        null_markers.push_str(",\n       false AS _kinesync_legacy");
+    }
+    (markers, null_markers)
 }
 
 /// Statements re-joined so that they survive another render's split.

@@ -49,7 +49,7 @@ impl Relation {
         // primary key replaces this in `RelationCache::insert`.
         let partition_indices = match body.replica_identity {
             ReplicaIdentity::Full => Vec::new(),
-            _ => key_indices_of(&body),
+            _ => key_indices.clone(),
         };
         Relation {
             id: body.id,
