@@ -51,8 +51,8 @@ fn seeds() -> Vec<u64> {
 
 /// Every table and its key columns (for FULL without a key: every column).
 fn keys() -> BTreeMap<String, Vec<String>> {
-    [
-        ("public.items", &["id"][..]),
+    replay::keys(&[
+        ("public.items", &["id"]),
         ("public.pairs", &["a", "b"]),
         ("public.kinds", &["id"]),
         ("public.h_texts", &["k1", "k2"]),
@@ -60,10 +60,7 @@ fn keys() -> BTreeMap<String, Vec<String>> {
         ("public.h_full_nokey", &["a", "b", "n"]),
         ("public.h_by_index", &["code", "region"]),
         ("public.h_numbers", &["id"]),
-    ]
-    .into_iter()
-    .map(|(t, k)| (t.to_owned(), k.iter().map(|c| (*c).to_owned()).collect()))
-    .collect()
+    ])
 }
 
 /// The hostile tables' mirrors equal their sources under the documented

@@ -14,10 +14,8 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use support::replay::{self, As};
+use support::replay::{self, ordering, As, PLACEHOLDER};
 use support::{poll, text_rows, Pipeline, StreamRecord};
-
-const PLACEHOLDER: &str = "__debezium_unavailable_value";
 
 /// A random string of `len` letters and digits: incompressible enough that
 /// Postgres stores it out of line, uncompressed.
@@ -26,19 +24,6 @@ fn incompressible(rng: &mut StdRng, len: usize) -> String {
     (0..len)
         .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
         .collect()
-}
-
-/// `source.commit_lsn`, `source.lsn` of an event, as numbers.
-fn ordering(event: &Value) -> (u64, u64) {
-    let source = &event["source"];
-    (
-        source["commit_lsn"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("commit_lsn is not a u64: {event}")),
-        source["lsn"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("lsn is not a u64: {event}")),
-    )
 }
 
 // ---------------------------------------------------------------------------
@@ -898,14 +883,6 @@ INSERT INTO items SELECT g, 'snap-' || g, g, g, true, now(), NULL FROM generate_
 INSERT INTO pairs SELECT g % 7, 'k' || g, g FROM generate_series(1, 20) g;
 ";
 
-/// The tables and their key columns.
-fn replay_keys() -> BTreeMap<String, Vec<String>> {
-    [("public.items", &["id"][..]), ("public.pairs", &["a", "b"])]
-        .into_iter()
-        .map(|(t, k)| (t.to_owned(), k.iter().map(|c| (*c).to_owned()).collect()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source() {
     let seed: u64 = std::env::var("KINESYNC_REPLAY_SEED")
@@ -938,7 +915,7 @@ async fn replaying_the_whole_stream_in_ordering_key_order_reproduces_the_source(
     p.sync_producer().await;
 
     let records = p.read_stream().await;
-    let keys = replay_keys();
+    let keys = replay::keys(&[("public.items", &["id"]), ("public.pairs", &["a", "b"])]);
     let replayed = replay::replay(&records, &keys);
     for (table, key) in &keys {
         let source = replay::source_rows(&p.source, table, key, As::Event).await;

@@ -18,6 +18,8 @@
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use super::workload::pick;
+
 /// The tables, created in `public`.
 pub const SCHEMA: &str = "
 CREATE TABLE public.h_texts (k1 text, k2 text, v text, n integer, PRIMARY KEY (k1, k2));
@@ -115,10 +117,6 @@ fn nasty_or_null(rng: &mut StdRng) -> String {
     } else {
         nasty_literal(rng)
     }
-}
-
-fn pick<'a>(rng: &mut StdRng, choices: &[&'a str]) -> &'a str {
-    choices[rng.gen_range(0..choices.len())]
 }
 
 /// A random hex string: incompressible enough to be TOASTed out of line.

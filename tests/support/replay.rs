@@ -131,6 +131,14 @@ pub async fn source_rows(client: &Client, table: &str, key: &[String], mode: As)
     rows
 }
 
+/// `(table, key columns)` pairs as the map [`replay`] takes.
+pub fn keys(tables: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    tables
+        .iter()
+        .map(|(t, k)| ((*t).to_owned(), k.iter().map(|c| (*c).to_owned()).collect()))
+        .collect()
+}
+
 /// The key of a row: its key columns' values as a JSON array.
 pub fn key_of(row: &serde_json::Map<String, Value>, key: &[String]) -> String {
     Value::Array(
@@ -141,16 +149,15 @@ pub fn key_of(row: &serde_json::Map<String, Value>, key: &[String]) -> String {
     .to_string()
 }
 
-fn ordering(event: &Value) -> (u64, u64) {
-    let n = |v: &Value| {
-        v.as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    };
+/// `source.commit_lsn`, `source.lsn` of an event, as numbers.
+pub fn ordering(event: &Value) -> (u64, u64) {
     let source = &event["source"];
-    (
-        n(&source["commit_lsn"]).expect("commit_lsn"),
-        n(&source["lsn"]).expect("lsn"),
-    )
+    let number = |field: &str| {
+        source[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field} is not a u64: {event}"))
+    };
+    (number("commit_lsn"), number("lsn"))
 }
 
 /// Applies every event of `tables` in `(commit_lsn, lsn)` order, each at

@@ -46,7 +46,8 @@ fn kinds_id(rng: &mut StdRng) -> String {
     format!("'00000000-0000-4000-8000-{:012}'", rng.gen_range(0..40))
 }
 
-fn pick<'a>(rng: &mut StdRng, choices: &[&'a str]) -> &'a str {
+/// One of `choices`, at random.
+pub fn pick<'a>(rng: &mut StdRng, choices: &[&'a str]) -> &'a str {
     choices[rng.gen_range(0..choices.len())]
 }
 
