@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use kinesync::config::{self, Loaded};
 use kinesync::ops;
-use kinesync::pipeline::{run_produce, SinkChoice};
+use kinesync::produce::{run_produce, SinkChoice};
 use kinesync::scheduler::{self, SchedulerError};
 use kinesync::shutdown::{trigger_on_signals, Shutdown};
 use kinesync::telemetry::{set_process, Process};

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use tokio_postgres::Client;
 
 use super::relation_cache::Relation;
-use crate::pipeline::ProduceError;
+use crate::produce::ProduceError;
 
 /// Longest a check while streaming may take (it runs in the streaming
 /// loop; a server that does not answer must not stall delivery).
@@ -68,11 +68,11 @@ pub async fn published_tables(
 /// The error for `table`, no longer published by `publication`.
 pub fn dropped(publication: &str, table: &TableName) -> ProduceError {
     ProduceError::PublicationDroppedTable {
-        publication: crate::pipeline::display_ident(publication),
+        publication: crate::produce::display_ident(publication),
         table: format!(
             "{}.{}",
-            crate::pipeline::display_ident(&table.0),
-            crate::pipeline::display_ident(&table.1)
+            crate::produce::display_ident(&table.0),
+            crate::produce::display_ident(&table.1)
         ),
     }
 }

@@ -13,7 +13,7 @@ use super::{quote_ident, quote_literal};
 use crate::config::{redact_url, SourceConfig};
 use crate::encode::SESSION_SETTINGS;
 use crate::lsn::Lsn;
-use crate::pipeline::ProduceError;
+use crate::produce::ProduceError;
 
 /// Standby status updates at least this often (the server's default
 /// `wal_sender_timeout` is 60 s; feedback must come well inside half of it).

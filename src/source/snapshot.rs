@@ -30,7 +30,7 @@ use crate::event::{
     encode_event, now_ms, report_conversions, ChangeMeta, EventContext, Op, Row, SnapshotMarker,
 };
 use crate::lsn::Lsn;
-use crate::pipeline::{Delivery, ProduceError};
+use crate::produce::{Delivery, ProduceError};
 use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 
@@ -76,7 +76,7 @@ pub async fn take_snapshot<W: RecordWriter>(
     }
     let (client, rows) = create_slot(replication, temporary, true).await?;
     let consistent = consistent_point(&rows)?;
-    crate::telemetry::health().set(crate::pipeline::SOURCE_CONDITION, Ok(()));
+    crate::telemetry::health().set(crate::produce::SOURCE_CONDITION, Ok(()));
     let snapshot_name = rows
         .first()
         .and_then(|r| r.get(2).cloned().flatten())

@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 
 use super::pgoutput::ReplicaIdentity;
 use super::relation_cache::{Column, Relation};
-use crate::pipeline::{display_ident, ProduceError};
+use crate::produce::{display_ident, ProduceError};
 
 /// The tables named by `patterns`, in config order (a `schema.*` expands in
 /// name order), deduplicated.

@@ -1,0 +1,218 @@
+//! Start-up decisions: which slot to read and from where.
+//!
+//! The configured slot is resumed from its confirmed LSN when the snapshot
+//! marker says its snapshot was delivered; otherwise it is created (again)
+//! with the snapshot the mode asks for, or without one (`snapshot = never`).
+//! A table the marker records but the publication no longer publishes stops
+//! the start: its changes since were lost. `--sink stdout` reads a
+//! temporary slot of its own and changes nothing of the configured one.
+//! The answer is a [`StreamStart`]: the session to stream from (still gated
+//! after a slot created now) and the LSN to confirm from.
+
+use pgwire_replication::ReplicationClient;
+
+use super::delivery::Delivery;
+use super::error::ProduceError;
+use crate::config::{Config, SnapshotMode};
+use crate::event::EventContext;
+use crate::lsn::Lsn;
+use crate::shutdown::Shutdown;
+use crate::sink::RecordWriter;
+use crate::source::coverage;
+use crate::source::relation_cache::Relation;
+use crate::source::replication::{
+    create_slot_without_snapshot, drop_slot, ensure_publication, marker_says_ready,
+    marker_says_started, publication_exists, set_snapshot_marker, skipped_marker, slot_info,
+    snapshot_marker, SlotUse,
+};
+use crate::source::snapshot::take_snapshot;
+use crate::sql::display_ident;
+
+/// Records (snapshot mode `never`) that the slot streams `configured`
+/// without an initial snapshot.
+async fn mark_snapshot_skipped(
+    admin: &tokio_postgres::Client,
+    source: &crate::config::SourceConfig,
+    configured: &[coverage::TableName],
+) -> Result<(), ProduceError> {
+    let marker = coverage::with_tables(&skipped_marker(&source.slot), configured);
+    set_snapshot_marker(admin, &source.publication, Some(&marker)).await
+}
+
+/// Where streaming starts: the session (still gated after a snapshot or a
+/// slot created now) and the LSN to confirm from. `None`: nothing to
+/// stream (the snapshot was all, or shutdown came first).
+pub(super) type StreamStart = Option<(Option<ReplicationClient>, Lsn)>;
+
+/// What the start-up steps share.
+pub(super) struct Start<'a> {
+    pub(super) config: &'a Config,
+    pub(super) admin: &'a tokio_postgres::Client,
+    pub(super) tables: &'a [Relation],
+    pub(super) configured: Vec<coverage::TableName>,
+    pub(super) ctx: &'a EventContext,
+    pub(super) shutdown: &'a Shutdown,
+}
+
+impl Start<'_> {
+    /// `--sink stdout`: a temporary slot (with its own snapshot unless
+    /// `snapshot = never`); the configured slot and the snapshot marker are
+    /// not touched, and the publication is only created if missing.
+    pub(super) async fn on_temporary_slot<W: RecordWriter>(
+        &self,
+        repl_config: pgwire_replication::ReplicationConfig,
+        delivery: &mut Delivery<W>,
+    ) -> Result<StreamStart, ProduceError> {
+        let source = &self.config.source;
+        if publication_exists(self.admin, &source.publication).await? {
+            if let Some(table) =
+                coverage::first_missing(self.admin, &source.publication, &self.configured).await?
+            {
+                return Err(ProduceError::PreviewPublicationLacksTable {
+                    publication: display_ident(&source.publication),
+                    table: crate::sql::display_qualified(&table.0, &table.1),
+                });
+            }
+        } else {
+            ensure_publication(self.admin, &source.publication, self.tables).await?;
+        }
+        tracing::info!(slot = %repl_config.slot, "--sink stdout reads a temporary slot: source.slot, its snapshot marker and the publication are left as they are");
+        if source.snapshot == SnapshotMode::Never {
+            let (client, point) = create_slot_without_snapshot(repl_config, true).await?;
+            return Ok(Some((Some(client), point)));
+        }
+        let snapshot = take_snapshot(
+            source,
+            repl_config,
+            self.admin,
+            self.tables,
+            self.ctx,
+            delivery,
+            self.shutdown,
+            SlotUse::Temporary,
+        )
+        .await?;
+        Ok(snapshot
+            .filter(|_| source.snapshot != SnapshotMode::InitialOnly)
+            .map(|s| (Some(s.client), s.consistent_point)))
+    }
+
+    /// The configured slot: created (with the snapshot the mode asks for)
+    /// or resumed from its confirmed LSN, the snapshot marker kept.
+    pub(super) async fn on_configured_slot<W: RecordWriter>(
+        &self,
+        repl_config: pgwire_replication::ReplicationConfig,
+        delivery: &mut Delivery<W>,
+    ) -> Result<StreamStart, ProduceError> {
+        let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
+        // Tables the snapshot marker says are streamed must still be published:
+        // never silently add a dropped one back (its changes since are lost).
+        let recorded = snapshot_marker(admin, &source.publication)
+            .await?
+            .filter(|m| marker_says_ready(Some(m), &source.slot))
+            .map(|m| coverage::recorded_tables(&m))
+            .unwrap_or_default();
+        let streamed: Vec<_> = configured
+            .iter()
+            .filter(|t| recorded.contains(t))
+            .cloned()
+            .collect();
+        if let Some(table) = coverage::first_missing(admin, &source.publication, &streamed).await? {
+            return Err(coverage::dropped(&source.publication, &table));
+        }
+        let added = ensure_publication(admin, &source.publication, self.tables).await?;
+        let slot = slot_info(admin, &source.slot).await?;
+        if let Some(info) = &slot {
+            if info.plugin.as_deref() != Some("pgoutput")
+                || info.database.as_deref() != Some(self.ctx.database.as_str())
+            {
+                return Err(ProduceError::SlotUnusable {
+                    slot: source.slot.clone(),
+                    detail: format!(
+                        "it uses plugin {:?} on database {:?}; kinesync needs pgoutput on {:?} (choose another source.slot)",
+                        info.plugin, info.database, self.ctx.database
+                    ),
+                });
+            }
+        }
+        let marker = snapshot_marker(admin, &source.publication).await?;
+        let ready = marker_says_ready(marker.as_deref(), &source.slot);
+        let mode = source.snapshot;
+        let ack = slot.as_ref().map(|s| s.confirmed_flush).unwrap_or_default();
+        match (&slot, ready, mode) {
+            (Some(_), true, SnapshotMode::InitialOnly) => {
+                tracing::info!(
+                    "snapshot already delivered for this slot; nothing to do (snapshot = initial_only)"
+                );
+                Ok(None)
+            }
+            (Some(_), true, _) => {
+                if let Some(text) = marker.as_deref() {
+                    if configured.iter().any(|t| !recorded.contains(t)) {
+                        let mut all = recorded.clone();
+                        all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
+                        set_snapshot_marker(
+                            admin,
+                            &source.publication,
+                            Some(&coverage::with_tables(text, &all)),
+                        )
+                        .await?;
+                    }
+                }
+                if !added.is_empty() {
+                    tracing::warn!(
+                        tables = ?added,
+                        "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied"
+                    );
+                }
+                Ok(Some((None, ack)))
+            }
+            (Some(_), false, SnapshotMode::Never) => {
+                mark_snapshot_skipped(admin, source, configured).await?;
+                Ok(Some((None, ack)))
+            }
+            (None, true, _) => Err(ProduceError::SlotMissing {
+                slot: source.slot.clone(),
+                detail: format!(
+                    "it was dropped after the snapshot completed, so changes since then are lost. To re-sync from scratch, run COMMENT ON PUBLICATION {} IS NULL and restart (a new snapshot is taken)",
+                    source.publication
+                ),
+            }),
+            (None, false, SnapshotMode::Never) => {
+                let (_, point) = create_slot_without_snapshot(repl_config, false).await?;
+                mark_snapshot_skipped(admin, source, configured).await?;
+                tracing::info!(slot = %source.slot, consistent_point = %point, "created slot without snapshot");
+                Ok(Some((None, point)))
+            }
+            (existing, false, _) => {
+                let redo =
+                    existing.is_some() || marker_says_started(marker.as_deref(), &source.slot);
+                if let Some(info) = existing {
+                    if let Some(pid) = info.active_pid {
+                        return Err(ProduceError::SlotInUse {
+                            slot: source.slot.clone(),
+                            pid: pid.to_string(),
+                        });
+                    }
+                    tracing::warn!(slot = %source.slot, "the previous snapshot did not finish: dropping the slot and starting over");
+                    drop_slot(admin, &source.slot).await?;
+                }
+                let slot_use = if redo { SlotUse::Redo } else { SlotUse::Fresh };
+                let snapshot = take_snapshot(
+                    source,
+                    repl_config,
+                    admin,
+                    self.tables,
+                    self.ctx,
+                    delivery,
+                    self.shutdown,
+                    slot_use,
+                )
+                .await?;
+                Ok(snapshot
+                    .filter(|_| mode != SnapshotMode::InitialOnly)
+                    .map(|s| (Some(s.client), s.consistent_point)))
+            }
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The streaming loop: replication messages in, events out, confirmations
+//! back, in one task.
+//!
+//! One `select!` with fixed priorities (shutdown, the publication check,
+//! sink completions, a due retry, new data while there is room, an idle
+//! beat) drives everything, which suits a current-thread runtime. Each
+//! transaction's events are pushed to [`Delivery`] as they arrive; its
+//! commit registers its end LSN, which is confirmed to the slot only once
+//! the sink accepted every event up to it (see `ack`). A lost session is
+//! reopened from the confirmed LSN after a growing delay; transactions
+//! already queued before the loss are skipped when the server sends them
+//! again. A graceful stop drains what is queued (bounded by
+//! [`DRAIN_TIMEOUT`]), confirms it and waits for the server to hear it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgwire_replication::{ReplicationClient, ReplicationEvent};
+use tokio::time::Instant;
+
+use super::delivery::{lsn_gauge, Delivery};
+use super::error::{has_transient_sqlstate, is_transient, ProduceError};
+use super::{
+    DRAIN_TIMEOUT, HEARTBEAT_PREFIX, RECONNECT_BASE_DELAY, RECONNECT_MAX_DELAY, SLOT_BUSY_WAIT,
+    SOURCE_CONDITION,
+};
+use crate::event::{
+    encode_event, encode_event_with, pg_micros_to_unix_ms, row_from_tuple, unchanged_toast,
+    ChangeMeta, EventContext, Op, SnapshotMarker,
+};
+use crate::lsn::Lsn;
+use crate::shutdown::Shutdown;
+use crate::sink::RecordWriter;
+use crate::source::coverage::PublicationWatch;
+use crate::source::pgoutput::{decode, LogicalMessage, OldTupleKind};
+use crate::source::relation_cache::{Relation, RelationCache};
+use crate::source::replication::start_stream;
+use crate::telemetry::{health, metrics};
+
+/// How often an idle streaming loop still tells [`health()`] it is alive.
+const BEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The transaction being received.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Txn {
+    commit_lsn: Lsn,
+    xid: u32,
+    commit_time_ms: i64,
+}
+
+/// Streaming state for one run (survives reconnects).
+pub(super) struct Streamer {
+    /// The publication still covers every configured table.
+    pub(super) watch: PublicationWatch,
+    pub(super) check_every: Duration,
+    pub(super) ctx: EventContext,
+    /// Configured tables (a pre-existing publication may publish more).
+    pub(super) wanted: HashSet<(String, String)>,
+    pub(super) cache: RelationCache,
+    pub(super) wanted_ids: HashSet<u32>,
+    pub(super) txn: Option<Txn>,
+    /// Inside a transaction already queued before a reconnect.
+    pub(super) skipping: bool,
+    /// Commit LSN of the newest transaction whose events are queued.
+    pub(super) last_enqueued_commit: Lsn,
+}
+
+impl Streamer {
+    pub(super) async fn run<W: RecordWriter>(
+        &mut self,
+        config: pgwire_replication::ReplicationConfig,
+        gated: Option<ReplicationClient>,
+        ack: Lsn,
+        delivery: &mut Delivery<W>,
+        shutdown: &Shutdown,
+    ) -> Result<(), ProduceError> {
+        let slot = config.slot.clone();
+        let mut client = match gated {
+            Some(mut c) => {
+                c.start()
+                    .await
+                    .map_err(|e| ProduceError::from_replication(&slot, e))?;
+                c.wait_started()
+                    .await
+                    .map_err(|e| ProduceError::from_replication(&slot, e))?;
+                c
+            }
+            None => start_with_busy_wait(config.clone(), ack).await?,
+        };
+        tracing::info!(slot, from = %ack, "streaming changes");
+        health().set(SOURCE_CONDITION, Ok(()));
+        metrics().confirmed_lsn.set(lsn_gauge(ack));
+        let mut confirmed = ack;
+        let mut failures: u32 = 0;
+        let mut beat = tokio::time::interval(BEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch_timer = tokio::time::interval(self.check_every);
+        watch_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            health().beat();
+            let retry_at = delivery.next_retry();
+            let event = tokio::select! {
+                biased;
+                // 1. Shutdown: stop reading, drain, confirm.
+                _ = shutdown.wait() => break,
+                // The publication must still cover every configured table.
+                _ = watch_timer.tick() => {
+                    self.watch.check().await?;
+                    continue;
+                }
+                // 2. Sink completions: acks become confirmable LSNs.
+                r = delivery.completion(), if delivery.has_in_flight() => {
+                    r?;
+                    if let Some(lsn) = delivery.take_confirmable() {
+                        client.update_applied_lsn(lsn.into());
+                        confirmed = lsn;
+                    }
+                    continue;
+                }
+                // 3. A failed record's retry time came.
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    delivery.step().await?;
+                    continue;
+                }
+                // 4. New data, while there is room for it.
+                ev = client.recv(), if delivery.has_room() => ev,
+                // 5. Nothing happened for a while: still alive.
+                _ = beat.tick() => continue,
+            };
+            match event {
+                Ok(Some(ev)) => {
+                    failures = 0;
+                    let idle_at = self.idle_position(&ev, delivery, confirmed);
+                    self.handle(ev, delivery)?;
+                    // A transaction without events for the sink (a heartbeat,
+                    // or changes of unpublished tables) is confirmable at once.
+                    if let Some(lsn) = delivery.take_confirmable() {
+                        client.update_applied_lsn(lsn.into());
+                        confirmed = lsn;
+                    }
+                    if let Some(lsn) = idle_at {
+                        client.update_applied_lsn(lsn.into());
+                        metrics().confirmed_lsn.set(lsn_gauge(lsn));
+                        confirmed = lsn;
+                    }
+                }
+                Ok(None) => {
+                    return Err(ProduceError::Replication {
+                        detail: "the server ended the replication stream".into(),
+                    })
+                }
+                Err(e) if is_transient(&e) => {
+                    failures += 1;
+                    let delay = reconnect_delay(failures);
+                    tracing::warn!(error = %e, retry_in = ?delay, "replication connection lost; reconnecting");
+                    health().set(
+                        SOURCE_CONDITION,
+                        Err(format!("replication connection lost, reconnecting: {e}")),
+                    );
+                    self.reset_for_reconnect();
+                    client = loop {
+                        health().beat();
+                        tokio::select! {
+                            _ = shutdown.wait() => {
+                                return finish(None, delivery, confirmed, shutdown).await;
+                            }
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        match start_stream(config.clone(), confirmed).await {
+                            Ok(c) => break c,
+                            // Down, starting up, or still holding the old
+                            // session's slot: wait and try again.
+                            Err(
+                                ProduceError::Connect { detail, .. }
+                                | ProduceError::SlotInUse { pid: detail, .. },
+                            ) => {
+                                failures += 1;
+                                tracing::warn!(%detail, "reconnect failed; retrying");
+                            }
+                            Err(ProduceError::Replication { detail })
+                                if has_transient_sqlstate(&detail) =>
+                            {
+                                failures += 1;
+                                tracing::warn!(%detail, "reconnect failed; retrying");
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    };
+                    tracing::info!(from = %confirmed, "replication reconnected");
+                    health().set(SOURCE_CONDITION, Ok(()));
+                }
+                Err(e) => return Err(ProduceError::from_replication(&slot, e)),
+            }
+        }
+        finish(Some(client), delivery, confirmed, shutdown).await
+    }
+
+    /// The server's position from a keepalive, when it may be confirmed:
+    /// outside a transaction, with every event delivered, nothing before
+    /// it is still owed to the sink (WAL since our last commit decodes to
+    /// nothing for us). A fast server shutdown waits until its walsenders'
+    /// clients confirm exactly this position, and its last WAL record is
+    /// often no commit of ours (an abort, a checkpoint): confirming it at
+    /// once lets the server stop. Mid-transaction the position may already
+    /// be past the commit whose events are still arriving: never then.
+    fn idle_position<W: RecordWriter>(
+        &self,
+        ev: &ReplicationEvent,
+        delivery: &Delivery<W>,
+        confirmed: Lsn,
+    ) -> Option<Lsn> {
+        let ReplicationEvent::KeepAlive { wal_end, .. } = ev else {
+            return None;
+        };
+        let at = Lsn::from(*wal_end);
+        (at > confirmed && self.txn.is_none() && delivery.is_idle()).then_some(at)
+    }
+
+    fn reset_for_reconnect(&mut self) {
+        self.cache.clear();
+        self.wanted_ids.clear();
+        self.txn = None;
+        self.skipping = false;
+    }
+
+    fn handle<W: RecordWriter>(
+        &mut self,
+        ev: ReplicationEvent,
+        delivery: &mut Delivery<W>,
+    ) -> Result<(), ProduceError> {
+        match ev {
+            ReplicationEvent::Begin {
+                final_lsn,
+                xid,
+                commit_time_micros,
+            } => {
+                let commit_lsn = Lsn::from(final_lsn);
+                self.skipping = commit_lsn <= self.last_enqueued_commit;
+                self.txn = Some(Txn {
+                    commit_lsn,
+                    xid,
+                    commit_time_ms: pg_micros_to_unix_ms(commit_time_micros),
+                });
+            }
+            ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                if !std::mem::take(&mut self.skipping) {
+                    delivery.commit(end_lsn.into(), self.txn.map(|t| t.commit_time_ms));
+                    self.last_enqueued_commit = lsn.into();
+                }
+                self.txn = None;
+            }
+            ReplicationEvent::XLogData {
+                wal_start, data, ..
+            } => {
+                let message = decode(data)?;
+                self.change(message, wal_start.into(), delivery)?;
+            }
+            ReplicationEvent::Message { prefix, .. } => {
+                if prefix != HEARTBEAT_PREFIX {
+                    tracing::debug!(prefix, "ignoring logical decoding message");
+                }
+            }
+            ReplicationEvent::KeepAlive { .. } | ReplicationEvent::StoppedAt { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn relation(&self, id: u32) -> Result<Arc<Relation>, ProduceError> {
+        self.cache
+            .get(id)
+            .ok_or(ProduceError::UnknownRelation { id })
+    }
+
+    fn change<W: RecordWriter>(
+        &mut self,
+        message: LogicalMessage,
+        lsn: Lsn,
+        delivery: &mut Delivery<W>,
+    ) -> Result<(), ProduceError> {
+        let relation_id = match &message {
+            LogicalMessage::Relation(body) => {
+                if self
+                    .wanted
+                    .contains(&(body.schema.clone(), body.name.clone()))
+                {
+                    self.wanted_ids.insert(body.id);
+                } else {
+                    self.wanted_ids.remove(&body.id);
+                }
+                None
+            }
+            LogicalMessage::Insert { relation_id, .. }
+            | LogicalMessage::Update { relation_id, .. }
+            | LogicalMessage::Delete { relation_id, .. } => Some(*relation_id),
+            _ => None,
+        };
+        if let LogicalMessage::Relation(body) = message {
+            self.cache.insert(body);
+            return Ok(());
+        }
+        if self.skipping {
+            return Ok(());
+        }
+        if relation_id.is_some_and(|id| !self.wanted_ids.contains(&id)) {
+            return Ok(());
+        }
+        let Some(txn) = self.txn else {
+            return match message {
+                LogicalMessage::Type { .. }
+                | LogicalMessage::Origin { .. }
+                | LogicalMessage::Other(_) => Ok(()),
+                _ => Err(ProduceError::Replication {
+                    detail: "a change arrived outside a transaction".into(),
+                }),
+            };
+        };
+        let meta = |op| ChangeMeta {
+            op,
+            snapshot: SnapshotMarker::False,
+            commit_time_ms: txn.commit_time_ms,
+            txid: Some(txn.xid),
+            commit_lsn: txn.commit_lsn,
+            lsn,
+        };
+        match message {
+            LogicalMessage::Insert { relation_id, new } => {
+                let rel = self.relation(relation_id)?;
+                let after = row_from_tuple(&rel, &new, false)?;
+                delivery.push_event(encode_event(
+                    &self.ctx,
+                    &rel,
+                    &meta(Op::Create),
+                    None,
+                    Some(&after),
+                ))?;
+            }
+            LogicalMessage::Update {
+                relation_id,
+                old,
+                new,
+            } => {
+                let rel = self.relation(relation_id)?;
+                let before = match old {
+                    Some((kind, values)) => {
+                        Some(row_from_tuple(&rel, &values, kind == OldTupleKind::Key)?)
+                    }
+                    None => None,
+                };
+                let after = row_from_tuple(&rel, &new, false)?;
+                delivery.push_event(encode_event_with(
+                    &self.ctx,
+                    &rel,
+                    &meta(Op::Update),
+                    before.as_ref(),
+                    Some(&after),
+                    &unchanged_toast(&new),
+                ))?;
+            }
+            LogicalMessage::Delete {
+                relation_id,
+                old: (kind, values),
+            } => {
+                let rel = self.relation(relation_id)?;
+                let before = row_from_tuple(&rel, &values, kind == OldTupleKind::Key)?;
+                delivery.push_event(encode_event(
+                    &self.ctx,
+                    &rel,
+                    &meta(Op::Delete),
+                    Some(&before),
+                    None,
+                ))?;
+            }
+            LogicalMessage::Truncate { relation_ids, .. } => {
+                for id in relation_ids {
+                    if !self.wanted_ids.contains(&id) {
+                        continue;
+                    }
+                    let rel = self.relation(id)?;
+                    delivery.push_event(encode_event(
+                        &self.ctx,
+                        &rel,
+                        &meta(Op::Truncate),
+                        None,
+                        None,
+                    ))?;
+                }
+            }
+            LogicalMessage::Relation(_)
+            | LogicalMessage::Type { .. }
+            | LogicalMessage::Origin { .. }
+            | LogicalMessage::Other(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Graceful end: deliver what is queued (bounded by [`DRAIN_TIMEOUT`]),
+/// confirm it, make sure the server heard, close the session.
+async fn finish<W: RecordWriter>(
+    client: Option<ReplicationClient>,
+    delivery: &mut Delivery<W>,
+    mut confirmed: Lsn,
+    shutdown: &Shutdown,
+) -> Result<(), ProduceError> {
+    tracing::info!("stopping: delivering in-flight events");
+    let drained = delivery
+        .drain(shutdown, Some(Instant::now() + DRAIN_TIMEOUT))
+        .await?;
+    if !drained {
+        tracing::warn!("gave up waiting for the sink; undelivered events were not confirmed and will be re-sent on the next start");
+    }
+    if let Some(lsn) = delivery.take_confirmable() {
+        confirmed = lsn;
+    }
+    if let Some(mut client) = client {
+        if !confirmed.is_zero() {
+            client.update_applied_lsn(confirmed.into());
+            let metrics = client.metrics();
+            let deadline = Instant::now()
+                + crate::source::replication::STATUS_INTERVAL * 2
+                + Duration::from_secs(1);
+            while Lsn::from(metrics.last_applied_lsn()) < confirmed
+                && Instant::now() < deadline
+                && client.is_running()
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.shutdown()).await;
+    }
+    tracing::info!(confirmed = %confirmed, "producer stopped");
+    Ok(())
+}
+
+/// Start streaming, waiting (bounded) for a slot a previous session still holds.
+async fn start_with_busy_wait(
+    config: pgwire_replication::ReplicationConfig,
+    ack: Lsn,
+) -> Result<ReplicationClient, ProduceError> {
+    let give_up = Instant::now() + SLOT_BUSY_WAIT;
+    let mut attempt = 0;
+    loop {
+        match start_stream(config.clone(), ack).await {
+            Err(ProduceError::SlotInUse { .. }) if Instant::now() < give_up => {
+                attempt += 1;
+                tracing::warn!("replication slot still held by a previous session; waiting");
+                tokio::time::sleep(reconnect_delay(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn reconnect_delay(failures: u32) -> Duration {
+    RECONNECT_BASE_DELAY
+        .saturating_mul(1 << failures.saturating_sub(1).min(8))
+        .min(RECONNECT_MAX_DELAY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delay_caps() {
+        assert_eq!(reconnect_delay(1), RECONNECT_BASE_DELAY);
+        assert_eq!(reconnect_delay(100), RECONNECT_MAX_DELAY);
+    }
+}
