@@ -56,7 +56,7 @@ impl SourceTable {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot read the source catalog: {}", crate::source::replication::pg_message(.0))]
+    #[error("cannot read the source catalog: {}", crate::postgres::pg_message(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("source table {0} does not exist (check source.tables)")]
     MissingTable(String),

@@ -83,7 +83,7 @@ pub struct SourceConfig {
 impl fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceConfig")
-            .field("url", &redact_url(&self.url))
+            .field("url", &crate::postgres::redact_url(&self.url))
             .field("tables", &self.tables)
             .field("publication", &self.publication)
             .field("slot", &self.slot)
@@ -651,18 +651,13 @@ fn is_simple_lowercase_name(value: &str) -> bool {
 }
 
 fn serialize_redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&redact_url(url))
-}
-
-/// A connection URL or libpq `key=value` string with every password
-/// replaced by `***`, safe to print and log.
-pub fn redact_url(url: &str) -> String {
-    crate::postgres::redact_connection_string(url)
+    s.serialize_str(&crate::postgres::redact_url(url))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::redact_url;
 
     const MINIMAL: &str = r#"
         [source]

@@ -18,15 +18,7 @@ use crate::source::pgoutput::TupleValue;
 /// The placeholder for a TOASTed value an update did not change (Debezium's).
 pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
 
-/// GUCs pinned on the replication and SQL sessions so text output is in the
-/// shapes this module parses (ISO dates, UTC offsets, hex bytea, exact floats).
-pub const SESSION_SETTINGS: &[(&str, &str)] = &[
-    ("datestyle", "ISO,MDY"),
-    ("intervalstyle", "postgres"),
-    ("timezone", "UTC"),
-    ("bytea_output", "hex"),
-    ("extra_float_digits", "3"),
-];
+pub use crate::postgres::SESSION_SETTINGS;
 
 /// Built-in type OIDs (pg_type.h).
 pub mod oid {

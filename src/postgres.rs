@@ -35,8 +35,6 @@ use tokio_postgres::Client;
 
 use std::ops::Range;
 
-use crate::config::redact_url;
-
 /// libpq's TLS modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
@@ -308,6 +306,30 @@ fn key_value_value(text: &str, start: usize) -> Option<(String, usize)> {
         }
     }
     (!quoted).then_some((value, text.len()))
+}
+
+/// GUCs pinned on the replication and SQL sessions so text output is in the
+/// shapes `encode` parses (ISO dates, UTC offsets, hex bytea, exact floats).
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("datestyle", "ISO,MDY"),
+    ("intervalstyle", "postgres"),
+    ("timezone", "UTC"),
+    ("bytea_output", "hex"),
+    ("extra_float_digits", "3"),
+];
+
+/// The server's message of a tokio-postgres error (its Display is generic).
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// A connection URL or libpq `key=value` string with every password
+/// replaced by `***`, safe to print and log.
+pub fn redact_url(url: &str) -> String {
+    redact_connection_string(url)
 }
 
 /// The marker a redacted password is replaced with.

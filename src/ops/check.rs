@@ -18,7 +18,8 @@ use tokio_postgres::Client;
 
 use super::{human_duration, seconds_between, Finding, Outcome, Part};
 use crate::catalog;
-use crate::config::{redact_url, Config, RedshiftConfig};
+use crate::config::{Config, RedshiftConfig};
+use crate::postgres::redact_url;
 use crate::redshift::{DataApi, Value};
 use crate::scheduler::plan::{redshift_name, Objects};
 use crate::shutdown::Shutdown;
@@ -131,7 +132,7 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             findings.push(Finding::fail(
                 Part::Source,
                 "catalog",
-                crate::source::replication::pg_message(&error),
+                crate::postgres::pg_message(&error),
                 "the role must be able to read pg_roles and pg_settings",
             ));
             return;
@@ -271,7 +272,7 @@ async fn check_tables(
                 findings.push(Finding::fail(
                     Part::Source,
                     check,
-                    crate::source::replication::pg_message(&error),
+                    crate::postgres::pg_message(&error),
                     "see docs/security.md for the grants",
                 ));
                 continue;
@@ -330,7 +331,7 @@ async fn check_publication(
             findings.push(Finding::fail(
                 Part::Source,
                 check,
-                crate::source::replication::pg_message(&error),
+                crate::postgres::pg_message(&error),
                 "the role must be able to read pg_publication",
             ));
             return;
@@ -416,7 +417,7 @@ async fn check_slot(
             findings.push(Finding::fail(
                 Part::Source,
                 check,
-                crate::source::replication::pg_message(&error),
+                crate::postgres::pg_message(&error),
                 "the role must be able to read pg_replication_slots",
             ));
             return;

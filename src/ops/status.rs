@@ -19,7 +19,8 @@ use serde::Serialize;
 
 use super::check::{redshift_values, render};
 use super::{human_duration, seconds_between};
-use crate::config::{redact_url, Config};
+use crate::config::Config;
+use crate::postgres::redact_url;
 use crate::redshift::{DataApi, Value};
 use crate::scheduler::plan::Objects;
 use crate::shutdown::Shutdown;
@@ -221,7 +222,7 @@ async fn slot_status(config: &Config) -> Result<SlotStatus, String> {
     let row = client
         .query_opt(&statement, &[&config.source.slot])
         .await
-        .map_err(|e| crate::source::replication::pg_message(&e))?;
+        .map_err(|e| crate::postgres::pg_message(&e))?;
     let Some(row) = row else {
         return Ok(SlotStatus {
             slot: config.source.slot.clone(),

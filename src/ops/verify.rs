@@ -22,7 +22,8 @@ use std::fmt;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::config::{redact_url, Config, RedshiftConfig};
+use crate::config::{Config, RedshiftConfig};
+use crate::postgres::redact_url;
 use crate::redshift::{DataApi, RedshiftError, Value};
 use crate::scheduler::mapping::Side;
 use crate::scheduler::plan::{redshift_name, MirrorTable, Objects};
@@ -203,7 +204,7 @@ async fn compare(
     let mirror_sql = TableSql::new(table, Side::Mirror, &mirror_schema);
     let source_error = |e: tokio_postgres::Error| VerifyError::Source {
         table: name.clone(),
-        message: crate::source::replication::pg_message(&e),
+        message: crate::postgres::pg_message(&e),
     };
     let mirror_error = |e: RedshiftError| VerifyError::Mirror {
         table: format!("{mirror_schema}.{}", table.name),
@@ -309,7 +310,7 @@ async fn converted_rows(client: &Client, table: &MirrorTable) -> Result<u64, Ver
         .await
         .map_err(|e| VerifyError::Source {
             table: table.source.qualified_name(),
-            message: crate::source::replication::pg_message(&e),
+            message: crate::postgres::pg_message(&e),
         })?
         .get(0);
     Ok(u64::try_from(count).unwrap_or(0))

@@ -1,16 +1,14 @@
 //! Why `produce` stopped: one error type for the whole producer, each
 //! variant a one-line message for the user naming what is wrong and the fix.
 //!
-//! PostgreSQL's own errors are classified here from their SQLSTATE
-//! ([`ProduceError::sql`], [`ProduceError::from_replication`]); a privilege
+//! PostgreSQL's own errors come from `source` ([`SourceError`]); a privilege
 //! problem is completed with the role and the exact GRANT to run
 //! ([`ProduceError::with_role`]) once the configuration is at hand.
 
-use pgwire_replication::PgWireError;
-
-use crate::config::{redact_url, Config};
+use crate::config::Config;
 use crate::event::ShapeMismatch;
 use crate::sink::SinkError;
+use crate::source::error::SourceError;
 use crate::source::pgoutput::DecodeError;
 use crate::sql::display_ident;
 use crate::telemetry;
@@ -19,54 +17,12 @@ use std::path::PathBuf;
 /// Why `produce` stopped. Each variant reads as a one-line message for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
-    #[error(
-        "source.url {url} is not a valid PostgreSQL URL (postgres://user:password@host:port/db)"
-    )]
-    InvalidSourceUrl { url: String },
-    #[error("TLS to the source database: {detail}")]
-    Tls { detail: String },
-    #[error("cannot connect to PostgreSQL at {target}: {detail}")]
-    Connect { target: String, detail: String },
-    #[error("PostgreSQL rejected the credentials for {target}: {detail} (check user and password in source.url, and pg_hba.conf)")]
-    AuthFailed { target: String, detail: String },
-    #[error("PostgreSQL {version} is not supported: kinesync needs {supported} (it creates its slot with the CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export') syntax of PostgreSQL 15); upgrade the server in source.url", supported = crate::source::replication::SUPPORTED_SERVERS)]
-    UnsupportedServer { version: String },
-    #[error("PostgreSQL wal_level is {current:?}, logical replication needs \"logical\" (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)")]
-    WalLevelNotLogical { current: String },
-    #[error("the PostgreSQL role lacks a privilege kinesync needs: {detail} (it needs REPLICATION, or rds_replication on RDS, and SELECT on the tables)")]
-    PermissionDenied { detail: String },
     #[error("PostgreSQL role {role} lacks a privilege kinesync needs: {detail}; fix: {fix} (see docs/security.md)")]
     RoleLacksPrivilege {
         role: String,
         detail: String,
         fix: String,
     },
-    #[error("PostgreSQL role {role} may not read table {table}: run GRANT SELECT ON {table} TO {role} (and GRANT USAGE ON SCHEMA {schema} TO {role})")]
-    NoSelect {
-        role: String,
-        table: String,
-        schema: String,
-    },
-    #[error("table {table} does not exist (fix source.tables; names are case-sensitive: a mixed-case name is written public.\"Odd Table\" or public.Odd Table)")]
-    TableNotFound { table: String },
-    #[error(transparent)]
-    BadTableEntry(#[from] crate::sql::TableEntryError),
-    #[error("source.tables entry {pattern} matches no table")]
-    NoTablesMatched { pattern: String },
-    #[error("table {table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
-    NoReplicaIdentity { table: String },
-    #[error("cannot create publication {publication}: {detail} (have the tables' owner or a superuser run CREATE PUBLICATION {publication} FOR TABLE ... and ALTER PUBLICATION {publication} OWNER TO the kinesync role; see docs/security.md)")]
-    PublicationSetup { publication: String, detail: String },
-    #[error("publication {publication} does not include table {table} and kinesync cannot add it: {detail} (run ALTER PUBLICATION {publication} ADD TABLE {table} as its owner)")]
-    PublicationMissingTable {
-        publication: String,
-        table: String,
-        detail: String,
-    },
-    #[error("publication {publication} no longer publishes table {table} (someone ran ALTER PUBLICATION {publication} DROP TABLE {table}?): its changes since then are lost. To recover: ALTER PUBLICATION {publication} ADD TABLE {table}, restart the producer, then re-sync the table (docs/operations.md, \"Re-syncing one table\")")]
-    PublicationDroppedTable { publication: String, table: String },
-    #[error("publication {publication} does not exist: {detail}")]
-    PublicationMissing { publication: String, detail: String },
     #[error("publication {publication} does not publish table {table}, and produce --sink stdout changes nothing of the real pipeline: run ALTER PUBLICATION {publication} ADD TABLE {table} (or start the Kinesis producer once, which adds it), then try again")]
     PreviewPublicationLacksTable { publication: String, table: String },
     #[error(
@@ -76,18 +32,6 @@ pub enum ProduceError {
         source_problem: String,
         stream_problem: String,
     },
-    #[error("replication slot {slot} is missing: {detail}")]
-    SlotMissing { slot: String, detail: String },
-    #[error("replication slot {slot} is in use by another session (pid {pid}): is another kinesync producer running?")]
-    SlotInUse { slot: String, pid: String },
-    #[error("replication slot {slot} is not usable by kinesync: {detail}")]
-    SlotUnusable { slot: String, detail: String },
-    #[error("replication failed: {detail}")]
-    Replication { detail: String },
-    #[error("SQL error while {context}: {detail}")]
-    Sql { context: String, detail: String },
-    #[error("initial snapshot failed: {detail}")]
-    Snapshot { detail: String },
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error("replication stream changed shape unexpectedly: {0}")]
@@ -107,25 +51,14 @@ pub enum ProduceError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Telemetry(#[from] telemetry::ServeError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
 }
 
 impl ProduceError {
-    pub(crate) fn sql(context: &str, e: &tokio_postgres::Error) -> ProduceError {
-        let detail = crate::source::replication::pg_message(e);
-        match e.code().map(|c| c.code()) {
-            Some("42501") => ProduceError::PermissionDenied {
-                detail: format!("{context}: {detail}"),
-            },
-            _ => ProduceError::Sql {
-                context: context.to_owned(),
-                detail,
-            },
-        }
-    }
-
     /// Names the role and the fix in a [`ProduceError::PermissionDenied`].
     pub(super) fn with_role(self, config: &Config) -> ProduceError {
-        let ProduceError::PermissionDenied { detail } = self else {
+        let ProduceError::Source(SourceError::PermissionDenied { detail }) = self else {
             return self;
         };
         let role = config
@@ -147,128 +80,10 @@ impl ProduceError {
         };
         ProduceError::RoleLacksPrivilege { role, detail, fix }
     }
-
-    pub(crate) fn from_pg_connect(url: &str, e: &tokio_postgres::Error) -> ProduceError {
-        let target = redact_url(url);
-        let detail = crate::source::replication::pg_message(e);
-        match e.code().map(|c| c.code()) {
-            Some("28P01" | "28000") => ProduceError::AuthFailed { target, detail },
-            _ if detail.contains("TLS") || detail.contains("tls") => ProduceError::Connect {
-                target,
-                detail: format!("{detail} (SQL sessions of this build connect without TLS: use sslmode=disable or prefer)"),
-            },
-            _ => ProduceError::Connect { target, detail },
-        }
-    }
-
-    pub(crate) fn from_replication(slot: &str, e: PgWireError) -> ProduceError {
-        let detail = e.to_string();
-        let sqlstate = detail
-            .rsplit("SQLSTATE ")
-            .next()
-            .map(|s| s.trim_end_matches(')'))
-            .unwrap_or("");
-        match &e {
-            PgWireError::Auth(_) => ProduceError::AuthFailed {
-                target: "the replication session".into(),
-                detail,
-            },
-            PgWireError::Server(msg) => match sqlstate {
-                "28P01" | "28000" => ProduceError::AuthFailed {
-                    target: "the replication session".into(),
-                    detail: msg.clone(),
-                },
-                "42501" => ProduceError::PermissionDenied {
-                    detail: msg.clone(),
-                },
-                "42704" if msg.contains("publication") => ProduceError::PublicationMissing {
-                    publication: String::new(),
-                    detail: msg.clone(),
-                },
-                "42704" => ProduceError::SlotMissing {
-                    slot: slot.to_owned(),
-                    detail: msg.clone(),
-                },
-                "55006" => ProduceError::SlotInUse {
-                    slot: slot.to_owned(),
-                    pid: msg.clone(),
-                },
-                "55000" if msg.contains("wal_level") => ProduceError::WalLevelNotLogical {
-                    current: msg.clone(),
-                },
-                _ => ProduceError::Replication { detail },
-            },
-            PgWireError::Io(_) => ProduceError::Connect {
-                target: "the replication session".into(),
-                detail,
-            },
-            _ => ProduceError::Replication { detail },
-        }
-    }
 }
 
-/// A replication error worth reconnecting for.
-pub(super) fn is_transient(e: &PgWireError) -> bool {
-    // Internal covers "worker already joined" after a recv raced the
-    // worker's end: a fresh session is the cure.
-    e.is_transient() || matches!(e, PgWireError::Internal(_)) || server_error_is_transient(e)
-}
-
-/// Server errors that end a session but not the pipeline: the walsender
-/// was terminated (admin shutdown, a failover, a server restart), the
-/// server is starting up or out of connections, or a connection exception.
-fn server_error_is_transient(e: &PgWireError) -> bool {
-    match e {
-        PgWireError::Server(message) => has_transient_sqlstate(message),
-        _ => false,
-    }
-}
-
-/// Whether a server message names a SQLSTATE worth reconnecting for.
-pub(super) fn has_transient_sqlstate(message: &str) -> bool {
-    const TRANSIENT_SQLSTATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "08006", "08003"];
-    TRANSIENT_SQLSTATES
-        .iter()
-        .any(|code| message.contains(&format!("SQLSTATE {code}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_terminated_walsender_or_a_restarting_server_is_transient() {
-        let terminated = PgWireError::Server(
-            "terminating connection due to administrator command (SQLSTATE 57P01)".into(),
-        );
-        assert!(is_transient(&terminated));
-        let missing =
-            PgWireError::Server("replication slot \"x\" does not exist (SQLSTATE 42704)".into());
-        assert!(!is_transient(&missing));
-    }
-
-    #[test]
-    fn replication_errors_read_well() {
-        let e = ProduceError::from_replication(
-            "kinesync",
-            PgWireError::Server(
-                "replication slot \"kinesync\" does not exist (SQLSTATE 42704)".into(),
-            ),
-        );
-        assert!(matches!(e, ProduceError::SlotMissing { .. }), "{e}");
-        let e = ProduceError::from_replication(
-            "kinesync",
-            PgWireError::Server(
-                "password authentication failed for user \"x\" (SQLSTATE 28P01)".into(),
-            ),
-        );
-        assert!(matches!(e, ProduceError::AuthFailed { .. }), "{e}");
-        let e = ProduceError::from_replication(
-            "kinesync",
-            PgWireError::Server(
-                "replication slot \"kinesync\" is active for PID 42 (SQLSTATE 55006)".into(),
-            ),
-        );
-        assert!(matches!(e, ProduceError::SlotInUse { .. }), "{e}");
+impl From<crate::sql::TableEntryError> for ProduceError {
+    fn from(e: crate::sql::TableEntryError) -> ProduceError {
+        ProduceError::Source(e.into())
     }
 }

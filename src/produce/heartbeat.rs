@@ -41,10 +41,7 @@ pub(super) async fn heartbeat_loop(url: String, interval: Duration, shutdown: Sh
                 )
                 .await
             {
-                tracing::warn!(
-                    "heartbeat failed: {}",
-                    crate::source::replication::pg_message(&e)
-                );
+                tracing::warn!("heartbeat failed: {}", crate::postgres::pg_message(&e));
                 client = None;
             }
         }

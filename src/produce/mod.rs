@@ -24,6 +24,7 @@ mod ack;
 mod delivery;
 mod error;
 mod heartbeat;
+mod snapshot;
 mod start;
 mod stream;
 
@@ -145,8 +146,6 @@ pub async fn run_with_writer<W: RecordWriter>(
     .await
     .map_err(|e| e.with_role(config))
 }
-
-pub(crate) use crate::sql::display_ident;
 
 /// The source, checked before anything is created: the server version,
 /// `wal_level`, and every configured table (exists, has a key, readable).

@@ -13,12 +13,14 @@ use pgwire_replication::ReplicationClient;
 
 use super::delivery::Delivery;
 use super::error::ProduceError;
+use super::snapshot::SnapshotEvents;
 use crate::config::{Config, SnapshotMode};
 use crate::event::EventContext;
 use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 use crate::source::coverage;
+use crate::source::error::SourceError;
 use crate::source::relation_cache::Relation;
 use crate::source::replication::{
     create_slot_without_snapshot, drop_slot, ensure_publication, marker_says_ready,
@@ -36,7 +38,8 @@ async fn mark_snapshot_skipped(
     configured: &[coverage::TableName],
 ) -> Result<(), ProduceError> {
     let marker = coverage::with_tables(&skipped_marker(&source.slot), configured);
-    set_snapshot_marker(admin, &source.publication, Some(&marker)).await
+    set_snapshot_marker(admin, &source.publication, Some(&marker)).await?;
+    Ok(())
 }
 
 /// Where streaming starts: the session (still gated after a snapshot or a
@@ -86,8 +89,7 @@ impl Start<'_> {
             repl_config,
             self.admin,
             self.tables,
-            self.ctx,
-            delivery,
+            &mut SnapshotEvents::new(delivery, self.ctx, self.shutdown),
             self.shutdown,
             SlotUse::Temporary,
         )
@@ -118,7 +120,7 @@ impl Start<'_> {
             .cloned()
             .collect();
         if let Some(table) = coverage::first_missing(admin, &source.publication, &streamed).await? {
-            return Err(coverage::dropped(&source.publication, &table));
+            return Err(coverage::dropped(&source.publication, &table).into());
         }
         let added = ensure_publication(admin, &source.publication, self.tables).await?;
         let slot = slot_info(admin, &source.slot).await?;
@@ -126,13 +128,13 @@ impl Start<'_> {
             if info.plugin.as_deref() != Some("pgoutput")
                 || info.database.as_deref() != Some(self.ctx.database.as_str())
             {
-                return Err(ProduceError::SlotUnusable {
+                return Err(SourceError::SlotUnusable {
                     slot: source.slot.clone(),
                     detail: format!(
                         "it uses plugin {:?} on database {:?}; kinesync needs pgoutput on {:?} (choose another source.slot)",
                         info.plugin, info.database, self.ctx.database
                     ),
-                });
+                }.into());
             }
         }
         let marker = snapshot_marker(admin, &source.publication).await?;
@@ -171,13 +173,13 @@ impl Start<'_> {
                 mark_snapshot_skipped(admin, source, configured).await?;
                 Ok(Some((None, ack)))
             }
-            (None, true, _) => Err(ProduceError::SlotMissing {
+            (None, true, _) => Err(SourceError::SlotMissing {
                 slot: source.slot.clone(),
                 detail: format!(
                     "it was dropped after the snapshot completed, so changes since then are lost. To re-sync from scratch, run COMMENT ON PUBLICATION {} IS NULL and restart (a new snapshot is taken)",
                     source.publication
                 ),
-            }),
+            }.into()),
             (None, false, SnapshotMode::Never) => {
                 let (_, point) = create_slot_without_snapshot(repl_config, false).await?;
                 mark_snapshot_skipped(admin, source, configured).await?;
@@ -189,10 +191,10 @@ impl Start<'_> {
                     existing.is_some() || marker_says_started(marker.as_deref(), &source.slot);
                 if let Some(info) = existing {
                     if let Some(pid) = info.active_pid {
-                        return Err(ProduceError::SlotInUse {
+                        return Err(SourceError::SlotInUse {
                             slot: source.slot.clone(),
                             pid: pid.to_string(),
-                        });
+                        }.into());
                     }
                     tracing::warn!(slot = %source.slot, "the previous snapshot did not finish: dropping the slot and starting over");
                     drop_slot(admin, &source.slot).await?;
@@ -203,9 +205,8 @@ impl Start<'_> {
                     repl_config,
                     admin,
                     self.tables,
-                    self.ctx,
-                    delivery,
-                    self.shutdown,
+                    &mut SnapshotEvents::new(delivery, self.ctx, self.shutdown),
+            self.shutdown,
                     slot_use,
                 )
                 .await?;

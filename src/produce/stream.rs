@@ -20,7 +20,7 @@ use pgwire_replication::{ReplicationClient, ReplicationEvent};
 use tokio::time::Instant;
 
 use super::delivery::{lsn_gauge, Delivery};
-use super::error::{has_transient_sqlstate, is_transient, ProduceError};
+use super::error::ProduceError;
 use super::{
     DRAIN_TIMEOUT, HEARTBEAT_PREFIX, RECONNECT_BASE_DELAY, RECONNECT_MAX_DELAY, SLOT_BUSY_WAIT,
     SOURCE_CONDITION,
@@ -33,6 +33,7 @@ use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 use crate::source::coverage::PublicationWatch;
+use crate::source::error::{has_transient_sqlstate, is_transient, SourceError};
 use crate::source::pgoutput::{decode, LogicalMessage, OldTupleKind};
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::start_stream;
@@ -80,10 +81,10 @@ impl Streamer {
             Some(mut c) => {
                 c.start()
                     .await
-                    .map_err(|e| ProduceError::from_replication(&slot, e))?;
+                    .map_err(|e| SourceError::from_replication(&slot, e))?;
                 c.wait_started()
                     .await
-                    .map_err(|e| ProduceError::from_replication(&slot, e))?;
+                    .map_err(|e| SourceError::from_replication(&slot, e))?;
                 c
             }
             None => start_with_busy_wait(config.clone(), ack).await?,
@@ -146,9 +147,10 @@ impl Streamer {
                     }
                 }
                 Ok(None) => {
-                    return Err(ProduceError::Replication {
+                    return Err(SourceError::Replication {
                         detail: "the server ended the replication stream".into(),
-                    })
+                    }
+                    .into())
                 }
                 Err(e) if is_transient(&e) => {
                     failures += 1;
@@ -172,25 +174,25 @@ impl Streamer {
                             // Down, starting up, or still holding the old
                             // session's slot: wait and try again.
                             Err(
-                                ProduceError::Connect { detail, .. }
-                                | ProduceError::SlotInUse { pid: detail, .. },
+                                SourceError::Connect { detail, .. }
+                                | SourceError::SlotInUse { pid: detail, .. },
                             ) => {
                                 failures += 1;
                                 tracing::warn!(%detail, "reconnect failed; retrying");
                             }
-                            Err(ProduceError::Replication { detail })
+                            Err(SourceError::Replication { detail })
                                 if has_transient_sqlstate(&detail) =>
                             {
                                 failures += 1;
                                 tracing::warn!(%detail, "reconnect failed; retrying");
                             }
-                            Err(other) => return Err(other),
+                            Err(other) => return Err(other.into()),
                         }
                     };
                     tracing::info!(from = %confirmed, "replication reconnected");
                     health().set(SOURCE_CONDITION, Ok(()));
                 }
-                Err(e) => return Err(ProduceError::from_replication(&slot, e)),
+                Err(e) => return Err(SourceError::from_replication(&slot, e).into()),
             }
         }
         finish(Some(client), delivery, confirmed, shutdown).await
@@ -310,9 +312,10 @@ impl Streamer {
                 LogicalMessage::Type { .. }
                 | LogicalMessage::Origin { .. }
                 | LogicalMessage::Other(_) => Ok(()),
-                _ => Err(ProduceError::Replication {
+                _ => Err(SourceError::Replication {
                     detail: "a change arrived outside a transaction".into(),
-                }),
+                }
+                .into()),
             };
         };
         let meta = |op| ChangeMeta {
@@ -442,12 +445,12 @@ async fn start_with_busy_wait(
     let mut attempt = 0;
     loop {
         match start_stream(config.clone(), ack).await {
-            Err(ProduceError::SlotInUse { .. }) if Instant::now() < give_up => {
+            Err(SourceError::SlotInUse { .. }) if Instant::now() < give_up => {
                 attempt += 1;
                 tracing::warn!("replication slot still held by a previous session; waiting");
                 tokio::time::sleep(reconnect_delay(attempt)).await;
             }
-            other => return other,
+            other => return Ok(other?),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! table. `--print` shows the SQL instead of running it.
 
 use crate::catalog;
-use crate::config::{redact_url, Config};
+use crate::config::Config;
+use crate::postgres::redact_url;
 use crate::redshift::DataApi;
 use crate::shutdown::Shutdown;
 

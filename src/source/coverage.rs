@@ -10,12 +10,11 @@
 //! re-sync); a configured table not recorded yet is new and may be added.
 //! While streaming, the publication is checked every heartbeat interval.
 
-use std::collections::HashSet;
-
 use tokio_postgres::Client;
 
+use super::error::SourceError;
 use super::relation_cache::Relation;
-use crate::produce::ProduceError;
+use super::replication::published_tables;
 
 /// Longest a check while streaming may take (it runs in the streaming
 /// loop; a server that does not answer must not stall delivery).
@@ -25,7 +24,7 @@ pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 const TABLES_LINE: &str = "\nkinesync tables: ";
 
 /// `(schema, table)`.
-pub type TableName = (String, String);
+pub use super::replication::TableName;
 
 pub fn table_names(tables: &[Relation]) -> Vec<TableName> {
     tables
@@ -50,29 +49,14 @@ pub fn recorded_tables(marker: &str) -> Vec<TableName> {
         .unwrap_or_default()
 }
 
-/// Every table `publication` publishes (all of them for `FOR ALL TABLES`).
-pub async fn published_tables(
-    client: &Client,
-    publication: &str,
-) -> Result<HashSet<TableName>, ProduceError> {
-    let rows = client
-        .query(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| ProduceError::sql("reading pg_publication_tables", &e))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
 /// The error for `table`, no longer published by `publication`.
-pub fn dropped(publication: &str, table: &TableName) -> ProduceError {
-    ProduceError::PublicationDroppedTable {
-        publication: crate::produce::display_ident(publication),
+pub fn dropped(publication: &str, table: &TableName) -> SourceError {
+    SourceError::PublicationDroppedTable {
+        publication: crate::sql::display_ident(publication),
         table: format!(
             "{}.{}",
-            crate::produce::display_ident(&table.0),
-            crate::produce::display_ident(&table.1)
+            crate::sql::display_ident(&table.0),
+            crate::sql::display_ident(&table.1)
         ),
     }
 }
@@ -82,7 +66,7 @@ pub async fn first_missing(
     client: &Client,
     publication: &str,
     wanted: &[TableName],
-) -> Result<Option<TableName>, ProduceError> {
+) -> Result<Option<TableName>, SourceError> {
     let published = published_tables(client, publication).await?;
     Ok(wanted.iter().find(|t| !published.contains(*t)).cloned())
 }
@@ -106,7 +90,7 @@ impl PublicationWatch {
         }
     }
 
-    pub async fn check(&mut self) -> Result<(), ProduceError> {
+    pub async fn check(&mut self) -> Result<(), SourceError> {
         match tokio::time::timeout(CHECK_TIMEOUT, self.check_now()).await {
             Ok(result) => result,
             Err(_) => {
@@ -117,7 +101,7 @@ impl PublicationWatch {
         }
     }
 
-    async fn check_now(&mut self) -> Result<(), ProduceError> {
+    async fn check_now(&mut self) -> Result<(), SourceError> {
         if self.client.is_none() {
             match super::replication::connect_sql(&self.url).await {
                 Ok(client) => self.client = Some(client),

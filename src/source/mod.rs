@@ -54,6 +54,7 @@
 //! silently leaving a gap.
 
 pub mod coverage;
+pub mod error;
 pub mod pgoutput;
 pub mod progress;
 pub mod relation_cache;

@@ -3,17 +3,18 @@
 //! it lacks), the slot and its snapshot marker, and opening the replication
 //! stream. Every identifier reaching SQL is quoted.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use pgwire_replication::{ReplicationClient, ReplicationConfig};
 use tokio_postgres::Client;
 
+use super::error::SourceError;
 use super::relation_cache::Relation;
 use super::{quote_ident, quote_literal};
-use crate::config::{redact_url, SourceConfig};
-use crate::encode::SESSION_SETTINGS;
+use crate::config::SourceConfig;
 use crate::lsn::Lsn;
-use crate::produce::ProduceError;
+use crate::postgres::{redact_url, SESSION_SETTINGS};
 
 /// Standby status updates at least this often (the server's default
 /// `wal_sender_timeout` is 60 s; feedback must come well inside half of it).
@@ -61,14 +62,14 @@ pub fn temporary_slot_name(slot: &str) -> String {
 
 /// An ordinary SQL session with kinesync's pinned settings. The connection
 /// task logs its end at debug level.
-pub async fn connect_sql(url: &str) -> Result<Client, ProduceError> {
+pub async fn connect_sql(url: &str) -> Result<Client, SourceError> {
     let mut source = parse_url(url)?;
     source.config.application_name(APPLICATION_NAME);
     let client = source.connect().await.map_err(|e| match e {
-        crate::postgres::ConnectError::Url(e) => ProduceError::Tls {
+        crate::postgres::ConnectError::Url(e) => SourceError::Tls {
             detail: e.to_string(),
         },
-        crate::postgres::ConnectError::Postgres(e) => ProduceError::from_pg_connect(url, &e),
+        crate::postgres::ConnectError::Postgres(e) => SourceError::from_pg_connect(url, &e),
     })?;
     let settings: String = SESSION_SETTINGS
         .iter()
@@ -77,24 +78,24 @@ pub async fn connect_sql(url: &str) -> Result<Client, ProduceError> {
     client
         .batch_execute(&settings)
         .await
-        .map_err(|e| ProduceError::sql("pinning session settings", &e))?;
+        .map_err(|e| SourceError::sql("pinning session settings", &e))?;
     Ok(client)
 }
 
 /// The source URL with libpq's TLS settings (see crate::postgres).
-fn parse_url(url: &str) -> Result<crate::postgres::SourceUrl, ProduceError> {
+fn parse_url(url: &str) -> Result<crate::postgres::SourceUrl, SourceError> {
     crate::postgres::SourceUrl::parse(url).map_err(|e| match e {
-        crate::postgres::UrlError::Invalid { .. } => ProduceError::InvalidSourceUrl {
+        crate::postgres::UrlError::Invalid { .. } => SourceError::InvalidSourceUrl {
             url: redact_url(url),
         },
-        other => ProduceError::Tls {
+        other => SourceError::Tls {
             detail: other.to_string(),
         },
     })
 }
 
 /// The database name the URL connects to (`source.db` of events).
-pub fn database_name(url: &str) -> Result<String, ProduceError> {
+pub fn database_name(url: &str) -> Result<String, SourceError> {
     let config = parse_url(url)?.config;
     Ok(config
         .get_dbname()
@@ -104,8 +105,8 @@ pub fn database_name(url: &str) -> Result<String, ProduceError> {
 }
 
 /// A pgwire-replication config for `source`'s URL, slot and publication.
-pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, ProduceError> {
-    let invalid = || ProduceError::InvalidSourceUrl {
+pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, SourceError> {
+    let invalid = || SourceError::InvalidSourceUrl {
         url: redact_url(&source.url),
     };
     let parsed = parse_url(&source.url)?;
@@ -174,48 +175,49 @@ pub fn server_major(version: &str) -> Option<u32> {
 
 /// `Ok(version)` if kinesync supports the server whose `server_version` is
 /// `version`, else the error naming it and what is supported.
-pub fn supported_server(version: &str) -> Result<&str, ProduceError> {
+pub fn supported_server(version: &str) -> Result<&str, SourceError> {
     match server_major(version) {
         Some(major) if major >= MIN_SERVER_MAJOR => Ok(version),
-        _ => Err(ProduceError::UnsupportedServer {
+        _ => Err(SourceError::UnsupportedServer {
             version: version.to_owned(),
+            supported: SUPPORTED_SERVERS,
         }),
     }
 }
 
 /// Stop unless the server's version is supported; returns its version text.
-pub async fn check_server_version(client: &Client) -> Result<String, ProduceError> {
+pub async fn check_server_version(client: &Client) -> Result<String, SourceError> {
     let row = client
         .query_one("SHOW server_version", &[])
         .await
-        .map_err(|e| ProduceError::sql("reading server_version", &e))?;
+        .map_err(|e| SourceError::sql("reading server_version", &e))?;
     let version: String = row.get(0);
     supported_server(&version)?;
     Ok(version)
 }
 
 /// Stop unless `wal_level = logical`.
-pub async fn check_wal_level(client: &Client) -> Result<(), ProduceError> {
+pub async fn check_wal_level(client: &Client) -> Result<(), SourceError> {
     let row = client
         .query_one("SHOW wal_level", &[])
         .await
-        .map_err(|e| ProduceError::sql("reading wal_level", &e))?;
+        .map_err(|e| SourceError::sql("reading wal_level", &e))?;
     let level: String = row.get(0);
     if level != "logical" {
-        return Err(ProduceError::WalLevelNotLogical { current: level });
+        return Err(SourceError::WalLevelNotLogical { current: level });
     }
     Ok(())
 }
 
 /// Whether `publication` exists.
-pub async fn publication_exists(client: &Client, publication: &str) -> Result<bool, ProduceError> {
+pub async fn publication_exists(client: &Client, publication: &str) -> Result<bool, SourceError> {
     let row = client
         .query_opt(
             "SELECT 1 FROM pg_publication WHERE pubname = $1",
             &[&publication],
         )
         .await
-        .map_err(|e| ProduceError::sql("reading pg_publication", &e))?;
+        .map_err(|e| SourceError::sql("reading pg_publication", &e))?;
     Ok(row.is_some())
 }
 
@@ -226,14 +228,14 @@ pub async fn ensure_publication(
     client: &Client,
     publication: &str,
     tables: &[Relation],
-) -> Result<Vec<String>, ProduceError> {
+) -> Result<Vec<String>, SourceError> {
     let existing = client
         .query_opt(
             "SELECT puballtables FROM pg_publication WHERE pubname = $1",
             &[&publication],
         )
         .await
-        .map_err(|e| ProduceError::sql("reading pg_publication", &e))?;
+        .map_err(|e| SourceError::sql("reading pg_publication", &e))?;
     let table_list = |ts: &[&Relation]| {
         ts.iter()
             .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
@@ -250,7 +252,7 @@ pub async fn ensure_publication(
         client
             .batch_execute(&sql)
             .await
-            .map_err(|e| ProduceError::PublicationSetup {
+            .map_err(|e| SourceError::PublicationSetup {
                 publication: publication.to_owned(),
                 detail: pg_message(&e),
             })?;
@@ -260,7 +262,7 @@ pub async fn ensure_publication(
     if existing.get::<_, bool>(0) {
         return Ok(Vec::new());
     }
-    let published = super::coverage::published_tables(client, publication).await?;
+    let published = published_tables(client, publication).await?;
     let missing: Vec<&Relation> = tables
         .iter()
         .filter(|t| !published.contains(&(t.schema.clone(), t.name.clone())))
@@ -276,7 +278,7 @@ pub async fn ensure_publication(
     client
         .batch_execute(&sql)
         .await
-        .map_err(|e| ProduceError::PublicationMissingTable {
+        .map_err(|e| SourceError::PublicationMissingTable {
             publication: publication.to_owned(),
             table: missing[0].qualified_name(),
             detail: pg_message(&e),
@@ -284,6 +286,24 @@ pub async fn ensure_publication(
     let added: Vec<String> = missing.iter().map(|t| t.qualified_name()).collect();
     tracing::info!(publication, ?added, "added tables to publication");
     Ok(added)
+}
+
+/// `(schema, table)`.
+pub type TableName = (String, String);
+
+/// Every table `publication` publishes (all of them for `FOR ALL TABLES`).
+pub async fn published_tables(
+    client: &Client,
+    publication: &str,
+) -> Result<HashSet<TableName>, SourceError> {
+    let rows = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| SourceError::sql("reading pg_publication_tables", &e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// What `pg_replication_slots` says about our slot.
@@ -295,7 +315,7 @@ pub struct SlotInfo {
     pub confirmed_flush: Lsn,
 }
 
-pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, ProduceError> {
+pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, SourceError> {
     let row = client
         .query_opt(
             "SELECT plugin::text, database::text, active_pid, confirmed_flush_lsn::text \
@@ -303,7 +323,7 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, 
             &[&slot],
         )
         .await
-        .map_err(|e| ProduceError::sql("reading pg_replication_slots", &e))?;
+        .map_err(|e| SourceError::sql("reading pg_replication_slots", &e))?;
     Ok(row.map(|r| SlotInfo {
         plugin: r.get(0),
         database: r.get(1),
@@ -316,12 +336,12 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, 
 }
 
 /// Drop the slot (used to redo a snapshot that was cut short).
-pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), ProduceError> {
+pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), SourceError> {
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
         .map_err(|e| {
-            ProduceError::sql(
+            SourceError::sql(
                 "dropping the replication slot of an unfinished snapshot",
                 &e,
             )
@@ -333,14 +353,14 @@ pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), ProduceError> 
 pub async fn snapshot_marker(
     client: &Client,
     publication: &str,
-) -> Result<Option<String>, ProduceError> {
+) -> Result<Option<String>, SourceError> {
     let row = client
         .query_opt(
             "SELECT obj_description(p.oid, 'pg_publication') FROM pg_publication p WHERE p.pubname = $1",
             &[&publication],
         )
         .await
-        .map_err(|e| ProduceError::sql("reading the snapshot marker", &e))?;
+        .map_err(|e| SourceError::sql("reading the snapshot marker", &e))?;
     Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
 }
 
@@ -357,7 +377,7 @@ pub async fn set_snapshot_marker(
     client: &Client,
     publication: &str,
     marker: Option<&str>,
-) -> Result<(), ProduceError> {
+) -> Result<(), SourceError> {
     let sql = format!(
         "COMMENT ON PUBLICATION {} IS {}",
         quote_ident(publication),
@@ -366,7 +386,7 @@ pub async fn set_snapshot_marker(
     client
         .batch_execute(&sql)
         .await
-        .map_err(|e| ProduceError::sql("writing the snapshot marker", &e))
+        .map_err(|e| SourceError::sql("writing the snapshot marker", &e))
 }
 
 /// Whether `marker` says a snapshot for `slot` was started and not finished.
@@ -395,18 +415,18 @@ pub fn skipped_marker(slot: &str) -> String {
 pub async fn start_stream(
     config: ReplicationConfig,
     ack: Lsn,
-) -> Result<ReplicationClient, ProduceError> {
+) -> Result<ReplicationClient, SourceError> {
     let slot = config.slot.clone();
     let config = config
         .with_start_lsn(pgwire_replication::Lsn::ZERO)
         .with_ack_lsn(ack.into());
     let mut client = ReplicationClient::connect(config)
         .await
-        .map_err(|e| ProduceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&slot, e))?;
     client
         .wait_started()
         .await
-        .map_err(|e| ProduceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&slot, e))?;
     Ok(client)
 }
 
@@ -418,11 +438,11 @@ pub async fn create_slot(
     config: ReplicationConfig,
     temporary: bool,
     export_snapshot: bool,
-) -> Result<(ReplicationClient, Vec<pgwire_replication::QueryRow>), ProduceError> {
+) -> Result<(ReplicationClient, Vec<pgwire_replication::QueryRow>), SourceError> {
     let slot = config.slot.clone();
     let mut client = ReplicationClient::connect_gated(config)
         .await
-        .map_err(|e| ProduceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&slot, e))?;
     let rows = client
         .simple_query(&format!(
             "CREATE_REPLICATION_SLOT {} {}LOGICAL pgoutput (SNAPSHOT '{}')",
@@ -431,7 +451,7 @@ pub async fn create_slot(
             if export_snapshot { "export" } else { "nothing" }
         ))
         .await
-        .map_err(|e| ProduceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&slot, e))?;
     Ok((client, rows))
 }
 
@@ -440,28 +460,23 @@ pub async fn create_slot(
 pub async fn create_slot_without_snapshot(
     config: ReplicationConfig,
     temporary: bool,
-) -> Result<(ReplicationClient, Lsn), ProduceError> {
+) -> Result<(ReplicationClient, Lsn), SourceError> {
     let (client, rows) = create_slot(config, temporary, false).await?;
     Ok((client, consistent_point(&rows)?))
 }
 
 /// The consistent point (second column) of a CREATE_REPLICATION_SLOT answer.
-pub fn consistent_point(rows: &[pgwire_replication::QueryRow]) -> Result<Lsn, ProduceError> {
+pub fn consistent_point(rows: &[pgwire_replication::QueryRow]) -> Result<Lsn, SourceError> {
     rows.first()
         .and_then(|r| r.get(1).cloned().flatten())
         .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
-        .ok_or_else(|| ProduceError::Snapshot {
+        .ok_or_else(|| SourceError::Snapshot {
             detail: "CREATE_REPLICATION_SLOT returned no consistent point".into(),
         })
 }
 
-/// The server's message of a tokio-postgres error (its Display is generic).
-pub fn pg_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
-}
+/// Kept at its old path for callers not yet moved to [`crate::postgres::pg_message`].
+pub use crate::postgres::pg_message;
 
 #[cfg(test)]
 mod tests {

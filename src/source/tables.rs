@@ -11,16 +11,17 @@ use std::collections::{BTreeSet, HashMap};
 
 use tokio_postgres::Client;
 
+use super::error::SourceError;
 use super::pgoutput::ReplicaIdentity;
 use super::relation_cache::{Column, Relation};
-use crate::produce::{display_ident, ProduceError};
+use crate::sql::display_ident;
 
 /// The tables named by `patterns`, in config order (a `schema.*` expands in
 /// name order), deduplicated.
 pub async fn resolve_tables(
     client: &Client,
     patterns: &[String],
-) -> Result<Vec<Relation>, ProduceError> {
+) -> Result<Vec<Relation>, SourceError> {
     let mut names: Vec<(String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     for pattern in patterns {
@@ -36,9 +37,9 @@ pub async fn resolve_tables(
                     &[&schema],
                 )
                 .await
-                .map_err(|e| ProduceError::sql("listing the tables of a schema", &e))?;
+                .map_err(|e| SourceError::sql("listing the tables of a schema", &e))?;
             if rows.is_empty() {
-                return Err(ProduceError::NoTablesMatched {
+                return Err(SourceError::NoTablesMatched {
                     pattern: pattern.clone(),
                 });
             }
@@ -63,7 +64,7 @@ async fn describe_table(
     client: &Client,
     schema: &str,
     name: &str,
-) -> Result<Relation, ProduceError> {
+) -> Result<Relation, SourceError> {
     let qualified = crate::sql::display_qualified(schema, name);
     let row = client
         .query_opt(
@@ -73,14 +74,14 @@ async fn describe_table(
             &[&schema, &name],
         )
         .await
-        .map_err(|e| ProduceError::sql("looking up a table", &e))?
-        .ok_or_else(|| ProduceError::TableNotFound { table: qualified.clone() })?;
+        .map_err(|e| SourceError::sql("looking up a table", &e))?
+        .ok_or_else(|| SourceError::TableNotFound { table: qualified.clone() })?;
     let oid: u32 = row.get(0);
     let ident: String = row.get(1);
     // Checked before any slot exists: a COPY refused halfway through the
     // snapshot would leave a slot and half a snapshot behind.
     if !row.get::<_, bool>(2) {
-        return Err(ProduceError::NoSelect {
+        return Err(SourceError::NoSelect {
             role: display_ident(&row.get::<_, String>(3)),
             table: format!("{}.{}", display_ident(schema), display_ident(name)),
             schema: display_ident(schema),
@@ -90,7 +91,7 @@ async fn describe_table(
         .bytes()
         .next()
         .and_then(ReplicaIdentity::from_byte)
-        .ok_or_else(|| ProduceError::NoReplicaIdentity {
+        .ok_or_else(|| SourceError::NoReplicaIdentity {
             table: qualified.clone(),
         })?;
 
@@ -102,7 +103,7 @@ async fn describe_table(
             &[&oid],
         )
         .await
-        .map_err(|e| ProduceError::sql("reading table columns", &e))?;
+        .map_err(|e| SourceError::sql("reading table columns", &e))?;
     let columns: Vec<Column> = column_rows
         .iter()
         .map(|r| Column {
@@ -137,7 +138,7 @@ async fn describe_table(
         (true, _) => Vec::new(),
     };
     if key_indices.is_empty() {
-        return Err(ProduceError::NoReplicaIdentity { table: qualified });
+        return Err(SourceError::NoReplicaIdentity { table: qualified });
     }
     Ok(Relation {
         id: oid,
@@ -161,7 +162,7 @@ async fn index_columns(
     client: &Client,
     oid: u32,
     kind: IndexKind,
-) -> Result<BTreeSet<i16>, ProduceError> {
+) -> Result<BTreeSet<i16>, SourceError> {
     let primary = matches!(kind, IndexKind::Primary);
     let rows = client
         .query(
@@ -170,20 +171,20 @@ async fn index_columns(
             &[&oid, &primary],
         )
         .await
-        .map_err(|e| ProduceError::sql("reading the key columns", &e))?;
+        .map_err(|e| SourceError::sql("reading the key columns", &e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Domain type OID -> base type OID (following domains over domains), so
 /// domain columns encode like their base type.
-pub async fn domain_base_types(client: &Client) -> Result<HashMap<u32, u32>, ProduceError> {
+pub async fn domain_base_types(client: &Client) -> Result<HashMap<u32, u32>, SourceError> {
     let rows = client
         .query(
             "SELECT oid, typbasetype FROM pg_type WHERE typtype = 'd'",
             &[],
         )
         .await
-        .map_err(|e| ProduceError::sql("reading domain types", &e))?;
+        .map_err(|e| SourceError::sql("reading domain types", &e))?;
     let direct: HashMap<u32, u32> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut resolved = HashMap::with_capacity(direct.len());
     for (&domain, &base) in &direct {
