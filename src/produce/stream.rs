@@ -33,7 +33,7 @@ use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 use crate::source::coverage::PublicationWatch;
-use crate::source::error::{has_transient_sqlstate, is_transient, SourceError};
+use crate::source::error::{Retry, SourceError};
 use crate::source::pgoutput::{decode, LogicalMessage, OldTupleKind};
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::start_stream;
@@ -149,10 +149,15 @@ impl Streamer {
                 Ok(None) => {
                     return Err(SourceError::Replication {
                         detail: "the server ended the replication stream".into(),
+                        code: None,
                     }
                     .into())
                 }
-                Err(e) if is_transient(&e) => {
+                Err(e) => {
+                    let e = SourceError::from_replication(&slot, e);
+                    if e.retry() == Retry::Stop {
+                        return Err(e.into());
+                    }
                     failures += 1;
                     let delay = reconnect_delay(failures);
                     tracing::warn!(error = %e, retry_in = ?delay, "replication connection lost; reconnecting");
@@ -173,18 +178,9 @@ impl Streamer {
                             Ok(c) => break c,
                             // Down, starting up, or still holding the old
                             // session's slot: wait and try again.
-                            Err(
-                                SourceError::Connect { detail, .. }
-                                | SourceError::SlotInUse { pid: detail, .. },
-                            ) => {
+                            Err(error) if error.retry() != Retry::Stop => {
                                 failures += 1;
-                                tracing::warn!(%detail, "reconnect failed; retrying");
-                            }
-                            Err(SourceError::Replication { detail })
-                                if has_transient_sqlstate(&detail) =>
-                            {
-                                failures += 1;
-                                tracing::warn!(%detail, "reconnect failed; retrying");
+                                tracing::warn!(%error, "reconnect failed; retrying");
                             }
                             Err(other) => return Err(other.into()),
                         }
@@ -192,7 +188,6 @@ impl Streamer {
                     tracing::info!(from = %confirmed, "replication reconnected");
                     health().set(SOURCE_CONDITION, Ok(()));
                 }
-                Err(e) => return Err(SourceError::from_replication(&slot, e).into()),
             }
         }
         finish(Some(client), delivery, confirmed, shutdown).await
@@ -314,6 +309,7 @@ impl Streamer {
                 | LogicalMessage::Other(_) => Ok(()),
                 _ => Err(SourceError::Replication {
                     detail: "a change arrived outside a transaction".into(),
+                    code: None,
                 }
                 .into()),
             };
@@ -445,7 +441,7 @@ async fn start_with_busy_wait(
     let mut attempt = 0;
     loop {
         match start_stream(config.clone(), ack).await {
-            Err(SourceError::SlotInUse { .. }) if Instant::now() < give_up => {
+            Err(e) if e.retry() == Retry::WaitForSlot && Instant::now() < give_up => {
                 attempt += 1;
                 tracing::warn!("replication slot still held by a previous session; waiting");
                 tokio::time::sleep(reconnect_delay(attempt)).await;

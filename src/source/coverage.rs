@@ -12,7 +12,7 @@
 
 use tokio_postgres::Client;
 
-use super::error::SourceError;
+use super::error::{Retry, SourceError};
 use super::relation_cache::Relation;
 use super::replication::published_tables;
 
@@ -72,7 +72,7 @@ pub async fn first_missing(
 }
 
 /// The check while streaming, on a session of its own (reconnected after
-/// errors: only a definite "not published" stops the producer).
+/// transient errors; a definite one, or "not published", stops the producer).
 pub struct PublicationWatch {
     url: String,
     publication: String,
@@ -105,6 +105,7 @@ impl PublicationWatch {
         if self.client.is_none() {
             match super::replication::connect_sql(&self.url).await {
                 Ok(client) => self.client = Some(client),
+                Err(error) if error.retry() == Retry::Stop => return Err(error),
                 Err(error) => {
                     tracing::warn!(%error, "cannot check the publication now; retrying");
                     return Ok(());
@@ -117,6 +118,7 @@ impl PublicationWatch {
         match first_missing(client, &self.publication, &self.tables).await {
             Ok(Some(table)) => Err(dropped(&self.publication, &table)),
             Ok(None) => Ok(()),
+            Err(error) if error.retry() == Retry::Stop => Err(error),
             Err(error) => {
                 tracing::warn!(%error, "cannot check the publication now; retrying");
                 self.client = None;

@@ -1,10 +1,17 @@
 //! Errors of the PostgreSQL side, each a one-line message for the user
 //! naming what is wrong and the fix.
 //!
-//! A server error is classified by its SQLSTATE; whether a failed session is
-//! worth reopening is decided in one place (see [`SourceError::retry`]).
+//! Kinds come from the server's SQLSTATE (typed, [`SqlState`]), never from
+//! message text: tokio-postgres hands it over as `DbError::code()`,
+//! pgwire-replication appends it to the server's message, where
+//! [`sqlstate_of`] reads it back. Whether a failure is worth another attempt
+//! is decided in one place, [`SourceError::retry`] (transient: reconnect;
+//! a busy slot: wait; definite: stop and tell the user), and every loop
+//! that could retry (the streamer's reconnects, the start's wait for a busy
+//! slot, the publication check while streaming) asks it.
 
 use pgwire_replication::PgWireError;
+use tokio_postgres::error::SqlState;
 
 use crate::postgres::{pg_message, redact_url};
 
@@ -63,23 +70,79 @@ pub enum SourceError {
     #[error("replication slot {slot} is not usable by kinesync: {detail}")]
     SlotUnusable { slot: String, detail: String },
     #[error("replication failed: {detail}")]
-    Replication { detail: String },
+    Replication {
+        detail: String,
+        code: Option<SqlState>,
+    },
+    /// The replication worker ended under us (same message as `Replication`).
+    #[error("replication failed: {detail}")]
+    Session { detail: String },
     #[error("SQL error while {context}: {detail}")]
-    Sql { context: String, detail: String },
+    Sql {
+        context: String,
+        detail: String,
+        code: Option<SqlState>,
+    },
     #[error("initial snapshot failed: {detail}")]
     Snapshot { detail: String },
 }
 
+/// What to do after a failure: the one retry-or-stop decision
+/// ([`SourceError::retry`]), used wherever a failure could be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Transient: the session was lost (network, a restarting or
+    /// overloaded server, a terminated backend); open a new one.
+    Reconnect,
+    /// The slot is held by another session (often our previous one, not yet
+    /// gone): wait, bounded, and try again.
+    WaitForSlot,
+    /// Definite: retrying cannot help; stop and tell the user.
+    Stop,
+}
+
+/// SQLSTATEs that end a session but not the pipeline: the backend was
+/// terminated (admin shutdown, a failover, a server restart), the server
+/// is starting up or out of connections, or a connection exception.
+const TRANSIENT_SQLSTATES: [SqlState; 6] = [
+    SqlState::ADMIN_SHUTDOWN,
+    SqlState::CRASH_SHUTDOWN,
+    SqlState::CANNOT_CONNECT_NOW,
+    SqlState::TOO_MANY_CONNECTIONS,
+    SqlState::CONNECTION_FAILURE,
+    SqlState::CONNECTION_DOES_NOT_EXIST,
+];
+
 impl SourceError {
+    /// Retry or stop: the only place that decides it.
+    pub fn retry(&self) -> Retry {
+        match self {
+            SourceError::Connect { .. } | SourceError::Session { .. } => Retry::Reconnect,
+            SourceError::SlotInUse { .. } => Retry::WaitForSlot,
+            // tokio-postgres reports a lost connection without a SQLSTATE.
+            SourceError::Sql { code: None, .. } => Retry::Reconnect,
+            SourceError::Replication {
+                code: Some(code), ..
+            }
+            | SourceError::Sql {
+                code: Some(code), ..
+            } if TRANSIENT_SQLSTATES.contains(code) => Retry::Reconnect,
+            _ => Retry::Stop,
+        }
+    }
+
     pub fn sql(context: &str, e: &tokio_postgres::Error) -> SourceError {
         let detail = pg_message(e);
-        match e.code().map(|c| c.code()) {
-            Some("42501") => SourceError::PermissionDenied {
-                detail: format!("{context}: {detail}"),
-            },
-            _ => SourceError::Sql {
+        match e.code() {
+            Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => {
+                SourceError::PermissionDenied {
+                    detail: format!("{context}: {detail}"),
+                }
+            }
+            code => SourceError::Sql {
                 context: context.to_owned(),
                 detail,
+                code: code.cloned(),
             },
         }
     }
@@ -87,8 +150,8 @@ impl SourceError {
     pub fn from_pg_connect(url: &str, e: &tokio_postgres::Error) -> SourceError {
         let target = redact_url(url);
         let detail = pg_message(e);
-        match e.code().map(|c| c.code()) {
-            Some("28P01" | "28000") => SourceError::AuthFailed { target, detail },
+        match e.code() {
+            Some(code) if is_auth_failure(code) => SourceError::AuthFailed { target, detail },
             _ if detail.contains("TLS") || detail.contains("tls") => SourceError::Connect {
                 target,
                 detail: format!("{detail} (SQL sessions of this build connect without TLS: use sslmode=disable or prefer)"),
@@ -97,114 +160,159 @@ impl SourceError {
         }
     }
 
+    /// A replication session's error, by its kind and the server's SQLSTATE.
     pub fn from_replication(slot: &str, e: PgWireError) -> SourceError {
-        let detail = e.to_string();
-        let sqlstate = detail
-            .rsplit("SQLSTATE ")
-            .next()
-            .map(|s| s.trim_end_matches(')'))
-            .unwrap_or("");
-        match &e {
-            PgWireError::Auth(_) => SourceError::AuthFailed {
-                target: "the replication session".into(),
-                detail,
+        let session = || "the replication session".to_owned();
+        match e {
+            PgWireError::Auth(detail) => SourceError::AuthFailed {
+                target: session(),
+                detail: format!("authentication error: {detail}"),
             },
-            PgWireError::Server(msg) => match sqlstate {
-                "28P01" | "28000" => SourceError::AuthFailed {
-                    target: "the replication session".into(),
-                    detail: msg.clone(),
-                },
-                "42501" => SourceError::PermissionDenied {
-                    detail: msg.clone(),
-                },
-                "42704" if msg.contains("publication") => SourceError::PublicationMissing {
-                    publication: String::new(),
-                    detail: msg.clone(),
-                },
-                "42704" => SourceError::SlotMissing {
-                    slot: slot.to_owned(),
-                    detail: msg.clone(),
-                },
-                "55006" => SourceError::SlotInUse {
-                    slot: slot.to_owned(),
-                    pid: msg.clone(),
-                },
-                "55000" if msg.contains("wal_level") => SourceError::WalLevelNotLogical {
-                    current: msg.clone(),
-                },
-                _ => SourceError::Replication { detail },
-            },
+            PgWireError::Server(msg) => from_server(slot, msg),
             PgWireError::Io(_) => SourceError::Connect {
-                target: "the replication session".into(),
-                detail,
+                target: session(),
+                detail: e.to_string(),
             },
-            _ => SourceError::Replication { detail },
+            // The worker ended under us (Internal covers "worker already
+            // joined" after a recv raced its end): a fresh session cures it.
+            PgWireError::Task(_) | PgWireError::Internal(_) => SourceError::Session {
+                detail: e.to_string(),
+            },
+            other => SourceError::Replication {
+                detail: other.to_string(),
+                code: None,
+            },
         }
     }
 }
 
-/// A replication error worth reconnecting for.
-pub fn is_transient(e: &PgWireError) -> bool {
-    // Internal covers "worker already joined" after a recv raced the
-    // worker's end: a fresh session is the cure.
-    e.is_transient() || matches!(e, PgWireError::Internal(_)) || server_error_is_transient(e)
+fn is_auth_failure(code: &SqlState) -> bool {
+    *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
 }
 
-/// Server errors that end a session but not the pipeline: the walsender
-/// was terminated (admin shutdown, a failover, a server restart), the
-/// server is starting up or out of connections, or a connection exception.
-pub fn server_error_is_transient(e: &PgWireError) -> bool {
-    match e {
-        PgWireError::Server(message) => has_transient_sqlstate(message),
-        _ => false,
+/// The SQLSTATE pgwire-replication appends to a server message (`... (SQLSTATE 42704)`).
+pub fn sqlstate_of(message: &str) -> Option<SqlState> {
+    let (_, code) = message.rsplit_once("SQLSTATE ")?;
+    let code = code.trim_end_matches(')').trim();
+    (code.len() == 5).then(|| SqlState::from_code(code))
+}
+
+/// A server error on the replication session, by its SQLSTATE.
+fn from_server(slot: &str, msg: String) -> SourceError {
+    let code = sqlstate_of(&msg);
+    let slot = slot.to_owned();
+    match code {
+        Some(c) if is_auth_failure(&c) => SourceError::AuthFailed {
+            target: "the replication session".into(),
+            detail: msg,
+        },
+        Some(c) if c == SqlState::INSUFFICIENT_PRIVILEGE => {
+            SourceError::PermissionDenied { detail: msg }
+        }
+        // Both a missing publication and a missing slot are 42704; the
+        // message names which object it is.
+        Some(c) if c == SqlState::UNDEFINED_OBJECT && msg.contains("publication") => {
+            SourceError::PublicationMissing {
+                publication: String::new(),
+                detail: msg,
+            }
+        }
+        Some(c) if c == SqlState::UNDEFINED_OBJECT => {
+            SourceError::SlotMissing { slot, detail: msg }
+        }
+        Some(c) if c == SqlState::OBJECT_IN_USE => SourceError::SlotInUse { slot, pid: msg },
+        Some(c) if c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE && msg.contains("wal_level") => {
+            SourceError::WalLevelNotLogical { current: msg }
+        }
+        code => SourceError::Replication {
+            detail: format!("server error: {msg}"),
+            code,
+        },
     }
-}
-
-/// Whether a server message names a SQLSTATE worth reconnecting for.
-pub fn has_transient_sqlstate(message: &str) -> bool {
-    const TRANSIENT_SQLSTATES: [&str; 6] = ["57P01", "57P02", "57P03", "53300", "08006", "08003"];
-    TRANSIENT_SQLSTATES
-        .iter()
-        .any(|code| message.contains(&format!("SQLSTATE {code}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_terminated_walsender_or_a_restarting_server_is_transient() {
-        let terminated = PgWireError::Server(
-            "terminating connection due to administrator command (SQLSTATE 57P01)".into(),
-        );
-        assert!(is_transient(&terminated));
-        let missing =
-            PgWireError::Server("replication slot \"x\" does not exist (SQLSTATE 42704)".into());
-        assert!(!is_transient(&missing));
+    fn server(message: &str) -> SourceError {
+        SourceError::from_replication("kinesync", PgWireError::Server(message.into()))
     }
 
     #[test]
-    fn replication_errors_read_well() {
-        let e = SourceError::from_replication(
-            "kinesync",
-            PgWireError::Server(
-                "replication slot \"kinesync\" does not exist (SQLSTATE 42704)".into(),
-            ),
-        );
+    fn the_kind_comes_from_the_sqlstate() {
+        let e = server("replication slot \"kinesync\" does not exist (SQLSTATE 42704)");
         assert!(matches!(e, SourceError::SlotMissing { .. }), "{e}");
-        let e = SourceError::from_replication(
-            "kinesync",
-            PgWireError::Server(
-                "password authentication failed for user \"x\" (SQLSTATE 28P01)".into(),
-            ),
-        );
+        let e = server("publication \"p\" does not exist (SQLSTATE 42704)");
+        assert!(matches!(e, SourceError::PublicationMissing { .. }), "{e}");
+        let e = server("password authentication failed for user \"x\" (SQLSTATE 28P01)");
         assert!(matches!(e, SourceError::AuthFailed { .. }), "{e}");
-        let e = SourceError::from_replication(
-            "kinesync",
-            PgWireError::Server(
-                "replication slot \"kinesync\" is active for PID 42 (SQLSTATE 55006)".into(),
-            ),
-        );
+        let e = server("permission denied to start WAL sender (SQLSTATE 42501)");
+        assert!(matches!(e, SourceError::PermissionDenied { .. }), "{e}");
+        let e = server("replication slot \"kinesync\" is active for PID 42 (SQLSTATE 55006)");
         assert!(matches!(e, SourceError::SlotInUse { .. }), "{e}");
+        let e = server("logical decoding requires wal_level >= logical (SQLSTATE 55000)");
+        assert!(matches!(e, SourceError::WalLevelNotLogical { .. }), "{e}");
+        // The same words without the SQLSTATE are not classified by text.
+        let e = server("replication slot \"kinesync\" does not exist");
+        assert!(
+            matches!(e, SourceError::Replication { code: None, .. }),
+            "{e}"
+        );
+        assert_eq!(
+            sqlstate_of("x (SQLSTATE 57P01)"),
+            Some(SqlState::ADMIN_SHUTDOWN)
+        );
+        assert_eq!(sqlstate_of("no code here"), None);
+    }
+
+    #[test]
+    fn lost_sessions_reconnect_a_busy_slot_waits_and_the_rest_stops() {
+        let reconnect = [
+            "terminating connection due to administrator command (SQLSTATE 57P01)",
+            "the database system is starting up (SQLSTATE 57P03)",
+            "sorry, too many clients already (SQLSTATE 53300)",
+            "connection failure (SQLSTATE 08006)",
+        ];
+        for message in reconnect {
+            assert_eq!(server(message).retry(), Retry::Reconnect, "{message}");
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        for e in [
+            PgWireError::from(io),
+            PgWireError::Task("worker ended".into()),
+            PgWireError::Internal("worker already joined".into()),
+        ] {
+            let e = SourceError::from_replication("s", e);
+            assert_eq!(e.retry(), Retry::Reconnect, "{e}");
+        }
+        let busy = server("replication slot \"s\" is active for PID 42 (SQLSTATE 55006)");
+        assert_eq!(busy.retry(), Retry::WaitForSlot);
+        let stop = [
+            "replication slot \"x\" does not exist (SQLSTATE 42704)",
+            "password authentication failed for user \"x\" (SQLSTATE 28P01)",
+            "permission denied to start WAL sender (SQLSTATE 42501)",
+            "syntax error (SQLSTATE 42601)",
+        ];
+        for message in stop {
+            assert_eq!(server(message).retry(), Retry::Stop, "{message}");
+        }
+        let auth = SourceError::from_replication("s", PgWireError::Auth("bad".into()));
+        assert_eq!(auth.retry(), Retry::Stop);
+    }
+
+    #[test]
+    fn an_sql_error_without_a_sqlstate_is_a_lost_connection() {
+        let sql = |code| SourceError::Sql {
+            context: "reading".into(),
+            detail: "x".into(),
+            code,
+        };
+        assert_eq!(sql(None).retry(), Retry::Reconnect);
+        assert_eq!(
+            sql(Some(SqlState::ADMIN_SHUTDOWN)).retry(),
+            Retry::Reconnect
+        );
+        assert_eq!(sql(Some(SqlState::UNDEFINED_TABLE)).retry(), Retry::Stop);
     }
 }
