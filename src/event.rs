@@ -454,7 +454,6 @@ pub fn push_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::pgoutput::ReplicaIdentity;
     use crate::source::relation_cache::Column;
     use serde_json::json;
 
@@ -463,7 +462,6 @@ mod tests {
             id: 1,
             schema: "public".into(),
             name: "orders".into(),
-            replica_identity: ReplicaIdentity::Default,
             columns: vec![
                 Column {
                     name: "id".into(),
@@ -637,7 +635,6 @@ mod tests {
     /// replica identity, but the partition key is the primary key only.
     fn full_with_primary_key() -> Relation {
         Relation {
-            replica_identity: ReplicaIdentity::Full,
             key_indices: vec![0, 1],
             partition_indices: vec![0],
             ..orders()

@@ -21,11 +21,6 @@ pub struct ParseLsnError(pub String);
 impl Lsn {
     pub const ZERO: Lsn = Lsn(0);
 
-    /// The decimal spelling used in `source.sequence`.
-    pub fn decimal(self) -> String {
-        self.0.to_string()
-    }
-
     pub fn is_zero(self) -> bool {
         self.0 == 0
     }
@@ -74,7 +69,6 @@ mod tests {
         let lsn: Lsn = "16/B374D848".parse().unwrap();
         assert_eq!(lsn.0, (0x16 << 32) | 0xB374_D848);
         assert_eq!(lsn.to_string(), "16/B374D848");
-        assert_eq!(lsn.decimal(), lsn.0.to_string());
         assert_eq!("0/0".parse::<Lsn>().unwrap(), Lsn::ZERO);
         assert_eq!("0/1a".parse::<Lsn>().unwrap(), Lsn(26));
     }

@@ -194,10 +194,6 @@ impl<W: RecordWriter> Delivery<W> {
         Some(moved)
     }
 
-    pub fn confirmed(&self) -> Lsn {
-        self.tracker.confirmed()
-    }
-
     pub(super) fn has_in_flight(&self) -> bool {
         self.dispatcher.has_in_flight()
     }

@@ -138,7 +138,6 @@ pub fn encode_row(rel: &Relation, fields: CopyRow) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::pgoutput::ReplicaIdentity;
     use crate::source::relation_cache::Column;
     use crate::source::snapshot::copy_row;
     use serde_json::json;
@@ -149,7 +148,6 @@ mod tests {
             id: 1,
             schema: "s".into(),
             name: "t".into(),
-            replica_identity: ReplicaIdentity::Default,
             columns: vec![
                 Column {
                     name: "id".into(),

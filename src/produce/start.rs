@@ -193,7 +193,7 @@ impl Start<'_> {
                     if let Some(pid) = info.active_pid {
                         return Err(SourceError::SlotInUse {
                             slot: source.slot.clone(),
-                            pid: pid.to_string(),
+                            pid: Some(pid),
                         }.into());
                     }
                     tracing::warn!(slot = %source.slot, "the previous snapshot did not finish: dropping the slot and starting over");

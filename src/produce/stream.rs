@@ -81,10 +81,10 @@ impl Streamer {
             Some(mut c) => {
                 c.start()
                     .await
-                    .map_err(|e| SourceError::from_replication(&slot, e))?;
+                    .map_err(|e| SourceError::from_replication(&config, e))?;
                 c.wait_started()
                     .await
-                    .map_err(|e| SourceError::from_replication(&slot, e))?;
+                    .map_err(|e| SourceError::from_replication(&config, e))?;
                 c
             }
             None => start_with_busy_wait(config.clone(), ack).await?,
@@ -154,7 +154,7 @@ impl Streamer {
                     .into())
                 }
                 Err(e) => {
-                    let e = SourceError::from_replication(&slot, e);
+                    let e = SourceError::from_replication(&config, e);
                     if e.retry() == Retry::Stop {
                         return Err(e.into());
                     }

@@ -83,10 +83,6 @@ impl<W: RecordWriter> Dispatcher<W> {
         }
     }
 
-    pub fn writer(&self) -> &W {
-        &self.writer
-    }
-
     /// Queue a record. Sequence numbers must increase across calls.
     pub fn push(&mut self, record: OutRecord) {
         self.pending_bytes += record.size();

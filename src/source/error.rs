@@ -10,10 +10,11 @@
 //! that could retry (the streamer's reconnects, the start's wait for a busy
 //! slot, the publication check while streaming) asks it.
 
-use pgwire_replication::PgWireError;
+use pgwire_replication::{PgWireError, ReplicationConfig};
 use tokio_postgres::error::SqlState;
 
 use crate::postgres::{pg_message, redact_url};
+use crate::sql::display_ident;
 
 /// What went wrong on the PostgreSQL side.
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +62,12 @@ pub enum SourceError {
     },
     #[error("publication {publication} no longer publishes table {table} (someone ran ALTER PUBLICATION {publication} DROP TABLE {table}?): its changes since then are lost. To recover: ALTER PUBLICATION {publication} ADD TABLE {table}, restart the producer, then re-sync the table (docs/operations.md, \"Re-syncing one table\")")]
     PublicationDroppedTable { publication: String, table: String },
-    #[error("publication {publication} does not exist: {detail}")]
+    #[error("publication {} does not exist: {detail}", display_ident(.publication))]
     PublicationMissing { publication: String, detail: String },
     #[error("replication slot {slot} is missing: {detail}")]
     SlotMissing { slot: String, detail: String },
-    #[error("replication slot {slot} is in use by another session (pid {pid}): is another kinesync producer running?")]
-    SlotInUse { slot: String, pid: String },
+    #[error("replication slot {slot} is in use by another session{}: is another kinesync producer running?", pid_note(*.pid))]
+    SlotInUse { slot: String, pid: Option<i32> },
     #[error("replication slot {slot} is not usable by kinesync: {detail}")]
     SlotUnusable { slot: String, detail: String },
     #[error("replication failed: {detail}")]
@@ -85,6 +86,18 @@ pub enum SourceError {
     },
     #[error("initial snapshot failed: {detail}")]
     Snapshot { detail: String },
+}
+
+/// ` (pid N)` when the server named the session holding the slot.
+fn pid_note(pid: Option<i32>) -> String {
+    pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+}
+
+/// The pid in the server's "replication slot \"s\" is active for PID 42".
+fn active_pid(message: &str) -> Option<i32> {
+    let (_, rest) = message.split_once("PID ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// What to do after a failure: the one retry-or-stop decision
@@ -152,23 +165,19 @@ impl SourceError {
         let detail = pg_message(e);
         match e.code() {
             Some(code) if is_auth_failure(code) => SourceError::AuthFailed { target, detail },
-            _ if detail.contains("TLS") || detail.contains("tls") => SourceError::Connect {
-                target,
-                detail: format!("{detail} (SQL sessions of this build connect without TLS: use sslmode=disable or prefer)"),
-            },
             _ => SourceError::Connect { target, detail },
         }
     }
 
     /// A replication session's error, by its kind and the server's SQLSTATE.
-    pub fn from_replication(slot: &str, e: PgWireError) -> SourceError {
+    pub fn from_replication(config: &ReplicationConfig, e: PgWireError) -> SourceError {
         let session = || "the replication session".to_owned();
         match e {
             PgWireError::Auth(detail) => SourceError::AuthFailed {
                 target: session(),
                 detail: format!("authentication error: {detail}"),
             },
-            PgWireError::Server(msg) => from_server(slot, msg),
+            PgWireError::Server(msg) => from_server(config, msg),
             PgWireError::Io(_) => SourceError::Connect {
                 target: session(),
                 detail: e.to_string(),
@@ -198,9 +207,9 @@ pub fn sqlstate_of(message: &str) -> Option<SqlState> {
 }
 
 /// A server error on the replication session, by its SQLSTATE.
-fn from_server(slot: &str, msg: String) -> SourceError {
+fn from_server(config: &ReplicationConfig, msg: String) -> SourceError {
     let code = sqlstate_of(&msg);
-    let slot = slot.to_owned();
+    let slot = config.slot.clone();
     match code {
         Some(c) if is_auth_failure(&c) => SourceError::AuthFailed {
             target: "the replication session".into(),
@@ -213,14 +222,17 @@ fn from_server(slot: &str, msg: String) -> SourceError {
         // message names which object it is.
         Some(c) if c == SqlState::UNDEFINED_OBJECT && msg.contains("publication") => {
             SourceError::PublicationMissing {
-                publication: String::new(),
+                publication: config.publication.names().join(","),
                 detail: msg,
             }
         }
         Some(c) if c == SqlState::UNDEFINED_OBJECT => {
             SourceError::SlotMissing { slot, detail: msg }
         }
-        Some(c) if c == SqlState::OBJECT_IN_USE => SourceError::SlotInUse { slot, pid: msg },
+        Some(c) if c == SqlState::OBJECT_IN_USE => SourceError::SlotInUse {
+            slot,
+            pid: active_pid(&msg),
+        },
         Some(c) if c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE && msg.contains("wal_level") => {
             SourceError::WalLevelNotLogical { current: msg }
         }
@@ -235,8 +247,33 @@ fn from_server(slot: &str, msg: String) -> SourceError {
 mod tests {
     use super::*;
 
+    fn names() -> ReplicationConfig {
+        ReplicationConfig::new("h", "u", "", "db", "kinesync", "My Pub")
+    }
+
     fn server(message: &str) -> SourceError {
-        SourceError::from_replication("kinesync", PgWireError::Server(message.into()))
+        SourceError::from_replication(&names(), PgWireError::Server(message.into()))
+    }
+
+    #[test]
+    fn messages_name_the_publication_and_the_pid_only() {
+        let e = server("publication \"My Pub\" does not exist (SQLSTATE 42704)");
+        assert!(
+            e.to_string()
+                .starts_with("publication \"My Pub\" does not exist"),
+            "{e}"
+        );
+        let e = server("replication slot \"kinesync\" is active for PID 42 (SQLSTATE 55006)");
+        assert!(
+            matches!(e, SourceError::SlotInUse { pid: Some(42), .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "replication slot kinesync is in use by another session (pid 42): is another kinesync producer running?"
+        );
+        let e = server("replication slot \"kinesync\" is active (SQLSTATE 55006)");
+        assert!(!e.to_string().contains("pid"), "{e}");
     }
 
     #[test]
@@ -283,7 +320,7 @@ mod tests {
             PgWireError::Task("worker ended".into()),
             PgWireError::Internal("worker already joined".into()),
         ] {
-            let e = SourceError::from_replication("s", e);
+            let e = SourceError::from_replication(&names(), e);
             assert_eq!(e.retry(), Retry::Reconnect, "{e}");
         }
         let busy = server("replication slot \"s\" is active for PID 42 (SQLSTATE 55006)");
@@ -297,7 +334,7 @@ mod tests {
         for message in stop {
             assert_eq!(server(message).retry(), Retry::Stop, "{message}");
         }
-        let auth = SourceError::from_replication("s", PgWireError::Auth("bad".into()));
+        let auth = SourceError::from_replication(&names(), PgWireError::Auth("bad".into()));
         assert_eq!(auth.retry(), Retry::Stop);
     }
 

@@ -25,7 +25,6 @@ pub struct Relation {
     pub id: u32,
     pub schema: String,
     pub name: String,
-    pub replica_identity: ReplicaIdentity,
     pub columns: Vec<Column>,
     /// Indexes into `columns` of the replica identity columns, in column
     /// order: what a `K` old tuple carries (the `before` of its event).
@@ -55,7 +54,6 @@ impl Relation {
             id: body.id,
             schema: body.schema,
             name: body.name,
-            replica_identity: body.replica_identity,
             columns: body
                 .columns
                 .into_iter()

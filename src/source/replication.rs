@@ -416,17 +416,17 @@ pub async fn start_stream(
     config: ReplicationConfig,
     ack: Lsn,
 ) -> Result<ReplicationClient, SourceError> {
-    let slot = config.slot.clone();
+    let names = config.clone();
     let config = config
         .with_start_lsn(pgwire_replication::Lsn::ZERO)
         .with_ack_lsn(ack.into());
     let mut client = ReplicationClient::connect(config)
         .await
-        .map_err(|e| SourceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&names, e))?;
     client
         .wait_started()
         .await
-        .map_err(|e| SourceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&names, e))?;
     Ok(client)
 }
 
@@ -440,9 +440,10 @@ pub async fn create_slot(
     export_snapshot: bool,
 ) -> Result<(ReplicationClient, Vec<pgwire_replication::QueryRow>), SourceError> {
     let slot = config.slot.clone();
+    let names = config.clone();
     let mut client = ReplicationClient::connect_gated(config)
         .await
-        .map_err(|e| SourceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&names, e))?;
     let rows = client
         .simple_query(&format!(
             "CREATE_REPLICATION_SLOT {} {}LOGICAL pgoutput (SNAPSHOT '{}')",
@@ -451,7 +452,7 @@ pub async fn create_slot(
             if export_snapshot { "export" } else { "nothing" }
         ))
         .await
-        .map_err(|e| SourceError::from_replication(&slot, e))?;
+        .map_err(|e| SourceError::from_replication(&names, e))?;
     Ok((client, rows))
 }
 

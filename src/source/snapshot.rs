@@ -303,7 +303,6 @@ pub fn split_copy_line(line: &[u8]) -> Vec<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::pgoutput::ReplicaIdentity;
     use crate::source::relation_cache::Column;
 
     #[test]
@@ -327,7 +326,6 @@ mod tests {
             id: 1,
             schema: "s".into(),
             name: "t".into(),
-            replica_identity: ReplicaIdentity::Default,
             columns: vec![
                 Column {
                     name: "id".into(),

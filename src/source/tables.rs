@@ -144,7 +144,6 @@ async fn describe_table(
         id: oid,
         schema: schema.to_owned(),
         name: name.to_owned(),
-        replica_identity,
         columns,
         key_indices,
         partition_indices,
