@@ -454,27 +454,10 @@ pub fn push_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::relation_cache::Column;
     use serde_json::json;
 
     fn orders() -> Relation {
-        Relation {
-            id: 1,
-            schema: "public".into(),
-            name: "orders".into(),
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    type_oid: 23,
-                },
-                Column {
-                    name: "Note \"x\"".into(),
-                    type_oid: 25,
-                },
-            ],
-            key_indices: vec![0],
-            partition_indices: vec![0],
-        }
+        Relation::keyed_by_first("public", "orders", &[("id", 23), ("Note \"x\"", 25)])
     }
 
     fn ctx() -> EventContext {

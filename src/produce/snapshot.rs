@@ -138,33 +138,12 @@ pub fn encode_row(rel: &Relation, fields: CopyRow) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::relation_cache::Column;
     use crate::source::snapshot::copy_row;
     use serde_json::json;
 
     #[test]
     fn copy_row_encodes_by_type() {
-        let rel = Relation {
-            id: 1,
-            schema: "s".into(),
-            name: "t".into(),
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    type_oid: 20,
-                },
-                Column {
-                    name: "b".into(),
-                    type_oid: 17,
-                },
-                Column {
-                    name: "j".into(),
-                    type_oid: 3802,
-                },
-            ],
-            key_indices: vec![0],
-            partition_indices: vec![0],
-        };
+        let rel = Relation::keyed_by_first("s", "t", &[("id", 20), ("b", 17), ("j", 3802)]);
         let row = encode_row(
             &rel,
             copy_row(&rel, b"7\t\\\\x00ff\t{\"a\": \"x\\\\ty\"}").unwrap(),

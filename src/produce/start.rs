@@ -27,6 +27,7 @@ use crate::source::replication::{
     marker_says_started, publication_exists, set_snapshot_marker, skipped_marker, slot_info,
     snapshot_marker, SlotUse,
 };
+use crate::source::replication::{SlotInfo, TableName};
 use crate::source::snapshot::take_snapshot;
 use crate::sql::display_ident;
 
@@ -107,36 +108,9 @@ impl Start<'_> {
         delivery: &mut Delivery<W>,
     ) -> Result<StreamStart, ProduceError> {
         let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
-        // Tables the snapshot marker says are streamed must still be published:
-        // never silently add a dropped one back (its changes since are lost).
-        let recorded = snapshot_marker(admin, &source.publication)
-            .await?
-            .filter(|m| marker_says_ready(Some(m), &source.slot))
-            .map(|m| coverage::recorded_tables(&m))
-            .unwrap_or_default();
-        let streamed: Vec<_> = configured
-            .iter()
-            .filter(|t| recorded.contains(t))
-            .cloned()
-            .collect();
-        if let Some(table) = coverage::first_missing(admin, &source.publication, &streamed).await? {
-            return Err(coverage::dropped(&source.publication, &table).into());
-        }
+        let recorded = self.recorded_still_published().await?;
         let added = ensure_publication(admin, &source.publication, self.tables).await?;
-        let slot = slot_info(admin, &source.slot).await?;
-        if let Some(info) = &slot {
-            if info.plugin.as_deref() != Some("pgoutput")
-                || info.database.as_deref() != Some(self.ctx.database.as_str())
-            {
-                return Err(SourceError::SlotUnusable {
-                    slot: source.slot.clone(),
-                    detail: format!(
-                        "it uses plugin {:?} on database {:?}; kinesync needs pgoutput on {:?} (choose another source.slot)",
-                        info.plugin, info.database, self.ctx.database
-                    ),
-                }.into());
-            }
-        }
+        let slot = self.usable_slot().await?;
         let marker = snapshot_marker(admin, &source.publication).await?;
         let ready = marker_says_ready(marker.as_deref(), &source.slot);
         let mode = source.snapshot;
@@ -149,24 +123,7 @@ impl Start<'_> {
                 Ok(None)
             }
             (Some(_), true, _) => {
-                if let Some(text) = marker.as_deref() {
-                    if configured.iter().any(|t| !recorded.contains(t)) {
-                        let mut all = recorded.clone();
-                        all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
-                        set_snapshot_marker(
-                            admin,
-                            &source.publication,
-                            Some(&coverage::with_tables(text, &all)),
-                        )
-                        .await?;
-                    }
-                }
-                if !added.is_empty() {
-                    tracing::warn!(
-                        tables = ?added,
-                        "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied"
-                    );
-                }
+                self.resume(marker.as_deref(), &recorded, &added).await?;
                 Ok(Some((None, ack)))
             }
             (Some(_), false, SnapshotMode::Never) => {
@@ -215,5 +172,77 @@ impl Start<'_> {
                     .map(|s| (Some(s.client), s.consistent_point)))
             }
         }
+    }
+
+    /// Tables the snapshot marker says are streamed must still be published:
+    /// never silently add a dropped one back (its changes since are lost).
+    /// Returns the tables the marker records.
+    async fn recorded_still_published(&self) -> Result<Vec<TableName>, ProduceError> {
+        let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
+        let recorded = snapshot_marker(admin, &source.publication)
+            .await?
+            .filter(|m| marker_says_ready(Some(m), &source.slot))
+            .map(|m| coverage::recorded_tables(&m))
+            .unwrap_or_default();
+        let streamed: Vec<_> = configured
+            .iter()
+            .filter(|t| recorded.contains(t))
+            .cloned()
+            .collect();
+        if let Some(table) = coverage::first_missing(admin, &source.publication, &streamed).await? {
+            return Err(coverage::dropped(&source.publication, &table).into());
+        }
+        Ok(recorded)
+    }
+
+    /// The configured slot, if it exists, provided it is ours to use.
+    async fn usable_slot(&self) -> Result<Option<SlotInfo>, ProduceError> {
+        let (source, admin) = (&self.config.source, self.admin);
+        let slot = slot_info(admin, &source.slot).await?;
+        if let Some(info) = &slot {
+            if info.plugin.as_deref() != Some("pgoutput")
+                || info.database.as_deref() != Some(self.ctx.database.as_str())
+            {
+                return Err(SourceError::SlotUnusable {
+                    slot: source.slot.clone(),
+                    detail: format!(
+                        "it uses plugin {:?} on database {:?}; kinesync needs pgoutput on {:?} (choose another source.slot)",
+                        info.plugin, info.database, self.ctx.database
+                    ),
+                }.into());
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Resuming a slot whose snapshot was delivered: the marker records any
+    /// newly configured table (from now on it is streamed), and tables just
+    /// added to the publication are named (their existing rows are not copied).
+    async fn resume(
+        &self,
+        marker: Option<&str>,
+        recorded: &[TableName],
+        added: &[String],
+    ) -> Result<(), ProduceError> {
+        let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
+        if let Some(text) = marker {
+            if configured.iter().any(|t| !recorded.contains(t)) {
+                let mut all = recorded.to_vec();
+                all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
+                set_snapshot_marker(
+                    admin,
+                    &source.publication,
+                    Some(&coverage::with_tables(text, &all)),
+                )
+                .await?;
+            }
+        }
+        if !added.is_empty() {
+            tracing::warn!(
+                tables = ?added,
+                "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied"
+            );
+        }
+        Ok(())
     }
 }

@@ -34,7 +34,7 @@ use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 use crate::source::coverage::PublicationWatch;
 use crate::source::error::{Retry, SourceError};
-use crate::source::pgoutput::{decode, LogicalMessage, OldTupleKind};
+use crate::source::pgoutput::{decode, LogicalMessage, OldTupleKind, RelationBody};
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::start_stream;
 use crate::telemetry::{health, metrics};
@@ -76,20 +76,8 @@ impl Streamer {
         delivery: &mut Delivery<W>,
         shutdown: &Shutdown,
     ) -> Result<(), ProduceError> {
-        let slot = config.slot.clone();
-        let mut client = match gated {
-            Some(mut c) => {
-                c.start()
-                    .await
-                    .map_err(|e| SourceError::from_replication(&config, e))?;
-                c.wait_started()
-                    .await
-                    .map_err(|e| SourceError::from_replication(&config, e))?;
-                c
-            }
-            None => start_with_busy_wait(config.clone(), ack).await?,
-        };
-        tracing::info!(slot, from = %ack, "streaming changes");
+        let mut client = open_session(&config, gated, ack).await?;
+        tracing::info!(slot = config.slot, from = %ack, "streaming changes");
         health().set(SOURCE_CONDITION, Ok(()));
         metrics().confirmed_lsn.set(lsn_gauge(ack));
         let mut confirmed = ack;
@@ -132,19 +120,7 @@ impl Streamer {
             match event {
                 Ok(Some(ev)) => {
                     failures = 0;
-                    let idle_at = self.idle_position(&ev, delivery, confirmed);
-                    self.handle(ev, delivery)?;
-                    // A transaction without events for the sink (a heartbeat,
-                    // or changes of unpublished tables) is confirmable at once.
-                    if let Some(lsn) = delivery.take_confirmable() {
-                        client.update_applied_lsn(lsn.into());
-                        confirmed = lsn;
-                    }
-                    if let Some(lsn) = idle_at {
-                        client.update_applied_lsn(lsn.into());
-                        metrics().confirmed_lsn.set(lsn_gauge(lsn));
-                        confirmed = lsn;
-                    }
+                    self.on_event(ev, &client, delivery, &mut confirmed)?;
                 }
                 Ok(None) => {
                     return Err(SourceError::Replication {
@@ -158,39 +134,81 @@ impl Streamer {
                     if e.retry() == Retry::Stop {
                         return Err(e.into());
                     }
-                    failures += 1;
-                    let delay = reconnect_delay(failures);
-                    tracing::warn!(error = %e, retry_in = ?delay, "replication connection lost; reconnecting");
-                    health().set(
-                        SOURCE_CONDITION,
-                        Err(format!("replication connection lost, reconnecting: {e}")),
-                    );
-                    self.reset_for_reconnect();
-                    client = loop {
-                        health().beat();
-                        tokio::select! {
-                            _ = shutdown.wait() => {
-                                return finish(None, delivery, confirmed, shutdown).await;
-                            }
-                            _ = tokio::time::sleep(delay) => {}
-                        }
-                        match start_stream(config.clone(), confirmed).await {
-                            Ok(c) => break c,
-                            // Down, starting up, or still holding the old
-                            // session's slot: wait and try again.
-                            Err(error) if error.retry() != Retry::Stop => {
-                                failures += 1;
-                                tracing::warn!(%error, "reconnect failed; retrying");
-                            }
-                            Err(other) => return Err(other.into()),
-                        }
+                    let Some(reopened) = self
+                        .reconnect(&config, e, confirmed, &mut failures, shutdown)
+                        .await?
+                    else {
+                        return finish(None, delivery, confirmed, shutdown).await;
                     };
+                    client = reopened;
                     tracing::info!(from = %confirmed, "replication reconnected");
                     health().set(SOURCE_CONDITION, Ok(()));
                 }
             }
         }
         finish(Some(client), delivery, confirmed, shutdown).await
+    }
+
+    /// One replication event: handled, then whatever became confirmable
+    /// is confirmed.
+    fn on_event<W: RecordWriter>(
+        &mut self,
+        ev: ReplicationEvent,
+        client: &ReplicationClient,
+        delivery: &mut Delivery<W>,
+        confirmed: &mut Lsn,
+    ) -> Result<(), ProduceError> {
+        let idle_at = self.idle_position(&ev, delivery, *confirmed);
+        self.handle(ev, delivery)?;
+        // A transaction without events for the sink (a heartbeat,
+        // or changes of unpublished tables) is confirmable at once.
+        if let Some(lsn) = delivery.take_confirmable() {
+            client.update_applied_lsn(lsn.into());
+            *confirmed = lsn;
+        }
+        if let Some(lsn) = idle_at {
+            client.update_applied_lsn(lsn.into());
+            metrics().confirmed_lsn.set(lsn_gauge(lsn));
+            *confirmed = lsn;
+        }
+        Ok(())
+    }
+
+    /// A transient loss: wait, then reopen the session from `confirmed`
+    /// (again while the failure stays transient). `None`: shutdown came first.
+    async fn reconnect(
+        &mut self,
+        config: &pgwire_replication::ReplicationConfig,
+        e: SourceError,
+        confirmed: Lsn,
+        failures: &mut u32,
+        shutdown: &Shutdown,
+    ) -> Result<Option<ReplicationClient>, ProduceError> {
+        *failures += 1;
+        let delay = reconnect_delay(*failures);
+        tracing::warn!(error = %e, retry_in = ?delay, "replication connection lost; reconnecting");
+        health().set(
+            SOURCE_CONDITION,
+            Err(format!("replication connection lost, reconnecting: {e}")),
+        );
+        self.reset_for_reconnect();
+        loop {
+            health().beat();
+            tokio::select! {
+                _ = shutdown.wait() => return Ok(None),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            match start_stream(config.clone(), confirmed).await {
+                Ok(c) => return Ok(Some(c)),
+                // Down, starting up, or still holding the old
+                // session's slot: wait and try again.
+                Err(error) if error.retry() != Retry::Stop => {
+                    *failures += 1;
+                    tracing::warn!(%error, "reconnect failed; retrying");
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
     }
 
     /// The server's position from a keepalive, when it may be confirmed:
@@ -263,6 +281,29 @@ impl Streamer {
         Ok(())
     }
 
+    /// A Relation message: remember its shape, and whether it is configured.
+    fn track_relation(&mut self, body: RelationBody) {
+        if self
+            .wanted
+            .contains(&(body.schema.clone(), body.name.clone()))
+        {
+            self.wanted_ids.insert(body.id);
+        } else {
+            self.wanted_ids.remove(&body.id);
+        }
+        self.cache.insert(body);
+    }
+
+    /// Whether a row change is of a configured table (other messages pass).
+    fn wanted_change(&self, message: &LogicalMessage) -> bool {
+        match message {
+            LogicalMessage::Insert { relation_id, .. }
+            | LogicalMessage::Update { relation_id, .. }
+            | LogicalMessage::Delete { relation_id, .. } => self.wanted_ids.contains(relation_id),
+            _ => true,
+        }
+    }
+
     fn relation(&self, id: u32) -> Result<Arc<Relation>, ProduceError> {
         self.cache
             .get(id)
@@ -275,31 +316,11 @@ impl Streamer {
         lsn: Lsn,
         delivery: &mut Delivery<W>,
     ) -> Result<(), ProduceError> {
-        let relation_id = match &message {
-            LogicalMessage::Relation(body) => {
-                if self
-                    .wanted
-                    .contains(&(body.schema.clone(), body.name.clone()))
-                {
-                    self.wanted_ids.insert(body.id);
-                } else {
-                    self.wanted_ids.remove(&body.id);
-                }
-                None
-            }
-            LogicalMessage::Insert { relation_id, .. }
-            | LogicalMessage::Update { relation_id, .. }
-            | LogicalMessage::Delete { relation_id, .. } => Some(*relation_id),
-            _ => None,
-        };
         if let LogicalMessage::Relation(body) = message {
-            self.cache.insert(body);
+            self.track_relation(body);
             return Ok(());
         }
-        if self.skipping {
-            return Ok(());
-        }
-        if relation_id.is_some_and(|id| !self.wanted_ids.contains(&id)) {
+        if self.skipping || !self.wanted_change(&message) {
             return Ok(());
         }
         let Some(txn) = self.txn else {
@@ -314,14 +335,18 @@ impl Streamer {
                 .into()),
             };
         };
-        let meta = |op| ChangeMeta {
-            op,
-            snapshot: SnapshotMarker::False,
-            commit_time_ms: txn.commit_time_ms,
-            txid: Some(txn.xid),
-            commit_lsn: txn.commit_lsn,
-            lsn,
-        };
+        self.emit(message, txn, lsn, delivery)
+    }
+
+    /// A change of a configured table, inside transaction `txn`, as events.
+    fn emit<W: RecordWriter>(
+        &self,
+        message: LogicalMessage,
+        txn: Txn,
+        lsn: Lsn,
+        delivery: &mut Delivery<W>,
+    ) -> Result<(), ProduceError> {
+        let meta = |op| change_meta(txn, lsn, op);
         match message {
             LogicalMessage::Insert { relation_id, new } => {
                 let rel = self.relation(relation_id)?;
@@ -430,6 +455,34 @@ async fn finish<W: RecordWriter>(
     }
     tracing::info!(confirmed = %confirmed, "producer stopped");
     Ok(())
+}
+
+/// The metadata of a streamed change at `lsn` in `txn`.
+fn change_meta(txn: Txn, lsn: Lsn, op: Op) -> ChangeMeta {
+    ChangeMeta {
+        op,
+        snapshot: SnapshotMarker::False,
+        commit_time_ms: txn.commit_time_ms,
+        txid: Some(txn.xid),
+        commit_lsn: txn.commit_lsn,
+        lsn,
+    }
+}
+
+/// The replication session to stream from: the gated one of a slot created
+/// now (START_REPLICATION sent here), else a new one from `ack`.
+async fn open_session(
+    config: &pgwire_replication::ReplicationConfig,
+    gated: Option<ReplicationClient>,
+    ack: Lsn,
+) -> Result<ReplicationClient, ProduceError> {
+    let Some(mut client) = gated else {
+        return start_with_busy_wait(config.clone(), ack).await;
+    };
+    let lost = |e| SourceError::from_replication(config, e);
+    client.start().await.map_err(lost)?;
+    client.wait_started().await.map_err(lost)?;
+    Ok(client)
 }
 
 /// Start streaming, waiting (bounded) for a slot a previous session still holds.

@@ -164,6 +164,27 @@ impl RelationCache {
 }
 
 #[cfg(test)]
+impl Relation {
+    /// A test table `schema.name` of `(name, type OID)` columns, keyed by the first.
+    pub(crate) fn keyed_by_first(schema: &str, name: &str, columns: &[(&str, u32)]) -> Relation {
+        Relation {
+            id: 1,
+            schema: schema.into(),
+            name: name.into(),
+            columns: columns
+                .iter()
+                .map(|&(name, type_oid)| Column {
+                    name: name.into(),
+                    type_oid,
+                })
+                .collect(),
+            key_indices: vec![0],
+            partition_indices: vec![0],
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::source::pgoutput::{decode, testing, LogicalMessage};

@@ -303,7 +303,6 @@ pub fn split_copy_line(line: &[u8]) -> Vec<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::relation_cache::Column;
 
     #[test]
     fn copy_line_escapes_and_nulls() {
@@ -322,23 +321,7 @@ mod tests {
 
     #[test]
     fn a_row_with_the_wrong_field_count_is_refused() {
-        let rel = Relation {
-            id: 1,
-            schema: "s".into(),
-            name: "t".into(),
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    type_oid: 20,
-                },
-                Column {
-                    name: "b".into(),
-                    type_oid: 17,
-                },
-            ],
-            key_indices: vec![0],
-            partition_indices: vec![0],
-        };
+        let rel = Relation::keyed_by_first("s", "t", &[("id", 20), ("b", 17)]);
         assert_eq!(
             copy_row(&rel, b"7\t\\N").unwrap(),
             vec![Some("7".into()), None]
