@@ -5,6 +5,16 @@ use super::pipeline::Pipeline;
 use super::stack::text_rows;
 
 impl Pipeline {
+    /// Once the producer has confirmed everything committed so far and one
+    /// merge has run, each of `tables` in the mirror equals the source.
+    pub async fn assert_merge_converges(&mut self, tables: &[&str]) {
+        self.sync_producer().await;
+        self.merge_once().await;
+        for table in tables {
+            self.assert_mirror_equals_source(table).await;
+        }
+    }
+
     /// Every row of `table` in source and mirror, each column as text,
     /// ordered by the key columns, must be equal.
     pub async fn assert_mirror_equals_source(&self, table: &str) {

@@ -45,10 +45,9 @@ pub mod workload;
 
 // The names most tests use, at `support::` (each binary uses some).
 #[allow(unused_imports)]
-pub use assertions::assert_one_line_error;
-#[allow(unused_imports)]
-pub use pipeline::{run_with_config_text, Pipeline};
-#[allow(unused_imports)]
-pub use stack::{connect, fault_seed, poll, text_rows, Stack, DEADLINE};
-#[allow(unused_imports)]
-pub use stream::{kinesis_client, StreamRecord};
+pub use self::{
+    assertions::assert_one_line_error,
+    pipeline::{run_with_config_text, Pipeline},
+    stack::{connect, fault_seed, poll, text_rows, Stack, DEADLINE},
+    stream::{kinesis_client, StreamRecord},
+};

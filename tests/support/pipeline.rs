@@ -177,15 +177,7 @@ merge = "*/5 * * * * *"
     pub async fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         let mut command = self.command(args);
         command.envs(env.iter().copied());
-        let output = tokio::time::timeout(DEADLINE, command.output())
-            .await
-            .unwrap_or_else(|_| panic!("kinesync {args:?} still running after {DEADLINE:?}"))
-            .expect("run kinesync");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        run_bounded(args, &mut command).await
     }
 
     /// Runs `kinesync <args>`, which must stop on its own within [`DEADLINE`].
@@ -275,19 +267,23 @@ pub async fn run_with_config_text(
     std::fs::create_dir_all(&dir).expect("test dir");
     let path = dir.join("kinesync.toml");
     std::fs::write(&path, config_text).expect("write config");
-    let output = tokio::time::timeout(
-        DEADLINE,
-        Command::new(env!("CARGO_BIN_EXE_kinesync"))
-            .arg("--config")
-            .arg(&path)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("kinesync {args:?} still running after {DEADLINE:?}"))
-    .expect("run kinesync");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kinesync"));
+    command
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .kill_on_drop(true);
+    run_bounded(args, &mut command).await
+}
+
+/// Runs `command` (kinesync with `args`) to completion, failing the test if
+/// it is still running after [`DEADLINE`]; returns (exit code, stdout, stderr).
+async fn run_bounded(args: &[&str], command: &mut Command) -> (i32, String, String) {
+    let output = tokio::time::timeout(DEADLINE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("kinesync {args:?} still running after {DEADLINE:?}"))
+        .expect("run kinesync");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -14,6 +14,13 @@ use super::pipeline::Pipeline;
 use super::stack::{poll, DEADLINE};
 
 impl Pipeline {
+    /// Given a pipeline, runs `kinesync setup` and starts the producer:
+    /// the usual "given a running pipeline" of a test.
+    pub async fn setup_and_produce(&mut self) {
+        self.setup().await;
+        self.start_producer().await;
+    }
+
     /// Starts `kinesync produce` in the background (stderr to a log file).
     pub async fn start_producer(&mut self) {
         assert!(self.producer.is_none(), "producer already running");
@@ -111,21 +118,7 @@ impl Pipeline {
         let Some(mut child) = self.producer.take() else {
             return;
         };
-        if let Some(pid) = child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let status = tokio::time::timeout(DEADLINE, child.wait())
-            .await
-            .expect("producer did not stop")
-            .expect("wait");
-        assert!(
-            status.success(),
-            "producer exited with {status} on SIGTERM; log:\n{}",
-            self.producer_log()
-        );
+        terminate(&mut child, || self.producer_log()).await;
         self.wait_for_slot_released().await;
     }
 
@@ -243,20 +236,30 @@ impl StdoutProducer {
 
     /// SIGTERM; the producer must exit 0.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let status = tokio::time::timeout(DEADLINE, self.child.wait())
-            .await
-            .expect("producer did not stop")
-            .expect("wait");
-        assert!(
-            status.success(),
-            "producer exited with {status} on SIGTERM; log:\n{}",
-            self.log()
-        );
+        let log_path = self.log_path.clone();
+        terminate(&mut self.child, || {
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        })
+        .await;
     }
+}
+
+/// SIGTERM to a producer, which must then exit 0 within [`DEADLINE`]
+/// (`log` is shown when it does not).
+async fn terminate(child: &mut Child, log: impl Fn() -> String) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+    }
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("producer did not stop")
+        .expect("wait");
+    assert!(
+        status.success(),
+        "producer exited with {status} on SIGTERM; log:\n{}",
+        log()
+    );
 }
