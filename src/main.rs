@@ -57,22 +57,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Produce { sink, advance_slot } => {
-            let sink = match (sink, advance_slot) {
-                (SinkArg::Kinesis, false) => SinkChoice::Kinesis,
-                (SinkArg::Kinesis, true) => {
-                    return fail(
-                        exit::CONFIG,
-                        &"--advance-slot applies only to --sink stdout (the Kinesis producer always advances source.slot): drop the flag or add --sink stdout",
-                    )
-                }
-                (SinkArg::Stdout, false) => SinkChoice::Stdout,
-                (SinkArg::Stdout, true) => SinkChoice::StdoutAdvancingSlot,
-            };
-            start_telemetry(&config, Process::Produce, &shutdown);
-            match run_produce(&config, sink, shutdown).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => fail(exit::FAILURE, &error),
-            }
+            produce(&config, sink, advance_slot, shutdown).await
         }
         Command::Setup { print } => match scheduler::setup(&config, print, shutdown).await {
             Ok(_) => ExitCode::SUCCESS,
@@ -87,15 +72,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             once: false,
             print: print @ true,
             accept_data_loss,
-        } => match scheduler::merge_once(&config, print, accept_data_loss, shutdown).await {
-            Ok(summary) => {
-                if !print {
-                    println!("{summary}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(error) => fail(scheduler_exit_code(&error), &error),
-        },
+        } => merge_once(&config, print, accept_data_loss, shutdown).await,
         Command::Merge {
             once: false,
             print: false,
@@ -123,40 +100,104 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
                     CheckSide::Merge => ops::check::Side::Merge,
                 },
             };
-            let report = ops::check::check(&config, &options, shutdown).await;
-            if json {
-                print_json(&report);
-            } else {
-                report.findings.iter().for_each(|f| println!("{f}"));
-            }
-            exit_code(report.passed(), exit::CHECK_FAILED)
+            check(&config, &options, json, shutdown).await
         }
         Command::Health { ready, addr } => health(&config, ready, addr).await,
-        Command::Status { json } => {
-            let report = ops::status::status(&config, shutdown).await;
+        Command::Status { json } => status(&config, json, shutdown).await,
+        Command::Verify { tables, json } => verify(&config, &tables, json, shutdown).await,
+    }
+}
+
+/// `kinesync produce`: the sink the flags choose, telemetry, the producer.
+async fn produce(
+    config: &config::Config,
+    sink: SinkArg,
+    advance_slot: bool,
+    shutdown: Shutdown,
+) -> ExitCode {
+    let sink = match (sink, advance_slot) {
+        (SinkArg::Kinesis, false) => SinkChoice::Kinesis,
+        (SinkArg::Kinesis, true) => {
+            return fail(
+                exit::CONFIG,
+                &"--advance-slot applies only to --sink stdout (the Kinesis producer always advances source.slot): drop the flag or add --sink stdout",
+            )
+        }
+        (SinkArg::Stdout, false) => SinkChoice::Stdout,
+        (SinkArg::Stdout, true) => SinkChoice::StdoutAdvancingSlot,
+    };
+    start_telemetry(config, Process::Produce, &shutdown);
+    match run_produce(config, sink, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(exit::FAILURE, &error),
+    }
+}
+
+/// `kinesync merge --once` (or `--print`): one merge, its summary printed.
+async fn merge_once(
+    config: &config::Config,
+    print: bool,
+    accept_data_loss: bool,
+    shutdown: Shutdown,
+) -> ExitCode {
+    match scheduler::merge_once(config, print, accept_data_loss, shutdown).await {
+        Ok(summary) => {
+            if !print {
+                println!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(scheduler_exit_code(&error), &error),
+    }
+}
+
+/// `kinesync check`: every finding printed (or the JSON report).
+async fn check(
+    config: &config::Config,
+    options: &ops::check::CheckOptions,
+    json: bool,
+    shutdown: Shutdown,
+) -> ExitCode {
+    let report = ops::check::check(config, options, shutdown).await;
+    if json {
+        print_json(&report);
+    } else {
+        report.findings.iter().for_each(|f| println!("{f}"));
+    }
+    exit_code(report.passed(), exit::CHECK_FAILED)
+}
+
+/// `kinesync status`: the report printed (or as JSON).
+async fn status(config: &config::Config, json: bool, shutdown: Shutdown) -> ExitCode {
+    let report = ops::status::status(config, shutdown).await;
+    if json {
+        print_json(&report);
+    } else {
+        print!("{report}");
+    }
+    exit_code(!report.nothing_read(), exit::FAILURE)
+}
+
+/// `kinesync verify`: one line per table (or the JSON report).
+async fn verify(
+    config: &config::Config,
+    tables: &[String],
+    json: bool,
+    shutdown: Shutdown,
+) -> ExitCode {
+    match ops::verify::verify(config, tables, shutdown).await {
+        Ok(report) => {
             if json {
                 print_json(&report);
             } else {
-                print!("{report}");
+                report.tables.iter().for_each(|t| println!("{t}"));
             }
-            exit_code(!report.nothing_read(), exit::FAILURE)
+            exit_code(report.all_equal(), exit::DIFFERENT)
         }
-        Command::Verify { tables, json } => {
-            match ops::verify::verify(&config, &tables, shutdown).await {
-                Ok(report) => {
-                    if json {
-                        print_json(&report);
-                    } else {
-                        report.tables.iter().for_each(|t| println!("{t}"));
-                    }
-                    exit_code(report.all_equal(), exit::DIFFERENT)
-                }
-                Err(ops::verify::VerifyError::Scheduler(error)) => {
-                    fail(scheduler_exit_code(&error), &error)
-                }
-                Err(error) => fail(exit::FAILURE, &error),
-            }
+        Err(ops::verify::VerifyError::Scheduler(error)) => {
+            fail(scheduler_exit_code(&error), &error)
         }
+        Err(error) => fail(exit::FAILURE, &error),
     }
 }
 

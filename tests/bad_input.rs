@@ -531,9 +531,7 @@ async fn types_without_a_special_mapping_mirror_as_their_text_and_domains_as_the
         )
         .await
         .expect("changes");
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.odd").await;
+    p.assert_merge_converges(&["public.odd"]).await;
     p.stop_producer().await;
 }
 
@@ -545,8 +543,7 @@ async fn a_text_value_over_65535_bytes_is_cut_to_65535_bytes_and_the_refresh_suc
         &["public.docs"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     // Row 2: a two-byte character straddles byte 65,535, so the cut lands
     // one byte earlier, on the character boundary.
     p.source
@@ -604,8 +601,7 @@ async fn numerics_beyond_decimal_38_mirror_exactly_and_special_floats_follow_the
         &["public.nums"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("UPDATE nums SET free = free * 10 WHERE id = 1")
         .await
@@ -668,8 +664,7 @@ async fn values_redshift_cannot_hold_follow_the_documented_rules_and_the_merge_s
         &["public.edges"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("INSERT INTO edges VALUES (6, 'infinity', '-infinity', 'infinity', 'NaN')")
         .await
@@ -722,8 +717,7 @@ async fn quotes_spaces_semicolons_case_unicode_and_reserved_words_mirror_and_inj
         &["Odd Schema.select", "public.canary"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute(
             r#"INSERT INTO "Odd Schema"."select" VALUES (3, '"; DELETE FROM mirror.canary; --', 'x', 'ÿ', 3);

@@ -24,8 +24,7 @@ INSERT INTO public.accounts VALUES
 #[tokio::test(flavor = "multi_thread")]
 async fn inserts_updates_key_changes_and_deletes_reach_the_mirror() {
     let mut p = Pipeline::start("e2e_basic", ACCOUNTS, &["public.accounts"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
 
     // Several changes per key in one merge window: only the last may win.
     p.source
@@ -57,9 +56,7 @@ async fn inserts_updates_key_changes_and_deletes_reach_the_mirror() {
         )
         .await
         .expect("second writes");
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.accounts").await;
+    p.assert_merge_converges(&["public.accounts"]).await;
 
     // Nothing new: a merge is a no-op and the mirror stays equal.
     let summary = p.merge_once().await;
@@ -74,8 +71,7 @@ async fn inserts_updates_key_changes_and_deletes_reach_the_mirror() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_column_added_on_the_source_appears_in_the_mirror() {
     let mut p = Pipeline::start("e2e_addcol", ACCOUNTS, &["public.accounts"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("UPDATE accounts SET visits = 7 WHERE id = 1")
         .await
@@ -101,8 +97,7 @@ async fn a_column_added_on_the_source_appears_in_the_mirror() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_producer_killed_mid_stream_resumes_without_loss() {
     let mut p = Pipeline::start("e2e_restart", ACCOUNTS, &["public.accounts"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("INSERT INTO accounts SELECT g, 'bulk', g, true, now(), g FROM generate_series(100, 3100) g")
         .await
@@ -116,20 +111,15 @@ async fn a_producer_killed_mid_stream_resumes_without_loss() {
         .await
         .expect("writes while down");
     p.start_producer().await;
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.accounts").await;
+    p.assert_merge_converges(&["public.accounts"]).await;
     p.stop_producer().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_merge_leaves_mirror_and_watermark_unchanged_and_the_next_run_converges() {
     let mut p = Pipeline::start("e2e_failmerge", ACCOUNTS, &["public.accounts"]).await;
-    p.setup().await;
-    p.start_producer().await;
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.accounts").await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.accounts"]).await;
     let watermark = "SELECT watermark::text FROM mirror.kinesync_checkpoint";
     let before_rows = p.rows_both("public.accounts").await.1;
     let before_watermark = support::text_rows(&p.mirror, watermark).await;
@@ -180,8 +170,7 @@ async fn a_failed_merge_leaves_mirror_and_watermark_unchanged_and_the_next_run_c
 #[tokio::test(flavor = "multi_thread")]
 async fn only_one_scheduler_merges_at_a_time() {
     let mut p = Pipeline::start("e2e_lease", ACCOUNTS, &["public.accounts"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.sync_producer().await;
 
     // Another scheduler holds the lease: this one skips, says why, exits 5.
@@ -283,8 +272,7 @@ async fn the_source_is_reached_over_verified_tls_and_a_wrong_ca_is_refused() {
     let localhost = p.stack.pg_url.replace("127.0.0.1", "localhost");
     let url = format!("{localhost}/e2e_tls_src?sslmode=verify-full&sslrootcert={ca}");
     p.set_env("KINESYNC_SOURCE__URL", &url);
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("UPDATE accounts SET visits = 5 WHERE id = 1")
         .await
@@ -348,8 +336,7 @@ async fn the_source_is_reached_over_verified_tls_and_a_wrong_ca_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_merge_daemon_merges_on_its_schedule_and_stops_cleanly_on_sigterm() {
     let mut p = Pipeline::start("e2e_daemon", ACCOUNTS, &["public.accounts"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("UPDATE accounts SET owner = 'daemon' WHERE id = 2")
         .await
@@ -400,14 +387,11 @@ async fn unchanged_toast_values_of_snapshot_rows_stay_with_their_own_row() {
         &["public.docs"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("UPDATE docs SET n = n + 1")
         .await
         .expect("update without touching the TOASTed column");
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.docs").await;
+    p.assert_merge_converges(&["public.docs"]).await;
     p.stop_producer().await;
 }

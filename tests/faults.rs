@@ -403,8 +403,7 @@ INSERT INTO public.ledger SELECT g, g, 'start' FROM generate_series(1, 100) g;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_terminated_walsender_is_survived_by_reconnecting_and_nothing_is_lost() {
     let mut p = Pipeline::start("fault_walsender", TABLE, &["public.ledger"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("UPDATE ledger SET memo = 'before' WHERE id <= 50")
         .await
@@ -456,8 +455,7 @@ async fn a_terminated_walsender_is_survived_by_reconnecting_and_nothing_is_lost(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slot_dropped_after_the_snapshot_stops_the_producer_with_the_recovery_procedure() {
     let mut p = Pipeline::start("fault_slot", TABLE, &["public.ledger"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.sync_producer().await;
     p.stop_producer().await;
     p.source
@@ -501,11 +499,8 @@ type Rows = Vec<Vec<Option<String>>>;
 /// Writes after a first merge, so that the next merge has work; returns the
 /// mirror rows and the watermark before that merge.
 async fn merged_then_written(p: &mut Pipeline) -> (Rows, Rows) {
-    p.setup().await;
-    p.start_producer().await;
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.ledger").await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.ledger"]).await;
     let before = (
         p.rows_both("public.ledger").await.1,
         support::text_rows(&p.mirror, WATERMARK).await,
@@ -605,8 +600,7 @@ async fn a_merge_killed_between_refresh_and_merge_changes_nothing_and_the_next_r
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_dropped_from_the_publication_stops_the_producer_with_the_recovery_procedure() {
     let mut p = Pipeline::start("fault_pubdrop", TABLE, &["public.ledger"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.sync_producer().await;
 
     // While the producer runs: PostgreSQL silently stops sending the
@@ -665,8 +659,7 @@ async fn a_postgres_restart_under_writes_is_survived_by_reconnecting_and_nothing
     )
     .await;
     let source_url = format!("{}/fault_pgrestart_src", cluster.url);
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.sync_producer().await;
 
     // Writes all the time, reconnecting while the server is away (a write

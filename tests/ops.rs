@@ -76,8 +76,7 @@ fn finding<'a>(
 #[tokio::test(flavor = "multi_thread")]
 async fn check_passes_on_a_ready_pipeline_and_its_probe_record_does_not_reach_any_mirror() {
     let mut p = Pipeline::start("ops_ready", ORDERS, &["public.orders"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.sync_producer().await;
 
     let (code, findings) = check_findings(&p, &["--expected-rate", "500"]).await;
@@ -166,9 +165,7 @@ async fn check_passes_on_a_ready_pipeline_and_its_probe_record_does_not_reach_an
         .batch_execute("UPDATE orders SET qty = 4 WHERE id = 1")
         .await
         .expect("update");
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.orders").await;
+    p.assert_merge_converges(&["public.orders"]).await;
     let (code, findings) = check_findings(&p, &["--no-write"]).await;
     assert_eq!(code, 0, "{findings:#?}");
     finding(&findings, "retention margin", "ok");
@@ -392,8 +389,7 @@ async fn verify_finds_every_type_equal_and_then_names_injected_differences() {
         &["public.everything", "public.orders"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.sync_producer().await;
     p.merge_once().await;
 
@@ -521,16 +517,13 @@ async fn the_producer_streams_under_exactly_the_documented_grants() {
         "the documented grants pass check (exit {code}): {findings:#?}"
     );
 
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("INSERT INTO orders VALUES (2, 'b'); UPDATE customers SET name = 'd'; DELETE FROM orders WHERE id = 1;")
         .await
         .expect("writes");
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.orders").await;
-    p.assert_mirror_equals_source("public.customers").await;
+    p.assert_merge_converges(&["public.orders", "public.customers"])
+        .await;
     // Restart: the snapshot marker (publication comment) was written by the role.
     p.stop_producer().await;
     p.start_producer().await;
@@ -538,9 +531,7 @@ async fn the_producer_streams_under_exactly_the_documented_grants() {
         .batch_execute("INSERT INTO orders VALUES (3, 'c')")
         .await
         .expect("write");
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.orders").await;
+    p.assert_merge_converges(&["public.orders"]).await;
     p.stop_producer().await;
 }
 

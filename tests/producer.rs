@@ -347,9 +347,7 @@ async fn writes_made_while_the_snapshot_runs_are_neither_lost_nor_left_stale_in_
         "no write landed while the snapshot ran ({at_slot} before, {at_delivered} after)"
     );
 
-    p.sync_producer().await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.big").await;
+    p.assert_merge_converges(&["public.big"]).await;
     p.stop_producer().await;
 }
 
@@ -378,8 +376,7 @@ async fn an_update_that_leaves_a_toasted_value_untouched_sends_the_placeholder_a
         )
         .await
         .expect("insert 1");
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .execute(
             "INSERT INTO docs VALUES (2, 'second', $1)",
@@ -434,8 +431,7 @@ async fn an_update_that_changes_the_primary_key_is_a_u_event_whose_before_holds_
         &["public.accounts", "public.pairs"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute(
             "UPDATE accounts SET id = 10 WHERE id = 2;
@@ -494,8 +490,7 @@ async fn a_truncate_sends_one_t_event_per_published_table_and_empties_the_mirror
         &["public.a", "public.b"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("INSERT INTO a VALUES (51, 'streamed'); UPDATE b SET v = 'x' WHERE id = 1;")
         .await
@@ -623,12 +618,10 @@ async fn a_rolled_back_transaction_or_savepoint_produces_no_event() {
 
 const BLOBS: &str = "CREATE TABLE public.blobs (id integer PRIMARY KEY, payload text);";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_event_over_max_record_bytes_stops_the_producer_with_one_line_naming_table_and_key() {
-    let mut p = Pipeline::start("producer_oversize_fail", BLOBS, &["public.blobs"]).await;
-    p.set_config("kinesis", "max_record_bytes = 2000");
-    p.start_producer().await;
-    let mut rng = StdRng::seed_from_u64(7);
+/// Writes row 1 (small), row 2 (5,000 incompressible bytes from `seed`,
+/// over the tests' 2000-byte limit), then `after`; returns row 2's payload.
+async fn write_small_big_after(p: &Pipeline, seed: u64, after: &str) -> String {
+    let mut rng = StdRng::seed_from_u64(seed);
     let big = incompressible(&mut rng, 5_000);
     p.source
         .batch_execute("INSERT INTO blobs VALUES (1, 'small')")
@@ -638,10 +631,16 @@ async fn an_event_over_max_record_bytes_stops_the_producer_with_one_line_naming_
         .execute("INSERT INTO blobs VALUES (2, $1)", &[&big.as_str()])
         .await
         .expect("big");
-    p.source
-        .batch_execute("INSERT INTO blobs VALUES (3, 'after')")
-        .await
-        .expect("after");
+    p.source.batch_execute(after).await.expect("after");
+    big
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_over_max_record_bytes_stops_the_producer_with_one_line_naming_table_and_key() {
+    let mut p = Pipeline::start("producer_oversize_fail", BLOBS, &["public.blobs"]).await;
+    p.set_config("kinesis", "max_record_bytes = 2000");
+    p.start_producer().await;
+    let big = write_small_big_after(&p, 7, "INSERT INTO blobs VALUES (3, 'after')").await;
 
     let (code, log) = p.wait_for_producer_exit().await;
     assert_ne!(code, 0, "the producer must fail; log:\n{log}");
@@ -692,20 +691,12 @@ async fn with_oversize_dead_letter_an_event_over_the_limit_goes_to_the_file_and_
         ),
     );
     p.start_producer().await;
-    let mut rng = StdRng::seed_from_u64(8);
-    let big = incompressible(&mut rng, 5_000);
-    p.source
-        .batch_execute("INSERT INTO blobs VALUES (1, 'small')")
-        .await
-        .expect("small");
-    p.source
-        .execute("INSERT INTO blobs VALUES (2, $1)", &[&big.as_str()])
-        .await
-        .expect("big");
-    p.source
-        .batch_execute("INSERT INTO blobs VALUES (3, 'after'); UPDATE blobs SET payload = 'shrunk' WHERE id = 2;")
-        .await
-        .expect("after");
+    let big = write_small_big_after(
+        &p,
+        8,
+        "INSERT INTO blobs VALUES (3, 'after'); UPDATE blobs SET payload = 'shrunk' WHERE id = 2;",
+    )
+    .await;
     p.sync_producer().await; // fails if the producer exited
 
     let text = std::fs::read_to_string(&dead_letters).expect("dead-letter file");
@@ -757,8 +748,7 @@ async fn a_producer_stopped_gracefully_resumes_from_the_confirmed_lsn_and_loses_
         &["public.t"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute("INSERT INTO t SELECT g, 0 FROM generate_series(101, 300) g")
         .await
@@ -1043,8 +1033,7 @@ async fn a_table_written_in_sql_spelling_is_mirrored_and_a_misspelled_one_is_nam
         &[r#"public."Odd Table""#],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute(r#"UPDATE "Odd Table" SET v = 'changed' WHERE id = 2"#)
         .await

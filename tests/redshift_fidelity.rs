@@ -41,8 +41,7 @@ INSERT INTO public.edges VALUES
 #[tokio::test(flavor = "multi_thread")]
 async fn edge_values_merge_and_verify_compares_through_the_documented_conversions() {
     let mut p = Pipeline::start("fid_edges", EDGES, &["public.edges"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute(&format!(
             "INSERT INTO edges (id, b, f8, tz, long_text) VALUES (4, '\\xcafe', 'NaN', '00:15:00+01', '{}');
@@ -158,8 +157,7 @@ INSERT INTO public.by_index VALUES ('a', 1), ('b', 2);
         &["public.Orders", &long, "public.by_index"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     p.source
         .batch_execute(&format!(
             r#"UPDATE "Orders" SET "Note" = 'a2' WHERE "OrderId" = 1 AND "LineNo" = 1;
@@ -237,8 +235,7 @@ async fn wide_toast_updates_big_events_and_an_unresolvable_placeholder() {
         &["public.wide", "public.big", "public.toasty"],
     )
     .await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     // 120 out-of-line text values, a 70 KB jsonb value and a bytea value.
     let sets: Vec<String> = columns.iter().map(|c| incompressible(c, 2_500)).collect();
     p.source

@@ -263,8 +263,7 @@ async fn a_producer_that_loses_its_source_is_not_ready_but_alive() {
 #[tokio::test]
 async fn the_merge_daemon_exports_runs_and_rows_merged_per_table() {
     let mut p = Pipeline::start("tel_merge", SCHEMA, &["public.items"]).await;
-    p.setup().await;
-    p.start_producer().await;
+    p.setup_and_produce().await;
     insert_rows(&p).await;
     p.sync_producer().await;
 

@@ -23,7 +23,7 @@ use crate::postgres::redact_url;
 use crate::redshift::{DataApi, Value};
 use crate::scheduler::plan::{redshift_name, Objects};
 use crate::shutdown::Shutdown;
-use crate::sink::kinesis::KinesisWriter;
+use crate::sink::kinesis::{KinesisWriter, StreamSummary};
 use crate::sink::{OutRecord, RecordResult, RecordWriter, SinkError};
 use crate::sql::{self, quote_literal, Template, Values};
 
@@ -149,80 +149,12 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             if ssl { "TLS" } else { "no TLS" }
         ),
     ));
-    let version: String = server.get("server_version");
-    findings.push(
-        match crate::source::replication::supported_server(&version) {
-            Ok(_) => Finding::ok(
-                Part::Source,
-                "server version",
-                format!(
-                    "PostgreSQL {version} (supported: {})",
-                    crate::source::replication::SUPPORTED_SERVERS
-                ),
-            ),
-            Err(error) => Finding::fail(
-                Part::Source,
-                "server version",
-                error.to_string(),
-                format!(
-                    "upgrade the server to {}",
-                    crate::source::replication::SUPPORTED_SERVERS
-                ),
-            ),
-        },
-    );
-    let wal_level: String = server.get("wal_level");
-    findings.push(if wal_level == "logical" {
-        Finding::ok(Part::Source, "wal_level", "logical")
-    } else {
-        Finding::fail(
-            Part::Source,
-            "wal_level",
-            format!("{wal_level}: logical decoding needs logical"),
-            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (RDS/Aurora: set rds.logical_replication = 1 in the parameter group and reboot)",
-        )
-    });
-    let (superuser, replication, rds): (bool, bool, bool) = (
-        server.get("superuser"),
-        server.get("replication"),
-        server.get("rds_replication"),
-    );
-    findings.push(if superuser || replication || rds {
-        let how = if superuser {
-            "superuser (works, but a dedicated role with only REPLICATION is safer: docs/security.md)"
-        } else if replication {
-            "has REPLICATION"
-        } else {
-            "member of rds_replication"
-        };
-        Finding::ok(Part::Source, "replication privilege", format!("{role} {how}"))
-    } else {
-        Finding::fail(
-            Part::Source,
-            "replication privilege",
-            format!("{role} may not open a replication connection"),
-            format!(
-                "ALTER ROLE {} REPLICATION; (RDS/Aurora: GRANT rds_replication TO {})",
-                sql::quote_ident(&role),
-                sql::quote_ident(&role)
-            ),
-        )
-    });
-    let keep: String = server.get("max_slot_wal_keep_size");
-    findings.push(if keep == "-1" {
-        Finding::warn(
-            Part::Source,
-            "max_slot_wal_keep_size",
-            "-1: the slot keeps WAL without limit, a stopped producer lets pg_wal grow until the disk is full",
-            "ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (size it to the WAL of the longest outage you accept; past it the slot is invalidated and the tables need a re-sync)",
-        )
-    } else {
-        Finding::ok(
-            Part::Source,
-            "max_slot_wal_keep_size",
-            format!("{keep}: past it the slot is invalidated (docs/operations.md)"),
-        )
-    });
+    findings.push(version_finding(&server.get::<_, String>("server_version")));
+    findings.push(wal_level_finding(&server.get::<_, String>("wal_level")));
+    findings.push(privilege_finding(&server, &role));
+    findings.push(wal_keep_finding(
+        &server.get::<_, String>("max_slot_wal_keep_size"),
+    ));
     // The configured tables, `schema.*` entries expanded (once: both the
     // table checks and the publication's coverage need them).
     let tables = match catalog::table_names(&client, source).await {
@@ -244,6 +176,95 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
         server.get("replication_slots"),
     );
     check_slot(&client, config, max_slots, slots, findings).await;
+}
+
+/// The server version against the supported ones.
+fn version_finding(version: &str) -> Finding {
+    match crate::source::replication::supported_server(version) {
+        Ok(_) => Finding::ok(
+            Part::Source,
+            "server version",
+            format!(
+                "PostgreSQL {version} (supported: {})",
+                crate::source::replication::SUPPORTED_SERVERS
+            ),
+        ),
+        Err(error) => Finding::fail(
+            Part::Source,
+            "server version",
+            error.to_string(),
+            format!(
+                "upgrade the server to {}",
+                crate::source::replication::SUPPORTED_SERVERS
+            ),
+        ),
+    }
+}
+
+/// `wal_level`: logical decoding needs `logical`.
+fn wal_level_finding(wal_level: &str) -> Finding {
+    if wal_level == "logical" {
+        Finding::ok(Part::Source, "wal_level", "logical")
+    } else {
+        Finding::fail(
+            Part::Source,
+            "wal_level",
+            format!("{wal_level}: logical decoding needs logical"),
+            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (RDS/Aurora: set rds.logical_replication = 1 in the parameter group and reboot)",
+        )
+    }
+}
+
+/// Whether the role may open a replication connection, and how.
+fn privilege_finding(server: &tokio_postgres::Row, role: &str) -> Finding {
+    let (superuser, replication, rds): (bool, bool, bool) = (
+        server.get("superuser"),
+        server.get("replication"),
+        server.get("rds_replication"),
+    );
+    if superuser || replication || rds {
+        let how = if superuser {
+            "superuser (works, but a dedicated role with only REPLICATION is safer: docs/security.md)"
+        } else if replication {
+            "has REPLICATION"
+        } else {
+            "member of rds_replication"
+        };
+        Finding::ok(
+            Part::Source,
+            "replication privilege",
+            format!("{role} {how}"),
+        )
+    } else {
+        Finding::fail(
+            Part::Source,
+            "replication privilege",
+            format!("{role} may not open a replication connection"),
+            format!(
+                "ALTER ROLE {} REPLICATION; (RDS/Aurora: GRANT rds_replication TO {})",
+                sql::quote_ident(role),
+                sql::quote_ident(role)
+            ),
+        )
+    }
+}
+
+/// `max_slot_wal_keep_size`: unlimited lets a stopped producer fill the disk.
+fn wal_keep_finding(keep: &str) -> Finding {
+    if keep == "-1" {
+        Finding::warn(
+            Part::Source,
+            "max_slot_wal_keep_size",
+            "-1: the slot keeps WAL without limit, a stopped producer lets pg_wal grow until the disk is full",
+            "ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf(); (size it to the WAL of the longest outage you accept; past it the slot is invalidated and the tables need a re-sync)",
+        )
+    } else {
+        Finding::ok(
+            Part::Source,
+            "max_slot_wal_keep_size",
+            format!("{keep}: past it the slot is invalidated (docs/operations.md)"),
+        )
+    }
 }
 
 async fn check_tables(
@@ -349,6 +370,26 @@ async fn check_publication(
         ));
         return;
     };
+    findings.push(coverage_finding(
+        first,
+        &rows,
+        wanted,
+        &check,
+        role,
+        &publication,
+    ));
+}
+
+/// Whether the publication (its rows from check/source_publication.sql)
+/// covers every wanted table, publishes every operation and is the role's.
+fn coverage_finding(
+    first: &tokio_postgres::Row,
+    rows: &[tokio_postgres::Row],
+    wanted: &[(String, String)],
+    check: &str,
+    role: &str,
+    publication: &str,
+) -> Finding {
     let owner: String = first.get("owner");
     let owned: bool = first.get("owned");
     let publishes_all: bool = first.get("publishes_all");
@@ -366,7 +407,7 @@ async fn check_publication(
         .filter(|t| !covered.contains(t))
         .map(|(s, n)| sql::qualified(s, n))
         .collect();
-    findings.push(if !missing.is_empty() {
+    if !missing.is_empty() {
         Finding::fail(
             Part::Source,
             check,
@@ -396,7 +437,7 @@ async fn check_publication(
             check,
             format!("covers all {} configured tables", wanted.len()),
         )
-    });
+    }
 }
 
 async fn check_slot(
@@ -515,46 +556,62 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
         format!("ACTIVE, {mode}, retention {} h", summary.retention_hours),
     ));
     if let Some(expected) = options.expected_rate {
-        let needed = (expected as f64 / (SHARD_RECORDS_PER_SECOND as f64 * SHARD_HEADROOM)).ceil();
-        findings.push(if summary.on_demand || expected as f64 <= capacity as f64 * SHARD_HEADROOM {
-            Finding::ok(
-                Part::Kinesis,
-                "shard capacity",
-                format!("{expected} events/s expected fits {mode}"),
-            )
-        } else {
-            Finding::fail(
-                Part::Kinesis,
-                "shard capacity",
-                format!("{expected} events/s expected needs {needed} shards, the stream has {}", summary.open_shards),
-                format!("aws kinesis update-shard-count --stream-name {stream} --target-shard-count {needed} --scaling-type UNIFORM_SCALING (or switch to on-demand)"),
-            )
-        });
+        findings.push(capacity_finding(&summary, expected, &mode, &stream));
     }
-    if let Some(redshift) = &config.redshift {
-        let configured = redshift.retention_hours;
-        if i64::from(summary.retention_hours) != configured as i64 {
-            findings.push(Finding::warn(
-                Part::Kinesis,
-                "retention",
-                format!(
-                    "the stream keeps records {} h, redshift.retention_hours says {configured} h (the merge warns by it)",
-                    summary.retention_hours
-                ),
-                format!("set redshift.retention_hours = {}", summary.retention_hours),
-            ));
-        }
+    if let Some(finding) = retention_finding(config, &summary) {
+        findings.push(finding);
     }
     if options.no_write {
         findings.push(Finding::skipped(Part::Kinesis, "write", "--no-write"));
         return;
     }
+    findings.push(write_probe(&writer, config, &stream).await);
+}
+
+/// Whether `expected` events/s fit the stream's shards (with headroom).
+fn capacity_finding(summary: &StreamSummary, expected: u64, mode: &str, stream: &str) -> Finding {
+    let capacity = u64::try_from(summary.open_shards).unwrap_or(0) * SHARD_RECORDS_PER_SECOND;
+    let needed = (expected as f64 / (SHARD_RECORDS_PER_SECOND as f64 * SHARD_HEADROOM)).ceil();
+    if summary.on_demand || expected as f64 <= capacity as f64 * SHARD_HEADROOM {
+        Finding::ok(
+            Part::Kinesis,
+            "shard capacity",
+            format!("{expected} events/s expected fits {mode}"),
+        )
+    } else {
+        Finding::fail(
+            Part::Kinesis,
+            "shard capacity",
+            format!("{expected} events/s expected needs {needed} shards, the stream has {}", summary.open_shards),
+            format!("aws kinesis update-shard-count --stream-name {stream} --target-shard-count {needed} --scaling-type UNIFORM_SCALING (or switch to on-demand)"),
+        )
+    }
+}
+
+/// A warning when the stream's retention is not `redshift.retention_hours`.
+fn retention_finding(config: &Config, summary: &StreamSummary) -> Option<Finding> {
+    let configured = config.redshift.as_ref()?.retention_hours;
+    (i64::from(summary.retention_hours) != configured as i64).then(|| {
+        Finding::warn(
+            Part::Kinesis,
+            "retention",
+            format!(
+                "the stream keeps records {} h, redshift.retention_hours says {configured} h (the merge warns by it)",
+                summary.retention_hours
+            ),
+            format!("set redshift.retention_hours = {}", summary.retention_hours),
+        )
+    })
+}
+
+/// PutRecords of one probe record (a message event consumers skip).
+async fn write_probe(writer: &KinesisWriter, config: &Config, stream: &str) -> Finding {
     let probe = OutRecord {
         seq: 0,
         partition_key: PROBE_PARTITION_KEY.to_owned(),
         data: probe_event(config).to_string().into_bytes(),
     };
-    findings.push(match writer.put_records(&[probe]).await {
+    match writer.put_records(&[probe]).await {
         Ok(results) if results.iter().all(|r| *r == RecordResult::Accepted) => {
             Finding::ok(Part::Kinesis, "write", "PutRecords accepted a probe record")
         }
@@ -570,7 +627,7 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
             error.to_string(),
             format!("allow kinesis:PutRecords on the stream {stream} for the producer's role (docs/security.md)"),
         ),
-    });
+    }
 }
 
 /// The probe record: a Debezium-style message event (`op` = `"m"`), the
@@ -616,6 +673,20 @@ fn describe_fix(error: &SinkError, stream: &str) -> String {
     }
 }
 
+/// The fix for a setup object that is missing.
+const RUN_SETUP: &str = "run `kinesync setup` (docs/redshift.md)";
+
+/// The fix for a failed Data API call: the permissions of the
+/// authentication in use, and the configured target.
+fn data_api_fix(redshift: &RedshiftConfig) -> String {
+    format!(
+        "allow redshift-data:ExecuteStatement, DescribeStatement, GetStatementResult, BatchExecuteStatement and {} for the scheduler's role; check redshift.{} and database {}",
+        if redshift.workgroup.is_some() { "redshift-serverless:GetCredentials" } else if redshift.secret_arn.is_some() { "secretsmanager:GetSecretValue on the secret" } else { "redshift:GetClusterCredentials" },
+        if redshift.workgroup.is_some() { "workgroup" } else { "cluster_id" },
+        redshift.database
+    )
+}
+
 async fn check_redshift(
     config: &Config,
     redshift: &RedshiftConfig,
@@ -645,12 +716,7 @@ async fn check_redshift(
                 Part::Redshift,
                 "Data API",
                 error.to_string(),
-                format!(
-                    "allow redshift-data:ExecuteStatement, DescribeStatement, GetStatementResult, BatchExecuteStatement and {} for the scheduler's role; check redshift.{} and database {}",
-                    if redshift.workgroup.is_some() { "redshift-serverless:GetCredentials" } else if redshift.secret_arn.is_some() { "secretsmanager:GetSecretValue on the secret" } else { "redshift:GetClusterCredentials" },
-                    if redshift.workgroup.is_some() { "workgroup" } else { "cluster_id" },
-                    redshift.database
-                ),
+                data_api_fix(redshift),
             ));
             return;
         }
@@ -661,7 +727,6 @@ async fn check_redshift(
         format!("{target}, database {}", redshift.database),
     ));
     let count = |i: usize| counts.get(i).copied().unwrap_or(0);
-    let run_setup = "run `kinesync setup` (docs/redshift.md)";
     for (i, what) in [
         (0, format!("external schema {}", redshift.external_schema)),
         (
@@ -679,13 +744,23 @@ async fn check_redshift(
         findings.push(if count(i) > 0 {
             Finding::ok(Part::Redshift, what, "present")
         } else {
-            Finding::todo(Part::Redshift, what, "to do: run setup", run_setup)
+            Finding::todo(Part::Redshift, what, "to do: run setup", RUN_SETUP)
         });
     }
     if count(2) == 0 {
         return;
     }
-    let checkpoint = match render(sql::CHECK_REDSHIFT_CHECKPOINT, &values) {
+    check_checkpoint(&api, redshift, &values, findings).await;
+}
+
+/// The checkpoint's last merge against the stream's retention.
+async fn check_checkpoint(
+    api: &DataApi,
+    redshift: &RedshiftConfig,
+    values: &Values,
+    findings: &mut Vec<Finding>,
+) {
+    let checkpoint = match render(sql::CHECK_REDSHIFT_CHECKPOINT, values) {
         Some(statement) => api.query(&statement).await,
         None => return,
     };
@@ -710,7 +785,7 @@ async fn check_redshift(
                 "to do: run setup (no row for events view {})",
                 redshift.events_view
             ),
-            run_setup,
+            RUN_SETUP,
         ));
         return;
     };
@@ -725,14 +800,19 @@ async fn check_redshift(
         ));
         return;
     }
-    let age = seconds_between(&merged_at, &now).unwrap_or(0);
+    findings.push(retention_margin_finding(redshift, &merged_at, &now));
+}
+
+/// How long ago the last merge was, against the retention (and its warning fraction).
+fn retention_margin_finding(redshift: &RedshiftConfig, merged_at: &str, now: &str) -> Finding {
+    let age = seconds_between(merged_at, now).unwrap_or(0);
     let retention = redshift.retention_hours as i64 * 3600;
     let detail = format!(
         "last merge {} ago ({merged_at}), retention margin {}",
         human_duration(age),
         human_duration((retention - age).max(0))
     );
-    findings.push(if age >= retention {
+    if age >= retention {
         Finding::fail(
             Part::Redshift,
             "retention margin",
@@ -748,7 +828,7 @@ async fn check_redshift(
         )
     } else {
         Finding::ok(Part::Redshift, "retention margin", detail)
-    });
+    }
 }
 
 /// The one count each statement of check/redshift_objects.sql returns.

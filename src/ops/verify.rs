@@ -221,14 +221,7 @@ async fn compare(
     let mirror_buckets = buckets(api.text_rows(&query).await.map_err(mirror_error)?);
 
     let rows = |b: &Buckets| b.values().map(|(n, _, _)| n).sum::<u64>();
-    let differing: Vec<String> = source_buckets
-        .keys()
-        .chain(mirror_buckets.keys())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .filter(|b| source_buckets.get(*b) != mirror_buckets.get(*b))
-        .cloned()
-        .collect();
+    let differing = differing_buckets(&source_buckets, &mirror_buckets);
     let mut verdict = TableVerdict {
         table: name.clone(),
         mirror: format!("{mirror_schema}.{}", table.name),
@@ -244,15 +237,7 @@ async fn compare(
         last_event_committed_ms: None,
     };
     // Name the keys, in the buckets small enough to list.
-    let count_in = |b: &Buckets, bucket: &String| b.get(bucket).map(|(n, _, _)| *n).unwrap_or(0);
-    let listable: Vec<String> = differing
-        .iter()
-        .filter(|b| {
-            count_in(&source_buckets, b).max(count_in(&mirror_buckets, b)) <= MAX_ROWS_TO_LIST
-        })
-        .map(|b| format!("'{b}'"))
-        .take(16)
-        .collect();
+    let listable = listable_buckets(&differing, &source_buckets, &mirror_buckets);
     if listable.is_empty() {
         return Ok(verdict);
     }
@@ -265,7 +250,42 @@ async fn compare(
     );
     let query = mirror_sql.render(sql::VERIFY_BUCKET_ROWS, &buckets)?;
     let mirror_rows = keyed(api.text_rows(&query).await.map_err(mirror_error)?);
-    for (key, hash) in &source_rows {
+    name_keys(&mut verdict, &source_rows, &mirror_rows);
+    Ok(verdict)
+}
+
+/// The buckets whose (count, hash sums) differ between the two sides.
+fn differing_buckets(source: &Buckets, mirror: &Buckets) -> Vec<String> {
+    source
+        .keys()
+        .chain(mirror.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|b| source.get(*b) != mirror.get(*b))
+        .cloned()
+        .collect()
+}
+
+/// Of the `differing` buckets, those small enough to list their keys (at
+/// most 16), quoted for the bucket-rows template.
+fn listable_buckets(differing: &[String], source: &Buckets, mirror: &Buckets) -> Vec<String> {
+    let count_in = |b: &Buckets, bucket: &String| b.get(bucket).map(|(n, _, _)| *n).unwrap_or(0);
+    differing
+        .iter()
+        .filter(|b| count_in(source, b).max(count_in(mirror, b)) <= MAX_ROWS_TO_LIST)
+        .map(|b| format!("'{b}'"))
+        .take(16)
+        .collect()
+}
+
+/// Fills the verdict's key lists from the rows (key -> hash) of the listed
+/// buckets on both sides, each cut to [`MAX_KEYS_REPORTED`].
+fn name_keys(
+    verdict: &mut TableVerdict,
+    source_rows: &BTreeMap<String, String>,
+    mirror_rows: &BTreeMap<String, String>,
+) {
+    for (key, hash) in source_rows {
         match mirror_rows.get(key) {
             None => verdict.only_in_source.push(key.clone()),
             Some(other) if other != hash => verdict.different_rows.push(key.clone()),
@@ -284,7 +304,6 @@ async fn compare(
     ] {
         keys.truncate(MAX_KEYS_REPORTED);
     }
-    Ok(verdict)
 }
 
 /// How many source rows hold a value that reaches the mirror converted.

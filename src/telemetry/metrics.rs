@@ -130,105 +130,113 @@ impl Metrics {
             Unit::Seconds,
             m.watermark_age.clone(),
         );
-        let r = &mut producer;
-        r.register(
-            "events_read",
-            "Change events read from PostgreSQL (snapshot rows and streamed changes)",
-            m.events_read.clone(),
-        );
-        r.register(
-            "events_put",
-            "Events the sink durably accepted",
-            m.events_put.clone(),
-        );
-        r.register_with_unit(
-            "put",
-            "Bytes (data + partition key) of the events the sink accepted",
-            Unit::Bytes,
-            m.bytes_put.clone(),
-        );
-        r.register_with_unit(
-            "put_records_duration",
-            "Duration of one PutRecords request",
-            Unit::Seconds,
-            m.put_duration.clone(),
-        );
-        r.register(
-            "values_converted",
-            "Values sent through a documented conversion (docs/events.md), by table and conversion",
-            m.values_converted.clone(),
-        );
-        r.register(
-            "put_requests",
-            "PutRecords requests by result (ok, partial, failed)",
-            m.put_requests.clone(),
-        );
-        r.register(
-            "records_failed",
-            "Records the sink did not accept, by error code; each is retried",
-            m.records_failed.clone(),
-        );
-        r.register_with_unit(
-            "commit_to_ack_lag",
-            "Source commit time to the acknowledgement of the transaction's last event, newest confirmed transaction",
-            Unit::Seconds,
-            m.commit_to_ack_lag.clone(),
-        );
-        r.register(
-            "slot_confirmed_lsn",
-            "LSN confirmed to the replication slot (bytes)",
-            m.confirmed_lsn.clone(),
-        );
-        r.register_with_unit(
-            "put_last_success_timestamp",
-            "Unix time of the last PutRecords request the sink accepted records of",
-            Unit::Seconds,
-            m.put_last_success.clone(),
-        );
-        r.register(
-            "snapshot_rows",
-            "Rows copied by the initial snapshot, per table",
-            m.snapshot_rows.clone(),
-        );
-        r.register(
-            "snapshot_rows_estimated",
-            "pg_class.reltuples of each table when its snapshot copy started",
-            m.snapshot_rows_estimated.clone(),
-        );
-        let r = &mut merge;
-        r.register(
-            "merge_runs",
-            "Merge runs by result (ok, failed, skipped)",
-            m.merge_runs.clone(),
-        );
-        r.register_with_unit(
-            "merge_duration",
-            "Duration of one merge run",
-            Unit::Seconds,
-            m.merge_duration.clone(),
-        );
-        r.register(
-            "merge_rows",
-            "Mirror rows changed by merges, per table and op (inserted, updated, deleted)",
-            m.merge_rows.clone(),
-        );
-        r.register(
-            "merge_events",
-            "Events merged, per table",
-            m.merge_events.clone(),
-        );
-        r.register_with_unit(
-            "merge_last_success_timestamp",
-            "Unix time of the last successful merge run",
-            Unit::Seconds,
-            m.merge_last_success.clone(),
-        );
+        m.register_producer(&mut producer);
+        m.register_merge(&mut merge);
         Metrics {
             common,
             producer,
             merge,
             ..m
         }
+    }
+
+    /// Registers the producer's families (`kinesync produce`).
+    fn register_producer(&self, r: &mut Registry) {
+        r.register(
+            "events_read",
+            "Change events read from PostgreSQL (snapshot rows and streamed changes)",
+            self.events_read.clone(),
+        );
+        r.register(
+            "events_put",
+            "Events the sink durably accepted",
+            self.events_put.clone(),
+        );
+        r.register_with_unit(
+            "put",
+            "Bytes (data + partition key) of the events the sink accepted",
+            Unit::Bytes,
+            self.bytes_put.clone(),
+        );
+        r.register_with_unit(
+            "put_records_duration",
+            "Duration of one PutRecords request",
+            Unit::Seconds,
+            self.put_duration.clone(),
+        );
+        r.register(
+            "values_converted",
+            "Values sent through a documented conversion (docs/events.md), by table and conversion",
+            self.values_converted.clone(),
+        );
+        r.register(
+            "put_requests",
+            "PutRecords requests by result (ok, partial, failed)",
+            self.put_requests.clone(),
+        );
+        r.register(
+            "records_failed",
+            "Records the sink did not accept, by error code; each is retried",
+            self.records_failed.clone(),
+        );
+        r.register_with_unit(
+        "commit_to_ack_lag",
+        "Source commit time to the acknowledgement of the transaction's last event, newest confirmed transaction",
+        Unit::Seconds,
+        self.commit_to_ack_lag.clone(),
+    );
+        r.register(
+            "slot_confirmed_lsn",
+            "LSN confirmed to the replication slot (bytes)",
+            self.confirmed_lsn.clone(),
+        );
+        r.register_with_unit(
+            "put_last_success_timestamp",
+            "Unix time of the last PutRecords request the sink accepted records of",
+            Unit::Seconds,
+            self.put_last_success.clone(),
+        );
+        r.register(
+            "snapshot_rows",
+            "Rows copied by the initial snapshot, per table",
+            self.snapshot_rows.clone(),
+        );
+        r.register(
+            "snapshot_rows_estimated",
+            "pg_class.reltuples of each table when its snapshot copy started",
+            self.snapshot_rows_estimated.clone(),
+        );
+    }
+
+    /// Registers the merge daemon's families (`kinesync merge`).
+    fn register_merge(&self, r: &mut Registry) {
+        r.register(
+            "merge_runs",
+            "Merge runs by result (ok, failed, skipped)",
+            self.merge_runs.clone(),
+        );
+        r.register_with_unit(
+            "merge_duration",
+            "Duration of one merge run",
+            Unit::Seconds,
+            self.merge_duration.clone(),
+        );
+        r.register(
+            "merge_rows",
+            "Mirror rows changed by merges, per table and op (inserted, updated, deleted)",
+            self.merge_rows.clone(),
+        );
+        r.register(
+            "merge_events",
+            "Events merged, per table",
+            self.merge_events.clone(),
+        );
+        r.register_with_unit(
+            "merge_last_success_timestamp",
+            "Unix time of the last successful merge run",
+            Unit::Seconds,
+            self.merge_last_success.clone(),
+        );
     }
 
     /// This process's families in the OpenMetrics text format (what

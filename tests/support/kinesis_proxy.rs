@@ -12,7 +12,6 @@
 //! upstream connection (`Connection: close`) and answered with a
 //! Content-Length.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
@@ -60,7 +59,6 @@ struct Shared {
     plan: FaultPlan,
     rng: Mutex<StdRng>,
     stats: Mutex<FaultStats>,
-    enabled: AtomicBool,
 }
 
 pub struct KinesisProxy {
@@ -93,7 +91,6 @@ impl KinesisProxy {
             plan,
             rng: Mutex::new(StdRng::seed_from_u64(plan.seed)),
             stats: Mutex::new(FaultStats::default()),
-            enabled: AtomicBool::new(true),
         });
         let accept = Arc::clone(&shared);
         let task = tokio::spawn(async move {
@@ -106,11 +103,6 @@ impl KinesisProxy {
 
     pub fn stats(&self) -> FaultStats {
         self.shared.stats.lock().expect("stats").clone()
-    }
-
-    /// Turns fault injection on or off (off: a plain pass-through).
-    pub fn set_faults(&self, on: bool) {
-        self.shared.enabled.store(on, Ordering::SeqCst);
     }
 }
 
@@ -242,9 +234,6 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 
 impl Shared {
     fn choose(&self) -> Fault {
-        if !self.enabled.load(Ordering::SeqCst) {
-            return Fault::Pass;
-        }
         let p = self.plan;
         // The first requests get every fault once, whatever the seed.
         let scripted = match self.stats.lock().expect("stats").put_requests {
