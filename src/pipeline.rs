@@ -95,7 +95,7 @@ pub enum ProduceError {
     Connect { target: String, detail: String },
     #[error("PostgreSQL rejected the credentials for {target}: {detail} (check user and password in source.url, and pg_hba.conf)")]
     AuthFailed { target: String, detail: String },
-    #[error("PostgreSQL {version} is not supported: kinesync needs {supported} (it creates its slot with the CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export') syntax of PostgreSQL 15); upgrade the server in source.url", supported = crate::source::replication::SUPPORTED_SERVERS)]
+    #[error("PostgreSQL {version} is not supported: {reason}; upgrade the server in source.url", reason = crate::source::version::TOO_OLD_REASON)]
     UnsupportedServer { version: String },
     #[error("PostgreSQL wal_level is {current:?}, logical replication needs \"logical\" (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)")]
     WalLevelNotLogical { current: String },

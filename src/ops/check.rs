@@ -24,6 +24,7 @@ use crate::scheduler::plan::{redshift_name, Objects};
 use crate::shutdown::Shutdown;
 use crate::sink::kinesis::KinesisWriter;
 use crate::sink::{OutRecord, RecordResult, RecordWriter, SinkError};
+use crate::source::version::{self, Verdict, SUPPORTED_SERVERS};
 use crate::sql::{self, quote_literal, Template, Values};
 
 /// Events per second one provisioned shard accepts.
@@ -148,26 +149,12 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             if ssl { "TLS" } else { "no TLS" }
         ),
     ));
-    let version: String = server.get("server_version");
+    let fix = format!("upgrade the server to {SUPPORTED_SERVERS} (docs/postgres-versions.md)");
     findings.push(
-        match crate::source::replication::supported_server(&version) {
-            Ok(_) => Finding::ok(
-                Part::Source,
-                "server version",
-                format!(
-                    "PostgreSQL {version} (supported: {})",
-                    crate::source::replication::SUPPORTED_SERVERS
-                ),
-            ),
-            Err(error) => Finding::fail(
-                Part::Source,
-                "server version",
-                error.to_string(),
-                format!(
-                    "upgrade the server to {}",
-                    crate::source::replication::SUPPORTED_SERVERS
-                ),
-            ),
+        match version::verdict(&server.get::<_, String>("server_version_num")) {
+            Verdict::Supported(detail) => Finding::ok(Part::Source, "server version", detail),
+            Verdict::Untested(detail) => Finding::warn(Part::Source, "server version", detail, fix),
+            Verdict::Refused(detail) => Finding::fail(Part::Source, "server version", detail, fix),
         },
     );
     let wal_level: String = server.get("wal_level");
