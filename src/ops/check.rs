@@ -292,6 +292,17 @@ async fn check_tables(
             };
             Finding::ok(Part::Source, check, format!("readable, keyed by {key}"))
         });
+        findings.extend(
+            version::generated_columns_warning(&row.get::<_, Vec<String>>("generated_columns"))
+                .map(|(detail, fix)| {
+                    Finding::warn(
+                        Part::Source,
+                        format!("table {schema}.{name} generated columns"),
+                        detail,
+                        fix,
+                    )
+                }),
+        );
     }
 }
 

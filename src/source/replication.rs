@@ -164,13 +164,18 @@ pub async fn check_server_version(client: &Client) -> Result<String, ProduceErro
         .await
         .map_err(|e| ProduceError::sql("reading server_version_num", &e))?;
     let num: String = row.get(0);
-    let version = ServerVersion::parse(&num).ok_or_else(|| ProduceError::UnsupportedServer {
-        version: format!("with server_version_num {num:?}"),
-    })?;
+    let version = parse_version(&num)?;
     version
         .supported()
         .map_err(|e| ProduceError::UnsupportedServer { version: e.version })?;
     Ok(version.to_string())
+}
+
+/// The version a `server_version_num` answer names.
+fn parse_version(num: &str) -> Result<ServerVersion, ProduceError> {
+    ServerVersion::parse(num).ok_or_else(|| ProduceError::UnsupportedServer {
+        version: format!("with server_version_num {num:?}"),
+    })
 }
 
 /// A gated session (START_REPLICATION not sent yet) on `config`'s server,
@@ -194,9 +199,7 @@ async fn gated_session(
         .and_then(|r| r.get(0).cloned().flatten())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let version = ServerVersion::parse(&num).ok_or_else(|| ProduceError::UnsupportedServer {
-        version: format!("with server_version_num {num:?}"),
-    })?;
+    let version = parse_version(&num)?;
     if version.logical_messages() || !fallback.logical_messages {
         return Ok((client, version));
     }

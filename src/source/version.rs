@@ -154,6 +154,23 @@ pub fn verdict(num: &str) -> Verdict {
     }
 }
 
+/// What `check` says about a table's generated columns (`None`: it has
+/// none), and the fix: pgoutput sends no generated column before
+/// PostgreSQL 18, and kinesync does not yet ask 18 for them
+/// (`publish_generated_columns`), so they are absent from the mirror.
+pub fn generated_columns_warning(columns: &[String]) -> Option<(String, String)> {
+    if columns.is_empty() {
+        return None;
+    }
+    Some((
+        format!(
+            "{} generated: not replicated (pgoutput sends no generated column before PostgreSQL 18, and kinesync does not publish them on 18 yet), absent from the mirror",
+            columns.join(", ")
+        ),
+        "compute them in Redshift from the replicated columns (docs/postgres-versions.md)".to_owned(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +226,15 @@ mod tests {
         assert!(!v("130023").logical_messages() && v("140000").logical_messages());
         assert!(!v("170002").publishes_generated_columns());
         assert!(v("180000").publishes_generated_columns());
+    }
+
+    #[test]
+    fn generated_columns_are_named_in_the_warning() {
+        assert_eq!(generated_columns_warning(&[]), None);
+        let (detail, _) = generated_columns_warning(&["total".into(), "tax".into()]).unwrap();
+        assert!(
+            detail.starts_with("total, tax generated: not replicated"),
+            "{detail}"
+        );
     }
 }
