@@ -196,7 +196,7 @@ async fn gated_session(
         .map_err(|e| ProduceError::from_replication(&slot, e))?;
     let num = rows
         .first()
-        .and_then(|r| r.get(0).cloned().flatten())
+        .and_then(|r| r.first().cloned().flatten())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let version = parse_version(&num)?;
