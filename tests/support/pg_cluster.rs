@@ -1,6 +1,7 @@
 //! A throwaway PostgreSQL cluster of one test's own, for faults that would
 //! disturb the shared one (a server restart). Uses `initdb` and `pg_ctl`
-//! from PATH (deploy/local/test puts the server binaries there); as root,
+//! of the stack's PostgreSQL version: from `$KS_PG_BIN` (deploy/local/lib.sh
+//! exports it, for any `KINESYNC_LOCAL_PG_VERSION`), else from PATH; as root,
 //! runs them as the `postgres` user, as deploy/local/lib.sh does. Stopped
 //! (immediate mode) and removed when dropped.
 
@@ -53,6 +54,15 @@ fn owner_shell(line: &str) -> std::process::Output {
 }
 
 fn tool(name: &str) -> String {
+    if let Some(dir) = std::env::var_os("KS_PG_BIN").filter(|d| !d.is_empty()) {
+        let path = PathBuf::from(dir).join(name);
+        assert!(
+            path.exists(),
+            "{} does not exist: KS_PG_BIN must be the server binaries' directory (deploy/local/test sets it)",
+            path.display()
+        );
+        return path.display().to_string();
+    }
     let output = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
@@ -171,7 +181,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let line = format!(
-            "pg_ctl -D '{}' -m immediate -w stop >/dev/null 2>&1",
+            "'{}' -D '{}' -m immediate -w stop >/dev/null 2>&1",
+            tool("pg_ctl"),
             self.data.display()
         );
         let _ = if is_root() {
