@@ -246,6 +246,113 @@ impl Reader {
         }
     }
 
+    /// `R`: a relation's id, name, replica identity and columns.
+    fn relation(&mut self) -> Result<LogicalMessage, DecodeError> {
+        let id = self.u32()?;
+        let schema = self.cstr()?;
+        let name = self.cstr()?;
+        let ident_byte = self.u8()?;
+        let replica_identity = ReplicaIdentity::from_byte(ident_byte).ok_or_else(|| {
+            self.err(format!("unknown replica identity {:?}", ident_byte as char))
+        })?;
+        let ncols = self.i16()?;
+        if ncols < 0 {
+            return Err(self.err(format!("negative column count {ncols}")));
+        }
+        // Every column takes at least 10 bytes (flags, name, oid, typmod).
+        let mut columns = Vec::with_capacity((ncols as usize).min(self.remaining() / 10));
+        for _ in 0..ncols {
+            let flags = self.u8()?;
+            columns.push(RelationColumn {
+                is_key: flags & 1 == 1,
+                name: self.cstr()?,
+                type_oid: self.u32()?,
+                type_modifier: self.i32()?,
+            });
+        }
+        Ok(LogicalMessage::Relation(RelationBody {
+            id,
+            schema,
+            name,
+            replica_identity,
+            columns,
+        }))
+    }
+
+    /// The `N` marker before a new tuple.
+    fn expect_new(&self, marker: u8) -> Result<(), DecodeError> {
+        if marker != b'N' {
+            return Err(self.err(format!("expected 'N', got {:?}", marker as char)));
+        }
+        Ok(())
+    }
+
+    /// `I`: relation id, `N`, the new tuple.
+    fn insert(&mut self) -> Result<LogicalMessage, DecodeError> {
+        let relation_id = self.u32()?;
+        let marker = self.u8()?;
+        self.expect_new(marker)?;
+        let new = self.tuple()?;
+        Ok(LogicalMessage::Insert { relation_id, new })
+    }
+
+    /// `U`: relation id, optionally `K`/`O` and the old tuple, `N`, the new one.
+    fn update(&mut self) -> Result<LogicalMessage, DecodeError> {
+        let relation_id = self.u32()?;
+        let mut marker = self.u8()?;
+        let mut old = None;
+        if let Some(kind) = self.old_kind(marker) {
+            old = Some((kind, self.tuple()?));
+            marker = self.u8()?;
+        }
+        self.expect_new(marker)?;
+        let new = self.tuple()?;
+        Ok(LogicalMessage::Update {
+            relation_id,
+            old,
+            new,
+        })
+    }
+
+    /// `D`: relation id, `K`/`O`, the old tuple.
+    fn delete(&mut self) -> Result<LogicalMessage, DecodeError> {
+        let relation_id = self.u32()?;
+        let marker = self.u8()?;
+        let kind = self
+            .old_kind(marker)
+            .ok_or_else(|| self.err(format!("expected 'K' or 'O', got {:?}", marker as char)))?;
+        let old = self.tuple()?;
+        Ok(LogicalMessage::Delete {
+            relation_id,
+            old: (kind, old),
+        })
+    }
+
+    /// `T`: relation count, options, the relation ids.
+    fn truncate(&mut self) -> Result<LogicalMessage, DecodeError> {
+        let n = self.i32()?;
+        if n < 0 {
+            return Err(self.err(format!("negative relation count {n}")));
+        }
+        let options = self.u8()?;
+        let needed = (n as usize).saturating_mul(4);
+        if needed > self.remaining() {
+            return Err(self.err(format!(
+                "{n} relation ids need {needed} bytes, the message has {}",
+                self.remaining()
+            )));
+        }
+        let mut relation_ids = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            relation_ids.push(self.u32()?);
+        }
+        Ok(LogicalMessage::Truncate {
+            cascade: options & 1 != 0,
+            restart_identity: options & 2 != 0,
+            relation_ids,
+        })
+    }
+
     fn finish(&self) -> Result<(), DecodeError> {
         if self.pos != self.buf.len() {
             return Err(self.err(format!("{} trailing bytes", self.buf.len() - self.pos)));
@@ -271,113 +378,20 @@ pub fn decode(data: Bytes) -> Result<LogicalMessage, DecodeError> {
         message,
     };
     let decoded = match tag {
-        b'R' => {
-            let id = r.u32()?;
-            let schema = r.cstr()?;
-            let name = r.cstr()?;
-            let ident_byte = r.u8()?;
-            let replica_identity = ReplicaIdentity::from_byte(ident_byte).ok_or_else(|| {
-                r.err(format!("unknown replica identity {:?}", ident_byte as char))
-            })?;
-            let ncols = r.i16()?;
-            if ncols < 0 {
-                return Err(r.err(format!("negative column count {ncols}")));
-            }
-            // Every column takes at least 10 bytes (flags, name, oid, typmod).
-            let mut columns = Vec::with_capacity((ncols as usize).min(r.remaining() / 10));
-            for _ in 0..ncols {
-                let flags = r.u8()?;
-                let name = r.cstr()?;
-                let type_oid = r.u32()?;
-                let type_modifier = r.i32()?;
-                columns.push(RelationColumn {
-                    is_key: flags & 1 == 1,
-                    name,
-                    type_oid,
-                    type_modifier,
-                });
-            }
-            LogicalMessage::Relation(RelationBody {
-                id,
-                schema,
-                name,
-                replica_identity,
-                columns,
-            })
-        }
-        b'Y' => {
-            let oid = r.u32()?;
-            let schema = r.cstr()?;
-            let name = r.cstr()?;
-            LogicalMessage::Type { oid, schema, name }
-        }
-        b'O' => {
-            let commit_lsn = r.u64()?;
-            let name = r.cstr()?;
-            LogicalMessage::Origin { commit_lsn, name }
-        }
-        b'I' => {
-            let relation_id = r.u32()?;
-            match r.u8()? {
-                b'N' => {}
-                other => return Err(r.err(format!("expected 'N', got {:?}", other as char))),
-            }
-            let new = r.tuple()?;
-            LogicalMessage::Insert { relation_id, new }
-        }
-        b'U' => {
-            let relation_id = r.u32()?;
-            let mut marker = r.u8()?;
-            let mut old = None;
-            if let Some(kind) = r.old_kind(marker) {
-                old = Some((kind, r.tuple()?));
-                marker = r.u8()?;
-            }
-            if marker != b'N' {
-                return Err(r.err(format!("expected 'N', got {:?}", marker as char)));
-            }
-            let new = r.tuple()?;
-            LogicalMessage::Update {
-                relation_id,
-                old,
-                new,
-            }
-        }
-        b'D' => {
-            let relation_id = r.u32()?;
-            let marker = r.u8()?;
-            let kind = r
-                .old_kind(marker)
-                .ok_or_else(|| r.err(format!("expected 'K' or 'O', got {:?}", marker as char)))?;
-            let old = r.tuple()?;
-            LogicalMessage::Delete {
-                relation_id,
-                old: (kind, old),
-            }
-        }
-        b'T' => {
-            let n = r.i32()?;
-            if n < 0 {
-                return Err(r.err(format!("negative relation count {n}")));
-            }
-            let options = r.u8()?;
-            if (n as usize).saturating_mul(4) > r.remaining() {
-                return Err(r.err(format!(
-                    "{n} relation ids need {} bytes, the message has {}",
-                    (n as usize).saturating_mul(4),
-                    r.remaining()
-                )));
-            }
-            let mut relation_ids = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                relation_ids.push(r.u32()?);
-            }
-            LogicalMessage::Truncate {
-                cascade: options & 1 != 0,
-                restart_identity: options & 2 != 0,
-                relation_ids,
-            }
-        }
+        b'R' => r.relation()?,
+        b'Y' => LogicalMessage::Type {
+            oid: r.u32()?,
+            schema: r.cstr()?,
+            name: r.cstr()?,
+        },
+        b'O' => LogicalMessage::Origin {
+            commit_lsn: r.u64()?,
+            name: r.cstr()?,
+        },
+        b'I' => r.insert()?,
+        b'U' => r.update()?,
+        b'D' => r.delete()?,
+        b'T' => r.truncate()?,
         _ => return Ok(LogicalMessage::Other(tag)),
     };
     r.finish()?;
