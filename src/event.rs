@@ -264,6 +264,33 @@ pub fn encode_event_with(
     unchanged: &[usize],
 ) -> EncodedEvent {
     let table = rel.qualified_name();
+    let (key, partition_key) = event_keys(rel, meta, before, after, &table);
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"before\":");
+    write_row(&mut out, rel, before);
+    out.push_str(",\"after\":");
+    write_row(&mut out, rel, after);
+    if meta.op == Op::Update {
+        write_unchanged_toast(&mut out, rel, unchanged);
+    }
+    write_envelope(&mut out, ctx, rel, meta);
+    EncodedEvent {
+        table,
+        key,
+        partition_key,
+        data: out.into_bytes(),
+    }
+}
+
+/// The event's row key (JSON array text, empty for a truncate) and its
+/// partition key.
+fn event_keys(
+    rel: &Relation,
+    meta: &ChangeMeta,
+    before: Option<&Row>,
+    after: Option<&Row>,
+    table: &str,
+) -> (String, String) {
     // The row the key comes from, and the other one of the event (the old
     // tuple of an update) for key values the first does not carry.
     let (key_row, other) = match meta.op {
@@ -271,38 +298,36 @@ pub fn encode_event_with(
         Op::Truncate => (None, None),
         _ => (after, before),
     };
-    let (key, partition_key) = match key_row {
-        Some(row) => {
-            let key = key_text(row, other, message_key_indices(rel));
-            // Primary key (or replica identity index): one row, one shard,
-            // whatever the replica identity. No such key (FULL only): the
-            // table, so the row's events still share a shard.
-            let partition = if rel.partition_indices.is_empty() {
-                table.clone()
-            } else {
-                format!("{table}:{key}")
-            };
-            (key, bounded_partition_key(partition))
-        }
-        None => (String::new(), bounded_partition_key(table.clone())),
+    let Some(row) = key_row else {
+        return (String::new(), bounded_partition_key(table.to_owned()));
     };
+    let key = key_text(row, other, message_key_indices(rel));
+    // Primary key (or replica identity index): one row, one shard,
+    // whatever the replica identity. No such key (FULL only): the
+    // table, so the row's events still share a shard.
+    let partition = if rel.partition_indices.is_empty() {
+        table.to_owned()
+    } else {
+        format!("{table}:{key}")
+    };
+    (key, bounded_partition_key(partition))
+}
 
-    let mut out = String::with_capacity(256);
-    out.push_str("{\"before\":");
-    write_row(&mut out, rel, before);
-    out.push_str(",\"after\":");
-    write_row(&mut out, rel, after);
-    if meta.op == Op::Update {
-        out.push_str(",\"unchanged_toast\":{");
-        for (n, &i) in unchanged.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            push_json_str(&mut out, &rel.columns[i].name);
-            out.push_str(":true");
+/// `,"unchanged_toast":{"<column>":true,...}` of an update.
+fn write_unchanged_toast(out: &mut String, rel: &Relation, unchanged: &[usize]) {
+    out.push_str(",\"unchanged_toast\":{");
+    for (n, &i) in unchanged.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
         }
-        out.push('}');
+        push_json_str(out, &rel.columns[i].name);
+        out.push_str(":true");
     }
+    out.push('}');
+}
+
+/// `,"op":...,"ts_ms":...,"source":{...}}`: everything after the rows.
+fn write_envelope(out: &mut String, ctx: &EventContext, rel: &Relation, meta: &ChangeMeta) {
     let _ = write!(
         out,
         ",\"op\":\"{}\",\"ts_ms\":{},\"source\":{{",
@@ -314,22 +339,22 @@ pub fn encode_event_with(
         "\"version\":\"{}\",\"connector\":\"postgresql\",\"name\":",
         env!("CARGO_PKG_VERSION")
     );
-    push_json_str(&mut out, &ctx.slot);
+    push_json_str(out, &ctx.slot);
     let _ = write!(
         out,
         ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":",
         meta.commit_time_ms,
         meta.snapshot.as_str()
     );
-    push_json_str(&mut out, &ctx.database);
+    push_json_str(out, &ctx.database);
     let _ = write!(
         out,
         ",\"sequence\":\"[\\\"{}\\\",\\\"{}\\\"]\",\"schema\":",
         meta.commit_lsn.0, meta.lsn.0
     );
-    push_json_str(&mut out, &rel.schema);
+    push_json_str(out, &rel.schema);
     out.push_str(",\"table\":");
-    push_json_str(&mut out, &rel.name);
+    push_json_str(out, &rel.name);
     match meta.txid {
         Some(xid) => {
             let _ = write!(out, ",\"txId\":{xid}");
@@ -341,12 +366,6 @@ pub fn encode_event_with(
         ",\"lsn\":{},\"commit_lsn\":{},\"xmin\":null}}}}",
         meta.lsn.0, meta.commit_lsn.0
     );
-    EncodedEvent {
-        table,
-        key,
-        partition_key,
-        data: out.into_bytes(),
-    }
 }
 
 /// The partition key, or its MD5 (32 hex chars) when it could be too long
