@@ -67,7 +67,10 @@ async fn replication_row(pg: &Client, slot: &str, condition: &str, value: &str) 
         "SELECT 1 FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid \
          WHERE s.slot_name = $1 AND {condition}"
     );
-    pg.query_opt(&sql, &[&slot, &value]).await.unwrap().map(|_| ())
+    pg.query_opt(&sql, &[&slot, &value])
+        .await
+        .unwrap()
+        .map(|_| ())
 }
 
 /// The WAL insert position (not `pg_current_wal_lsn`, the write position,
@@ -137,9 +140,10 @@ async fn changes_reach_the_writer_in_order_and_the_slot_is_confirmed_only_after_
     // it and a heartbeat committed after it, and the loop has told the
     // server its position since (a status update newer than that moment).
     let later = current_lsn(&pg).await;
-    support::poll("the server to send past the refused transaction", || async {
-        replication_row(&pg, &name, "sent_lsn > $2::text::pg_lsn", &later).await
-    })
+    support::poll(
+        "the server to send past the refused transaction",
+        || async { replication_row(&pg, &name, "sent_lsn > $2::text::pg_lsn", &later).await },
+    )
     .await;
     let sent: String = pg
         .query_one("SELECT now()::text", &[])

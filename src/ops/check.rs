@@ -150,7 +150,9 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             if ssl { "TLS" } else { "no TLS" }
         ),
     ));
-    findings.push(version_finding(&server.get::<_, String>("server_version_num")));
+    findings.push(version_finding(
+        &server.get::<_, String>("server_version_num"),
+    ));
     findings.push(wal_level_finding(&server.get::<_, String>("wal_level")));
     findings.push(privilege_finding(&server, &role));
     findings.push(wal_keep_finding(

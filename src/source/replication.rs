@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use pgwire_replication::{ReplicationClient, ReplicationConfig};
-use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
 
 use super::error::SourceError;
 use super::relation_cache::Relation;
@@ -117,16 +118,20 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, So
         .iter()
         .map(|(k, v)| format!("-c {k}={v} "))
         .collect();
-    let base = match pg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => ReplicationConfig::new(
-            host.clone(),
-            user,
-            password,
-            database,
-            source.slot.clone(),
-            source.publication.clone(),
+    let (slot, publication) = (source.slot.clone(), source.publication.clone());
+    let tcp = |host: String| {
+        ReplicationConfig::new(
+            host,
+            user.clone(),
+            password.clone(),
+            database.clone(),
+            slot.clone(),
+            publication.clone(),
         )
-        .with_port(port),
+        .with_port(port)
+    };
+    let base = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => tcp(host.clone()),
         #[cfg(unix)]
         Some(tokio_postgres::config::Host::Unix(path)) => ReplicationConfig::unix(
             path.to_string_lossy().into_owned(),
@@ -134,18 +139,10 @@ pub fn replication_config(source: &SourceConfig) -> Result<ReplicationConfig, So
             user,
             password,
             database,
-            source.slot.clone(),
-            source.publication.clone(),
+            slot,
+            publication,
         ),
-        _ => ReplicationConfig::new(
-            "localhost",
-            user,
-            password,
-            database,
-            source.slot.clone(),
-            source.publication.clone(),
-        )
-        .with_port(port),
+        _ => tcp("localhost".to_owned()),
     };
     let tls = parsed.replication_tls();
     Ok(base
@@ -211,6 +208,32 @@ async fn gated_session(
     Ok((client, version))
 }
 
+/// The first row (if any) of a catalog query; a failure says it was `what`.
+async fn catalog_row(
+    client: &Client,
+    what: &str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>, SourceError> {
+    Ok(catalog_rows(client, what, sql, params)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The rows of a catalog query; a failure says it was `what`.
+async fn catalog_rows(
+    client: &Client,
+    what: &str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, SourceError> {
+    client
+        .query(sql, params)
+        .await
+        .map_err(|e| SourceError::sql(what, &e))
+}
+
 /// Stop unless `wal_level = logical`.
 pub async fn check_wal_level(client: &Client) -> Result<(), SourceError> {
     let row = client
@@ -226,13 +249,13 @@ pub async fn check_wal_level(client: &Client) -> Result<(), SourceError> {
 
 /// Whether `publication` exists.
 pub async fn publication_exists(client: &Client, publication: &str) -> Result<bool, SourceError> {
-    let row = client
-        .query_opt(
-            "SELECT 1 FROM pg_publication WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| SourceError::sql("reading pg_publication", &e))?;
+    let row = catalog_row(
+        client,
+        "reading pg_publication",
+        "SELECT 1 FROM pg_publication WHERE pubname = $1",
+        &[&publication],
+    )
+    .await?;
     Ok(row.is_some())
 }
 
@@ -244,32 +267,23 @@ pub async fn ensure_publication(
     publication: &str,
     tables: &[Relation],
 ) -> Result<Vec<String>, SourceError> {
-    let existing = client
-        .query_opt(
-            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| SourceError::sql("reading pg_publication", &e))?;
-    let table_list = |ts: &[&Relation]| {
-        ts.iter()
-            .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let existing = catalog_row(
+        client,
+        "reading pg_publication",
+        "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+        &[&publication],
+    )
+    .await?;
+    let name = quote_ident(publication);
     let Some(existing) = existing else {
         let all: Vec<&Relation> = tables.iter().collect();
-        let sql = format!(
-            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
-            quote_ident(publication),
-            table_list(&all)
-        );
-        client
-            .batch_execute(&sql)
+        let create = format!("CREATE PUBLICATION {name} FOR TABLE");
+        let with = " WITH (publish_via_partition_root = true)";
+        publication_ddl(client, &create, &all, with)
             .await
-            .map_err(|e| SourceError::PublicationSetup {
+            .map_err(|detail| SourceError::PublicationSetup {
                 publication: publication.to_owned(),
-                detail: pg_message(&e),
+                detail,
             })?;
         tracing::info!(publication, tables = tables.len(), "created publication");
         return Ok(Vec::new());
@@ -285,22 +299,32 @@ pub async fn ensure_publication(
     if missing.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "ALTER PUBLICATION {} ADD TABLE {}",
-        quote_ident(publication),
-        table_list(&missing)
-    );
-    client
-        .batch_execute(&sql)
+    let alter = format!("ALTER PUBLICATION {name} ADD TABLE");
+    publication_ddl(client, &alter, &missing, "")
         .await
-        .map_err(|e| SourceError::PublicationMissingTable {
+        .map_err(|detail| SourceError::PublicationMissingTable {
             publication: publication.to_owned(),
             table: missing[0].qualified_name(),
-            detail: pg_message(&e),
+            detail,
         })?;
     let added: Vec<String> = missing.iter().map(|t| t.qualified_name()).collect();
     tracing::info!(publication, ?added, "added tables to publication");
     Ok(added)
+}
+
+/// `{head} <the tables, quoted>{tail}`; a failure is the server's message.
+async fn publication_ddl(
+    client: &Client,
+    head: &str,
+    tables: &[&Relation],
+    tail: &str,
+) -> Result<(), String> {
+    let list: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{}.{}", quote_ident(&t.schema), quote_ident(&t.name)))
+        .collect();
+    let sql = format!("{head} {}{tail}", list.join(", "));
+    client.batch_execute(&sql).await.map_err(|e| pg_message(&e))
 }
 
 /// `(schema, table)`.
@@ -311,13 +335,13 @@ pub async fn published_tables(
     client: &Client,
     publication: &str,
 ) -> Result<HashSet<TableName>, SourceError> {
-    let rows = client
-        .query(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| SourceError::sql("reading pg_publication_tables", &e))?;
+    let rows = catalog_rows(
+        client,
+        "reading pg_publication_tables",
+        "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+        &[&publication],
+    )
+    .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -331,14 +355,14 @@ pub struct SlotInfo {
 }
 
 pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, SourceError> {
-    let row = client
-        .query_opt(
-            "SELECT plugin::text, database::text, active_pid, confirmed_flush_lsn::text \
+    let row = catalog_row(
+        client,
+        "reading pg_replication_slots",
+        "SELECT plugin::text, database::text, active_pid, confirmed_flush_lsn::text \
              FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .map_err(|e| SourceError::sql("reading pg_replication_slots", &e))?;
+        &[&slot],
+    )
+    .await?;
     Ok(row.map(|r| SlotInfo {
         plugin: r.get(0),
         database: r.get(1),
@@ -369,13 +393,7 @@ pub async fn snapshot_marker(
     client: &Client,
     publication: &str,
 ) -> Result<Option<String>, SourceError> {
-    let row = client
-        .query_opt(
-            "SELECT obj_description(p.oid, 'pg_publication') FROM pg_publication p WHERE p.pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| SourceError::sql("reading the snapshot marker", &e))?;
+    let row = catalog_row(client, "reading the snapshot marker", "SELECT obj_description(p.oid, 'pg_publication') FROM pg_publication p WHERE p.pubname = $1", &[&publication]).await?;
     Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
 }
 
