@@ -45,7 +45,7 @@ use crate::source::replication::{
     snapshot_marker, start_stream, temporary_slot_name, SlotUse,
 };
 use crate::source::snapshot::take_snapshot;
-use crate::source::tables::{domain_base_types, resolve_tables};
+use crate::source::tables::{domain_base_types, resolve_tables, TablesError};
 use crate::telemetry::{self, health, metrics};
 
 /// Records buffered or in flight before reading pauses.
@@ -107,20 +107,8 @@ pub enum ProduceError {
         detail: String,
         fix: String,
     },
-    #[error("PostgreSQL role {role} may not read table {table}: run GRANT SELECT ON {table} TO {role} (and GRANT USAGE ON SCHEMA {schema} TO {role})")]
-    NoSelect {
-        role: String,
-        table: String,
-        schema: String,
-    },
-    #[error("table {table} does not exist (fix source.tables; names are case-sensitive: a mixed-case name is written public.\"Odd Table\" or public.Odd Table)")]
-    TableNotFound { table: String },
     #[error(transparent)]
-    BadTableEntry(#[from] crate::sql::TableEntryError),
-    #[error("source.tables entry {pattern} matches no table")]
-    NoTablesMatched { pattern: String },
-    #[error("table {table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
-    NoReplicaIdentity { table: String },
+    Tables(TablesError),
     #[error("cannot create publication {publication}: {detail} (have the tables' owner or a superuser run CREATE PUBLICATION {publication} FOR TABLE ... and ALTER PUBLICATION {publication} OWNER TO the kinesync role; see docs/security.md)")]
     PublicationSetup { publication: String, detail: String },
     #[error("publication {publication} does not include table {table} and kinesync cannot add it: {detail} (run ALTER PUBLICATION {publication} ADD TABLE {table} as its owner)")]
@@ -173,6 +161,17 @@ pub enum ProduceError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Telemetry(#[from] telemetry::ServeError),
+}
+
+/// A catalog query refused for lack of a privilege is reported as such
+/// (see [`ProduceError::sql`]); every other problem as the resolver says it.
+impl From<TablesError> for ProduceError {
+    fn from(error: TablesError) -> ProduceError {
+        match error {
+            TablesError::Query { context, source } => ProduceError::sql(context, &source),
+            other => ProduceError::Tables(other),
+        }
+    }
 }
 
 impl ProduceError {

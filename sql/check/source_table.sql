@@ -1,9 +1,8 @@
 -- kinesync check (PostgreSQL): what the role may do with one table ($1
--- schema, $2 name) and whether its changes can be keyed.
+-- schema, $2 name). Whether its changes can be keyed is the table
+-- resolver's answer (src/source/tables.rs), as for produce and merge.
 SELECT has_schema_privilege(n.oid, 'USAGE') AS schema_usage,
-       has_table_privilege(c.oid, 'SELECT') AS can_select,
-       c.relreplident::text AS replica_identity,
-       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key
+       has_table_privilege(c.oid, 'SELECT') AS can_select
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p');

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::redshift::{DataApi, Value};
 use crate::shutdown::Shutdown;
+use crate::sql::TableName;
 
 use super::plan::{self, MirrorTable, Objects, Pending};
 use super::setup::read_mirror_tables;
@@ -378,21 +379,14 @@ async fn run_locked(
     let work: Vec<(MirrorTable, Pending)> = tables
         .into_iter()
         .map(|t| {
-            let p = pending
-                .get(&(t.source.schema.clone(), t.source.name.clone()))
-                .copied()
-                .unwrap_or_default();
+            let p = pending.get(&t.source.name).copied().unwrap_or_default();
             (t, p)
         })
         .collect();
     let unknown: Vec<String> = pending
         .keys()
-        .filter(|(s, t)| {
-            !work
-                .iter()
-                .any(|(m, _)| &m.source.schema == s && &m.source.name == t)
-        })
-        .map(|(s, t)| format!("{s}.{t}"))
+        .filter(|name| !work.iter().any(|(m, _)| &m.source.name == *name))
+        .map(TableName::plain)
         .collect();
     if !unknown.is_empty() {
         tracing::warn!(tables = ?unknown, "events for tables not in source.tables are left unmerged");

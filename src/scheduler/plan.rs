@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{SourceColumn, SourceTable};
 use crate::config::{Config, RedshiftConfig};
-use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Values};
+use crate::source::tables::{SourceColumn, SourceTable};
+use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, TableName, Values};
 
 use super::mapping::ColumnKind;
 
@@ -158,10 +158,10 @@ pub struct MirrorTable {
 impl MirrorTable {
     /// `public.orders` mirrors to `orders`; `sales.orders` to `sales__orders`.
     pub fn new(source: SourceTable) -> MirrorTable {
-        let name = redshift_name(&if source.schema == "public" {
-            source.name.clone()
+        let name = redshift_name(&if source.name.schema == "public" {
+            source.name.name.clone()
         } else {
-            format!("{}__{}", source.schema, source.name)
+            format!("{}__{}", source.name.schema, source.name.name)
         });
         let columns = source
             .columns
@@ -480,7 +480,7 @@ pub fn table_merge_statements(
     let key = table.key();
     // A key of every column may hold NULLs: NULL matches NULL (written
     // without IS NOT DISTINCT FROM, which Redshift does not document).
-    let nullable = table.source.nullable_key;
+    let nullable = table.source.nullable_key();
     let key_match = |left: &str, right: &str| {
         key.iter()
             .map(|(c, _)| {
@@ -556,8 +556,8 @@ pub fn table_merge_statements(
         .join(", ");
     let this_table = format!(
         "e.payload.\"source\".\"schema\"::varchar = {} AND e.payload.\"source\".\"table\"::varchar = {}",
-        quote_literal(&table.source.schema),
-        quote_literal(&table.source.name)
+        quote_literal(&table.source.name.schema),
+        quote_literal(&table.source.name.name)
     );
 
     let mut values = objects.values();
@@ -890,13 +890,11 @@ fn origin_column(n: usize) -> String {
     format!("_kinesync_origin_{}", n + 1)
 }
 
-/// Pending counts keyed by (schema, table), from the rows of `pending_statement`.
-pub fn pending_by_table(
-    rows: &[(String, String, String, u64)],
-) -> BTreeMap<(String, String), Pending> {
-    let mut pending: BTreeMap<(String, String), Pending> = BTreeMap::new();
+/// Pending counts per table, from the rows of `pending_statement`.
+pub fn pending_by_table(rows: &[(String, String, String, u64)]) -> BTreeMap<TableName, Pending> {
+    let mut pending: BTreeMap<TableName, Pending> = BTreeMap::new();
     for (schema, table, op, events) in rows {
-        let entry = pending.entry((schema.clone(), table.clone())).or_default();
+        let entry = pending.entry(TableName::new(schema, table)).or_default();
         entry.events += events;
         match op.as_str() {
             "t" => entry.truncates += events,
@@ -912,16 +910,27 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::catalog::SourceColumn;
 
     fn column(name: &str, type_name: &str, type_oid: u32, key: Option<usize>) -> SourceColumn {
         let category = if type_name.ends_with("[]") { 'A' } else { 'U' };
         SourceColumn {
             name: name.into(),
             type_name: type_name.into(),
+            declared_oid: type_oid,
             type_oid,
             category,
             key_position: key,
+            in_identity: key.is_some(),
+        }
+    }
+
+    fn table(schema: &str, name: &str, columns: Vec<SourceColumn>) -> SourceTable {
+        SourceTable {
+            oid: 0,
+            name: TableName::new(schema, name),
+            replica_identity: crate::source::pgoutput::ReplicaIdentity::Default,
+            columns,
+            key: crate::source::tables::KeyKind::PrimaryKey,
         }
     }
 
@@ -941,28 +950,26 @@ mod tests {
     }
 
     fn tables() -> Vec<MirrorTable> {
-        let orders = SourceTable {
-            schema: "public".into(),
-            name: "orders".into(),
-            columns: vec![
+        let orders = table(
+            "public",
+            "orders",
+            vec![
                 column("id", "bigint", 20, Some(1)),
                 column("amount", "numeric(12,2)", 1700, None),
                 column("note", "text", 25, None),
                 column("doc", "jsonb", 3802, None),
                 column("at", "timestamp with time zone", 1184, None),
             ],
-            nullable_key: false,
-        };
-        let lines = SourceTable {
-            schema: "sales".into(),
-            name: "Line Items".into(),
-            columns: vec![
+        );
+        let lines = table(
+            "sales",
+            "Line Items",
+            vec![
                 column("order_id", "bigint", 20, Some(1)),
                 column("Line\"No", "integer", 23, Some(2)),
                 column("data", "bytea", 17, None),
             ],
-            nullable_key: false,
-        };
+        );
         vec![MirrorTable::new(orders), MirrorTable::new(lines)]
     }
 
@@ -1022,12 +1029,7 @@ mod tests {
         let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
         let mut columns = vec![column("id", "bigint", 20, Some(1))];
         columns.extend((1..=160).map(|i| column(&wide_column_name(i), "text", 25, None)));
-        let wide = MirrorTable::new(SourceTable {
-            schema: "public".into(),
-            name: "wide".into(),
-            columns,
-            nullable_key: false,
-        });
+        let wide = MirrorTable::new(table("public", "wide", columns));
         let all = Pending {
             events: 1,
             truncates: 1,
