@@ -112,21 +112,7 @@ pub async fn merge_once(
     let objects = Objects::new(config, redshift);
     let tables = read_mirror_tables(config).await?;
     if print {
-        let everything = Pending {
-            events: 1,
-            truncates: 1,
-            updates: 1,
-        };
-        let all: Vec<(MirrorTable, Pending)> =
-            tables.into_iter().map(|t| (t, everything)).collect();
-        println!("{};\n", plan::refresh_statement(&objects)?);
-        for (i, batch) in plan::merge_batches(&objects, &all)?.iter().enumerate() {
-            println!("-- batch {} (one transaction)", i + 1);
-            for statement in batch {
-                println!("{statement};\n");
-            }
-        }
-        return Ok(MergeSummary::default());
+        return print_run(&objects, tables);
     }
 
     let api = DataApi::connect(redshift, shutdown).await;
@@ -180,6 +166,25 @@ pub async fn merge_once(
         tracing::warn!(%error, "could not release the merge lease; it expires by itself");
     }
     outcome
+}
+
+/// `merge --once --print`: the SQL of a run with every table assumed to
+/// have inserts, updates and truncates pending.
+fn print_run(objects: &Objects, tables: Vec<MirrorTable>) -> Result<MergeSummary, SchedulerError> {
+    let everything = Pending {
+        events: 1,
+        truncates: 1,
+        updates: 1,
+    };
+    let all: Vec<(MirrorTable, Pending)> = tables.into_iter().map(|t| (t, everything)).collect();
+    println!("{};\n", plan::refresh_statement(objects)?);
+    for (i, batch) in plan::merge_batches(objects, &all)?.iter().enumerate() {
+        println!("-- batch {} (one transaction)", i + 1);
+        for statement in batch {
+            println!("{statement};\n");
+        }
+    }
+    Ok(MergeSummary::default())
 }
 
 /// Writes the run's outcome for `kinesync status`; a failure to write it
@@ -329,6 +334,44 @@ async fn check_retention(
     Ok(now)
 }
 
+/// Each table with its pending event counts (merge/pending.sql); events
+/// of tables not configured are left unmerged, with a warning.
+async fn pending_work(
+    api: &DataApi,
+    objects: &Objects,
+    tables: Vec<MirrorTable>,
+) -> Result<Vec<(MirrorTable, Pending)>, SchedulerError> {
+    let rows = api.query(&plan::pending_statement(objects)?).await?;
+    let rows: Vec<(String, String, String, u64)> = rows
+        .iter()
+        .filter_map(|row| {
+            Some((
+                row.first()?.as_text()?,
+                row.get(1)?.as_text()?,
+                row.get(2)?.as_text()?,
+                u64::try_from(row.get(3)?.as_i64()?).ok()?,
+            ))
+        })
+        .collect();
+    let pending = plan::pending_by_table(&rows);
+    let work: Vec<(MirrorTable, Pending)> = tables
+        .into_iter()
+        .map(|t| {
+            let p = pending.get(&t.source.name).copied().unwrap_or_default();
+            (t, p)
+        })
+        .collect();
+    let unknown: Vec<String> = pending
+        .keys()
+        .filter(|name| !work.iter().any(|(m, _)| &m.source.name == *name))
+        .map(TableName::plain)
+        .collect();
+    if !unknown.is_empty() {
+        tracing::warn!(tables = ?unknown, "events for tables not in source.tables are left unmerged");
+    }
+    Ok(work)
+}
+
 async fn run_locked(
     api: &DataApi,
     objects: &Objects,
@@ -363,35 +406,7 @@ async fn run_locked(
             .await?;
     }
 
-    let rows = api.query(&plan::pending_statement(objects)?).await?;
-    let rows: Vec<(String, String, String, u64)> = rows
-        .iter()
-        .filter_map(|row| {
-            Some((
-                row.first()?.as_text()?,
-                row.get(1)?.as_text()?,
-                row.get(2)?.as_text()?,
-                u64::try_from(row.get(3)?.as_i64()?).ok()?,
-            ))
-        })
-        .collect();
-    let pending = plan::pending_by_table(&rows);
-    let work: Vec<(MirrorTable, Pending)> = tables
-        .into_iter()
-        .map(|t| {
-            let p = pending.get(&t.source.name).copied().unwrap_or_default();
-            (t, p)
-        })
-        .collect();
-    let unknown: Vec<String> = pending
-        .keys()
-        .filter(|name| !work.iter().any(|(m, _)| &m.source.name == *name))
-        .map(TableName::plain)
-        .collect();
-    if !unknown.is_empty() {
-        tracing::warn!(tables = ?unknown, "events for tables not in source.tables are left unmerged");
-    }
-
+    let work = pending_work(api, objects, tables).await?;
     let batches = plan::merge_batches(objects, &work)?;
     let mut summary = MergeSummary {
         batches: batches.len(),

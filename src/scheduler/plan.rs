@@ -464,6 +464,9 @@ pub fn merge_batches(
     Ok(batches)
 }
 
+/// One table's mirror key columns, in key order.
+type Key<'a> = [&'a (SourceColumn, ColumnKind)];
+
 /// The merge statements of one table (merge/table.sql, with merge/truncate.sql
 /// and merge/toast.sql where needed).
 pub fn table_merge_statements(
@@ -472,29 +475,78 @@ pub fn table_merge_statements(
     pending: Pending,
     index: usize,
 ) -> Result<Vec<String>, SqlError> {
-    let changes = format!("kinesync_changes_{index}");
     let latest = format!("kinesync_latest_{index}");
-    let cutoff = format!("kinesync_cutoff_{index}");
     let mirror = qualified(&objects.mirror_schema_name, &table.name);
     let tombstones = tombstone_table(objects, table);
     let key = table.key();
-    // A key of every column may hold NULLs: NULL matches NULL (written
-    // without IS NOT DISTINCT FROM, which Redshift does not document).
-    let nullable = table.source.nullable_key();
-    let key_match = |left: &str, right: &str| {
-        key.iter()
-            .map(|(c, _)| {
-                let q = column_ident(c);
-                let equal = format!("{left}.{q} = {right}.{q}");
-                if nullable {
-                    format!("({equal} OR ({left}.{q} IS NULL AND {right}.{q} IS NULL))")
-                } else {
-                    equal
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ")
+    let toastable = table.toastable();
+    let mut values = objects.values();
+    values.insert("changes", format!("kinesync_changes_{index}"));
+    values.insert("latest", latest.clone());
+    values.insert("cutoff", format!("kinesync_cutoff_{index}"));
+    values.insert("mirror_table", mirror.clone());
+    values.insert("mirror_table_literal", quote_literal(&table.name));
+    values.insert(
+        "table_literal",
+        quote_literal(&table.source.qualified_name()),
+    );
+    values.insert("tombstone_table", tombstones.clone());
+    values.insert(
+        "this_table",
+        format!(
+            "e.payload.\"source\".\"schema\"::varchar = {} AND e.payload.\"source\".\"table\"::varchar = {}",
+            quote_literal(&table.source.name.schema),
+            quote_literal(&table.source.name.name)
+        ),
+    );
+    insert_change_columns(&mut values, table, &key, &toastable);
+    insert_column_lists(&mut values, table, &key);
+    let key_match =
+        |left: &str, right: &str| key_match(&key, table.source.nullable_key(), left, right);
+    values.insert("key_match_latest_m", key_match(&latest, "m"));
+    values.insert("key_match_mirror_latest", key_match(&mirror, &latest));
+    values.insert(
+        "key_match_tombstone_latest",
+        key_match(&tombstones, &latest),
+    );
+
+    let truncate = if pending.truncates > 0 {
+        sql::MERGE_TRUNCATE.render(&values)?
+    } else {
+        Vec::new()
     };
+    values.insert("truncate_statements", terminated(&truncate));
+    let toast = if pending.updates > 0 && !toastable.is_empty() {
+        toast_statements(&mut values, index, &latest, &key, &toastable)?
+    } else {
+        Vec::new()
+    };
+    values.insert("toast_statements", terminated(&toast));
+    sql::MERGE_TABLE.render(&values)
+}
+
+/// `left` and `right` rows have the same key. A key of every column may
+/// hold NULLs (`nullable`): NULL matches NULL (written without IS NOT
+/// DISTINCT FROM, which Redshift does not document).
+fn key_match(key: &Key, nullable: bool, left: &str, right: &str) -> String {
+    key.iter()
+        .map(|(c, _)| {
+            let q = column_ident(c);
+            let equal = format!("{left}.{q} = {right}.{q}");
+            if nullable {
+                format!("({equal} OR ({left}.{q} IS NULL AND {right}.{q} IS NULL))")
+            } else {
+                equal
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// merge/table.sql's changes table columns: each event's `after` values,
+/// its `before` key, and its origin key (the key before this change: the
+/// "before" key when the event has one) with the unchanged-TOAST markers.
+fn insert_change_columns(values: &mut Values, table: &MirrorTable, key: &Key, toastable: &Key) {
     let nav = |side: &str, column: &str| format!("e.payload.\"{side}\".{}", quote_ident(column));
     let after_columns = table
         .columns
@@ -517,7 +569,6 @@ pub fn table_merge_statements(
         })
         .collect::<Vec<_>>()
         .join(",\n       ");
-    // The key before this change: the "before" key when the event has one.
     let mut origin_columns = key
         .iter()
         .enumerate()
@@ -536,11 +587,18 @@ pub fn table_merge_statements(
         .map(|(_, k)| format!("CAST(NULL AS {})", k.raw_type()))
         .collect::<Vec<_>>()
         .join(",\n       ");
-    let toastable = table.toastable();
-    let (markers, null_markers) = unchanged_columns(&toastable, &nav);
+    let (markers, null_markers) = unchanged_columns(toastable, &nav);
     origin_columns.push_str(&markers);
     null_origin_columns.push_str(&null_markers);
-    let column_list = |prefix: &str, columns: &[&(SourceColumn, ColumnKind)]| {
+    values.insert("after_columns", after_columns);
+    values.insert("before_key_columns", before_key_columns);
+    values.insert("origin_columns", origin_columns);
+    values.insert("null_origin_columns", null_origin_columns);
+}
+
+/// merge/table.sql's lists of key and mirror columns.
+fn insert_column_lists(values: &mut Values, table: &MirrorTable, key: &Key) {
+    let column_list = |prefix: &str, columns: &Key| {
         columns
             .iter()
             .map(|(c, _)| format!("{prefix}{}", column_ident(c)))
@@ -554,53 +612,11 @@ pub fn table_merge_statements(
         .map(|(c, k)| k.convert(&format!("l.{}", column_ident(c))))
         .collect::<Vec<_>>()
         .join(", ");
-    let this_table = format!(
-        "e.payload.\"source\".\"schema\"::varchar = {} AND e.payload.\"source\".\"table\"::varchar = {}",
-        quote_literal(&table.source.name.schema),
-        quote_literal(&table.source.name.name)
-    );
-
-    let mut values = objects.values();
-    values.insert("changes", changes.clone());
-    values.insert("latest", latest.clone());
-    values.insert("cutoff", cutoff);
-    values.insert("mirror_table", mirror.clone());
-    values.insert("mirror_table_literal", quote_literal(&table.name));
-    values.insert(
-        "table_literal",
-        quote_literal(&table.source.qualified_name()),
-    );
-    values.insert("tombstone_table", tombstones.clone());
-    values.insert("this_table", this_table);
-    values.insert("after_columns", after_columns);
-    values.insert("before_key_columns", before_key_columns);
-    values.insert("origin_columns", origin_columns);
-    values.insert("null_origin_columns", null_origin_columns);
-    values.insert("key_list", column_list("", &key));
+    values.insert("key_list", column_list("", key));
     values.insert("column_list", column_list("", &all));
-    values.insert("key_column_list", column_list("", &key));
-    values.insert("latest_key_columns", column_list("l.", &key));
+    values.insert("key_column_list", column_list("", key));
+    values.insert("latest_key_columns", column_list("l.", key));
     values.insert("converted_columns", converted_columns);
-    values.insert("key_match_latest_m", key_match(&latest, "m"));
-    values.insert("key_match_mirror_latest", key_match(&mirror, &latest));
-    values.insert(
-        "key_match_tombstone_latest",
-        key_match(&tombstones, &latest),
-    );
-
-    let truncate = if pending.truncates > 0 {
-        sql::MERGE_TRUNCATE.render(&values)?
-    } else {
-        Vec::new()
-    };
-    values.insert("truncate_statements", terminated(&truncate));
-    let toast = if pending.updates > 0 && !toastable.is_empty() {
-        toast_statements(&mut values, index, &latest, &key, &toastable)?
-    } else {
-        Vec::new()
-    };
-    values.insert("toast_statements", terminated(&toast));
-    sql::MERGE_TABLE.render(&values)
 }
 
 /// The changes table's columns (after its origin key columns) per TOAST-able
@@ -654,6 +670,37 @@ fn toast_statements(
         .map(|(i, (c, _))| format!("p.{} = r.{}", column_ident(c), origin_column(i)))
         .collect::<Vec<_>>()
         .join(" AND ");
+    insert_chain_keys(values, key);
+    values.insert("links", format!("kinesync_links_{index}"));
+    values.insert("chain", format!("kinesync_chain_{index}"));
+    values.insert("origin_match_r_p", origin_match);
+    values.insert("any_placeholder_r", any_placeholder("r"));
+    values.insert("any_placeholder_l", any_placeholder("l"));
+    values.insert("set_markers", set_markers(toastable));
+    let mut statements = sql::MERGE_TOAST_MARKERS.render(values)?;
+    statements.extend(sql::MERGE_TOAST.render(values)?);
+    let numbered_toastable: Vec<(usize, &(SourceColumn, ColumnKind))> =
+        toastable.iter().copied().enumerate().collect();
+    let groups = column_groups(&numbered_toastable, |column| {
+        resolve_join(index, 0, column).len() + resolve_set(latest, 0, column).len()
+    });
+    for (group_index, group) in groups.iter().enumerate() {
+        statements.extend(resolve_statements(
+            values,
+            index,
+            group_index,
+            latest,
+            key,
+            group,
+        )?);
+    }
+    statements.extend(unresolved_statement(values, key, toastable)?);
+    Ok(statements)
+}
+
+/// merge/toast.sql's key columns of the chain of versions (predecessor,
+/// position, link and chain keys).
+fn insert_chain_keys(values: &mut Values, key: &[&(SourceColumn, ColumnKind)]) {
     let numbered = |f: &dyn Fn(usize, &str) -> String| {
         key.iter()
             .enumerate()
@@ -685,12 +732,12 @@ fn toast_statements(
             .collect::<Vec<_>>()
             .join(" AND "),
     );
-    values.insert("links", format!("kinesync_links_{index}"));
-    values.insert("chain", format!("kinesync_chain_{index}"));
-    values.insert("origin_match_r_p", origin_match);
-    values.insert("any_placeholder_r", any_placeholder("r"));
-    values.insert("any_placeholder_l", any_placeholder("l"));
-    let set_markers = toastable
+}
+
+/// merge/toast_markers.sql's SET clauses: each TOAST-able column's marker,
+/// from the placeholder for events that predate `unchanged_toast`.
+fn set_markers(toastable: &[&(SourceColumn, ColumnKind)]) -> String {
+    toastable
         .iter()
         .enumerate()
         .map(|(n, (c, k))| {
@@ -701,27 +748,7 @@ fn toast_statements(
             )
         })
         .collect::<Vec<_>>()
-        .join(",\n    ");
-    values.insert("set_markers", set_markers);
-    let mut statements = sql::MERGE_TOAST_MARKERS.render(values)?;
-    statements.extend(sql::MERGE_TOAST.render(values)?);
-    let numbered_toastable: Vec<(usize, &(SourceColumn, ColumnKind))> =
-        toastable.iter().copied().enumerate().collect();
-    let groups = column_groups(&numbered_toastable, |column| {
-        resolve_join(index, 0, column).len() + resolve_set(latest, 0, column).len()
-    });
-    for (group_index, group) in groups.iter().enumerate() {
-        statements.extend(resolve_statements(
-            values,
-            index,
-            group_index,
-            latest,
-            key,
-            group,
-        )?);
-    }
-    statements.extend(unresolved_statement(values, key, toastable)?);
-    Ok(statements)
+        .join(",\n    ")
 }
 
 /// Bytes of SQL per column group of merge/toast_resolve.sql: well below the
