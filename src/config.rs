@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -300,13 +300,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads `path`, applies `KINESYNC_<SECTION>__<KEY>` overrides from the
-    /// process environment, and validates.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        load::load(Some(path), &env, &[]).map(|loaded| loaded.config)
-    }
-
     /// Parses TOML text, applies overrides from `env`, and validates.
     pub fn from_toml_with_env(
         text: &str,
@@ -316,152 +309,15 @@ impl Config {
         load::load_from(file, env, &[]).map(|loaded| loaded.config)
     }
 
-    /// Every problem, not just the first.
+    /// Every problem, not just the first: each section's, in section order.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        if self.source.url.trim().is_empty() {
-            problems.push(
-                "source.url is empty: set it to postgres://user:password@host:port/db".to_owned(),
-            );
-        } else if let Err(error) = crate::postgres::SourceUrl::parse(&self.source.url) {
-            problems.push(error.to_string());
+        let mut problems = self.source.validate();
+        problems.extend(self.kinesis.validate());
+        problems.extend(self.telemetry.validate());
+        if let Some(redshift) = &self.redshift {
+            problems.extend(redshift.validate(&self.kinesis.stream));
         }
-        if self.source.tables.is_empty() {
-            problems.push(
-                "source.tables is empty: list tables as \"schema.table\" (or \"schema.*\")"
-                    .to_owned(),
-            );
-        }
-        for table in &self.source.tables {
-            if table
-                .split_once('.')
-                .is_none_or(|(s, t)| s.is_empty() || t.is_empty())
-            {
-                problems.push(format!(
-                    "source.tables entry {table:?} must be \"schema.table\" or \"schema.*\""
-                ));
-            }
-        }
-        for (key, value) in [
-            ("source.publication", &self.source.publication),
-            ("source.slot", &self.source.slot),
-        ] {
-            if !is_simple_lowercase_name(value) {
-                problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
-            }
-        }
-        if self.source.heartbeat_interval_secs == 0 {
-            problems.push("source.heartbeat_interval_secs must be at least 1".to_owned());
-        }
-        let k = &self.kinesis;
-        if k.stream.is_empty() {
-            problems.push(
-                "kinesis.stream is empty: name the Kinesis stream (or give its ARN)".to_owned(),
-            );
-        }
-        if k.request_timeout_secs == 0 {
-            problems.push("kinesis.request_timeout_secs must be at least 1".to_owned());
-        }
-        if !(1..=500).contains(&k.max_records_per_request) {
-            problems.push("kinesis.max_records_per_request must be between 1 and 500".to_owned());
-        }
-        if k.max_record_bytes == 0 || k.max_record_bytes > 10 * 1024 * 1024 {
-            problems.push(
-                "kinesis.max_record_bytes must be between 1 and 10485760 (10 MiB)".to_owned(),
-            );
-        }
-        if k.max_bytes_per_request < k.max_record_bytes {
-            problems.push(
-                "kinesis.max_bytes_per_request must be at least kinesis.max_record_bytes"
-                    .to_owned(),
-            );
-        }
-        if k.oversize == OversizePolicy::DeadLetter && k.dead_letter_path.is_none() {
-            problems.push(
-                "kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned(),
-            );
-        }
-        check_region("kinesis.region", &k.region, &mut problems);
-        check_assume_role(
-            "kinesis",
-            &k.assume_role_arn,
-            &k.assume_role_external_id,
-            &mut problems,
-        );
-        if let Some(listen) = &self.telemetry.listen {
-            if listen.parse::<SocketAddr>().is_err() {
-                problems.push(format!(
-                    "telemetry.listen {listen:?} must be an IP address and port, e.g. \"127.0.0.1:9464\" (\"0.0.0.0:9464\" for every interface)"
-                ));
-            }
-        }
-        if let Some(r) = &self.redshift {
-            check_region("redshift.region", &r.region, &mut problems);
-            check_assume_role(
-                "redshift",
-                &r.assume_role_arn,
-                &r.assume_role_external_id,
-                &mut problems,
-            );
-            match (&r.workgroup, &r.cluster_id) {
-                (Some(_), Some(_)) => problems.push(
-                    "redshift.workgroup and redshift.cluster_id are both set: keep workgroup (serverless) or cluster_id (provisioned)".to_owned(),
-                ),
-                (None, None) => problems.push(
-                    "redshift needs redshift.workgroup (serverless) or redshift.cluster_id (provisioned)".to_owned(),
-                ),
-                _ => {}
-            }
-            if r.secret_arn.is_some() && r.db_user.is_some() {
-                problems.push(
-                    "redshift.secret_arn and redshift.db_user are both set: keep one".to_owned(),
-                );
-            }
-            for (key, value) in [
-                ("redshift.external_schema", &r.external_schema),
-                ("redshift.mirror_schema", &r.mirror_schema),
-                ("redshift.events_view", &r.events_view),
-            ] {
-                if !is_simple_lowercase_name(value) {
-                    problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
-                }
-            }
-            if !(r.retention_warn_fraction > 0.0 && r.retention_warn_fraction <= 1.0) {
-                problems.push(
-                    "redshift.retention_warn_fraction must be above 0 and at most 1".to_owned(),
-                );
-            }
-            if !(24..=8760).contains(&r.retention_hours) {
-                problems.push(
-                    "redshift.retention_hours must be between 24 and 8760 (the stream's retention)"
-                        .to_owned(),
-                );
-            }
-            if r.stream_role_arn != "default" && !r.stream_role_arn.starts_with("arn:") {
-                problems.push(format!(
-                    "redshift.stream_role_arn {:?} must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) or \"default\"",
-                    r.stream_role_arn
-                ));
-            }
-            if k.stream.starts_with("arn:") {
-                // Redshift names the stream as a relation; it needs the bare name.
-            } else if k.stream.chars().any(|c| c.is_ascii_uppercase()) {
-                problems.push(format!(
-                    "kinesis.stream {:?} has upper-case letters: Redshift streaming ingestion needs a lower-case stream name",
-                    k.stream
-                ));
-            }
-        }
-        if let Err(message) =
-            tokio_cron_scheduler::Job::new_async(self.schedule.merge.as_str(), |_, _| {
-                Box::pin(async {})
-            })
-        {
-            problems.push(format!(
-                "schedule.merge {:?} is not a cron expression with a seconds field (e.g. \"0 */5 * * * *\"): {message}",
-                self.schedule.merge
-            ));
-        }
+        problems.extend(self.schedule.validate());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -481,6 +337,182 @@ impl Config {
 
 /// A region, when set, is a region name like `eu-west-1` (an empty one
 /// would reach the SDK as "no region").
+impl SourceConfig {
+    /// The `[source]` section's problems.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.url.trim().is_empty() {
+            problems.push(
+                "source.url is empty: set it to postgres://user:password@host:port/db".to_owned(),
+            );
+        } else if let Err(error) = crate::postgres::SourceUrl::parse(&self.url) {
+            problems.push(error.to_string());
+        }
+        if self.tables.is_empty() {
+            problems.push(
+                "source.tables is empty: list tables as \"schema.table\" (or \"schema.*\")"
+                    .to_owned(),
+            );
+        }
+        for table in &self.tables {
+            if table
+                .split_once('.')
+                .is_none_or(|(s, t)| s.is_empty() || t.is_empty())
+            {
+                problems.push(format!(
+                    "source.tables entry {table:?} must be \"schema.table\" or \"schema.*\""
+                ));
+            }
+        }
+        for (key, value) in [
+            ("source.publication", &self.publication),
+            ("source.slot", &self.slot),
+        ] {
+            if !is_simple_lowercase_name(value) {
+                problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
+            }
+        }
+        if self.heartbeat_interval_secs == 0 {
+            problems.push("source.heartbeat_interval_secs must be at least 1".to_owned());
+        }
+        problems
+    }
+}
+
+impl KinesisConfig {
+    /// The `[kinesis]` section's problems.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.stream.is_empty() {
+            problems.push(
+                "kinesis.stream is empty: name the Kinesis stream (or give its ARN)".to_owned(),
+            );
+        }
+        if self.request_timeout_secs == 0 {
+            problems.push("kinesis.request_timeout_secs must be at least 1".to_owned());
+        }
+        if !(1..=500).contains(&self.max_records_per_request) {
+            problems.push("kinesis.max_records_per_request must be between 1 and 500".to_owned());
+        }
+        if self.max_record_bytes == 0 || self.max_record_bytes > 10 * 1024 * 1024 {
+            problems.push(
+                "kinesis.max_record_bytes must be between 1 and 10485760 (10 MiB)".to_owned(),
+            );
+        }
+        if self.max_bytes_per_request < self.max_record_bytes {
+            problems.push(
+                "kinesis.max_bytes_per_request must be at least kinesis.max_record_bytes"
+                    .to_owned(),
+            );
+        }
+        if self.oversize == OversizePolicy::DeadLetter && self.dead_letter_path.is_none() {
+            problems.push(
+                "kinesis.oversize = \"dead_letter\" needs kinesis.dead_letter_path".to_owned(),
+            );
+        }
+        check_region("kinesis.region", &self.region, &mut problems);
+        check_assume_role(
+            "kinesis",
+            &self.assume_role_arn,
+            &self.assume_role_external_id,
+            &mut problems,
+        );
+        problems
+    }
+}
+
+impl TelemetryConfig {
+    /// The `[telemetry]` section's problems.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(listen) = &self.listen {
+            if listen.parse::<SocketAddr>().is_err() {
+                problems.push(format!(
+                    "telemetry.listen {listen:?} must be an IP address and port, e.g. \"127.0.0.1:9464\" (\"0.0.0.0:9464\" for every interface)"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+impl RedshiftConfig {
+    /// The `[redshift]` section's problems (and the stream name's, which Redshift reads as a relation).
+    pub fn validate(&self, stream: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        check_region("redshift.region", &self.region, &mut problems);
+        check_assume_role(
+            "redshift",
+            &self.assume_role_arn,
+            &self.assume_role_external_id,
+            &mut problems,
+        );
+        match (&self.workgroup, &self.cluster_id) {
+            (Some(_), Some(_)) => problems.push(
+                "redshift.workgroup and redshift.cluster_id are both set: keep workgroup (serverless) or cluster_id (provisioned)".to_owned(),
+            ),
+            (None, None) => problems.push(
+                "redshift needs redshift.workgroup (serverless) or redshift.cluster_id (provisioned)".to_owned(),
+            ),
+            _ => {}
+        }
+        if self.secret_arn.is_some() && self.db_user.is_some() {
+            problems
+                .push("redshift.secret_arn and redshift.db_user are both set: keep one".to_owned());
+        }
+        for (key, value) in [
+            ("redshift.external_schema", &self.external_schema),
+            ("redshift.mirror_schema", &self.mirror_schema),
+            ("redshift.events_view", &self.events_view),
+        ] {
+            if !is_simple_lowercase_name(value) {
+                problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
+            }
+        }
+        if !(self.retention_warn_fraction > 0.0 && self.retention_warn_fraction <= 1.0) {
+            problems
+                .push("redshift.retention_warn_fraction must be above 0 and at most 1".to_owned());
+        }
+        if !(24..=8760).contains(&self.retention_hours) {
+            problems.push(
+                "redshift.retention_hours must be between 24 and 8760 (the stream's retention)"
+                    .to_owned(),
+            );
+        }
+        if self.stream_role_arn != "default" && !self.stream_role_arn.starts_with("arn:") {
+            problems.push(format!(
+                "redshift.stream_role_arn {:?} must be an IAM role ARN (arn:aws:iam::<account>:role/<name>) or \"default\"",
+                self.stream_role_arn
+            ));
+        }
+        if stream.starts_with("arn:") {
+            // Redshift names the stream as a relation; it needs the bare name.
+        } else if stream.chars().any(|c| c.is_ascii_uppercase()) {
+            problems.push(format!(
+                "kinesis.stream {:?} has upper-case letters: Redshift streaming ingestion needs a lower-case stream name",
+                stream
+            ));
+        }
+        problems
+    }
+}
+
+impl ScheduleConfig {
+    /// The `[schedule]` section's problems.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(message) =
+            tokio_cron_scheduler::Job::new_async(self.merge.as_str(), |_, _| Box::pin(async {}))
+        {
+            problems.push(format!(
+                "schedule.merge {:?} is not a cron expression with a seconds field (e.g. \"0 */5 * * * *\"): {message}",
+                self.merge
+            ));
+        }
+        problems
+    }
+}
+
 fn check_region(key: &str, region: &Option<String>, problems: &mut Vec<String>) {
     let Some(region) = region else {
         return;
