@@ -19,6 +19,15 @@ ALTER TABLE public.by_index REPLICA IDENTITY USING INDEX by_index_key;
 INSERT INTO public.by_index VALUES ('a', 1, 10, 'first'), ('b', 1, 20, NULL), ('a', 2, 30, 'third');
 ";
 
+/// A table with a primary key on one column and its replica identity on
+/// another unique column: delete events carry only `code`.
+const PK_AND_INDEX: &str = "
+CREATE TABLE public.pk_and_index (id int PRIMARY KEY, code text NOT NULL, qty int);
+CREATE UNIQUE INDEX pk_and_index_code ON public.pk_and_index (code);
+ALTER TABLE public.pk_and_index REPLICA IDENTITY USING INDEX pk_and_index_code;
+INSERT INTO public.pk_and_index VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30);
+";
+
 /// A table with a stored generated column.
 const GENERATED: &str = "
 CREATE TABLE public.priced (id int PRIMARY KEY, qty int NOT NULL, price numeric(10,2) NOT NULL,
@@ -51,6 +60,35 @@ async fn a_table_keyed_by_a_replica_identity_index_is_accepted_by_check_merge_an
     p.merge_once().await;
     p.assert_mirror_equals_source("public.by_index").await;
     assert_verifies_equal(&p, "public.by_index").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_identity_index_is_the_key_even_with_a_primary_key_on_other_columns() {
+    let p = Pipeline::start(
+        "tables_pk_and_index",
+        PK_AND_INDEX,
+        &["public.pk_and_index"],
+    )
+    .await;
+    let (outcome, detail) = table_check(&p, "table public.pk_and_index").await;
+    assert_eq!(outcome, "ok", "check refuses the table: {detail}");
+    p.setup().await;
+    with_producer(&p, async {
+        p.source
+            .batch_execute(
+                "INSERT INTO public.pk_and_index VALUES (4, 'd', 40);
+                 UPDATE public.pk_and_index SET qty = 11 WHERE id = 1;
+                 UPDATE public.pk_and_index SET code = 'e' WHERE id = 2;
+                 DELETE FROM public.pk_and_index WHERE id = 3;
+                 DELETE FROM public.pk_and_index WHERE id = 4;",
+            )
+            .await
+            .expect("changes");
+        wait_until_confirmed(&p).await;
+    })
+    .await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.pk_and_index").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

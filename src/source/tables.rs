@@ -14,9 +14,11 @@
 //!   decides what an old tuple carries (the primary key under `DEFAULT`,
 //!   the index under `USING INDEX`, every column under `FULL`, nothing
 //!   under `NOTHING`, which is refused). The row's stable key, which the
-//!   merge matches on and the producer partitions by, is the primary key,
-//!   else the replica identity index, else (`FULL` without either) every
-//!   column, whose values may then be NULL.
+//!   merge matches on and the producer partitions by, is the replica
+//!   identity index under `USING INDEX` (also when a primary key exists on
+//!   other columns: a delete's old tuple carries only the index columns),
+//!   else the primary key, else (`FULL` without one) every column, whose
+//!   values may then be NULL.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -74,7 +76,8 @@ pub struct SourceTable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
     PrimaryKey,
-    /// `REPLICA IDENTITY USING INDEX`, no primary key.
+    /// `REPLICA IDENTITY USING INDEX`: the index's columns, with or
+    /// without a primary key (old tuples carry only these).
     IdentityIndex,
     /// `REPLICA IDENTITY FULL` without a primary key or replica identity
     /// index: every column, NULL values possible.
@@ -317,7 +320,6 @@ fn keyed(
             })
         }
         ReplicaIdentity::Default if has(&primary) => (primary.clone(), KeyKind::PrimaryKey),
-        ReplicaIdentity::Index if has(&index) && has(&primary) => (index, KeyKind::PrimaryKey),
         ReplicaIdentity::Index if has(&index) => (index, KeyKind::IdentityIndex),
         ReplicaIdentity::Full if has(&primary) => (all(rows.len()), KeyKind::PrimaryKey),
         ReplicaIdentity::Full => (all(rows.len()), KeyKind::AllColumns),
