@@ -24,29 +24,20 @@ pub struct TableSummary {
     pub deleted: i64,
 }
 
-/// Rows inserted, updated and deleted in `mirror` by `batch`, from the row
-/// counts of its statements (merge/table.sql step 5): the first DELETE
-/// removes rows about to be replaced (updates), the second rows deleted at
-/// the source, the INSERT writes every upsert.
-fn table_counts(
-    objects: &Objects,
-    mirror: &MirrorTable,
-    batch: &[String],
-    rows: &[i64],
-) -> Option<TableSummary> {
-    let target = crate::sql::qualified(&objects.mirror_schema_name, &mirror.name);
-    let rows_at = |prefix: &str, nth: usize| {
+/// Rows inserted, updated and deleted in the table at `table` by `batch`,
+/// from the row counts of its counted statements (see [`plan::Counted`]):
+/// `None` when the table is not in the batch.
+fn table_counts(batch: &plan::MergeBatch, table: usize, rows: &[i64]) -> Option<TableSummary> {
+    let rows_of = |wanted: plan::Counted| {
         batch
+            .counted
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.starts_with(prefix))
-            .nth(nth)
-            .and_then(|(i, _)| rows.get(i).copied())
+            .position(|c| *c == wanted)
+            .and_then(|i| rows.get(i).copied())
     };
-    let upserted = rows_at(&format!("INSERT INTO {target} ("), 0)?;
-    let delete = format!("DELETE FROM {target} USING kinesync_latest_");
-    let updated = rows_at(&delete, 0).unwrap_or(0);
-    let deleted = rows_at(&delete, 1).unwrap_or(0);
+    let upserted = rows_of(plan::Counted::Upserted { table })?;
+    let updated = rows_of(plan::Counted::Replaced { table }).unwrap_or(0);
+    let deleted = rows_of(plan::Counted::Deleted { table }).unwrap_or(0);
     Some(TableSummary {
         inserted: upserted - updated,
         updated,
@@ -180,7 +171,7 @@ fn print_run(objects: &Objects, tables: Vec<MirrorTable>) -> Result<MergeSummary
     println!("{};\n", plan::refresh_statement(objects)?);
     for (i, batch) in plan::merge_batches(objects, &all)?.iter().enumerate() {
         println!("-- batch {} (one transaction)", i + 1);
-        for statement in batch {
+        for statement in &batch.statements {
             println!("{statement};\n");
         }
     }
@@ -413,12 +404,15 @@ async fn run_locked(
         ..MergeSummary::default()
     };
     for batch in &batches {
-        let outcome = api.batch(batch).await.map_err(SchedulerError::merge)?;
-        for (mirror, p) in &work {
+        let outcome = api
+            .batch(&batch.statements)
+            .await
+            .map_err(SchedulerError::merge)?;
+        for (table, (mirror, p)) in work.iter().enumerate() {
             if p.events == 0 {
                 continue;
             }
-            if let Some(counts) = table_counts(objects, mirror, batch, &outcome.result_rows) {
+            if let Some(counts) = table_counts(batch, table, &outcome.result_rows) {
                 summary.tables.push(TableSummary {
                     table: mirror.source.qualified_name(),
                     events: p.events,

@@ -10,6 +10,52 @@ use super::setup::tombstone_table;
 use super::toast::{origin_column, toast_statements, unchanged_marker};
 use super::{column_ident, MirrorTable, Objects, Pending, MAX_STATEMENTS_PER_BATCH};
 
+/// What a merge statement's row count tells the run summary, for the
+/// table at `table` in the list given to [`merge_batches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Counts nothing.
+    Other,
+    /// Mirror rows removed to be replaced (merge/table.sql step 5, first DELETE).
+    Replaced { table: usize },
+    /// Mirror rows deleted at the source (step 5, second DELETE).
+    Deleted { table: usize },
+    /// Rows written, new and replaced (step 5, INSERT).
+    Upserted { table: usize },
+}
+
+/// One Data API batch of a merge run: its statements and, for each, what
+/// its row count means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeBatch {
+    pub statements: Vec<String>,
+    pub counted: Vec<Counted>,
+}
+
+impl MergeBatch {
+    fn push(&mut self, statements: Vec<String>, counted: Vec<Counted>) {
+        self.statements.extend(statements);
+        self.counted.extend(counted);
+    }
+}
+
+/// merge/table.sql ends with step 5 (the three counted statements) and the
+/// two tombstone statements: the counted ones are 5, 4 and 3 from the end.
+const COUNTED_FROM_END: [usize; 3] = [5, 4, 3];
+
+/// What each of one table's merge statements counts (see [`Counted`]).
+fn table_counted(statements: usize, table: usize) -> Vec<Counted> {
+    let [replaced, deleted, upserted] = COUNTED_FROM_END.map(|n| statements.checked_sub(n));
+    (0..statements)
+        .map(|i| match Some(i) {
+            i if i == replaced => Counted::Replaced { table },
+            i if i == deleted => Counted::Deleted { table },
+            i if i == upserted => Counted::Upserted { table },
+            _ => Counted::Other,
+        })
+        .collect()
+}
+
 /// One merge run: the tables with pending events, packed into batches of at
 /// most [`MAX_STATEMENTS_PER_BATCH`] statements. Each batch is one
 /// transaction; the last one advances the watermark. Every batch re-derives
@@ -18,27 +64,32 @@ use super::{column_ident, MirrorTable, Objects, Pending, MAX_STATEMENTS_PER_BATC
 pub fn merge_batches(
     objects: &Objects,
     tables: &[(MirrorTable, Pending)],
-) -> Result<Vec<Vec<String>>, SqlError> {
+) -> Result<Vec<MergeBatch>, SqlError> {
     let begin = sql::MERGE_BEGIN.render(&objects.values())?;
     let commit = sql::MERGE_COMMIT.render(&objects.values())?;
-    let mut batches: Vec<Vec<String>> = Vec::new();
-    let mut current = begin.clone();
+    let opened = || MergeBatch {
+        counted: vec![Counted::Other; begin.len()],
+        statements: begin.clone(),
+    };
+    let mut batches: Vec<MergeBatch> = Vec::new();
+    let mut current = opened();
     for (index, (table, pending)) in tables.iter().enumerate() {
         if pending.events == 0 {
             continue;
         }
         let statements = table_merge_statements(objects, table, *pending, index + 1)?;
-        if current.len() > begin.len()
-            && current.len() + statements.len() > MAX_STATEMENTS_PER_BATCH
+        if current.statements.len() > begin.len()
+            && current.statements.len() + statements.len() > MAX_STATEMENTS_PER_BATCH
         {
-            batches.push(std::mem::replace(&mut current, begin.clone()));
+            batches.push(std::mem::replace(&mut current, opened()));
         }
-        current.extend(statements);
+        let counted = table_counted(statements.len(), index);
+        current.push(statements, counted);
     }
-    if current.len() + commit.len() > MAX_STATEMENTS_PER_BATCH {
-        batches.push(std::mem::replace(&mut current, begin.clone()));
+    if current.statements.len() + commit.len() > MAX_STATEMENTS_PER_BATCH {
+        batches.push(std::mem::replace(&mut current, opened()));
     }
-    current.extend(commit);
+    current.push(commit.clone(), vec![Counted::Other; commit.len()]);
     batches.push(current);
     Ok(batches)
 }

@@ -337,9 +337,9 @@ mod tests {
         };
         let work: Vec<_> = tables.into_iter().map(|t| (t, all)).collect();
         for (i, batch) in merge_batches(&objects, &work).unwrap().iter().enumerate() {
-            assert!(batch.len() <= MAX_STATEMENTS_PER_BATCH);
+            assert!(batch.statements.len() <= MAX_STATEMENTS_PER_BATCH);
             out.push_str(&format!("-- merge batch {}\n", i + 1));
-            for s in batch {
+            for s in &batch.statements {
                 out.push_str(&format!("{s};\n\n"));
             }
         }
@@ -381,7 +381,9 @@ mod tests {
             .count();
         assert!(groups > 1, "{groups} column groups");
         let batches = merge_batches(&objects, &[(wide, all)]).unwrap();
-        assert!(batches.iter().all(|b| b.len() <= MAX_STATEMENTS_PER_BATCH));
+        assert!(batches
+            .iter()
+            .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
     }
 
     /// A 63-byte column name (PostgreSQL's longest).
@@ -411,7 +413,10 @@ mod tests {
             .collect();
         let batches = merge_batches(&objects, &work).unwrap();
         assert_eq!(batches.len(), 1);
-        assert!(batches[0].iter().all(|s| !s.contains("kinesync_changes")));
+        assert!(batches[0]
+            .statements
+            .iter()
+            .all(|s| !s.contains("kinesync_changes")));
     }
 
     #[test]
@@ -427,21 +432,72 @@ mod tests {
         let work: Vec<_> = (0..40).map(|_| (one.clone(), all)).collect();
         let batches = merge_batches(&objects, &work).unwrap();
         assert!(batches.len() > 1);
-        assert!(batches.iter().all(|b| b.len() <= MAX_STATEMENTS_PER_BATCH));
+        assert!(batches
+            .iter()
+            .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
         assert!(batches
             .last()
             .unwrap()
+            .statements
             .last()
             .unwrap()
             .contains("SET watermark"));
         let merged: usize = batches
             .iter()
             .map(|b| {
-                b.iter()
+                b.statements
+                    .iter()
                     .filter(|s| s.contains("INSERT INTO \"mirror\".\"orders\""))
                     .count()
             })
             .sum();
         assert_eq!(merged, 40);
+    }
+
+    #[test]
+    fn the_counted_statements_are_the_mirror_deletes_and_insert_of_step_5() {
+        let config = config();
+        let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
+        let all = Pending {
+            events: 1,
+            truncates: 1,
+            updates: 1,
+        };
+        let work: Vec<_> = tables().into_iter().map(|t| (t, all)).collect();
+        for batch in merge_batches(&objects, &work).unwrap() {
+            assert_eq!(batch.statements.len(), batch.counted.len());
+            for (statement, counted) in batch.statements.iter().zip(&batch.counted) {
+                let Some(table) = (match counted {
+                    Counted::Other => None,
+                    Counted::Replaced { table }
+                    | Counted::Deleted { table }
+                    | Counted::Upserted { table } => Some(*table),
+                }) else {
+                    continue;
+                };
+                let mirror = qualified(&objects.mirror_schema_name, &work[table].0.name);
+                let (prefix, action) = match counted {
+                    Counted::Upserted { .. } => (format!("INSERT INTO {mirror} ("), "'upsert'"),
+                    Counted::Replaced { .. } => (format!("DELETE FROM {mirror} USING"), "'upsert'"),
+                    _ => (format!("DELETE FROM {mirror} USING"), "'delete'"),
+                };
+                assert!(statement.starts_with(&prefix), "{counted:?}: {statement}");
+                assert!(
+                    statement.ends_with(&format!("_kinesync_action = {action}")),
+                    "{counted:?}: {statement}"
+                );
+            }
+            let tables_counted = batch
+                .counted
+                .iter()
+                .filter(|c| matches!(c, Counted::Upserted { .. }))
+                .count();
+            let tables_merged = batch
+                .statements
+                .iter()
+                .filter(|s| s.starts_with("CREATE TEMP TABLE kinesync_latest_"))
+                .count();
+            assert_eq!(tables_counted, tables_merged);
+        }
     }
 }
