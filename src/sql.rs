@@ -178,6 +178,39 @@ pub fn display_qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", display_ident(schema), display_ident(name))
 }
 
+/// A table's schema and name, verbatim (case kept, not quoted).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn new(schema: &str, name: &str) -> TableName {
+        TableName {
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// `"schema"."name"`, for SQL.
+    pub fn quoted(&self) -> String {
+        qualified(&self.schema, &self.name)
+    }
+
+    /// `schema.name` verbatim (partition keys, `verify --table`, table literals).
+    pub fn plain(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// As a user would type it in SQL (see [`display_qualified`]).
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&display_qualified(&self.schema, &self.name))
+    }
+}
+
 /// One `source.tables` entry: a schema and a table in it, or every table
 /// of the schema (`schema.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]

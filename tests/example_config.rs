@@ -9,7 +9,15 @@ use std::path::Path;
 use kinesync::config::Config;
 
 const EXAMPLE: &str = include_str!("../kinesync.example.toml");
-const CONFIG_RS: &str = include_str!("../src/config.rs");
+/// src/config.rs and its section files (src/config/<section>.rs).
+const CONFIG_RS: &str = concat!(
+    include_str!("../src/config.rs"),
+    include_str!("../src/config/source.rs"),
+    include_str!("../src/config/kinesis.rs"),
+    include_str!("../src/config/redshift.rs"),
+    include_str!("../src/config/schedule.rs"),
+    include_str!("../src/config/telemetry.rs"),
+);
 
 /// Section of the file each config struct is deserialized into.
 const SECTIONS: &[(&str, &str)] = &[

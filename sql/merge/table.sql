@@ -67,6 +67,8 @@ WHERE {{key_match_latest_m}}
 {{toast_statements}}
 -- 5. Delete then insert: the mirror takes the newest state of each key.
 --    (Two deletes, so that their row counts tell updated from deleted rows.)
+--    The run summary counts these three by position (plan::Counted): keep
+--    them followed by exactly the two tombstone statements, last.
 DELETE FROM {{mirror_table}} USING {{latest}}
 WHERE {{key_match_mirror_latest}} AND {{latest}}._kinesync_action = 'upsert';
 DELETE FROM {{mirror_table}} USING {{latest}}

@@ -290,8 +290,8 @@ async fn check_tables(
             }
         };
         let (usage, select): (bool, bool) = (row.get("schema_usage"), row.get("can_select"));
-        let identity: String = row.get("replica_identity");
-        let primary_key: bool = row.get("has_primary_key");
+        let keyed =
+            crate::source::tables::describe(client, &sql::TableName::new(schema, name)).await;
         findings.push(if !usage || !select {
             Finding::fail(
                 Part::Source,
@@ -302,20 +302,16 @@ async fn check_tables(
                     sql::quote_ident(schema)
                 ),
             )
-        } else if !primary_key && identity != "f" {
-            Finding::fail(
-                Part::Source,
-                check,
-                "no primary key and no REPLICA IDENTITY FULL: its updates and deletes cannot be keyed",
-                format!("ALTER TABLE {qualified} ADD PRIMARY KEY (...); or ALTER TABLE {qualified} REPLICA IDENTITY FULL;"),
-            )
         } else {
-            let key = if primary_key {
-                "primary key"
-            } else {
-                "REPLICA IDENTITY FULL"
-            };
-            Finding::ok(Part::Source, check, format!("readable, keyed by {key}"))
+            match keyed {
+                Ok((table, _)) => Finding::ok(Part::Source, check, format!("readable, keyed by {}", table.key)),
+                Err(error) => Finding::fail(
+                    Part::Source,
+                    check,
+                    error.to_string(),
+                    format!("ALTER TABLE {qualified} ADD PRIMARY KEY (...); or ALTER TABLE {qualified} REPLICA IDENTITY FULL;"),
+                ),
+            }
         });
         findings.extend(
             version::generated_columns_warning(&row.get::<_, Vec<String>>("generated_columns"))

@@ -122,7 +122,10 @@ pub async fn verify(
     let mut verdicts = Vec::with_capacity(tables.len());
     for table in &tables {
         let mut verdict = compare(&source, &api, redshift, table).await?;
-        let key = (table.source.schema.clone(), table.source.name.clone());
+        let key = (
+            table.source.name.schema.clone(),
+            table.source.name.name.clone(),
+        );
         if let Some((refreshed, committed)) = last_events.get(&key) {
             verdict.last_event_refreshed_at = refreshed.clone();
             verdict.last_event_committed_ms = *committed;
@@ -166,7 +169,7 @@ impl TableSql {
             .collect::<Vec<_>>()
             .join(" || ");
         let table = match side {
-            Side::Source => sql::qualified(&table.source.schema, &table.source.name),
+            Side::Source => table.source.name.quoted(),
             Side::Mirror => sql::qualified(mirror_schema, &table.name),
         };
         TableSql {
@@ -317,10 +320,7 @@ async fn converted_rows(client: &Client, table: &MirrorTable) -> Result<u64, Ver
         return Ok(0);
     }
     let values = Values::from([
-        (
-            "table",
-            sql::qualified(&table.source.schema, &table.source.name),
-        ),
+        ("table", table.source.name.quoted()),
         ("converted", conditions.join("\n   OR ")),
     ]);
     let query = sql::VERIFY_SOURCE_CONVERTED.render_one(&values)?;

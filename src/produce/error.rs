@@ -84,6 +84,12 @@ impl ProduceError {
 
 impl From<crate::sql::TableEntryError> for ProduceError {
     fn from(e: crate::sql::TableEntryError) -> ProduceError {
+        ProduceError::Source(SourceError::Tables(e.into()))
+    }
+}
+
+impl From<crate::source::tables::TablesError> for ProduceError {
+    fn from(e: crate::source::tables::TablesError) -> ProduceError {
         ProduceError::Source(e.into())
     }
 }

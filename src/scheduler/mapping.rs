@@ -8,7 +8,7 @@
 //! NULL, not an error), so a cast always matches the JSON type the producer
 //! writes for that column. The table is documented in docs/redshift.md.
 
-use crate::catalog::SourceColumn;
+use crate::source::tables::SourceColumn;
 
 /// Redshift's longest VARCHAR, in bytes.
 pub const MAX_VARCHAR_BYTES: u32 = 65_535;
@@ -435,9 +435,11 @@ mod tests {
         SourceColumn {
             name: "c".into(),
             type_name: type_name.into(),
+            declared_oid: type_oid,
             type_oid,
             category,
             key_position: None,
+            in_identity: false,
         }
     }
 

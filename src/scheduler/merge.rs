@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::redshift::{DataApi, Value};
 use crate::shutdown::Shutdown;
+use crate::sql::TableName;
 
 use super::plan::{self, MirrorTable, Objects, Pending};
 use super::setup::read_mirror_tables;
@@ -23,29 +24,20 @@ pub struct TableSummary {
     pub deleted: i64,
 }
 
-/// Rows inserted, updated and deleted in `mirror` by `batch`, from the row
-/// counts of its statements (merge/table.sql step 5): the first DELETE
-/// removes rows about to be replaced (updates), the second rows deleted at
-/// the source, the INSERT writes every upsert.
-fn table_counts(
-    objects: &Objects,
-    mirror: &MirrorTable,
-    batch: &[String],
-    rows: &[i64],
-) -> Option<TableSummary> {
-    let target = crate::sql::qualified(&objects.mirror_schema_name, &mirror.name);
-    let rows_at = |prefix: &str, nth: usize| {
+/// Rows inserted, updated and deleted in the table at `table` by `batch`,
+/// from the row counts of its counted statements (see [`plan::Counted`]):
+/// `None` when the table is not in the batch.
+fn table_counts(batch: &plan::MergeBatch, table: usize, rows: &[i64]) -> Option<TableSummary> {
+    let rows_of = |wanted: plan::Counted| {
         batch
+            .counted
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.starts_with(prefix))
-            .nth(nth)
-            .and_then(|(i, _)| rows.get(i).copied())
+            .position(|c| *c == wanted)
+            .and_then(|i| rows.get(i).copied())
     };
-    let upserted = rows_at(&format!("INSERT INTO {target} ("), 0)?;
-    let delete = format!("DELETE FROM {target} USING kinesync_latest_");
-    let updated = rows_at(&delete, 0).unwrap_or(0);
-    let deleted = rows_at(&delete, 1).unwrap_or(0);
+    let upserted = rows_of(plan::Counted::Upserted { table })?;
+    let updated = rows_of(plan::Counted::Replaced { table }).unwrap_or(0);
+    let deleted = rows_of(plan::Counted::Deleted { table }).unwrap_or(0);
     Some(TableSummary {
         inserted: upserted - updated,
         updated,
@@ -111,21 +103,7 @@ pub async fn merge_once(
     let objects = Objects::new(config, redshift);
     let tables = read_mirror_tables(config).await?;
     if print {
-        let everything = Pending {
-            events: 1,
-            truncates: 1,
-            updates: 1,
-        };
-        let all: Vec<(MirrorTable, Pending)> =
-            tables.into_iter().map(|t| (t, everything)).collect();
-        println!("{};\n", plan::refresh_statement(&objects)?);
-        for (i, batch) in plan::merge_batches(&objects, &all)?.iter().enumerate() {
-            println!("-- batch {} (one transaction)", i + 1);
-            for statement in batch {
-                println!("{statement};\n");
-            }
-        }
-        return Ok(MergeSummary::default());
+        return print_run(&objects, tables);
     }
 
     let api = DataApi::connect(redshift, shutdown).await;
@@ -179,6 +157,25 @@ pub async fn merge_once(
         tracing::warn!(%error, "could not release the merge lease; it expires by itself");
     }
     outcome
+}
+
+/// `merge --once --print`: the SQL of a run with every table assumed to
+/// have inserts, updates and truncates pending.
+fn print_run(objects: &Objects, tables: Vec<MirrorTable>) -> Result<MergeSummary, SchedulerError> {
+    let everything = Pending {
+        events: 1,
+        truncates: 1,
+        updates: 1,
+    };
+    let all: Vec<(MirrorTable, Pending)> = tables.into_iter().map(|t| (t, everything)).collect();
+    println!("{};\n", plan::refresh_statement(objects)?);
+    for (i, batch) in plan::merge_batches(objects, &all)?.iter().enumerate() {
+        println!("-- batch {} (one transaction)", i + 1);
+        for statement in &batch.statements {
+            println!("{statement};\n");
+        }
+    }
+    Ok(MergeSummary::default())
 }
 
 /// Writes the run's outcome for `kinesync status`; a failure to write it
@@ -328,6 +325,44 @@ async fn check_retention(
     Ok(now)
 }
 
+/// Each table with its pending event counts (merge/pending.sql); events
+/// of tables not configured are left unmerged, with a warning.
+async fn pending_work(
+    api: &DataApi,
+    objects: &Objects,
+    tables: Vec<MirrorTable>,
+) -> Result<Vec<(MirrorTable, Pending)>, SchedulerError> {
+    let rows = api.query(&plan::pending_statement(objects)?).await?;
+    let rows: Vec<(String, String, String, u64)> = rows
+        .iter()
+        .filter_map(|row| {
+            Some((
+                row.first()?.as_text()?,
+                row.get(1)?.as_text()?,
+                row.get(2)?.as_text()?,
+                u64::try_from(row.get(3)?.as_i64()?).ok()?,
+            ))
+        })
+        .collect();
+    let pending = plan::pending_by_table(&rows);
+    let work: Vec<(MirrorTable, Pending)> = tables
+        .into_iter()
+        .map(|t| {
+            let p = pending.get(&t.source.name).copied().unwrap_or_default();
+            (t, p)
+        })
+        .collect();
+    let unknown: Vec<String> = pending
+        .keys()
+        .filter(|name| !work.iter().any(|(m, _)| &m.source.name == *name))
+        .map(TableName::plain)
+        .collect();
+    if !unknown.is_empty() {
+        tracing::warn!(tables = ?unknown, "events for tables not in source.tables are left unmerged");
+    }
+    Ok(work)
+}
+
 async fn run_locked(
     api: &DataApi,
     objects: &Objects,
@@ -362,54 +397,22 @@ async fn run_locked(
             .await?;
     }
 
-    let rows = api.query(&plan::pending_statement(objects)?).await?;
-    let rows: Vec<(String, String, String, u64)> = rows
-        .iter()
-        .filter_map(|row| {
-            Some((
-                row.first()?.as_text()?,
-                row.get(1)?.as_text()?,
-                row.get(2)?.as_text()?,
-                u64::try_from(row.get(3)?.as_i64()?).ok()?,
-            ))
-        })
-        .collect();
-    let pending = plan::pending_by_table(&rows);
-    let work: Vec<(MirrorTable, Pending)> = tables
-        .into_iter()
-        .map(|t| {
-            let p = pending
-                .get(&(t.source.schema.clone(), t.source.name.clone()))
-                .copied()
-                .unwrap_or_default();
-            (t, p)
-        })
-        .collect();
-    let unknown: Vec<String> = pending
-        .keys()
-        .filter(|(s, t)| {
-            !work
-                .iter()
-                .any(|(m, _)| &m.source.schema == s && &m.source.name == t)
-        })
-        .map(|(s, t)| format!("{s}.{t}"))
-        .collect();
-    if !unknown.is_empty() {
-        tracing::warn!(tables = ?unknown, "events for tables not in source.tables are left unmerged");
-    }
-
+    let work = pending_work(api, objects, tables).await?;
     let batches = plan::merge_batches(objects, &work)?;
     let mut summary = MergeSummary {
         batches: batches.len(),
         ..MergeSummary::default()
     };
     for batch in &batches {
-        let outcome = api.batch(batch).await.map_err(SchedulerError::merge)?;
-        for (mirror, p) in &work {
+        let outcome = api
+            .batch(&batch.statements)
+            .await
+            .map_err(SchedulerError::merge)?;
+        for (table, (mirror, p)) in work.iter().enumerate() {
             if p.events == 0 {
                 continue;
             }
-            if let Some(counts) = table_counts(objects, mirror, batch, &outcome.result_rows) {
+            if let Some(counts) = table_counts(batch, table, &outcome.result_rows) {
                 summary.tables.push(TableSummary {
                     table: mirror.source.qualified_name(),
                     events: p.events,

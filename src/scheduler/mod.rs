@@ -20,8 +20,8 @@ pub use merge::{merge_once, MergeSummary, TableSummary};
 pub(crate) use setup::read_mirror_tables;
 pub use setup::setup;
 
-use crate::catalog::CatalogError;
 use crate::redshift::RedshiftError;
+use crate::source::tables::TablesError;
 use crate::sql::SqlError;
 
 /// Marker of merge/toast_unresolved.sql's failure message.
@@ -49,7 +49,7 @@ pub enum SchedulerError {
     #[error("cannot connect to the source database to read its catalog: {0} (check source.url)")]
     SourceConnect(String),
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
+    Catalog(#[from] TablesError),
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(transparent)]

@@ -61,7 +61,7 @@ pub(crate) async fn read_mirror_tables(
             e.describe()
         ))
     })?;
-    let tables = catalog::read_tables(&client, &config.source).await?;
+    let tables = crate::source::tables::resolve(&client, &config.source.tables).await?;
     let tables: Vec<MirrorTable> = tables.into_iter().map(MirrorTable::new).collect();
     plan::check_mirror_names(&tables)?;
     Ok(tables)

@@ -13,6 +13,8 @@
 use pgwire_replication::{PgWireError, ReplicationConfig};
 use tokio_postgres::error::SqlState;
 
+use super::tables::TablesError;
+
 use crate::postgres::{pg_message, redact_url};
 use crate::sql::display_ident;
 
@@ -35,20 +37,8 @@ pub enum SourceError {
     WalLevelNotLogical { current: String },
     #[error("the PostgreSQL role lacks a privilege kinesync needs: {detail} (it needs REPLICATION, or rds_replication on RDS, and SELECT on the tables)")]
     PermissionDenied { detail: String },
-    #[error("PostgreSQL role {role} may not read table {table}: run GRANT SELECT ON {table} TO {role} (and GRANT USAGE ON SCHEMA {schema} TO {role})")]
-    NoSelect {
-        role: String,
-        table: String,
-        schema: String,
-    },
-    #[error("table {table} does not exist (fix source.tables; names are case-sensitive: a mixed-case name is written public.\"Odd Table\" or public.Odd Table)")]
-    TableNotFound { table: String },
     #[error(transparent)]
-    BadTableEntry(#[from] crate::sql::TableEntryError),
-    #[error("source.tables entry {pattern} matches no table")]
-    NoTablesMatched { pattern: String },
-    #[error("table {table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
-    NoReplicaIdentity { table: String },
+    Tables(TablesError),
     #[error("cannot create publication {publication}: {detail} (have the tables' owner or a superuser run CREATE PUBLICATION {publication} FOR TABLE ... and ALTER PUBLICATION {publication} OWNER TO the kinesync role; see docs/security.md)")]
     PublicationSetup { publication: String, detail: String },
     #[error("publication {publication} does not include table {table} and kinesync cannot add it: {detail} (run ALTER PUBLICATION {publication} ADD TABLE {table} as its owner)")]
@@ -122,6 +112,17 @@ const TRANSIENT_SQLSTATES: [SqlState; 6] = [
     SqlState::CONNECTION_FAILURE,
     SqlState::CONNECTION_DOES_NOT_EXIST,
 ];
+
+/// A catalog query refused for lack of a privilege is reported as such
+/// (see [`SourceError::sql`]); every other problem as the resolver says it.
+impl From<TablesError> for SourceError {
+    fn from(error: TablesError) -> SourceError {
+        match error {
+            TablesError::Query { context, source } => SourceError::sql(context, &source),
+            other => SourceError::Tables(other),
+        }
+    }
+}
 
 impl SourceError {
     /// Retry or stop: the only place that decides it.

@@ -1,51 +1,206 @@
-//! Which tables are mirrored, and their shapes from the catalog.
+//! The one resolver of `source.tables`: which tables are mirrored, their
+//! columns with types, and their key, read from the PostgreSQL catalog with
+//! ordinary SQL. The producer (snapshot, partition keys), `setup`, every
+//! merge run, `check` and `verify` all take the tables from here, so they
+//! cannot disagree about what a table is.
 //!
-//! Expands `schema.*` entries of `source.tables`, checks every table exists
-//! and has a replica identity that lets updates and deletes be keyed (a
-//! primary key, a replica identity index, or `REPLICA IDENTITY FULL`), and
-//! reads the column list and key columns the snapshot needs. The stream gets
-//! the same information from Relation messages; both use
-//! [`Relation`](super::relation_cache::Relation).
+//! - **Tables**: entries in configuration order, a `schema.*` entry
+//!   expanded to the schema's tables in name order, without repeats; each
+//!   must exist (an ordinary or partitioned table, not a partition).
+//! - **Columns**: in column order, without dropped and without generated
+//!   columns (pgoutput does not send generated columns and the snapshot
+//!   does not copy them: the mirror never receives them).
+//! - **Key**: what lets updates and deletes be keyed. The replica identity
+//!   decides what an old tuple carries (the primary key under `DEFAULT`,
+//!   the index under `USING INDEX`, every column under `FULL`, nothing
+//!   under `NOTHING`, which is refused). The row's stable key, which the
+//!   merge matches on and the producer partitions by, is the replica
+//!   identity index under `USING INDEX` (also when a primary key exists on
+//!   other columns: a delete's old tuple carries only the index columns),
+//!   else the primary key, else (`FULL` without one) every column, whose
+//!   values may then be NULL.
 
 use std::collections::{BTreeSet, HashMap};
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
-use super::error::SourceError;
 use super::pgoutput::ReplicaIdentity;
 use super::relation_cache::{Column, Relation};
-use crate::sql::display_ident;
+use crate::sql::{display_ident, parse_table_entry, TableEntryError};
 
-/// The tables named by `patterns`, in config order (a `schema.*` expands in
-/// name order), deduplicated.
-pub async fn resolve_tables(
+pub use crate::sql::TableName;
+
+/// Why `source.tables` does not resolve. Each reads as one line naming the
+/// table and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum TablesError {
+    #[error("cannot read the source catalog while {context}: {}", crate::postgres::pg_message(.source))]
+    Query {
+        context: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error(transparent)]
+    BadEntry(#[from] TableEntryError),
+    #[error("source.tables entry {pattern} matches no table")]
+    NoTablesMatched { pattern: String },
+    #[error("table {table} does not exist (fix source.tables; names are case-sensitive: a mixed-case name is written public.\"Odd Table\" or public.Odd Table)")]
+    NotFound { table: TableName },
+    #[error("PostgreSQL role {role} may not read table {table}: run GRANT SELECT ON {table} TO {role} (and GRANT USAGE ON SCHEMA {schema} TO {role})", schema = display_ident(&.table.schema))]
+    NoSelect { role: String, table: TableName },
+    #[error("table {table} has no primary key, no replica identity index and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
+    NoKey { table: TableName },
+    #[error("table {table} has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be keyed: run ALTER TABLE {table} REPLICA IDENTITY FULL (or REPLICA IDENTITY DEFAULT, with a primary key)")]
+    IdentityNothing { table: TableName },
+}
+
+impl TablesError {
+    fn query(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> TablesError {
+        move |source| TablesError::Query { context, source }
+    }
+}
+
+/// One source table as both halves see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTable {
+    /// The table's OID (what Relation messages refer to it by).
+    pub oid: u32,
+    pub name: TableName,
+    pub replica_identity: ReplicaIdentity,
+    /// In column order, generated columns left out.
+    pub columns: Vec<SourceColumn>,
+    /// Which columns make the row's stable key.
+    pub key: KeyKind,
+}
+
+/// What the row's stable key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    PrimaryKey,
+    /// `REPLICA IDENTITY USING INDEX`: the index's columns, with or
+    /// without a primary key (old tuples carry only these).
+    IdentityIndex,
+    /// `REPLICA IDENTITY FULL` without a primary key or replica identity
+    /// index: every column, NULL values possible.
+    AllColumns,
+}
+
+impl std::fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyKind::PrimaryKey => "primary key",
+            KeyKind::IdentityIndex => "REPLICA IDENTITY USING INDEX",
+            KeyKind::AllColumns => "REPLICA IDENTITY FULL",
+        })
+    }
+}
+
+/// One column of a source table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceColumn {
+    pub name: String,
+    /// `format_type()` text, e.g. `numeric(12,2)`, `character varying(40)`, `integer[]`.
+    pub type_name: String,
+    /// The declared type's OID (a domain's own, as Relation messages carry it).
+    pub declared_oid: u32,
+    /// The type's OID; for domains, the base type's.
+    pub type_oid: u32,
+    /// `pg_type.typcategory` of that type: `A` array, `E` enum, `N` numeric, ...
+    pub category: char,
+    /// Position in the row's stable key (ordering only), if part of it.
+    pub key_position: Option<usize>,
+    /// Part of the replica identity (what an old tuple carries).
+    pub in_identity: bool,
+}
+
+impl SourceTable {
+    /// The key columns, in key order.
+    pub fn key_columns(&self) -> Vec<&SourceColumn> {
+        let mut key: Vec<&SourceColumn> = self
+            .columns
+            .iter()
+            .filter(|c| c.key_position.is_some())
+            .collect();
+        key.sort_by_key(|c| c.key_position);
+        key
+    }
+
+    /// The key is every column: its values may be NULL, so the merge
+    /// compares keys NULL-safe.
+    pub fn nullable_key(&self) -> bool {
+        self.key == KeyKind::AllColumns
+    }
+
+    /// `schema.table` verbatim.
+    pub fn qualified_name(&self) -> String {
+        self.name.plain()
+    }
+
+    /// The shape events are encoded with (the stream gets the same from
+    /// Relation messages).
+    pub fn relation(&self) -> Relation {
+        let indices = |keep: &dyn Fn(&SourceColumn) -> bool| -> Vec<usize> {
+            let picked = self.columns.iter().enumerate().filter(|(_, c)| keep(c));
+            picked.map(|(i, _)| i).collect()
+        };
+        Relation {
+            id: self.oid,
+            schema: self.name.schema.clone(),
+            name: self.name.name.clone(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    type_oid: c.declared_oid,
+                })
+                .collect(),
+            key_indices: indices(&|c| c.in_identity),
+            partition_indices: match self.key {
+                KeyKind::AllColumns => Vec::new(),
+                _ => indices(&|c| c.key_position.is_some()),
+            },
+        }
+    }
+}
+
+const TABLES_OF_SCHEMA: &str =
+    "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1";
+
+const TABLE: &str =
+    "SELECT c.oid, c.relreplident::text, has_table_privilege(c.oid, 'SELECT'), current_user::text \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+
+/// Per column: name, type text, declared type, base type and its category,
+/// position in the primary key and in the replica identity index.
+const COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, \
+            CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, \
+            CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END, \
+            (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i \
+              WHERE i.indrelid = a.attrelid AND i.indisprimary), \
+            (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i \
+              WHERE i.indrelid = a.attrelid AND i.indisreplident) \
+     FROM pg_attribute a \
+     JOIN pg_type t ON t.oid = a.atttypid \
+     LEFT JOIN pg_type bt ON bt.oid = t.typbasetype \
+     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+     ORDER BY a.attnum";
+
+/// The configured tables, `schema.*` entries expanded, in configuration
+/// order (a `schema.*` in name order), without repeats. Names are not
+/// checked to exist.
+pub async fn table_names(
     client: &Client,
     patterns: &[String],
-) -> Result<Vec<Relation>, SourceError> {
-    let mut names: Vec<(String, String)> = Vec::new();
+) -> Result<Vec<TableName>, TablesError> {
+    let mut names: Vec<TableName> = Vec::new();
     let mut seen = BTreeSet::new();
     for pattern in patterns {
-        let entry = crate::sql::parse_table_entry(pattern)?;
-        let schema = entry.schema.as_str();
-        let expanded = if let Some(table) = entry.table {
-            vec![(schema.to_owned(), table)]
-        } else {
-            let rows = client
-                .query(
-                    "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1",
-                    &[&schema],
-                )
-                .await
-                .map_err(|e| SourceError::sql("listing the tables of a schema", &e))?;
-            if rows.is_empty() {
-                return Err(SourceError::NoTablesMatched {
-                    pattern: pattern.clone(),
-                });
-            }
-            rows.iter()
-                .map(|r| (schema.to_owned(), r.get::<_, String>(0)))
-                .collect()
+        let entry = parse_table_entry(pattern)?;
+        let expanded = match entry.table {
+            Some(table) => vec![TableName::new(&entry.schema, &table)],
+            None => schema_tables(client, &entry.schema, pattern).await?,
         };
         for name in expanded {
             if seen.insert(name.clone()) {
@@ -53,137 +208,167 @@ pub async fn resolve_tables(
             }
         }
     }
-    let mut tables = Vec::with_capacity(names.len());
-    for (schema, name) in names {
-        tables.push(describe_table(client, &schema, &name).await?);
+    Ok(names)
+}
+
+async fn schema_tables(
+    client: &Client,
+    schema: &str,
+    pattern: &str,
+) -> Result<Vec<TableName>, TablesError> {
+    let rows = client
+        .query(TABLES_OF_SCHEMA, &[&schema])
+        .await
+        .map_err(TablesError::query("listing the tables of a schema"))?;
+    if rows.is_empty() {
+        return Err(TablesError::NoTablesMatched {
+            pattern: pattern.to_owned(),
+        });
+    }
+    Ok(rows
+        .iter()
+        .map(|r| TableName::new(schema, &r.get::<_, String>(0)))
+        .collect())
+}
+
+/// Every configured table, read and checked (exists, can be keyed).
+pub async fn resolve(
+    client: &Client,
+    patterns: &[String],
+) -> Result<Vec<SourceTable>, TablesError> {
+    let mut tables = Vec::new();
+    for name in table_names(client, patterns).await? {
+        tables.push(describe(client, &name).await?.0);
     }
     Ok(tables)
 }
 
-async fn describe_table(
+/// The producer's view: every configured table as [`Relation`], also
+/// checked to be readable by the role (before any slot exists: a COPY
+/// refused halfway through the snapshot would leave a slot and half a
+/// snapshot behind).
+pub async fn resolve_tables(
     client: &Client,
-    schema: &str,
-    name: &str,
-) -> Result<Relation, SourceError> {
-    let qualified = crate::sql::display_qualified(schema, name);
-    let row = client
-        .query_opt(
-            "SELECT c.oid, c.relreplident::text, has_table_privilege(c.oid, 'SELECT'), current_user::text \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-            &[&schema, &name],
-        )
-        .await
-        .map_err(|e| SourceError::sql("looking up a table", &e))?
-        .ok_or_else(|| SourceError::TableNotFound { table: qualified.clone() })?;
-    let oid: u32 = row.get(0);
-    let ident: String = row.get(1);
-    // Checked before any slot exists: a COPY refused halfway through the
-    // snapshot would leave a slot and half a snapshot behind.
-    if !row.get::<_, bool>(2) {
-        return Err(SourceError::NoSelect {
-            role: display_ident(&row.get::<_, String>(3)),
-            table: format!("{}.{}", display_ident(schema), display_ident(name)),
-            schema: display_ident(schema),
-        });
+    patterns: &[String],
+) -> Result<Vec<Relation>, TablesError> {
+    let mut tables = Vec::new();
+    for name in table_names(client, patterns).await? {
+        let (table, access) = describe(client, &name).await?;
+        if !access.can_select {
+            return Err(TablesError::NoSelect {
+                role: display_ident(&access.role),
+                table: name,
+            });
+        }
+        tables.push(table.relation());
     }
-    let replica_identity = ident
+    Ok(tables)
+}
+
+/// Whether the connected role may read a table.
+pub struct Access {
+    pub can_select: bool,
+    pub role: String,
+}
+
+/// One table's columns and key, and the role's access to it.
+pub async fn describe(
+    client: &Client,
+    name: &TableName,
+) -> Result<(SourceTable, Access), TablesError> {
+    let row = client
+        .query_opt(TABLE, &[&name.schema, &name.name])
+        .await
+        .map_err(TablesError::query("looking up a table"))?
+        .ok_or_else(|| TablesError::NotFound {
+            table: name.clone(),
+        })?;
+    let oid: u32 = row.get(0);
+    let replica_identity = row
+        .get::<_, String>(1)
         .bytes()
         .next()
         .and_then(ReplicaIdentity::from_byte)
-        .ok_or_else(|| SourceError::NoReplicaIdentity {
-            table: qualified.clone(),
-        })?;
-
-    let column_rows = client
-        .query(
-            "SELECT a.attname::text, a.atttypid, a.attnum FROM pg_attribute a \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
-             ORDER BY a.attnum",
-            &[&oid],
-        )
-        .await
-        .map_err(|e| SourceError::sql("reading table columns", &e))?;
-    let columns: Vec<Column> = column_rows
-        .iter()
-        .map(|r| Column {
-            name: r.get(0),
-            type_oid: r.get(1),
-        })
-        .collect();
-    let attnums: Vec<i16> = column_rows.iter().map(|r| r.get(2)).collect();
-
-    let positions = |attnums_wanted: &BTreeSet<i16>| -> Vec<usize> {
-        attnums
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| attnums_wanted.contains(a))
-            .map(|(i, _)| i)
-            .collect()
+        .unwrap_or(ReplicaIdentity::Nothing);
+    let access = Access {
+        can_select: row.get(2),
+        role: row.get(3),
     };
-    let primary = positions(&index_columns(client, oid, IndexKind::Primary).await?);
-    let key_indices: Vec<usize> = match replica_identity {
-        ReplicaIdentity::Full => (0..columns.len()).collect(),
-        ReplicaIdentity::Nothing => Vec::new(),
-        ReplicaIdentity::Default => primary.clone(),
-        ReplicaIdentity::Index => {
-            positions(&index_columns(client, oid, IndexKind::ReplicaIdentity).await?)
+    let rows = client
+        .query(COLUMNS, &[&oid])
+        .await
+        .map_err(TablesError::query("reading table columns"))?;
+    let table = keyed(name, oid, replica_identity, &rows)?;
+    Ok((table, access))
+}
+
+/// The table with its key decided (see the module doc).
+fn keyed(
+    name: &TableName,
+    oid: u32,
+    replica_identity: ReplicaIdentity,
+    rows: &[Row],
+) -> Result<SourceTable, TablesError> {
+    let primary: Vec<Option<i32>> = rows.iter().map(|r| r.get(5)).collect();
+    let index: Vec<Option<i32>> = rows.iter().map(|r| r.get(6)).collect();
+    let has = |positions: &[Option<i32>]| positions.iter().any(Option::is_some);
+    let (identity, key) = match replica_identity {
+        ReplicaIdentity::Nothing => {
+            return Err(TablesError::IdentityNothing {
+                table: name.clone(),
+            })
+        }
+        ReplicaIdentity::Default if has(&primary) => (primary.clone(), KeyKind::PrimaryKey),
+        ReplicaIdentity::Index if has(&index) => (index, KeyKind::IdentityIndex),
+        ReplicaIdentity::Full if has(&primary) => (all(rows.len()), KeyKind::PrimaryKey),
+        ReplicaIdentity::Full => (all(rows.len()), KeyKind::AllColumns),
+        ReplicaIdentity::Default | ReplicaIdentity::Index => {
+            return Err(TablesError::NoKey {
+                table: name.clone(),
+            })
         }
     };
-    // The row's stable key: the primary key, else the replica identity
-    // index; none for FULL without a primary key.
-    let partition_indices = match (primary.is_empty(), replica_identity) {
-        (false, _) => primary,
-        (true, ReplicaIdentity::Index) => key_indices.clone(),
-        (true, _) => Vec::new(),
+    let key_positions = match key {
+        KeyKind::PrimaryKey => primary,
+        _ => identity.clone(),
     };
-    if key_indices.is_empty() {
-        return Err(SourceError::NoReplicaIdentity { table: qualified });
-    }
-    Ok(Relation {
-        id: oid,
-        schema: schema.to_owned(),
-        name: name.to_owned(),
+    let columns = rows
+        .iter()
+        .zip(key_positions.iter().zip(&identity))
+        .map(|(row, (key, ident))| SourceColumn {
+            name: row.get(0),
+            type_name: row.get(1),
+            declared_oid: row.get(2),
+            type_oid: row.get(3),
+            category: row.get::<_, i8>(4) as u8 as char,
+            key_position: key.map(|p| p as usize),
+            in_identity: ident.is_some(),
+        })
+        .collect();
+    Ok(SourceTable {
+        oid,
+        name: name.clone(),
+        replica_identity,
         columns,
-        key_indices,
-        partition_indices,
+        key,
     })
 }
 
-#[derive(Clone, Copy)]
-enum IndexKind {
-    Primary,
-    ReplicaIdentity,
-}
-
-/// The attnums of the table's primary key or replica identity index.
-async fn index_columns(
-    client: &Client,
-    oid: u32,
-    kind: IndexKind,
-) -> Result<BTreeSet<i16>, SourceError> {
-    let primary = matches!(kind, IndexKind::Primary);
-    let rows = client
-        .query(
-            "SELECT k.attnum::int2 FROM pg_index i, unnest(i.indkey::int2[]) AS k(attnum) \
-             WHERE i.indrelid = $1 AND (CASE WHEN $2 THEN i.indisprimary ELSE i.indisreplident END)",
-            &[&oid, &primary],
-        )
-        .await
-        .map_err(|e| SourceError::sql("reading the key columns", &e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+/// Every column as a key position (REPLICA IDENTITY FULL).
+fn all(columns: usize) -> Vec<Option<i32>> {
+    (0..columns).map(|i| Some(i as i32)).collect()
 }
 
 /// Domain type OID -> base type OID (following domains over domains), so
 /// domain columns encode like their base type.
-pub async fn domain_base_types(client: &Client) -> Result<HashMap<u32, u32>, SourceError> {
+pub async fn domain_base_types(client: &Client) -> Result<HashMap<u32, u32>, TablesError> {
     let rows = client
         .query(
             "SELECT oid, typbasetype FROM pg_type WHERE typtype = 'd'",
             &[],
         )
         .await
-        .map_err(|e| SourceError::sql("reading domain types", &e))?;
+        .map_err(TablesError::query("reading domain types"))?;
     let direct: HashMap<u32, u32> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut resolved = HashMap::with_capacity(direct.len());
     for (&domain, &base) in &direct {

@@ -1,0 +1,117 @@
+//! `[source]`: the PostgreSQL database to mirror, its defaults and its
+//! validation.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::checks::is_simple_lowercase_name;
+use crate::postgres::redact_url;
+
+/// Default publication and slot name.
+pub const DEFAULT_PUBLICATION: &str = "kinesync";
+pub const DEFAULT_SLOT: &str = "kinesync";
+/// How often an idle producer writes a heartbeat so the slot keeps advancing.
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
+
+/// `[source]`: the PostgreSQL database to mirror.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `postgres://user:password@host:port/db?sslmode=...` (or a libpq
+    /// `key=value` string); printed with its password redacted.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub url: String,
+    /// `schema.table` entries; `schema.*` selects every table of a schema.
+    pub tables: Vec<String>,
+    #[serde(default = "default_publication")]
+    pub publication: String,
+    #[serde(default = "default_slot")]
+    pub slot: String,
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_interval_secs: u64,
+}
+
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("url", &redact_url(&self.url))
+            .field("tables", &self.tables)
+            .field("publication", &self.publication)
+            .field("slot", &self.slot)
+            .field("snapshot", &self.snapshot)
+            .field("heartbeat_interval_secs", &self.heartbeat_interval_secs)
+            .finish()
+    }
+}
+
+/// Whether the producer copies the tables before streaming.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Copy the tables when the slot is created, then stream.
+    #[default]
+    Initial,
+    /// Stream only; never copy.
+    Never,
+    /// Copy the tables when the slot is created, then exit.
+    InitialOnly,
+}
+
+fn default_publication() -> String {
+    DEFAULT_PUBLICATION.to_owned()
+}
+fn default_slot() -> String {
+    DEFAULT_SLOT.to_owned()
+}
+fn default_heartbeat_secs() -> u64 {
+    DEFAULT_HEARTBEAT_SECS
+}
+
+fn serialize_redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
+}
+
+impl SourceConfig {
+    /// The `[source]` section's problems.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.url.trim().is_empty() {
+            problems.push(
+                "source.url is empty: set it to postgres://user:password@host:port/db".to_owned(),
+            );
+        } else if let Err(error) = crate::postgres::SourceUrl::parse(&self.url) {
+            problems.push(error.to_string());
+        }
+        if self.tables.is_empty() {
+            problems.push(
+                "source.tables is empty: list tables as \"schema.table\" (or \"schema.*\")"
+                    .to_owned(),
+            );
+        }
+        for table in &self.tables {
+            if table
+                .split_once('.')
+                .is_none_or(|(s, t)| s.is_empty() || t.is_empty())
+            {
+                problems.push(format!(
+                    "source.tables entry {table:?} must be \"schema.table\" or \"schema.*\""
+                ));
+            }
+        }
+        for (key, value) in [
+            ("source.publication", &self.publication),
+            ("source.slot", &self.slot),
+        ] {
+            if !is_simple_lowercase_name(value) {
+                problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
+            }
+        }
+        if self.heartbeat_interval_secs == 0 {
+            problems.push("source.heartbeat_interval_secs must be at least 1".to_owned());
+        }
+        problems
+    }
+}

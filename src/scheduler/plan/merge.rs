@@ -1,0 +1,284 @@
+//! The merge itself: per table, the statements that apply a run's
+//! changes to the mirror (latest change per key, delete, insert), in
+//! batches the Data API takes.
+
+use crate::scheduler::mapping::ColumnKind;
+use crate::source::tables::SourceColumn;
+use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Values};
+
+use super::setup::tombstone_table;
+use super::toast::{origin_column, toast_statements, unchanged_marker};
+use super::{column_ident, MirrorTable, Objects, Pending, MAX_STATEMENTS_PER_BATCH};
+
+/// What a merge statement's row count tells the run summary, for the
+/// table at `table` in the list given to [`merge_batches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Counts nothing.
+    Other,
+    /// Mirror rows removed to be replaced (merge/table.sql step 5, first DELETE).
+    Replaced { table: usize },
+    /// Mirror rows deleted at the source (step 5, second DELETE).
+    Deleted { table: usize },
+    /// Rows written, new and replaced (step 5, INSERT).
+    Upserted { table: usize },
+}
+
+/// One Data API batch of a merge run: its statements and, for each, what
+/// its row count means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeBatch {
+    pub statements: Vec<String>,
+    pub counted: Vec<Counted>,
+}
+
+impl MergeBatch {
+    fn push(&mut self, statements: Vec<String>, counted: Vec<Counted>) {
+        self.statements.extend(statements);
+        self.counted.extend(counted);
+    }
+}
+
+/// merge/table.sql ends with step 5 (the three counted statements) and the
+/// two tombstone statements: the counted ones are 5, 4 and 3 from the end.
+const COUNTED_FROM_END: [usize; 3] = [5, 4, 3];
+
+/// What each of one table's merge statements counts (see [`Counted`]).
+fn table_counted(statements: usize, table: usize) -> Vec<Counted> {
+    let [replaced, deleted, upserted] = COUNTED_FROM_END.map(|n| statements.checked_sub(n));
+    (0..statements)
+        .map(|i| match Some(i) {
+            i if i == replaced => Counted::Replaced { table },
+            i if i == deleted => Counted::Deleted { table },
+            i if i == upserted => Counted::Upserted { table },
+            _ => Counted::Other,
+        })
+        .collect()
+}
+
+/// One merge run: the tables with pending events, packed into batches of at
+/// most [`MAX_STATEMENTS_PER_BATCH`] statements. Each batch is one
+/// transaction; the last one advances the watermark. Every batch re-derives
+/// the new events from the same watermark, and every step is idempotent, so
+/// a run cut between batches converges when it runs again.
+pub fn merge_batches(
+    objects: &Objects,
+    tables: &[(MirrorTable, Pending)],
+) -> Result<Vec<MergeBatch>, SqlError> {
+    let begin = sql::MERGE_BEGIN.render(&objects.values())?;
+    let commit = sql::MERGE_COMMIT.render(&objects.values())?;
+    let opened = || MergeBatch {
+        counted: vec![Counted::Other; begin.len()],
+        statements: begin.clone(),
+    };
+    let mut batches: Vec<MergeBatch> = Vec::new();
+    let mut current = opened();
+    for (index, (table, pending)) in tables.iter().enumerate() {
+        if pending.events == 0 {
+            continue;
+        }
+        let statements = table_merge_statements(objects, table, *pending, index + 1)?;
+        if current.statements.len() > begin.len()
+            && current.statements.len() + statements.len() > MAX_STATEMENTS_PER_BATCH
+        {
+            batches.push(std::mem::replace(&mut current, opened()));
+        }
+        let counted = table_counted(statements.len(), index);
+        current.push(statements, counted);
+    }
+    if current.statements.len() + commit.len() > MAX_STATEMENTS_PER_BATCH {
+        batches.push(std::mem::replace(&mut current, opened()));
+    }
+    current.push(commit.clone(), vec![Counted::Other; commit.len()]);
+    batches.push(current);
+    Ok(batches)
+}
+
+/// One table's mirror key columns, in key order.
+pub(super) type Key<'a> = [&'a (SourceColumn, ColumnKind)];
+
+/// The merge statements of one table (merge/table.sql, with merge/truncate.sql
+/// and merge/toast.sql where needed).
+pub fn table_merge_statements(
+    objects: &Objects,
+    table: &MirrorTable,
+    pending: Pending,
+    index: usize,
+) -> Result<Vec<String>, SqlError> {
+    let latest = format!("kinesync_latest_{index}");
+    let mirror = qualified(&objects.mirror_schema_name, &table.name);
+    let tombstones = tombstone_table(objects, table);
+    let key = table.key();
+    let toastable = table.toastable();
+    let mut values = objects.values();
+    values.insert("changes", format!("kinesync_changes_{index}"));
+    values.insert("latest", latest.clone());
+    values.insert("cutoff", format!("kinesync_cutoff_{index}"));
+    values.insert("mirror_table", mirror.clone());
+    values.insert("mirror_table_literal", quote_literal(&table.name));
+    values.insert(
+        "table_literal",
+        quote_literal(&table.source.qualified_name()),
+    );
+    values.insert("tombstone_table", tombstones.clone());
+    values.insert(
+        "this_table",
+        format!(
+            "e.payload.\"source\".\"schema\"::varchar = {} AND e.payload.\"source\".\"table\"::varchar = {}",
+            quote_literal(&table.source.name.schema),
+            quote_literal(&table.source.name.name)
+        ),
+    );
+    insert_change_columns(&mut values, table, &key, &toastable);
+    insert_column_lists(&mut values, table, &key);
+    let key_match =
+        |left: &str, right: &str| key_match(&key, table.source.nullable_key(), left, right);
+    values.insert("key_match_latest_m", key_match(&latest, "m"));
+    values.insert("key_match_mirror_latest", key_match(&mirror, &latest));
+    values.insert(
+        "key_match_tombstone_latest",
+        key_match(&tombstones, &latest),
+    );
+
+    let truncate = if pending.truncates > 0 {
+        sql::MERGE_TRUNCATE.render(&values)?
+    } else {
+        Vec::new()
+    };
+    values.insert("truncate_statements", terminated(&truncate));
+    let toast = if pending.updates > 0 && !toastable.is_empty() {
+        toast_statements(&mut values, index, &latest, &key, &toastable)?
+    } else {
+        Vec::new()
+    };
+    values.insert("toast_statements", terminated(&toast));
+    sql::MERGE_TABLE.render(&values)
+}
+
+/// `left` and `right` rows have the same key. A key of every column may
+/// hold NULLs (`nullable`): NULL matches NULL (written without IS NOT
+/// DISTINCT FROM, which Redshift does not document).
+pub(super) fn key_match(key: &Key, nullable: bool, left: &str, right: &str) -> String {
+    key.iter()
+        .map(|(c, _)| {
+            let q = column_ident(c);
+            let equal = format!("{left}.{q} = {right}.{q}");
+            if nullable {
+                format!("({equal} OR ({left}.{q} IS NULL AND {right}.{q} IS NULL))")
+            } else {
+                equal
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// merge/table.sql's changes table columns: each event's `after` values,
+/// its `before` key, and its origin key (the key before this change: the
+/// "before" key when the event has one) with the unchanged-TOAST markers.
+pub(super) fn insert_change_columns(
+    values: &mut Values,
+    table: &MirrorTable,
+    key: &Key,
+    toastable: &Key,
+) {
+    let nav = |side: &str, column: &str| format!("e.payload.\"{side}\".{}", quote_ident(column));
+    let after_columns = table
+        .columns
+        .iter()
+        .map(|(c, k)| {
+            format!(
+                "{} AS {}",
+                k.extract(&nav("after", &c.name)),
+                column_ident(c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let before_key_columns = table
+        .columns
+        .iter()
+        .map(|(c, k)| match c.key_position {
+            Some(_) => k.extract(&nav("before", &c.name)),
+            None => format!("CAST(NULL AS {})", k.raw_type()),
+        })
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let mut origin_columns = key
+        .iter()
+        .enumerate()
+        .map(|(i, (c, k))| {
+            format!(
+                "COALESCE({}, {}) AS {}",
+                k.extract(&nav("before", &c.name)),
+                k.extract(&nav("after", &c.name)),
+                origin_column(i)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let mut null_origin_columns = key
+        .iter()
+        .map(|(_, k)| format!("CAST(NULL AS {})", k.raw_type()))
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let (markers, null_markers) = unchanged_columns(toastable, &nav);
+    origin_columns.push_str(&markers);
+    null_origin_columns.push_str(&null_markers);
+    values.insert("after_columns", after_columns);
+    values.insert("before_key_columns", before_key_columns);
+    values.insert("origin_columns", origin_columns);
+    values.insert("null_origin_columns", null_origin_columns);
+}
+
+/// merge/table.sql's lists of key and mirror columns.
+pub(super) fn insert_column_lists(values: &mut Values, table: &MirrorTable, key: &Key) {
+    let column_list = |prefix: &str, columns: &Key| {
+        columns
+            .iter()
+            .map(|(c, _)| format!("{prefix}{}", column_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all: Vec<_> = table.columns.iter().collect();
+    let converted_columns = table
+        .columns
+        .iter()
+        .map(|(c, k)| k.convert(&format!("l.{}", column_ident(c))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    values.insert("key_list", column_list("", key));
+    values.insert("column_list", column_list("", &all));
+    values.insert("key_column_list", column_list("", key));
+    values.insert("latest_key_columns", column_list("l.", key));
+    values.insert("converted_columns", converted_columns);
+}
+
+/// The changes table's columns (after its origin key columns) per TOAST-able
+/// column: the event's `unchanged_toast` entry, finished by
+/// merge/toast_markers.sql, and `_kinesync_legacy`, whether the event
+/// predates that field. Returns (the upsert branch's, the delete branch's).
+pub(super) fn unchanged_columns(
+    toastable: &[&(SourceColumn, ColumnKind)],
+    nav: &dyn Fn(&str, &str) -> String,
+) -> (String, String) {
+    let (mut markers, mut null_markers) = (String::new(), String::new());
+    for (n, (c, _)) in toastable.iter().enumerate() {
+        let marker = unchanged_marker(n);
+        let entry = nav("unchanged_toast", &c.name);
+        markers.push_str(&format!(",\n       {entry}::boolean AS {marker}"));
+        null_markers.push_str(&format!(",\n       CAST(NULL AS BOOLEAN) AS {marker}"));
+    }
+    if !toastable.is_empty() {
+        markers.push_str(
+            ",\n       (e.payload.\"op\"::varchar = 'u' AND e.payload.\"unchanged_toast\" IS NULL) AS _kinesync_legacy",
+        );
+        null_markers.push_str(",\n       false AS _kinesync_legacy");
+    }
+    (markers, null_markers)
+}
+
+/// Statements re-joined so that they survive another render's split.
+pub(super) fn terminated(statements: &[String]) -> String {
+    statements.iter().map(|s| format!("{s};\n")).collect()
+}
