@@ -6,6 +6,7 @@ use tokio_postgres::Client;
 
 use crate::config::SourceConfig;
 use crate::source::tables;
+use crate::sql::TableName;
 
 pub use crate::source::tables::{KeyKind, SourceColumn, SourceTable, TablesError as CatalogError};
 
@@ -17,14 +18,13 @@ pub async fn read_tables(
     tables::resolve(client, &source.tables).await
 }
 
-/// The configured tables as (schema, name), `schema.*` entries expanded
-/// (see [`tables::table_names`]). Names are not checked to exist.
+/// The configured tables, `schema.*` entries expanded (see
+/// [`tables::table_names`]). Names are not checked to exist.
 pub async fn table_names(
     client: &Client,
     source: &SourceConfig,
-) -> Result<Vec<(String, String)>, CatalogError> {
-    let names = tables::table_names(client, &source.tables).await?;
-    Ok(names.into_iter().map(|t| (t.schema, t.name)).collect())
+) -> Result<Vec<TableName>, CatalogError> {
+    tables::table_names(client, &source.tables).await
 }
 
 /// An SQL connection to the source for catalog reads (TLS as the URL says).

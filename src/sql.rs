@@ -178,8 +178,12 @@ pub fn display_qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", display_ident(schema), display_ident(name))
 }
 
-/// A table's schema and name, verbatim (case kept, not quoted).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A table's schema and name, verbatim (case kept, not quoted). Serialized
+/// as `["schema", "name"]` (the snapshot marker stores lists of them).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(from = "(String, String)", into = "(String, String)")]
 pub struct TableName {
     pub schema: String,
     pub name: String,
@@ -201,6 +205,18 @@ impl TableName {
     /// `schema.name` verbatim (partition keys, `verify --table`, table literals).
     pub fn plain(&self) -> String {
         format!("{}.{}", self.schema, self.name)
+    }
+}
+
+impl From<(String, String)> for TableName {
+    fn from((schema, name): (String, String)) -> TableName {
+        TableName { schema, name }
+    }
+}
+
+impl From<TableName> for (String, String) {
+    fn from(table: TableName) -> (String, String) {
+        (table.schema, table.name)
     }
 }
 

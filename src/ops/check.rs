@@ -26,7 +26,7 @@ use crate::shutdown::Shutdown;
 use crate::sink::kinesis::{KinesisWriter, StreamSummary};
 use crate::sink::{OutRecord, RecordResult, RecordWriter, SinkError};
 use crate::source::version::{self, Verdict, SUPPORTED_SERVERS};
-use crate::sql::{self, quote_literal, Template, Values};
+use crate::sql::{self, quote_literal, TableName, Template, Values};
 
 /// Events per second one provisioned shard accepts.
 pub const SHARD_RECORDS_PER_SECOND: u64 = 1_000;
@@ -259,15 +259,16 @@ fn wal_keep_finding(keep: &str) -> Finding {
 
 async fn check_tables(
     client: &Client,
-    tables: &[(String, String)],
+    tables: &[TableName],
     role: &str,
     findings: &mut Vec<Finding>,
 ) {
     let role = sql::quote_ident(role);
     let statement = source_sql(sql::CHECK_SOURCE_TABLE);
-    for (schema, name) in tables {
-        let qualified = sql::qualified(schema, name);
-        let check = format!("table {schema}.{name}");
+    for table in tables {
+        let (schema, name) = (&table.schema, &table.name);
+        let qualified = table.quoted();
+        let check = format!("table {}", table.plain());
         let row = match client.query_opt(&statement, &[schema, name]).await {
             Ok(Some(row)) => row,
             Ok(None) => {
@@ -290,8 +291,7 @@ async fn check_tables(
             }
         };
         let (usage, select): (bool, bool) = (row.get("schema_usage"), row.get("can_select"));
-        let keyed =
-            crate::source::tables::describe(client, &sql::TableName::new(schema, name)).await;
+        let keyed = crate::source::tables::describe(client, table).await;
         findings.push(if !usage || !select {
             Finding::fail(
                 Part::Source,
@@ -330,7 +330,7 @@ async fn check_tables(
 async fn check_publication(
     client: &Client,
     config: &Config,
-    wanted: &[(String, String)],
+    wanted: &[TableName],
     role: &str,
     findings: &mut Vec<Finding>,
 ) {
@@ -382,7 +382,7 @@ async fn check_publication(
 fn coverage_finding(
     first: &tokio_postgres::Row,
     rows: &[tokio_postgres::Row],
-    wanted: &[(String, String)],
+    wanted: &[TableName],
     check: &str,
     role: &str,
     publication: &str,
@@ -390,19 +390,19 @@ fn coverage_finding(
     let owner: String = first.get("owner");
     let owned: bool = first.get("owned");
     let publishes_all: bool = first.get("publishes_all");
-    let covered: Vec<(String, String)> = rows
+    let covered: Vec<TableName> = rows
         .iter()
         .filter_map(|r| {
-            Some((
+            Some(TableName::from((
                 r.get::<_, Option<String>>("table_schema")?,
                 r.get::<_, Option<String>>("table_name")?,
-            ))
+            )))
         })
         .collect();
     let missing: Vec<String> = wanted
         .iter()
         .filter(|t| !covered.contains(t))
-        .map(|(s, n)| sql::qualified(s, n))
+        .map(TableName::quoted)
         .collect();
     if !missing.is_empty() {
         Finding::fail(

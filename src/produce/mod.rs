@@ -50,6 +50,7 @@ use crate::source::replication::{
     temporary_slot_name,
 };
 use crate::source::tables::{domain_base_types, resolve_tables};
+use crate::sql::TableName;
 use crate::telemetry::{self, health};
 use heartbeat::heartbeat_loop;
 use start::Start;
@@ -244,7 +245,7 @@ async fn produce<W: RecordWriter>(
         ctx,
         wanted: tables
             .iter()
-            .map(|t| (t.schema.clone(), t.name.clone()))
+            .map(|t| TableName::new(&t.schema, &t.name))
             .collect(),
         cache: RelationCache::with_type_aliases(aliases).with_partition_keys(&tables),
         wanted_ids: HashSet::new(),

@@ -22,14 +22,15 @@ use crate::sink::RecordWriter;
 use crate::source::coverage;
 use crate::source::error::SourceError;
 use crate::source::relation_cache::Relation;
+use crate::source::replication::SlotInfo;
 use crate::source::replication::{
     create_slot_without_snapshot, drop_slot, ensure_publication, marker_says_ready,
     marker_says_started, publication_exists, set_snapshot_marker, skipped_marker, slot_info,
     snapshot_marker, SlotUse,
 };
-use crate::source::replication::{SlotInfo, TableName};
 use crate::source::snapshot::take_snapshot;
 use crate::sql::display_ident;
+use crate::sql::TableName;
 
 /// Records (snapshot mode `never`) that the slot streams `configured`
 /// without an initial snapshot.
@@ -74,7 +75,7 @@ impl Start<'_> {
             {
                 return Err(ProduceError::PreviewPublicationLacksTable {
                     publication: display_ident(&source.publication),
-                    table: crate::sql::display_qualified(&table.0, &table.1),
+                    table: table.to_string(),
                 });
             }
         } else {

@@ -37,6 +37,7 @@ use crate::source::error::{Retry, SourceError};
 use crate::source::pgoutput::{decode, LogicalMessage, OldTupleKind, RelationBody};
 use crate::source::relation_cache::{Relation, RelationCache};
 use crate::source::replication::start_stream;
+use crate::sql::TableName;
 use crate::telemetry::{health, metrics};
 
 /// How often an idle streaming loop still tells [`health()`] it is alive.
@@ -57,7 +58,7 @@ pub(super) struct Streamer {
     pub(super) check_every: Duration,
     pub(super) ctx: EventContext,
     /// Configured tables (a pre-existing publication may publish more).
-    pub(super) wanted: HashSet<(String, String)>,
+    pub(super) wanted: HashSet<TableName>,
     pub(super) cache: RelationCache,
     pub(super) wanted_ids: HashSet<u32>,
     pub(super) txn: Option<Txn>,
@@ -285,7 +286,7 @@ impl Streamer {
     fn track_relation(&mut self, body: RelationBody) {
         if self
             .wanted
-            .contains(&(body.schema.clone(), body.name.clone()))
+            .contains(&TableName::new(&body.schema, &body.name))
         {
             self.wanted_ids.insert(body.id);
         } else {

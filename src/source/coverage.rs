@@ -23,13 +23,12 @@ pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// Prefix of the marker line listing the streamed tables.
 const TABLES_LINE: &str = "\nkinesync tables: ";
 
-/// `(schema, table)`.
-pub use super::replication::TableName;
+pub use crate::sql::TableName;
 
 pub fn table_names(tables: &[Relation]) -> Vec<TableName> {
     tables
         .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
+        .map(|t| TableName::new(&t.schema, &t.name))
         .collect()
 }
 
@@ -55,8 +54,8 @@ pub fn dropped(publication: &str, table: &TableName) -> SourceError {
         publication: crate::sql::display_ident(publication),
         table: format!(
             "{}.{}",
-            crate::sql::display_ident(&table.0),
-            crate::sql::display_ident(&table.1)
+            crate::sql::display_ident(&table.schema),
+            crate::sql::display_ident(&table.name)
         ),
     }
 }
@@ -135,8 +134,8 @@ mod tests {
     #[test]
     fn the_table_line_round_trips_and_replaces_itself() {
         let tables = vec![
-            ("public".to_owned(), "orders".to_owned()),
-            ("We\"ird, schema".to_owned(), "t\nx".to_owned()),
+            TableName::new("public", "orders"),
+            TableName::new("We\"ird, schema", "t\nx"),
         ];
         let marker = with_tables("kinesync: snapshot complete (slot s; ...).", &tables);
         assert_eq!(recorded_tables(&marker), tables);
@@ -144,5 +143,13 @@ mod tests {
         assert_eq!(recorded_tables(&again), tables[..1].to_vec());
         assert!(again.starts_with("kinesync: snapshot complete (slot s; ...)."));
         assert!(recorded_tables("kinesync: snapshot complete (slot s; ...).").is_empty());
+    }
+
+    #[test]
+    fn markers_written_before_table_names_were_typed_still_read() {
+        let old =
+            "kinesync: snapshot complete (slot s).\nkinesync tables: [[\"public\",\"orders\"]]";
+        assert_eq!(recorded_tables(old), [TableName::new("public", "orders")]);
+        assert_eq!(with_tables(old, &recorded_tables(old)), old);
     }
 }

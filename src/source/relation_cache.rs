@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::pgoutput::{RelationBody, ReplicaIdentity};
+use crate::sql::TableName;
 
 /// One column: its name (verbatim) and type OID (decides the JSON encoding).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +106,7 @@ pub struct RelationCache {
     /// (schema, table) -> the partition key columns the catalog gave at
     /// start (the primary key, which Relation messages do not flag under
     /// REPLICA IDENTITY FULL or USING INDEX).
-    partition_keys: HashMap<(String, String), Vec<String>>,
+    partition_keys: HashMap<TableName, Vec<String>>,
 }
 
 impl RelationCache {
@@ -128,7 +129,7 @@ impl RelationCache {
     pub fn with_partition_keys(mut self, tables: &[Relation]) -> Self {
         self.partition_keys = tables
             .iter()
-            .map(|t| ((t.schema.clone(), t.name.clone()), t.partition_columns()))
+            .map(|t| (TableName::new(&t.schema, &t.name), t.partition_columns()))
             .collect();
         self
     }
@@ -144,7 +145,7 @@ impl RelationCache {
         // A key column renamed or dropped since start: keep the message's.
         if let Some(indices) = self
             .partition_keys
-            .get(&(rel.schema.clone(), rel.name.clone()))
+            .get(&TableName::new(&rel.schema, &rel.name))
             .and_then(|names| rel.indices_of(names))
         {
             rel.partition_indices = indices;

@@ -17,6 +17,7 @@ use super::{quote_ident, quote_literal};
 use crate::config::SourceConfig;
 use crate::lsn::Lsn;
 use crate::postgres::{redact_url, SESSION_SETTINGS};
+use crate::sql::TableName;
 
 /// Standby status updates at least this often (the server's default
 /// `wal_sender_timeout` is 60 s; feedback must come well inside half of it).
@@ -294,7 +295,7 @@ pub async fn ensure_publication(
     let published = published_tables(client, publication).await?;
     let missing: Vec<&Relation> = tables
         .iter()
-        .filter(|t| !published.contains(&(t.schema.clone(), t.name.clone())))
+        .filter(|t| !published.contains(&TableName::new(&t.schema, &t.name)))
         .collect();
     if missing.is_empty() {
         return Ok(Vec::new());
@@ -327,9 +328,6 @@ async fn publication_ddl(
     client.batch_execute(&sql).await.map_err(|e| pg_message(&e))
 }
 
-/// `(schema, table)`.
-pub type TableName = (String, String);
-
 /// Every table `publication` publishes (all of them for `FOR ALL TABLES`).
 pub async fn published_tables(
     client: &Client,
@@ -342,7 +340,10 @@ pub async fn published_tables(
         &[&publication],
     )
     .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| TableName::from((r.get(0), r.get(1))))
+        .collect())
 }
 
 /// What `pg_replication_slots` says about our slot.
