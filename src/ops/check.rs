@@ -773,8 +773,8 @@ async fn check_checkpoint(
             return;
         }
     };
-    let text = |i: usize| row.as_ref().and_then(|r| r.get(i)).and_then(Value::as_text);
-    let (Some(merged_at), Some(now)) = (text(1), text(2)) else {
+    let text = |column: &str| row.as_ref().and_then(|r| r.text(column));
+    let (Some(merged_at), Some(now)) = (text("merged_at"), text("now")) else {
         findings.push(Finding::todo(
             Part::Redshift,
             "checkpoint",
@@ -786,7 +786,7 @@ async fn check_checkpoint(
         ));
         return;
     };
-    if text(0)
+    if text("watermark")
         .as_deref()
         .is_some_and(|w| w.starts_with("1900-01-01"))
     {
@@ -838,7 +838,7 @@ async fn object_counts(
         let rows = api.query(statement).await?;
         counts.push(
             rows.first()
-                .and_then(|r| r.first())
+                .and_then(|r| r.values().first())
                 .and_then(Value::as_i64)
                 .unwrap_or(0),
         );

@@ -21,7 +21,7 @@ use super::check::{redshift_values, render};
 use super::{human_duration, seconds_between};
 use crate::config::Config;
 use crate::postgres::redact_url;
-use crate::redshift::{DataApi, Value};
+use crate::redshift::DataApi;
 use crate::scheduler::plan::Objects;
 use crate::shutdown::Shutdown;
 use crate::sql;
@@ -260,8 +260,11 @@ async fn merge_status(config: &Config, shutdown: Shutdown) -> Result<MergeStatus
         format!("{e} (run `kinesync setup` if the checkpoint table does not exist)")
     })?;
     let row = rows.into_iter().next().unwrap_or_default();
-    let text = |i: usize| row.get(i).and_then(Value::as_text);
-    let (watermark, merged_at, now) = (text(0), text(1), text(2));
+    let (watermark, merged_at, now) = (
+        row.text("watermark"),
+        row.text("merged_at"),
+        row.text("now"),
+    );
     let never_merged = watermark.as_deref().is_some_and(|w| w.starts_with("1900-"));
     let age = |t: &Option<String>| match (t, &now) {
         (Some(t), Some(now)) if !never_merged => seconds_between(t, now),
@@ -281,10 +284,9 @@ async fn merge_status(config: &Config, shutdown: Shutdown) -> Result<MergeStatus
     if let Some(statement) = render(sql::CHECK_REDSHIFT_MERGE_STATUS, &values) {
         if let Ok(rows) = api.query(&statement).await {
             if let Some(row) = rows.into_iter().next() {
-                let text = |i: usize| row.get(i).and_then(Value::as_text);
-                status.last_run_at = text(0);
-                status.last_run_result = text(1);
-                status.last_run_detail = text(2);
+                status.last_run_at = row.text("finished_at");
+                status.last_run_result = row.text("result");
+                status.last_run_detail = row.text("detail");
             }
         }
     }

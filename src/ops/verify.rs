@@ -394,10 +394,12 @@ async fn last_events(api: &DataApi, objects: &Objects) -> Result<LastEvents, Ver
     Ok(rows
         .iter()
         .filter_map(|r| {
-            let text = |i: usize| r.get(i).and_then(Value::as_text);
             Some((
-                (text(0)?, text(1)?),
-                (text(2), r.get(3).and_then(Value::as_i64)),
+                (r.text("source_schema")?, r.text("source_table")?),
+                (
+                    r.text("last_refresh_time"),
+                    r.get("last_commit_ms").and_then(Value::as_i64),
+                ),
             ))
         })
         .collect())

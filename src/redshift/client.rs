@@ -1,5 +1,6 @@
 //! Submit, poll and read results through aws-sdk-redshiftdata.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_redshiftdata::types::{Field, StatusString};
@@ -94,7 +95,36 @@ impl Value {
     }
 }
 
-pub type Row = Vec<Value>;
+/// One result row, read by column name (the names of the result's column
+/// metadata; the statements alias every column they return).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    names: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl Row {
+    pub fn new(names: Arc<[String]>, values: Vec<Value>) -> Row {
+        Row { names, values }
+    }
+
+    /// The value of `column`, if the result has that column.
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        let at = self.names.iter().position(|n| n == column)?;
+        self.values.get(at)
+    }
+
+    /// [`Row::get`] as text (`None` for NULL or a missing column).
+    pub fn text(&self, column: &str) -> Option<String> {
+        self.get(column).and_then(Value::as_text)
+    }
+
+    /// The values in column order (for results whose columns are data, as
+    /// `verify`'s rows).
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+}
 
 /// A finished batch: the rows each statement affected or returned.
 #[derive(Debug, Clone, Default)]
@@ -227,10 +257,15 @@ impl DataApi {
                 .send()
                 .await
                 .map_err(|e| self.api_error("GetStatementResult", &e))?;
+            let names: Arc<[String]> = page
+                .column_metadata()
+                .iter()
+                .map(|c| c.name().or(c.label()).unwrap_or_default().to_owned())
+                .collect();
             rows.extend(
                 page.records()
                     .iter()
-                    .map(|record| record.iter().map(value_of).collect::<Row>()),
+                    .map(|record| Row::new(names.clone(), record.iter().map(value_of).collect())),
             );
             match page.next_token() {
                 Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
@@ -247,7 +282,8 @@ impl DataApi {
             .await?
             .iter()
             .map(|row| {
-                row.iter()
+                row.values()
+                    .iter()
                     .map(|v| v.as_text().unwrap_or_default())
                     .collect()
             })

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use std::collections::BTreeMap;
 
-use crate::redshift::{DataApi, Value};
+use crate::redshift::{DataApi, Row};
 use crate::shutdown::Shutdown;
 use crate::sql::TableName;
 
@@ -112,7 +112,7 @@ pub async fn merge_once(
     let (acquire, holder_query, release) =
         plan::lease_statements(&objects, &holder, lease_seconds)?;
     let mut row = take_lease(&api, &acquire, &holder_query).await?;
-    let current = row.first().and_then(Value::as_text);
+    let current = row.text("holder");
     if let Some(stale) = current.filter(|c| *c != holder && holder_is_gone(c)) {
         tracing::warn!(
             holder = %stale,
@@ -122,8 +122,7 @@ pub async fn merge_once(
             .await?;
         row = take_lease(&api, &acquire, &holder_query).await?;
     }
-    let text = |i: usize| row.get(i).and_then(Value::as_text);
-    if text(0).as_deref() != Some(holder.as_str()) {
+    if row.text("holder").as_deref() != Some(holder.as_str()) {
         // Two schedulers may both have inserted a lease row at once (the
         // first by name wins): the one backing off removes its own row, or
         // it would block every later run until it expires.
@@ -131,12 +130,12 @@ pub async fn merge_once(
             tracing::warn!(%error, "could not remove this run's losing lease row; it expires by itself");
         }
     }
-    match text(0) {
+    match row.text("holder") {
         Some(current) if current == holder => {}
         Some(current) => {
             return Err(SchedulerError::LeaseHeld {
                 holder: current,
-                until: text(1).unwrap_or_default(),
+                until: row.text("expires_at").unwrap_or_default(),
             });
         }
         None => {
@@ -146,7 +145,8 @@ pub async fn merge_once(
             })
         }
     }
-    warn_if_near_retention(redshift, text(2).as_deref(), text(3).as_deref());
+    let (last_merged_at, now) = (row.text("last_merged_at"), row.text("now"));
+    warn_if_near_retention(redshift, last_merged_at.as_deref(), now.as_deref());
     let retention = Retention {
         hours: redshift.retention_hours,
         accept_loss: accept_data_loss,
@@ -207,7 +207,7 @@ async fn take_lease(
     api: &DataApi,
     acquire: &[String],
     holder_query: &str,
-) -> Result<Vec<Value>, SchedulerError> {
+) -> Result<Row, SchedulerError> {
     api.batch(acquire).await?;
     let rows = api.query(holder_query).await?;
     Ok(rows.first().cloned().unwrap_or_default())
@@ -303,8 +303,7 @@ async fn check_retention(
 ) -> Result<Option<String>, SchedulerError> {
     let rows = api.query(&plan::last_refresh_statement(objects)?).await?;
     let row = rows.first().cloned().unwrap_or_default();
-    let text = |i: usize| row.get(i).and_then(Value::as_text);
-    let (previous, now) = (text(0), text(1));
+    let (previous, now) = (row.text("previous"), row.text("now"));
     if let (Some(previous), Some(now)) = (&previous, &now) {
         if let Some((from, to)) = expired_window(previous, now, retention.hours) {
             if !retention.accept_loss {
@@ -337,10 +336,10 @@ async fn pending_work(
         .iter()
         .filter_map(|row| {
             Some((
-                row.first()?.as_text()?,
-                row.get(1)?.as_text()?,
-                row.get(2)?.as_text()?,
-                u64::try_from(row.get(3)?.as_i64()?).ok()?,
+                row.text("source_schema")?,
+                row.text("source_table")?,
+                row.text("op")?,
+                u64::try_from(row.get("events")?.as_i64()?).ok()?,
             ))
         })
         .collect();
@@ -373,8 +372,10 @@ async fn run_locked(
     // New source tables and columns reach the mirror before their events.
     let mut existing: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for row in api.query(&plan::mirror_columns_statement(objects)?).await? {
-        let text = |i: usize| row.get(i).and_then(Value::as_text);
-        if let (Some(table), Some(column), Some(data_type)) = (text(0), text(1), text(2)) {
+        let text = |column: &str| row.text(column);
+        if let (Some(table), Some(column), Some(data_type)) =
+            (text("table_name"), text("column_name"), text("data_type"))
+        {
             // As Redshift stores it, like MirrorTable::name (ASCII folded).
             existing.entry(table).or_default().push((column, data_type));
         }
