@@ -454,7 +454,7 @@ def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", tim
     poll = Psql(db)
     walsender = {}
     env = kinesync_env()
-    env["RUST_LOG"] = "info,kinesync::pipeline=debug"
+    env["RUST_LOG"] = "info,kinesync::produce::stream=debug"
     log_path = os.path.join(WORK, f"{slot}.log")
     run = Run([KINESYNC, "--config", cfg, "produce", "--sink", sink] + (["--advance-slot"] if sink == "stdout" else []),
               env=env, stderr_path=log_path, count_stdout=(sink == "stdout"))
@@ -806,7 +806,7 @@ def profile_kinesync(db, table, pub, backlog):
     stat_file = os.path.join(WORK, "perf-stat.txt")
     poll = Psql(db)
     env = kinesync_env()
-    env["RUST_LOG"] = "info,kinesync::pipeline=debug"
+    env["RUST_LOG"] = "info,kinesync::produce::stream=debug"
     log_path = os.path.join(WORK, f"{slot}.log")
     run = Run(["perf", "stat", "-o", stat_file, "-e", "task-clock,context-switches,cpu-migrations,page-faults",
                "--", "perf", "record", "-q", "-F", "999", "-g", "-o", data, "--",
