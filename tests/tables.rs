@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::future::Future;
-
 use serde_json::Value;
 use support::Pipeline;
 
@@ -37,34 +35,29 @@ INSERT INTO public.priced (id, qty, price, note) VALUES (1, 2, 1.50, 'x'), (2, 3
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_keyed_by_a_replica_identity_index_is_accepted_by_check_merge_and_verify() {
-    let p = Pipeline::start("tables_by_index", BY_INDEX, &["public.by_index"]).await;
+    let mut p = Pipeline::start("tables_by_index", BY_INDEX, &["public.by_index"]).await;
     let (outcome, detail) = table_check(&p, "table public.by_index").await;
     assert_eq!(outcome, "ok", "check refuses the table: {detail}");
     assert!(detail.contains("USING INDEX"), "{detail}");
-    p.setup().await;
-    with_producer(&p, async {
-        // Streamed changes keyed by the index: a changed row, a changed
-        // key, a deleted row, a new row.
-        p.source
-            .batch_execute(
-                "UPDATE public.by_index SET qty = 11 WHERE code = 'a' AND region = 1;
-                 UPDATE public.by_index SET code = 'c' WHERE code = 'b' AND region = 1;
-                 DELETE FROM public.by_index WHERE code = 'a' AND region = 2;
-                 INSERT INTO public.by_index VALUES ('d', 3, 40, 'new');",
-            )
-            .await
-            .expect("changes");
-        wait_until_confirmed(&p).await;
-    })
-    .await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.by_index").await;
+    p.setup_and_produce().await;
+    // Streamed changes keyed by the index: a changed row, a changed key, a
+    // deleted row, a new row.
+    p.source
+        .batch_execute(
+            "UPDATE public.by_index SET qty = 11 WHERE code = 'a' AND region = 1;
+             UPDATE public.by_index SET code = 'c' WHERE code = 'b' AND region = 1;
+             DELETE FROM public.by_index WHERE code = 'a' AND region = 2;
+             INSERT INTO public.by_index VALUES ('d', 3, 40, 'new');",
+        )
+        .await
+        .expect("changes");
+    p.assert_merge_converges(&["public.by_index"]).await;
     assert_verifies_equal(&p, "public.by_index").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_identity_index_is_the_key_even_with_a_primary_key_on_other_columns() {
-    let p = Pipeline::start(
+    let mut p = Pipeline::start(
         "tables_pk_and_index",
         PK_AND_INDEX,
         &["public.pk_and_index"],
@@ -72,40 +65,32 @@ async fn a_replica_identity_index_is_the_key_even_with_a_primary_key_on_other_co
     .await;
     let (outcome, detail) = table_check(&p, "table public.pk_and_index").await;
     assert_eq!(outcome, "ok", "check refuses the table: {detail}");
-    p.setup().await;
-    with_producer(&p, async {
-        p.source
-            .batch_execute(
-                "INSERT INTO public.pk_and_index VALUES (4, 'd', 40);
-                 UPDATE public.pk_and_index SET qty = 11 WHERE id = 1;
-                 UPDATE public.pk_and_index SET code = 'e' WHERE id = 2;
-                 DELETE FROM public.pk_and_index WHERE id = 3;
-                 DELETE FROM public.pk_and_index WHERE id = 4;",
-            )
-            .await
-            .expect("changes");
-        wait_until_confirmed(&p).await;
-    })
-    .await;
-    p.merge_once().await;
-    p.assert_mirror_equals_source("public.pk_and_index").await;
+    p.setup_and_produce().await;
+    p.source
+        .batch_execute(
+            "INSERT INTO public.pk_and_index VALUES (4, 'd', 40);
+             UPDATE public.pk_and_index SET qty = 11 WHERE id = 1;
+             UPDATE public.pk_and_index SET code = 'e' WHERE id = 2;
+             DELETE FROM public.pk_and_index WHERE id = 3;
+             DELETE FROM public.pk_and_index WHERE id = 4;",
+        )
+        .await
+        .expect("changes");
+    p.assert_merge_converges(&["public.pk_and_index"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_with_a_generated_column_verifies_clean() {
-    let p = Pipeline::start("tables_generated", GENERATED, &["public.priced"]).await;
-    p.setup().await;
-    with_producer(&p, async {
-        p.source
-            .batch_execute(
-                "UPDATE public.priced SET qty = 5 WHERE id = 1;
-                 INSERT INTO public.priced (id, qty, price) VALUES (3, 1, 2.25);",
-            )
-            .await
-            .expect("changes");
-        wait_until_confirmed(&p).await;
-    })
-    .await;
+    let mut p = Pipeline::start("tables_generated", GENERATED, &["public.priced"]).await;
+    p.setup_and_produce().await;
+    p.source
+        .batch_execute(
+            "UPDATE public.priced SET qty = 5 WHERE id = 1;
+             INSERT INTO public.priced (id, qty, price) VALUES (3, 1, 2.25);",
+        )
+        .await
+        .expect("changes");
+    p.sync_producer().await;
     p.merge_once().await;
     assert_verifies_equal(&p, "public.priced").await;
     // The mirror holds what the producer sends: every column but the
@@ -142,61 +127,6 @@ async fn table_check(p: &Pipeline, name: &str) -> (String, String) {
 
 /// Runs `scenario` while `kinesync produce` runs (snapshot, then stream);
 /// the producer is killed once the scenario is done.
-async fn with_producer(p: &Pipeline, scenario: impl Future<Output = ()>) {
-    let produce = p.run(&["produce"]);
-    tokio::pin!(produce);
-    tokio::select! {
-        (code, _, stderr) = &mut produce => panic!("produce exited {code}:\n{stderr}"),
-        () = async {
-            wait_for_slot(p).await;
-            scenario.await;
-        } => {}
-    }
-}
-
-/// Until the producer's slot exists and has its consistent point: later
-/// commits reach the stream, not the snapshot.
-async fn wait_for_slot(p: &Pipeline) {
-    support::poll("the producer's slot", || async {
-        let row = p
-            .source
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
-                &[&p.name],
-            )
-            .await
-            .expect("slot");
-        row.map(|_| ())
-    })
-    .await;
-}
-
-/// Until the producer confirmed everything committed so far (the snapshot
-/// too: the slot confirms nothing before the snapshot is delivered).
-async fn wait_until_confirmed(p: &Pipeline) {
-    let row = p
-        .source
-        .query_one(
-            "SELECT pg_logical_emit_message(true, 'kinesync_test', 'sync')::text",
-            &[],
-        )
-        .await
-        .expect("emit message");
-    let target: String = row.get(0);
-    support::poll("the producer to confirm the changes", || async {
-        let row = p
-            .source
-            .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn >= $2::text::pg_lsn",
-                &[&p.name, &target],
-            )
-            .await
-            .expect("slot state");
-        row.map(|_| ())
-    })
-    .await;
-}
-
 async fn assert_verifies_equal(p: &Pipeline, table: &str) {
     let (code, stdout, stderr) = p.run(&["verify"]).await;
     assert_eq!(code, 0, "verify finds a difference:\n{stdout}{stderr}");
