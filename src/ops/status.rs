@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -80,9 +80,11 @@ impl StatusReport {
 
 /// How often the producer samples its slot's lag for `kinesync_slot_lag_bytes`.
 pub const SLOT_LAG_SAMPLE: Duration = Duration::from_secs(10);
-/// How often the merge daemon samples the watermark's age (two Data API
-/// queries each time) for `kinesync_mirror_watermark_age_seconds`.
-pub const WATERMARK_SAMPLE: Duration = Duration::from_secs(30);
+/// How often the merge daemon updates `kinesync_mirror_watermark_age_seconds`.
+/// It reads the watermark from Redshift (two Data API queries) only at start
+/// and right after each successful run, and ages it locally in between, so
+/// an idle daemon does not wake the warehouse (docs/operations.md, "Idle runs").
+pub const WATERMARK_SAMPLE: Duration = Duration::from_secs(1);
 
 /// Keeps the sampled gauges of a long-running process current until
 /// `shutdown`: the slot lag (producer) or the watermark age (merge daemon),
@@ -95,12 +97,16 @@ pub async fn sample_gauges(config: Config, process: Process, shutdown: Shutdown)
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watermark = WatermarkAge::default();
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
             _ = tick.tick() => {}
         }
         let m = metrics();
+        if process == Process::Merge && watermark.age_locally(m.merge_last_success.get()) {
+            continue;
+        }
         match process {
             Process::Produce => match slot_status(&config).await {
                 Ok(SlotStatus {
@@ -113,15 +119,43 @@ pub async fn sample_gauges(config: Config, process: Process, shutdown: Shutdown)
                 Err(error) => tracing::debug!(%error, "slot lag sample"),
             },
             Process::Merge => match merge_status(&config, shutdown.clone()).await {
-                Ok(MergeStatus {
-                    watermark_age_seconds: Some(age),
-                    ..
-                }) => {
-                    m.watermark_age.set(age as f64);
+                Ok(status) => {
+                    if let Some(age) = status.watermark_age_seconds {
+                        m.watermark_age.set(age as f64);
+                    }
+                    watermark.sampled(status.watermark_age_seconds, m.merge_last_success.get());
                 }
-                Ok(_) => {}
                 Err(error) => tracing::debug!(%error, "watermark age sample"),
             },
+        }
+    }
+}
+
+/// The merge daemon's last watermark age read from Redshift, aged locally
+/// until the next successful run.
+#[derive(Debug, Default)]
+struct WatermarkAge {
+    /// (age read, if any; when; the last-success gauge's value then).
+    sample: Option<(Option<i64>, Instant, f64)>,
+}
+
+impl WatermarkAge {
+    fn sampled(&mut self, age: Option<i64>, last_success: f64) {
+        self.sample = Some((age, Instant::now(), last_success));
+    }
+
+    /// Sets the gauge from the last sample and returns true, unless a run
+    /// succeeded since (or nothing was read yet): then Redshift must be read.
+    fn age_locally(&self, last_success: f64) -> bool {
+        match self.sample {
+            Some((age, at, seen)) if seen == last_success => {
+                if let Some(age) = age {
+                    let aged = age as f64 + at.elapsed().as_secs_f64().floor();
+                    metrics().watermark_age.set(aged);
+                }
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod mapping;
 pub mod plan;
 
+mod activity;
 mod daemon;
 mod merge;
 mod setup;

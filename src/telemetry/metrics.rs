@@ -212,7 +212,7 @@ impl Metrics {
     fn register_merge(&self, r: &mut Registry) {
         r.register(
             "merge_runs",
-            "Merge runs by result (ok, failed, skipped)",
+            "Merge runs by result (ok, failed, skipped: lease held elsewhere, idle: nothing arrived, Redshift not contacted)",
             self.merge_runs.clone(),
         );
         r.register_with_unit(
