@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::Pipeline;
+use support::{assert_one_line_error, Pipeline};
 
 const ORDERS: &str = "
 CREATE TABLE public.orders (id bigint PRIMARY KEY, item text NOT NULL, qty integer);
@@ -587,4 +587,75 @@ async fn check_refuses_a_publication_that_skips_operations_and_a_foreign_slot_of
         .batch_execute("SELECT pg_drop_replication_slot('ops_foreign')")
         .await
         .expect("drop slot");
+}
+
+/// Names of the relations and schemas in the mirror database that
+/// kinesync's Redshift objects live in (the stand-in keeps them there).
+async fn redshift_leftovers(p: &Pipeline) -> Vec<String> {
+    let rows = p
+        .mirror
+        .query(
+            "SELECT n.nspname || coalesce('.' || c.relname, '') FROM pg_namespace n \
+             LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'm', 'p') \
+             WHERE n.nspname IN ('mirror', 'kinesync_stream') ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("mirror catalog");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+async fn publication_exists(p: &Pipeline) -> bool {
+    let row = p
+        .source
+        .query_one(
+            "SELECT count(*) FROM pg_publication WHERE pubname = $1",
+            &[&p.name],
+        )
+        .await
+        .expect("publication query");
+    row.get::<_, i64>(0) > 0
+}
+
+/// docs/operations.md, "Removing a pipeline": teardown refuses while the
+/// producer streams and without confirmation, `--print` names every object,
+/// and `--yes --redshift` leaves no slot, no publication and no Redshift
+/// object; a second teardown finds nothing left and succeeds.
+#[tokio::test]
+async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
+    let mut p = Pipeline::start("ops_teardown", ORDERS, &["public.orders"]).await;
+    p.setup_and_produce().await;
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.orders").await;
+    assert!(!redshift_leftovers(&p).await.is_empty());
+
+    let refused = p.run(&["teardown", "--yes", "--redshift"]).await;
+    assert_one_line_error(&refused, Some(1), &["in use by process", "stop it first"]);
+    p.stop_producer().await;
+
+    let unconfirmed = p.run(&["teardown", "--redshift"]).await;
+    assert_one_line_error(&unconfirmed, Some(2), &["pass --yes to confirm", "--print"]);
+    let printed = p.run_ok(&["teardown", "--redshift", "--print"]).await;
+    for needle in [
+        "DROP MATERIALIZED VIEW IF EXISTS \"mirror\".\"kinesync_events\";",
+        "DROP TABLE IF EXISTS \"mirror\".\"orders\";",
+        "DROP TABLE IF EXISTS \"mirror\".\"kinesync_tombstones__orders\";",
+        "DROP SCHEMA IF EXISTS \"kinesync_stream\";",
+        "SELECT pg_drop_replication_slot('ops_teardown');",
+        "DROP PUBLICATION IF EXISTS \"ops_teardown\";",
+    ] {
+        assert!(printed.contains(needle), "{needle} in\n{printed}");
+    }
+    assert!(p.slot_exists().await && publication_exists(&p).await);
+    assert!(!redshift_leftovers(&p).await.is_empty(), "--print ran nothing");
+
+    let done = p.run_ok(&["teardown", "--yes", "--redshift"]).await;
+    assert!(done.contains("dropped the mirror schema"), "{done}");
+    assert!(!p.slot_exists().await, "{done}");
+    assert!(!publication_exists(&p).await, "{done}");
+    assert_eq!(redshift_leftovers(&p).await, Vec::<String>::new(), "{done}");
+
+    let again = p.run_ok(&["teardown", "--yes", "--redshift"]).await;
+    assert!(again.contains("nothing to drop there") && again.contains("did not exist"), "{again}");
 }

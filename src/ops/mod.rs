@@ -1,8 +1,8 @@
 //! Operating commands: `check` (is every prerequisite in place?), `status`
-//! (how far behind is the pipeline?) and `verify` (is each mirror equal to
-//! its source?).
+//! (how far behind is the pipeline?), `verify` (is each mirror equal to
+//! its source?) and `teardown` (remove the pipeline).
 //!
-//! They only read: the source catalog and slot, the Kinesis stream's
+//! All but `teardown` only read: the source catalog and slot, the Kinesis stream's
 //! description (plus one probe record, see [`check`]), and Redshift's
 //! catalog, checkpoint and tables through the Data API. Each answers with a
 //! report that prints as text for people and serializes as JSON for
@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod status;
+pub mod teardown;
 pub mod verify;
 
 use std::fmt;

@@ -75,10 +75,12 @@ pub fn mirror_table_statements(
 }
 
 pub(super) fn tombstone_table(objects: &Objects, table: &MirrorTable) -> String {
-    qualified(
-        &objects.mirror_schema_name,
-        &redshift_name(&format!("kinesync_tombstones__{}", table.name)),
-    )
+    qualified(&objects.mirror_schema_name, &tombstone_table_name(table))
+}
+
+/// The unquoted name of `table`'s tombstone table in the mirror schema.
+pub fn tombstone_table_name(table: &MirrorTable) -> String {
+    redshift_name(&format!("kinesync_tombstones__{}", table.name))
 }
 
 /// The statement listing the mirror schema's tables and columns.
