@@ -648,7 +648,10 @@ async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
         assert!(printed.contains(needle), "{needle} in\n{printed}");
     }
     assert!(p.slot_exists().await && publication_exists(&p).await);
-    assert!(!redshift_leftovers(&p).await.is_empty(), "--print ran nothing");
+    assert!(
+        !redshift_leftovers(&p).await.is_empty(),
+        "--print ran nothing"
+    );
 
     let done = p.run_ok(&["teardown", "--yes", "--redshift"]).await;
     assert!(done.contains("dropped the mirror schema"), "{done}");
@@ -657,5 +660,8 @@ async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
     assert_eq!(redshift_leftovers(&p).await, Vec::<String>::new(), "{done}");
 
     let again = p.run_ok(&["teardown", "--yes", "--redshift"]).await;
-    assert!(again.contains("nothing to drop there") && again.contains("did not exist"), "{again}");
+    assert!(
+        again.contains("nothing to drop there") && again.contains("did not exist"),
+        "{again}"
+    );
 }
