@@ -232,6 +232,11 @@ pub enum Command {
         /// Confirm: nothing is dropped without it (or a typed confirmation).
         #[arg(long)]
         yes: bool,
+        /// Only drop the mirror objects of this table (schema.table), already
+        /// removed from source.tables; repeatable. Slot and publication stay.
+        /// (Its own id: the global --tables flag must not capture it.)
+        #[arg(long = "table", id = "teardown_table", value_name = "SCHEMA.TABLE")]
+        tables: Vec<String>,
     },
     /// Compare each mirror table with its source (row counts and checksums
     /// per key bucket) and name the keys that differ (exit 0 equal, 7 a

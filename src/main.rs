@@ -109,8 +109,10 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             print,
             redshift,
             yes,
+            tables,
         } => {
             let options = ops::teardown::TeardownOptions {
+                tables,
                 print,
                 redshift,
                 confirmed: yes,
@@ -135,7 +137,10 @@ async fn teardown(
         Err(
             error @ (TeardownError::NotConfirmed { .. }
             | TeardownError::Declined(_)
-            | TeardownError::NoRedshiftConfig),
+            | TeardownError::NoRedshiftConfig
+            | TeardownError::BadTable(..)
+            | TeardownError::Pattern(_)
+            | TeardownError::StillConfigured(_)),
         ) => fail(exit::CONFIG, &error),
         Err(error @ TeardownError::SourceConnect(_)) => fail(exit::SOURCE, &error),
         Err(TeardownError::Scheduler(error)) => fail(scheduler_exit_code(&error), &error),

@@ -665,3 +665,96 @@ async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
         "{again}"
     );
 }
+
+const TWO_TABLES: &str = "
+CREATE TABLE public.orders (id bigint PRIMARY KEY, item text NOT NULL, qty integer);
+CREATE TABLE public.items (id int PRIMARY KEY, name text);
+INSERT INTO public.orders VALUES (1, 'apple', 3), (2, 'pear', NULL);
+INSERT INTO public.items VALUES (1, 'one'), (2, 'two');
+";
+
+/// Rows of the events view naming `table`.
+async fn events_of(p: &Pipeline, table: &str) -> i64 {
+    let row = p
+        .mirror
+        .query_one(
+            "SELECT count(*) FROM mirror.kinesync_events WHERE payload->'source'->>'table' = $1",
+            &[&table],
+        )
+        .await
+        .expect("events view");
+    row.get(0)
+}
+
+/// docs/operations.md, "Removing a table": a table taken out of
+/// source.tables leaves the publication at the producer's next start and
+/// its changes stop; its mirror is kept, frozen, until `teardown --table`
+/// drops it (refused while the table is still configured); the other
+/// tables, the slot and the publication are untouched.
+#[tokio::test]
+async fn a_removed_table_stops_streaming_and_its_mirror_is_kept_until_dropped() {
+    let mut p = Pipeline::start("ops_remove", TWO_TABLES, &["public.orders", "public.items"]).await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.orders", "public.items"])
+        .await;
+    p.stop_producer().await;
+
+    p.set_config("source", "tables = [\"public.orders\"]");
+    p.start_producer().await;
+    p.source
+        .batch_execute(
+            "INSERT INTO public.items VALUES (3, 'three'); INSERT INTO public.orders VALUES (3, 'fig', 1);",
+        )
+        .await
+        .expect("changes");
+    let items_before = events_of(&p, "items").await;
+    p.assert_merge_converges(&["public.orders"]).await;
+    assert_eq!(
+        events_of(&p, "items").await,
+        items_before,
+        "no new items events"
+    );
+    let kept = p
+        .mirror
+        .query_one("SELECT count(*) FROM mirror.items", &[])
+        .await
+        .expect("kept mirror");
+    assert_eq!(kept.get::<_, i64>(0), 2, "the mirror is kept as it was");
+    let published = p
+        .source
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+            &[&p.name],
+        )
+        .await
+        .expect("publication tables");
+    let published: Vec<String> = published.iter().map(|r| r.get(0)).collect();
+    assert_eq!(published, ["orders"]);
+
+    let still = p
+        .run(&["teardown", "--table", "public.orders", "--yes"])
+        .await;
+    assert_one_line_error(&still, Some(2), &["still in source.tables"]);
+    let printed = p
+        .run_ok(&["teardown", "--table", "public.items", "--print"])
+        .await;
+    assert!(
+        printed.contains("DROP TABLE IF EXISTS \"mirror\".\"items\";"),
+        "{printed}"
+    );
+    p.run_ok(&["teardown", "--table", "public.items", "--yes"])
+        .await;
+    let left = p
+        .mirror
+        .query(
+            "SELECT relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'mirror' AND relname LIKE '%items%'",
+            &[],
+        )
+        .await
+        .expect("mirror catalog");
+    assert!(left.is_empty(), "items' mirror objects are gone");
+    assert!(p.slot_exists().await);
+    p.assert_merge_converges(&["public.orders"]).await;
+    p.stop_producer().await;
+}

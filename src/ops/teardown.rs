@@ -12,6 +12,11 @@
 //! and the mirror schema only when it is empty (`RESTRICT`); (3) the slot,
 //! then the publication. Every statement is idempotent (`IF EXISTS`).
 //!
+//! `--table T` (repeatable) drops only the mirror objects of tables
+//! already removed from `source.tables` (the producer stops streaming a
+//! removed table at its next start): the slot, the publication and every
+//! other mirror stay.
+//!
 //! Nothing runs without confirmation: `--yes`, or the slot's name typed on
 //! a terminal. `--print` shows the statements and runs nothing.
 
@@ -22,14 +27,17 @@ use tokio_postgres::Client;
 use crate::config::Config;
 use crate::postgres::{pg_message, redact_url};
 use crate::redshift::{DataApi, RedshiftError};
-use crate::scheduler::plan::{tombstone_table_name, MirrorTable, Objects};
+use crate::scheduler::plan::{mirror_table_name, tombstone_table_name, Objects};
 use crate::scheduler::{read_mirror_tables, SchedulerError};
 use crate::shutdown::Shutdown;
-use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Values};
+use crate::sql::{self, parse_table_entry, qualified, quote_ident, quote_literal, SqlError};
+use crate::sql::{TableEntryError, TableName, Values};
 
 /// What `teardown` was asked to do.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TeardownOptions {
+    /// `--table`: only these tables' mirror objects (no longer configured).
+    pub tables: Vec<String>,
     /// Show the statements, run nothing.
     pub print: bool,
     /// Drop the Redshift objects too.
@@ -62,9 +70,15 @@ pub enum TeardownError {
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(
-        "the [redshift] section is missing from the configuration: teardown --redshift needs it"
+        "the [redshift] section is missing from the configuration: teardown --redshift and --table need it"
     )]
     NoRedshiftConfig,
+    #[error("--table {0}: {1}")]
+    BadTable(String, TableEntryError),
+    #[error("--table {0}: name one table (schema.table), not a schema.* pattern")]
+    Pattern(String),
+    #[error("--table {0}: the table is still in source.tables (or a schema.* entry matches it), so the producer streams it and the merge would create its mirror again: remove it from source.tables and restart the producer first")]
+    StillConfigured(String),
 }
 
 /// What a teardown did, one line each.
@@ -80,22 +94,32 @@ pub async fn teardown(
     shutdown: Shutdown,
 ) -> Result<TeardownReport, TeardownError> {
     let source = &config.source;
-    let redshift = match (options.redshift, &config.redshift) {
+    let redshift = match (
+        options.redshift || !options.tables.is_empty(),
+        &config.redshift,
+    ) {
         (false, _) => None,
         (true, Some(redshift)) => Some(redshift),
         (true, None) => return Err(TeardownError::NoRedshiftConfig),
     };
+    if !options.tables.is_empty() {
+        return teardown_tables(config, &options, shutdown).await;
+    }
     let client = crate::catalog::connect(&source.url).await.map_err(|e| {
         TeardownError::SourceConnect(format!("{}: {}", redact_url(&source.url), e.describe()))
     })?;
-    let tables = match redshift {
-        Some(_) => read_mirror_tables(config).await?,
+    let mirrors: Vec<String> = match redshift {
+        Some(_) => read_mirror_tables(config)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect(),
         None => Vec::new(),
     };
     let objects = redshift.map(|r| Objects::new(config, r));
     let plan = objects
         .as_ref()
-        .map(|o| RedshiftPlan::new(o, &tables))
+        .map(|o| RedshiftPlan::new(o, &mirrors))
         .transpose()?;
     if options.print {
         return Ok(print(config, plan.as_ref()));
@@ -107,13 +131,54 @@ pub async fn teardown(
             pid,
         });
     }
-    confirm(config, options)?;
+    confirm(config, &options)?;
     let mut report = TeardownReport::default();
     if let (Some(plan), Some(redshift)) = (&plan, redshift) {
         let api = DataApi::connect(redshift, shutdown).await;
         plan.run(&api, &mut report).await?;
     }
     drop_source_objects(&client, config, slot_pid.is_some(), &mut report).await?;
+    Ok(report)
+}
+
+/// `--table`: the mirror objects of tables no longer configured, and
+/// nothing else.
+async fn teardown_tables(
+    config: &Config,
+    options: &TeardownOptions,
+    shutdown: Shutdown,
+) -> Result<TeardownReport, TeardownError> {
+    let redshift = config
+        .redshift
+        .as_ref()
+        .ok_or(TeardownError::NoRedshiftConfig)?;
+    let mut mirrors = Vec::new();
+    for entry in &options.tables {
+        let parsed =
+            parse_table_entry(entry).map_err(|e| TeardownError::BadTable(entry.clone(), e))?;
+        let name = TableName::new(&parsed.schema, parsed.table.as_deref().unwrap_or("*"));
+        let configured = config.source.tables.iter().any(|t| {
+            parse_table_entry(t).is_ok_and(|c| {
+                c.schema == name.schema && c.table.as_ref().is_none_or(|t| *t == name.name)
+            })
+        });
+        if parsed.table.is_none() {
+            return Err(TeardownError::Pattern(entry.clone()));
+        }
+        if configured {
+            return Err(TeardownError::StillConfigured(entry.clone()));
+        }
+        mirrors.push(mirror_table_name(&name));
+    }
+    let plan = RedshiftPlan::new(&Objects::new(config, redshift), &mirrors)?;
+    let mut report = TeardownReport::default();
+    if options.print {
+        plan.print_tables(&mut report.lines);
+        return Ok(report);
+    }
+    confirm(config, options)?;
+    let api = DataApi::connect(redshift, shutdown).await;
+    plan.run_tables(&api, &mut report).await?;
     Ok(report)
 }
 
@@ -132,7 +197,7 @@ async fn slot_in_use(client: &Client, slot: &str) -> Result<Option<Option<i32>>,
 }
 
 /// `--yes`, or the slot's name typed on a terminal.
-fn confirm(config: &Config, options: TeardownOptions) -> Result<(), TeardownError> {
+fn confirm(config: &Config, options: &TeardownOptions) -> Result<(), TeardownError> {
     if options.confirmed {
         return Ok(());
     }
@@ -229,9 +294,14 @@ fn print(config: &Config, plan: Option<&RedshiftPlan>) -> TeardownReport {
 struct RedshiftPlan {
     /// What exists (one SELECT: the mirror schema, its bookkeeping).
     probe: String,
-    /// The streaming view, the mirror and tombstone tables.
-    objects: Vec<String>,
-    /// This pipeline's bookkeeping rows (when the bookkeeping tables exist).
+    /// The streaming view.
+    view: Vec<String>,
+    /// The mirror and tombstone tables.
+    tables: Vec<String>,
+    /// Their truncate state.
+    table_rows: Vec<String>,
+    /// Their truncate state and this pipeline's bookkeeping rows (when the
+    /// bookkeeping tables exist).
     rows: Vec<String>,
     /// Pipelines left after `rows` (one SELECT).
     others: String,
@@ -242,32 +312,36 @@ struct RedshiftPlan {
 }
 
 impl RedshiftPlan {
-    fn new(objects: &Objects, tables: &[MirrorTable]) -> Result<RedshiftPlan, SqlError> {
+    /// The plan for the mirror tables named `mirrors` (unquoted).
+    fn new(objects: &Objects, mirrors: &[String]) -> Result<RedshiftPlan, SqlError> {
         let mut values = objects.values();
         values.insert(
             "mirror_schema_literal",
             quote_literal(&objects.mirror_schema_name),
         );
-        let mut drops = sql::TEARDOWN_REDSHIFT_PIPELINE.render(&values)?;
-        let mut rows = Vec::new();
-        for table in tables {
+        let mut tables = Vec::new();
+        let mut table_rows = Vec::new();
+        for mirror in mirrors {
             let mut values = values.clone();
             values.insert(
                 "mirror_table",
-                qualified(&objects.mirror_schema_name, &table.name),
+                qualified(&objects.mirror_schema_name, mirror),
             );
-            values.insert("mirror_table_literal", quote_literal(&table.name));
+            values.insert("mirror_table_literal", quote_literal(mirror));
             values.insert(
                 "tombstone_table",
-                qualified(&objects.mirror_schema_name, &tombstone_table_name(table)),
+                qualified(&objects.mirror_schema_name, &tombstone_table_name(mirror)),
             );
-            drops.extend(sql::TEARDOWN_REDSHIFT_TABLE.render(&values)?);
-            rows.extend(sql::TEARDOWN_REDSHIFT_TABLE_STATE.render(&values)?);
+            tables.extend(sql::TEARDOWN_REDSHIFT_TABLE.render(&values)?);
+            table_rows.extend(sql::TEARDOWN_REDSHIFT_TABLE_STATE.render(&values)?);
         }
+        let mut rows = table_rows.clone();
         rows.extend(sql::TEARDOWN_REDSHIFT_ROWS.render(&values)?);
         Ok(RedshiftPlan {
             probe: sql::TEARDOWN_REDSHIFT_PROBE.render_one(&values)?,
-            objects: drops,
+            view: sql::TEARDOWN_REDSHIFT_PIPELINE.render(&values)?,
+            tables,
+            table_rows,
             rows,
             others: sql::TEARDOWN_REDSHIFT_OTHERS.render_one(&values)?,
             shared: sql::TEARDOWN_REDSHIFT_SHARED.render(&values)?,
@@ -279,7 +353,8 @@ impl RedshiftPlan {
     fn print(&self, lines: &mut Vec<String>) {
         let statements = |list: &[String]| list.iter().map(|s| format!("{s};")).collect::<Vec<_>>();
         lines.push("-- Redshift (Data API), when the mirror schema exists:".to_owned());
-        lines.extend(statements(&self.objects));
+        lines.extend(statements(&self.view));
+        lines.extend(statements(&self.tables));
         lines.push("-- when its bookkeeping tables exist:".to_owned());
         lines.extend(statements(&self.rows));
         lines.push("-- then, only when no other pipeline's checkpoint row is left:".to_owned());
@@ -307,12 +382,12 @@ impl RedshiftPlan {
                 .push("no mirror schema in Redshift: nothing to drop there".to_owned());
             return Ok(());
         }
-        for statement in &self.objects {
+        for statement in self.view.iter().chain(&self.tables) {
             api.execute(statement).await?;
         }
         report.lines.push(format!(
-            "dropped this pipeline's streaming view and its mirror and tombstone tables ({} statements)",
-            self.objects.len()
+            "dropped this pipeline's streaming view and its {} mirror and tombstone tables",
+            self.tables.len()
         ));
         if count("bookkeeping") > 0 && !self.drop_rows(api, report).await? {
             return Ok(());
@@ -323,6 +398,33 @@ impl RedshiftPlan {
                 "kept the mirror schema: it still holds objects kinesync did not create ({error})"
             )),
         }
+        Ok(())
+    }
+
+    /// `--table --print`'s lines.
+    fn print_tables(&self, lines: &mut Vec<String>) {
+        lines.push("-- Redshift (Data API):".to_owned());
+        lines.extend(
+            self.tables
+                .iter()
+                .chain(&self.table_rows)
+                .map(|s| format!("{s};")),
+        );
+    }
+
+    /// `--table`: the named mirrors, their tombstones and truncate state.
+    async fn run_tables(
+        &self,
+        api: &DataApi,
+        report: &mut TeardownReport,
+    ) -> Result<(), TeardownError> {
+        for statement in self.tables.iter().chain(&self.table_rows) {
+            api.execute(statement).await?;
+        }
+        report.lines.push(format!(
+            "dropped {} mirror and tombstone tables and their truncate state",
+            self.tables.len()
+        ));
         Ok(())
     }
 
