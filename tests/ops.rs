@@ -148,6 +148,7 @@ async fn check_passes_on_a_ready_pipeline_and_its_probe_record_does_not_reach_an
     assert_eq!(code, 0, "{merge:#?}");
     finding(&merge, "Data API", "ok");
     finding(&merge, "table public.orders", "ok");
+    finding(&merge, "idle check (schedule.skip_idle)", "ok");
     for producer_only in [
         "slot ops_ready",
         "replication privilege",
@@ -231,6 +232,9 @@ async fn check_fails_and_names_the_fix_for_each_missing_prerequisite() {
     );
     let stream = finding(&findings, "stream ops-missing-no-such-stream", "fail");
     assert!(stream.3.contains("aws kinesis create-stream"), "{stream:?}");
+    // The daemon would run every tick: a warning naming the grants.
+    let idle = finding(&findings, "idle check (schedule.skip_idle)", "warn");
+    assert!(idle.3.contains("kinesis:GetRecords"), "{idle:?}");
     // Redshift before `kinesync setup`: to do, not a failure.
     for object in [
         "external schema kinesync_stream",

@@ -11,7 +11,7 @@
 pub mod mapping;
 pub mod plan;
 
-mod activity;
+pub mod activity;
 mod daemon;
 mod merge;
 mod setup;
