@@ -142,11 +142,7 @@ impl fmt::Display for Finding {
     }
 }
 
-/// Seconds between two Redshift `GETDATE()`-style timestamps (`now - then`).
-pub(crate) fn seconds_between(then: &str, now: &str) -> Option<i64> {
-    let parse = crate::redshift::parse_timestamp;
-    Some((parse(now)? - parse(then)?).num_seconds())
-}
+pub(crate) use crate::scheduler::checkpoint::seconds_between;
 
 /// `3725` -> `1h 2m 5s`.
 pub(crate) fn human_duration(seconds: i64) -> String {

@@ -26,6 +26,8 @@ use crate::telemetry::metrics::{label, unix_now};
 use crate::telemetry::{self, health, metrics};
 
 use super::activity::{Activity, StreamActivity};
+use super::checkpoint;
+use super::plan::Objects;
 use super::{merge_once, MergeSummary, SchedulerError};
 
 /// The readiness condition "the last merge run did not fail".
@@ -42,6 +44,9 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
     };
     health().set(LAST_MERGE_CONDITION, Ok(()));
     let api = DataApi::connect(redshift, shutdown.clone()).await;
+    let objects = Arc::new(Objects::new(&config, redshift));
+    checkpoint::sample_watermark_age(&objects, &api).await;
+    let run_api = api.clone();
     health().set_probe(
         "data_api",
         Arc::new(move || {
@@ -63,6 +68,7 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
         let running = running.clone();
         let config = config.clone();
         let shutdown = job_shutdown.clone();
+        let (objects, api) = (objects.clone(), run_api.clone());
         Box::pin(async move {
             if shutdown.is_triggered() {
                 return;
@@ -78,6 +84,8 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
             let outcome = merge_once(&config, false, false, shutdown).await;
             if outcome.is_ok() {
                 gate.last_run = Some(began);
+                // Before the run is counted: whoever sees the count sees the age.
+                checkpoint::sample_watermark_age(&objects, &api).await;
             }
             record_run(&outcome, started.elapsed());
             match outcome {

@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod plan;
 
 pub mod activity;
+pub mod checkpoint;
 mod daemon;
 mod merge;
 mod setup;
