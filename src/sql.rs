@@ -64,7 +64,7 @@ template!(VERIFY_BUCKET_ROWS, "verify/bucket_rows.sql");
 template!(VERIFY_SOURCE_CONVERTED, "verify/source_converted.sql");
 template!(VERIFY_LAST_EVENTS, "verify/last_events.sql");
 template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
-template!(MERGE_LAST_REFRESH, "merge/last_refresh.sql");
+template!(MERGE_LEASE_RENEW, "merge/lease_renew.sql");
 template!(MERGE_REFRESH_DONE, "merge/refresh_done.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -10,10 +10,20 @@ use tokio::time::Instant;
 use crate::config::RedshiftConfig;
 use crate::shutdown::Shutdown;
 
-/// First wait between two DescribeStatement calls.
-const POLL_INITIAL: Duration = Duration::from_millis(50);
+/// Wait before the first DescribeStatement call: a statement is never done
+/// the moment it was submitted, and most bookkeeping statements are done
+/// within tens of milliseconds.
+const POLL_INITIAL: Duration = Duration::from_millis(30);
 /// Longest wait between two DescribeStatement calls.
 const POLL_MAX: Duration = Duration::from_secs(2);
+
+/// The wait after `delay`: doubled, at most [`POLL_MAX`]. A statement
+/// running `t` seconds is polled about log2(t / POLL_INITIAL) times until it
+/// reaches `POLL_MAX`, then every 2 s; it is seen finished at most one wait
+/// (at most as long as it ran so far, and 2 s) after it finished.
+fn next_poll(delay: Duration) -> Duration {
+    (delay * 2).min(POLL_MAX)
+}
 
 /// Why a statement did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +233,19 @@ impl DataApi {
 
     /// Runs statements as one transaction (any failure rolls all back).
     pub async fn batch(&self, sqls: &[String]) -> Result<BatchOutcome, RedshiftError> {
+        Ok(self.batch_with_results(sqls, &[]).await?.0)
+    }
+
+    /// [`DataApi::batch`], then the rows returned by the statements at
+    /// `results` (0-based positions in `sqls`), one GetStatementResult each
+    /// (on the sub-statement id `<id>:<n>`): a batch whose last statements are
+    /// queries costs one request per query more than a plain batch, not a
+    /// statement of its own.
+    pub async fn batch_with_results(
+        &self,
+        sqls: &[String],
+        results: &[usize],
+    ) -> Result<(BatchOutcome, Vec<Vec<Row>>), RedshiftError> {
         tracing::debug!(statements = sqls.len(), "batch");
         for sql in sqls {
             check_size(sql)?;
@@ -239,20 +262,29 @@ impl DataApi {
         let id = output.id().unwrap_or_default().to_owned();
         let summary = format!("batch of {} statements", sqls.len());
         let (_, result_rows) = self.wait(&id, &summary).await?;
-        Ok(BatchOutcome { result_rows })
+        let mut rows = Vec::with_capacity(results.len());
+        for at in results {
+            rows.push(self.rows(&format!("{id}:{}", at + 1)).await?);
+        }
+        Ok((BatchOutcome { result_rows }, rows))
     }
 
     /// Runs a query and returns all its rows.
     pub async fn query(&self, sql: &str) -> Result<Vec<Row>, RedshiftError> {
         let id = self.submit(sql).await?;
         self.wait(&id, sql).await?;
+        self.rows(&id).await
+    }
+
+    /// Every row of the finished statement `id`, page by page.
+    async fn rows(&self, id: &str) -> Result<Vec<Row>, RedshiftError> {
         let mut rows = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
             let page = self
                 .client
                 .get_statement_result()
-                .id(&id)
+                .id(id)
                 .set_next_token(next_token.take())
                 .send()
                 .await
@@ -296,6 +328,14 @@ impl DataApi {
         let deadline = Instant::now() + Duration::from_secs(self.config.statement_timeout_secs);
         let mut delay = POLL_INITIAL;
         loop {
+            tokio::select! {
+                _ = self.shutdown.wait() => {
+                    self.cancel(id).await;
+                    return Err(RedshiftError::Cancelled { statement: statement.to_owned() });
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = next_poll(delay);
             let described = self
                 .client
                 .describe_statement()
@@ -337,14 +377,6 @@ impl DataApi {
                     seconds: self.config.statement_timeout_secs,
                 });
             }
-            tokio::select! {
-                _ = self.shutdown.wait() => {
-                    self.cancel(id).await;
-                    return Err(RedshiftError::Cancelled { statement: statement.to_owned() });
-                }
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 3 / 2).min(POLL_MAX);
         }
     }
 

@@ -93,7 +93,35 @@ FROM "mirror"."kinesync_events" AS e
 WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events')
 GROUP BY 1, 2, 3;
 
+-- lease (acquire, holder, renew, release)
+DELETE FROM "mirror"."kinesync_lease" WHERE name = 'merge' AND (expires_at < GETDATE() OR holder = 'golden-host:1:00000000');
+
+INSERT INTO "mirror"."kinesync_lease" (name, holder, expires_at)
+SELECT 'merge', 'golden-host:1:00000000', GETDATE() + INTERVAL '30 seconds'
+WHERE NOT EXISTS (SELECT 1 FROM "mirror"."kinesync_lease" WHERE name = 'merge');
+
+SELECT l.holder AS holder, l.expires_at::varchar AS expires_at,
+       (SELECT MAX(c.merged_at) FROM "mirror"."kinesync_checkpoint" AS c)::varchar AS last_merged_at,
+       COALESCE(
+           (SELECT MAX(r.refreshed_at) FROM "mirror"."kinesync_refresh_log" AS r WHERE r.events_view = 'kinesync_events'),
+           (SELECT MAX(c.merged_at) FROM "mirror"."kinesync_checkpoint" AS c
+            WHERE c.events_view = 'kinesync_events' AND c.watermark > TIMESTAMP '1900-01-01 00:00:00'))::varchar AS previous,
+       GETDATE()::varchar AS now
+FROM "mirror"."kinesync_lease" AS l
+WHERE l.name = 'merge'
+ORDER BY l.holder
+LIMIT 1;
+
+UPDATE "mirror"."kinesync_lease" SET expires_at = GETDATE() + INTERVAL '30 seconds'
+WHERE name = 'merge' AND holder = 'golden-host:1:00000000' AND expires_at > GETDATE();
+
+DELETE FROM "mirror"."kinesync_lease" WHERE name = 'merge' AND holder = 'golden-host:1:00000000';
+
 -- merge batch 1
+SELECT 1 / COUNT(*) AS kinesync_lease_fence
+FROM "mirror"."kinesync_lease"
+WHERE name = 'merge' AND holder = 'golden-host:1:00000000' AND expires_at > GETDATE();
+
 SET enable_case_sensitive_super_attribute TO true;
 
 SET enable_case_sensitive_identifier TO true;
@@ -268,6 +296,10 @@ FROM kinesync_latest_1 AS l
 WHERE l._kinesync_action = 'delete';
 
 -- merge batch 2
+SELECT 1 / COUNT(*) AS kinesync_lease_fence
+FROM "mirror"."kinesync_lease"
+WHERE name = 'merge' AND holder = 'golden-host:1:00000000' AND expires_at > GETDATE();
+
 SET enable_case_sensitive_super_attribute TO true;
 
 SET enable_case_sensitive_identifier TO true;

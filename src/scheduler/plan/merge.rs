@@ -58,14 +58,18 @@ fn table_counted(statements: usize, table: usize) -> Vec<Counted> {
 
 /// One merge run: the tables with pending events, packed into batches of at
 /// most [`MAX_STATEMENTS_PER_BATCH`] statements. Each batch is one
-/// transaction; the last one advances the watermark. Every batch re-derives
+/// transaction, fenced by `holder`'s merge lease (merge/begin.sql's first
+/// statement); the last one advances the watermark. Every batch re-derives
 /// the new events from the same watermark, and every step is idempotent, so
 /// a run cut between batches converges when it runs again.
 pub fn merge_batches(
     objects: &Objects,
+    holder: &str,
     tables: &[(MirrorTable, Pending)],
 ) -> Result<Vec<MergeBatch>, SqlError> {
-    let begin = sql::MERGE_BEGIN.render(&objects.values())?;
+    let mut fenced = objects.values();
+    fenced.insert("holder", quote_literal(holder));
+    let begin = sql::MERGE_BEGIN.render(&fenced)?;
     let commit = sql::MERGE_COMMIT.render(&objects.values())?;
     let opened = || MergeBatch {
         counted: vec![Counted::Other; begin.len()],

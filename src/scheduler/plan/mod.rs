@@ -307,6 +307,9 @@ mod tests {
         vec![MirrorTable::new(orders), MirrorTable::new(lines)]
     }
 
+    /// The lease holder of the golden file's merge batches.
+    const GOLDEN_HOLDER: &str = "golden-host:1:00000000";
+
     /// The generated SQL for a two-table source, pinned in tests/golden/.
     /// Regenerate with KINESYNC_UPDATE_GOLDEN=1 after an intended change.
     #[test]
@@ -330,13 +333,18 @@ mod tests {
             "-- pending\n{};\n\n",
             pending_statement(&objects).unwrap()
         ));
+        let lease = lease_statements(&objects, GOLDEN_HOLDER, 30).unwrap();
+        out.push_str("-- lease (acquire, holder, renew, release)\n");
+        for s in lease.acquire.iter().chain([&lease.holder, &lease.renew, &lease.release]) {
+            out.push_str(&format!("{s};\n\n"));
+        }
         let all = Pending {
             events: 1,
             truncates: 1,
             updates: 1,
         };
         let work: Vec<_> = tables.into_iter().map(|t| (t, all)).collect();
-        for (i, batch) in merge_batches(&objects, &work).unwrap().iter().enumerate() {
+        for (i, batch) in merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap().iter().enumerate() {
             assert!(batch.statements.len() <= MAX_STATEMENTS_PER_BATCH);
             out.push_str(&format!("-- merge batch {}\n", i + 1));
             for s in &batch.statements {
@@ -380,7 +388,7 @@ mod tests {
             .filter(|s| s.starts_with("CREATE TEMP TABLE kinesync_resolved_"))
             .count();
         assert!(groups > 1, "{groups} column groups");
-        let batches = merge_batches(&objects, &[(wide, all)]).unwrap();
+        let batches = merge_batches(&objects, GOLDEN_HOLDER, &[(wide, all)]).unwrap();
         assert!(batches
             .iter()
             .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
@@ -411,7 +419,7 @@ mod tests {
             .into_iter()
             .map(|t| (t, Pending::default()))
             .collect();
-        let batches = merge_batches(&objects, &work).unwrap();
+        let batches = merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap();
         assert_eq!(batches.len(), 1);
         assert!(batches[0]
             .statements
@@ -430,7 +438,7 @@ mod tests {
             updates: 1,
         };
         let work: Vec<_> = (0..40).map(|_| (one.clone(), all)).collect();
-        let batches = merge_batches(&objects, &work).unwrap();
+        let batches = merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap();
         assert!(batches.len() > 1);
         assert!(batches
             .iter()
@@ -464,7 +472,7 @@ mod tests {
             updates: 1,
         };
         let work: Vec<_> = tables().into_iter().map(|t| (t, all)).collect();
-        for batch in merge_batches(&objects, &work).unwrap() {
+        for batch in merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap() {
             assert_eq!(batch.statements.len(), batch.counted.len());
             for (statement, counted) in batch.statements.iter().zip(&batch.counted) {
                 let Some(table) = (match counted {
