@@ -12,8 +12,8 @@ use crate::shutdown::Shutdown;
 
 /// Wait before the first DescribeStatement call: a statement is never done
 /// the moment it was submitted, and most bookkeeping statements are done
-/// within tens of milliseconds.
-const POLL_INITIAL: Duration = Duration::from_millis(30);
+/// within a few tens of milliseconds.
+const POLL_INITIAL: Duration = Duration::from_millis(50);
 /// Longest wait between two DescribeStatement calls.
 const POLL_MAX: Duration = Duration::from_secs(2);
 

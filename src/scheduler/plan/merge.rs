@@ -6,7 +6,7 @@ use crate::scheduler::mapping::ColumnKind;
 use crate::source::tables::SourceColumn;
 use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Values};
 
-use super::setup::tombstone_table;
+use super::setup::{temp_distribution, tombstone_table};
 use super::toast::{origin_column, toast_statements, unchanged_marker};
 use super::{column_ident, MirrorTable, Objects, Pending, MAX_STATEMENTS_PER_BATCH};
 
@@ -125,6 +125,7 @@ pub fn table_merge_statements(
         quote_literal(&table.source.qualified_name()),
     );
     values.insert("tombstone_table", tombstones.clone());
+    values.insert("temp_distribution", temp_distribution(table));
     values.insert(
         "this_table",
         format!(
