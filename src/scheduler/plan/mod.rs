@@ -307,6 +307,23 @@ mod tests {
         vec![MirrorTable::new(orders), MirrorTable::new(lines)]
     }
 
+    #[test]
+    fn mirrors_are_distributed_and_sorted_by_a_usable_key_only() {
+        let keyed = &tables()[0];
+        assert_eq!(
+            setup::table_attributes(keyed),
+            "\nDISTSTYLE KEY DISTKEY(\"id\") COMPOUND SORTKEY(\"id\")"
+        );
+        let mut keyless = table("public", "log", vec![column("line", "text", 25, Some(1))]);
+        keyless.key = crate::source::tables::KeyKind::AllColumns;
+        let json_key = table("public", "j", vec![column("doc", "jsonb", 3802, Some(1))]);
+        for t in [keyless, json_key] {
+            let t = MirrorTable::new(t);
+            assert_eq!(setup::table_attributes(&t), "\nDISTSTYLE AUTO SORTKEY AUTO");
+            assert_eq!(setup::temp_distribution(&t), "");
+        }
+    }
+
     /// The lease holder of the golden file's merge batches.
     const GOLDEN_HOLDER: &str = "golden-host:1:00000000";
 
