@@ -55,7 +55,11 @@ impl Lease {
         Lease::with_holder(objects, lease_holder_id(), seconds)
     }
 
-    fn with_holder(objects: &Objects, holder: String, seconds: u64) -> Result<Lease, SchedulerError> {
+    fn with_holder(
+        objects: &Objects,
+        holder: String,
+        seconds: u64,
+    ) -> Result<Lease, SchedulerError> {
         let statements = plan::lease_statements(objects, &holder, seconds)?;
         Ok(Lease {
             holder,

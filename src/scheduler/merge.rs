@@ -133,7 +133,8 @@ pub async fn merge_once(
     let renewal = lease.renew_in_background(&api);
     let outcome = match check_retention(row, &tables, retention) {
         Ok(()) => {
-            let existing = existing_columns(taken.extra.first().map(Vec::as_slice).unwrap_or_default());
+            let existing =
+                existing_columns(taken.extra.first().map(Vec::as_slice).unwrap_or_default());
             run_locked(&run, tables, &existing, now, &renewal).await
         }
         Err(error) => Err(error),
@@ -162,7 +163,10 @@ fn print_run(objects: &Objects, tables: Vec<MirrorTable>) -> Result<MergeSummary
     let all: Vec<(MirrorTable, Pending)> = tables.into_iter().map(|t| (t, everything)).collect();
     println!("{};\n", plan::refresh_statement(objects)?);
     let holder = "(this run's lease holder)";
-    for (i, batch) in plan::merge_batches(objects, holder, &all)?.iter().enumerate() {
+    for (i, batch) in plan::merge_batches(objects, holder, &all)?
+        .iter()
+        .enumerate()
+    {
         println!("-- batch {} (one transaction)", i + 1);
         for statement in &batch.statements {
             println!("{statement};\n");

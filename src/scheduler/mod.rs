@@ -37,7 +37,8 @@ impl SchedulerError {
     /// failure as it came.
     pub fn merge(error: RedshiftError) -> SchedulerError {
         let text = error.to_string();
-        if matches!(&error, RedshiftError::Failed { statement, .. } if statement.contains(LEASE_FENCE)) {
+        if matches!(&error, RedshiftError::Failed { statement, .. } if statement.contains(LEASE_FENCE))
+        {
             return SchedulerError::LeaseLost;
         }
         match text.split_once(UNRESOLVED_TOAST) {
@@ -114,7 +115,8 @@ mod tests {
             SchedulerError::Merge(_)
         ));
         let fenced = RedshiftError::Failed {
-            statement: "SELECT 1 / COUNT(*) AS kinesync_lease_fence FROM mirror.kinesync_lease".into(),
+            statement: "SELECT 1 / COUNT(*) AS kinesync_lease_fence FROM mirror.kinesync_lease"
+                .into(),
             error: "ERROR: division by zero (sub-statement 1 of 20)".into(),
         };
         assert!(matches!(

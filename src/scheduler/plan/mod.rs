@@ -352,7 +352,11 @@ mod tests {
         ));
         let lease = lease_statements(&objects, GOLDEN_HOLDER, 30).unwrap();
         out.push_str("-- lease (acquire, holder, renew, release)\n");
-        for s in lease.acquire.iter().chain([&lease.holder, &lease.renew, &lease.release]) {
+        for s in lease
+            .acquire
+            .iter()
+            .chain([&lease.holder, &lease.renew, &lease.release])
+        {
             out.push_str(&format!("{s};\n\n"));
         }
         let all = Pending {
@@ -361,7 +365,11 @@ mod tests {
             updates: 1,
         };
         let work: Vec<_> = tables.into_iter().map(|t| (t, all)).collect();
-        for (i, batch) in merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap().iter().enumerate() {
+        for (i, batch) in merge_batches(&objects, GOLDEN_HOLDER, &work)
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             assert!(batch.statements.len() <= MAX_STATEMENTS_PER_BATCH);
             out.push_str(&format!("-- merge batch {}\n", i + 1));
             for s in &batch.statements {
