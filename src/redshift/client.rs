@@ -25,6 +25,18 @@ fn next_poll(delay: Duration) -> Duration {
     (delay * 2).min(POLL_MAX)
 }
 
+/// The waits of a statement expected to run about `expected`: the first
+/// poll at three quarters of it, then from a quarter of it, doubling (both
+/// at least [`POLL_INITIAL`]). Without an expectation: [`POLL_INITIAL`],
+/// doubling. A merge run's batches are alike, so the one before tells how
+/// long the next takes: about two polls each instead of log2(t / 50 ms).
+fn first_polls(expected: Option<Duration>) -> (Duration, Duration) {
+    match expected {
+        Some(t) => ((t * 3 / 4).max(POLL_INITIAL), (t / 4).max(POLL_INITIAL)),
+        None => (POLL_INITIAL, next_poll(POLL_INITIAL)),
+    }
+}
+
 /// Why a statement did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedshiftError {
@@ -236,6 +248,19 @@ impl DataApi {
         Ok(self.batch_with_results(sqls, &[]).await?.0)
     }
 
+    /// [`DataApi::batch`] of a batch expected to run about `expected`
+    /// (polled accordingly, see [`first_polls`]).
+    pub async fn batch_expecting(
+        &self,
+        sqls: &[String],
+        expected: Option<Duration>,
+    ) -> Result<BatchOutcome, RedshiftError> {
+        let id = self.submit_batch(sqls).await?;
+        let summary = format!("batch of {} statements", sqls.len());
+        let (_, result_rows) = self.wait_expecting(&id, &summary, expected).await?;
+        Ok(BatchOutcome { result_rows })
+    }
+
     /// [`DataApi::batch`], then the rows returned by the statements at
     /// `results` (0-based positions in `sqls`), one GetStatementResult each
     /// (on the sub-statement id `<id>:<n>`): a batch whose last statements are
@@ -246,6 +271,18 @@ impl DataApi {
         sqls: &[String],
         results: &[usize],
     ) -> Result<(BatchOutcome, Vec<Vec<Row>>), RedshiftError> {
+        let id = self.submit_batch(sqls).await?;
+        let summary = format!("batch of {} statements", sqls.len());
+        let (_, result_rows) = self.wait(&id, &summary).await?;
+        let mut rows = Vec::with_capacity(results.len());
+        for at in results {
+            rows.push(self.rows(&format!("{id}:{}", at + 1)).await?);
+        }
+        Ok((BatchOutcome { result_rows }, rows))
+    }
+
+    /// Submits a batch (BatchExecuteStatement); returns its id.
+    async fn submit_batch(&self, sqls: &[String]) -> Result<String, RedshiftError> {
         tracing::debug!(statements = sqls.len(), "batch");
         for sql in sqls {
             check_size(sql)?;
@@ -259,14 +296,7 @@ impl DataApi {
         .send()
         .await
         .map_err(|e| self.api_error("BatchExecuteStatement", &e))?;
-        let id = output.id().unwrap_or_default().to_owned();
-        let summary = format!("batch of {} statements", sqls.len());
-        let (_, result_rows) = self.wait(&id, &summary).await?;
-        let mut rows = Vec::with_capacity(results.len());
-        for at in results {
-            rows.push(self.rows(&format!("{id}:{}", at + 1)).await?);
-        }
-        Ok((BatchOutcome { result_rows }, rows))
+        Ok(output.id().unwrap_or_default().to_owned())
     }
 
     /// Runs a query and returns all its rows.
@@ -325,8 +355,18 @@ impl DataApi {
     /// Polls until the statement ends. Returns its result rows and, for a
     /// batch, each sub-statement's.
     async fn wait(&self, id: &str, statement: &str) -> Result<(i64, Vec<i64>), RedshiftError> {
+        self.wait_expecting(id, statement, None).await
+    }
+
+    /// [`DataApi::wait`] for a statement expected to run about `expected`.
+    async fn wait_expecting(
+        &self,
+        id: &str,
+        statement: &str,
+        expected: Option<Duration>,
+    ) -> Result<(i64, Vec<i64>), RedshiftError> {
         let deadline = Instant::now() + Duration::from_secs(self.config.statement_timeout_secs);
-        let mut delay = POLL_INITIAL;
+        let (mut delay, mut after) = first_polls(expected);
         loop {
             tokio::select! {
                 _ = self.shutdown.wait() => {
@@ -335,7 +375,7 @@ impl DataApi {
                 }
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = next_poll(delay);
+            (delay, after) = (after, next_poll(after));
             let described = self
                 .client
                 .describe_statement()
@@ -396,5 +436,27 @@ fn value_of(field: &Field) -> Value {
         Field::StringValue(v) => Value::Text(v.clone()),
         Field::BlobValue(b) => Value::Text(hex::encode(b.as_ref())),
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_start_short_and_double_or_follow_the_expected_duration() {
+        assert_eq!(
+            first_polls(None),
+            (POLL_INITIAL, POLL_INITIAL * 2),
+            "no expectation: 50 ms, then 100 ms"
+        );
+        assert_eq!(next_poll(Duration::from_millis(1500)), POLL_MAX);
+        let (first, then) = first_polls(Some(Duration::from_secs(4)));
+        assert_eq!(first, Duration::from_secs(3));
+        assert_eq!(then, Duration::from_secs(1));
+        assert_eq!(
+            first_polls(Some(Duration::from_millis(1))),
+            (POLL_INITIAL, POLL_INITIAL)
+        );
     }
 }

@@ -358,14 +358,20 @@ async fn run_locked(
         batches: batches.len(),
         ..MergeSummary::default()
     };
+    // Time per statement of the batch before, to poll the next one when it
+    // should be done (see DataApi::batch_expecting).
+    let mut per_statement: Option<std::time::Duration> = None;
     for batch in &batches {
         if renewal.lost() {
             return Err(SchedulerError::LeaseLost);
         }
+        let n = u32::try_from(batch.statements.len()).unwrap_or(u32::MAX);
+        let sent = Instant::now();
         let outcome = api
-            .batch(&batch.statements)
+            .batch_expecting(&batch.statements, per_statement.map(|t| t * n))
             .await
             .map_err(SchedulerError::merge)?;
+        per_statement = Some(sent.elapsed() / n.max(1));
         summary
             .tables
             .extend(batch_summary(batch, &work, &outcome.result_rows));
