@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::redshift::{DataApi, Row};
+use crate::redshift::{DataApi, RedshiftError, Row};
 
 use super::plan::{self, LeaseStatements, Objects};
 use super::SchedulerError;
@@ -122,7 +122,17 @@ impl Lease {
         statements.push(self.statements.holder.clone());
         statements.extend(extra.iter().cloned());
         let wanted: Vec<usize> = (first..statements.len()).collect();
-        let (_, mut results) = api.batch_with_results(&statements, &wanted).await?;
+        let (_, mut results) = match api.batch_with_results(&statements, &wanted).await {
+            Err(RedshiftError::Failed { error, .. }) if is_serialization_conflict(&error) => {
+                // Should Redshift abort the later of two simultaneous takers
+                // instead of letting it wait at the LOCK: the other one won.
+                return Err(SchedulerError::LeaseHeld {
+                    holder: format!("another scheduler taking it at the same moment ({error})"),
+                    until: "its run ends".to_owned(),
+                });
+            }
+            outcome => outcome?,
+        };
         let holder_rows = if results.is_empty() {
             Vec::new()
         } else {
@@ -185,6 +195,14 @@ impl Renewal {
             tracing::warn!(%error, "the merge lease renewal task failed");
         }
     }
+}
+
+/// Redshift's "ERROR: 1023 ... Serializable isolation violation on table"
+/// (c_serial_isolation.html): a concurrent transaction won.
+fn is_serialization_conflict(error: &str) -> bool {
+    error
+        .to_ascii_lowercase()
+        .contains("serializable isolation violation")
 }
 
 fn host_name() -> String {

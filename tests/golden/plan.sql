@@ -98,6 +98,8 @@ WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" A
 GROUP BY 1, 2, 3;
 
 -- lease (acquire, holder, renew, release)
+LOCK "mirror"."kinesync_lease";
+
 DELETE FROM "mirror"."kinesync_lease" WHERE name = 'merge' AND (expires_at < GETDATE() OR holder = 'golden-host:1:00000000');
 
 INSERT INTO "mirror"."kinesync_lease" (name, holder, expires_at)
