@@ -395,3 +395,79 @@ async fn unchanged_toast_values_of_snapshot_rows_stay_with_their_own_row() {
     p.assert_merge_converges(&["public.docs"]).await;
     p.stop_producer().await;
 }
+
+const LINES: &str = "
+CREATE TABLE public.lines (
+    id bigint PRIMARY KEY,
+    qty integer NOT NULL,
+    price numeric(10,2),
+    total numeric(12,2) GENERATED ALWAYS AS (qty * price) STORED
+);
+INSERT INTO public.lines (id, qty, price) VALUES (1, 2, 1.25), (2, 3, NULL);
+";
+
+/// The mirror's columns of `table`, in order.
+async fn mirror_columns(p: &Pipeline, table: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'mirror' AND table_name = '{table}' ORDER BY ordinal_position"
+    );
+    support::text_rows(&p.mirror, &sql)
+        .await
+        .into_iter()
+        .filter_map(|mut row| row.remove(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stored_generated_columns_reach_the_mirror_on_18_and_are_warned_about_before() {
+    let mut p = Pipeline::start("e2e_generated", LINES, &["public.lines"]).await;
+    let version = support::text_rows(&p.source, "SHOW server_version_num").await;
+    let num: u32 = version[0][0]
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("version");
+    let on_18 = num >= 180_000;
+
+    let (code, stdout, stderr) = p.run(&["check", "--no-write"]).await;
+    let warned = stdout.contains("table public.lines generated columns");
+    assert_eq!(warned, !on_18, "exit {code}: {stdout}{stderr}");
+
+    p.setup_and_produce().await;
+    p.source
+        .batch_execute(
+            "UPDATE lines SET qty = 4 WHERE id = 1;
+             UPDATE lines SET price = 2.50 WHERE id = 2;
+             INSERT INTO lines (id, qty, price) VALUES (3, 1, 9.99);
+             DELETE FROM lines WHERE id = 3;
+             INSERT INTO lines (id, qty, price) VALUES (4, 7, 0.10);",
+        )
+        .await
+        .expect("writes");
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.lines").await;
+    let columns = mirror_columns(&p, "lines").await;
+    assert_eq!(
+        columns.iter().any(|c| c == "total"),
+        on_18,
+        "the stored generated column is mirrored exactly on PostgreSQL 18 and later: {columns:?}"
+    );
+    if on_18 {
+        let totals = support::text_rows(
+            &p.mirror,
+            "SELECT total::text FROM mirror.lines ORDER BY id",
+        )
+        .await;
+        assert_eq!(
+            totals,
+            [
+                [Some("5.00".to_owned())],
+                [Some("7.50".to_owned())],
+                [Some("0.70".to_owned())]
+            ],
+            "values computed by the source reach the mirror"
+        );
+    }
+    p.stop_producer().await;
+}

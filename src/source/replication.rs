@@ -276,10 +276,14 @@ pub async fn ensure_publication(
     )
     .await?;
     let name = quote_ident(publication);
+    let generated = publishes_generated_columns(client).await?;
     let Some(existing) = existing else {
         let all: Vec<&Relation> = tables.iter().collect();
         let create = format!("CREATE PUBLICATION {name} FOR TABLE");
-        let with = " WITH (publish_via_partition_root = true)";
+        let with = match generated {
+            true => " WITH (publish_via_partition_root = true, publish_generated_columns = stored)",
+            false => " WITH (publish_via_partition_root = true)",
+        };
         publication_ddl(client, &create, &all, with)
             .await
             .map_err(|detail| SourceError::PublicationSetup {
@@ -289,6 +293,9 @@ pub async fn ensure_publication(
         tracing::info!(publication, tables = tables.len(), "created publication");
         return Ok(Vec::new());
     };
+    if generated {
+        publish_stored_generated_columns(client, publication).await?;
+    }
     if existing.get::<_, bool>(0) {
         return Ok(Vec::new());
     }
@@ -311,6 +318,54 @@ pub async fn ensure_publication(
     let added: Vec<String> = missing.iter().map(|t| t.qualified_name()).collect();
     tracing::info!(publication, ?added, "added tables to publication");
     Ok(added)
+}
+
+/// Whether the server publishes stored generated columns when asked
+/// (`publish_generated_columns`, PostgreSQL 18 and later).
+async fn publishes_generated_columns(client: &Client) -> Result<bool, SourceError> {
+    let row = client
+        .query_one(VERSION_QUERY, &[])
+        .await
+        .map_err(|e| SourceError::sql("reading server_version_num", &e))?;
+    Ok(parse_version(&row.get::<_, String>(0))?.publishes_generated_columns())
+}
+
+/// On 18 and later, an existing publication is made to publish stored
+/// generated columns (the catalog resolver lists them, src/source/tables.rs,
+/// so the Relation messages must carry them too).
+async fn publish_stored_generated_columns(
+    client: &Client,
+    publication: &str,
+) -> Result<(), SourceError> {
+    let row = catalog_row(
+        client,
+        "reading pg_publication",
+        "SELECT pubgencols::text FROM pg_publication WHERE pubname = $1",
+        &[&publication],
+    )
+    .await?;
+    if row.is_none_or(|r| r.get::<_, String>(0) == "s") {
+        return Ok(());
+    }
+    let sql = format!(
+        "ALTER PUBLICATION {} SET (publish_generated_columns = stored)",
+        quote_ident(publication)
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| SourceError::PublicationSetup {
+            publication: publication.to_owned(),
+            detail: format!(
+                "{} (on PostgreSQL 18 kinesync publishes stored generated columns: have the publication's owner run {sql})",
+                pg_message(&e)
+            ),
+        })?;
+    tracing::info!(
+        publication,
+        "publication now publishes stored generated columns"
+    );
+    Ok(())
 }
 
 /// `{head} <the tables, quoted>{tail}`; a failure is the server's message.

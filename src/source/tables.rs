@@ -173,7 +173,10 @@ const TABLE: &str =
      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
 
 /// Per column: name, type text, declared type, base type and its category,
-/// position in the primary key and in the replica identity index.
+/// position in the primary key and in the replica identity index. Generated
+/// columns only where pgoutput sends them: stored ones on 18 and later (the
+/// producer's publication sets `publish_generated_columns = stored`), never
+/// virtual ones.
 const COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, \
             CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, \
             CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END, \
@@ -184,7 +187,8 @@ const COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypm
      FROM pg_attribute a \
      JOIN pg_type t ON t.oid = a.atttypid \
      LEFT JOIN pg_type bt ON bt.oid = t.typbasetype \
-     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+       AND (a.attgenerated = '' OR (a.attgenerated = 's' AND current_setting('server_version_num')::int >= 180000)) \
      ORDER BY a.attnum";
 
 /// The configured tables, `schema.*` entries expanded, in configuration

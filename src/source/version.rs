@@ -154,20 +154,21 @@ pub fn verdict(num: &str) -> Verdict {
     }
 }
 
-/// What `check` says about a table's generated columns (`None`: it has
-/// none), and the fix: pgoutput sends no generated column before
-/// PostgreSQL 18, and kinesync does not yet ask 18 for them
-/// (`publish_generated_columns`), so they are absent from the mirror.
+/// What `check` says about a table's generated columns that are not
+/// replicated (`None`: it has none): before PostgreSQL 18 pgoutput sends no
+/// generated column; 18 sends stored ones (kinesync's publication sets
+/// `publish_generated_columns = stored`), never virtual ones. They are
+/// absent from the events and the mirror.
 pub fn generated_columns_warning(columns: &[String]) -> Option<(String, String)> {
     if columns.is_empty() {
         return None;
     }
     Some((
         format!(
-            "{} generated: not replicated (pgoutput sends no generated column before PostgreSQL 18, and kinesync does not publish them on 18 yet), absent from the mirror",
+            "{} generated: not replicated (pgoutput sends no generated column before PostgreSQL 18, and no virtual one on 18), absent from the mirror",
             columns.join(", ")
         ),
-        "compute them in Redshift from the replicated columns (docs/postgres-versions.md)".to_owned(),
+        "compute them in Redshift from the replicated columns, or on PostgreSQL 18 make them STORED (docs/postgres-versions.md)".to_owned(),
     ))
 }
 

@@ -44,7 +44,9 @@ impl Pipeline {
         table: &str,
     ) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
         let (schema, name) = table.split_once('.').expect("schema.table");
-        // The source side applies the documented type mapping: json, jsonb
+        // Generated columns are compared where pgoutput sends them (stored
+        // ones on 18 and later: docs/postgres-versions.md), and the mirror
+        // has no others. The source side applies the documented type mapping: json, jsonb
         // and arrays land in SUPER, compared as jsonb text; NaN, infinities
         // and floats outside Redshift's ranges, BC and 5-digit-year dates
         // and timestamps are NULL; TIMETZ is in UTC (docs/redshift.md).
@@ -65,7 +67,9 @@ impl Pipeline {
                    ELSE quote_ident(a.attname) || '::text' END \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                  WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass \
-                 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                 AND a.attnum > 0 AND NOT a.attisdropped \
+                 AND (a.attgenerated = '' OR (a.attgenerated = 's' AND current_setting('server_version_num')::int >= 180000)) \
+                 ORDER BY a.attnum",
                 &[&schema, &name],
             )
             .await
