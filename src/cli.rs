@@ -243,7 +243,7 @@ pub enum Command {
     /// difference). Rows changed since the last merge differ until the next.
     Verify {
         /// Only this source table (schema.table); repeatable.
-        #[arg(long = "table", value_name = "SCHEMA.TABLE")]
+        #[arg(long = "table", id = "verify_table", value_name = "SCHEMA.TABLE")]
         tables: Vec<String>,
         /// Print as JSON.
         #[arg(long)]
@@ -269,4 +269,23 @@ pub mod exit {
     pub const CHECK_FAILED: u8 = 6;
     /// `verify` found a mirror table that differs from its source.
     pub const DIFFERENT: u8 = 7;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn a_subcommand_table_flag_is_not_taken_for_the_global_tables_flag() {
+        let cli = Cli::try_parse_from(["kinesync", "verify", "--table", "public.orders"]).unwrap();
+        assert!(cli.tables.is_empty(), "source.tables untouched");
+        let Command::Verify { tables, .. } = cli.command else {
+            panic!("not verify");
+        };
+        assert_eq!(tables, ["public.orders"]);
+        let cli = Cli::try_parse_from(["kinesync", "teardown", "--table", "public.t"]).unwrap();
+        assert!(cli.tables.is_empty(), "source.tables untouched");
+    }
 }
