@@ -209,55 +209,46 @@ impl Scanner<'_, '_> {
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
-        (depth <= MAX_PASS_THROUGH_DEPTH).then_some(())?;
-        self.pos += 1;
-        self.out.push(b'[');
-        if self.peek()? == b']' {
-            self.pos += 1;
-            self.out.push(b']');
-            return Some(());
-        }
-        loop {
-            self.value(depth)?;
-            match self.peek()? {
-                b',' => self.out.push(b','),
-                b']' => break,
-                _ => return None,
-            }
-            self.pos += 1;
-        }
-        self.pos += 1;
-        self.out.push(b']');
-        Some(())
+        self.container(depth, b']', |scan| scan.value(depth))
     }
 
     fn object(&mut self, depth: usize) -> Option<()> {
-        (depth <= MAX_PASS_THROUGH_DEPTH).then_some(())?;
-        self.pos += 1;
-        self.out.push(b'{');
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            self.out.push(b'}');
-            return Some(());
-        }
         let mut keys = Keys::default();
-        loop {
-            (self.peek()? == b'"').then_some(())?;
-            let (from, to) = self.string()?;
-            keys.insert((from, to), self.b)?;
-            (self.peek()? == b':').then_some(())?;
-            self.pos += 1;
-            self.out.push(b':');
-            self.value(depth)?;
-            match self.peek()? {
-                b',' => self.out.push(b','),
-                b'}' => break,
-                _ => return None,
+        self.container(depth, b'}', |scan| {
+            (scan.peek()? == b'"').then_some(())?;
+            let key = scan.string()?;
+            keys.insert(key, scan.b)?;
+            (scan.peek()? == b':').then_some(())?;
+            scan.pos += 1;
+            scan.out.push(b':');
+            scan.value(depth)
+        })
+    }
+
+    /// An array or object (on its opening bracket) up to `close`, its
+    /// items read by `item` and separated by commas.
+    fn container(
+        &mut self,
+        depth: usize,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        (depth <= MAX_PASS_THROUGH_DEPTH).then_some(())?;
+        self.out.push(self.b[self.pos]);
+        self.pos += 1;
+        if self.peek()? != close {
+            loop {
+                item(self)?;
+                match self.peek()? {
+                    b',' => self.out.push(b','),
+                    c if c == close => break,
+                    _ => return None,
+                }
+                self.pos += 1;
             }
-            self.pos += 1;
         }
         self.pos += 1;
-        self.out.push(b'}');
+        self.out.push(close);
         Some(())
     }
 }

@@ -193,7 +193,7 @@ impl RelationPlan {
         let col = &self.columns[i];
         match tuple.values.get(i) {
             Some(value) if !tuple.keys_only || col.in_key => {
-                col.writer.write_value(out, value, &mut None);
+                col.writer.write_key_value(out, value);
                 true
             }
             _ => false,

@@ -12,32 +12,53 @@ use super::json::{push_json_str_body, write_json_str};
 /// What the text of a timestamp becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stamp<'a> {
-    /// `{date}T{hms}.{frac, six digits}` (+ `Z` when `utc`).
-    Iso {
-        date: &'a str,
-        hms: &'a str,
-        frac: &'a str,
-        utc: bool,
-    },
+    /// ISO-8601, from pieces of the text.
+    Iso(Iso<'a>),
     /// A timestamptz at another offset, converted to UTC.
     Converted(String),
     /// Unchanged text.
     Text,
 }
 
+/// `{date}T{hms}.{frac, six digits}` (+ `Z` when `utc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iso<'a> {
+    date: &'a str,
+    hms: &'a str,
+    frac: &'a str,
+    utc: bool,
+}
+
+impl Iso<'_> {
+    /// Append the ISO text; its date JSON-escaped when `escaped` (the
+    /// clock part is digits, `:` and `.` only).
+    fn push(&self, out: &mut Vec<u8>, escaped: bool) {
+        if escaped {
+            push_json_str_body(out, self.date);
+        } else {
+            out.extend_from_slice(self.date.as_bytes());
+        }
+        out.push(b'T');
+        out.extend_from_slice(self.hms.as_bytes());
+        out.push(b'.');
+        let frac = self.frac.as_bytes();
+        out.extend_from_slice(&frac[..frac.len().min(6)]);
+        for _ in frac.len()..6 {
+            out.push(b'0');
+        }
+        if self.utc {
+            out.push(b'Z');
+        }
+    }
+}
+
 impl Stamp<'_> {
     /// Append the JSON string of the value whose text was `text`.
     pub fn write(&self, out: &mut Vec<u8>, text: &str) {
         match self {
-            Stamp::Iso {
-                date,
-                hms,
-                frac,
-                utc,
-            } => {
+            Stamp::Iso(iso) => {
                 out.push(b'"');
-                push_json_str_body(out, date);
-                push_clock(out, hms, frac, *utc);
+                iso.push(out, true);
                 out.push(b'"');
             }
             Stamp::Converted(s) => write_json_str(out, s),
@@ -48,34 +69,14 @@ impl Stamp<'_> {
     /// The value as a string (for the `serde_json::Value` path).
     pub fn into_string(self, text: &str) -> String {
         match self {
-            Stamp::Iso {
-                date,
-                hms,
-                frac,
-                utc,
-            } => {
-                let mut out = date.as_bytes().to_vec();
-                push_clock(&mut out, hms, frac, utc);
+            Stamp::Iso(iso) => {
+                let mut out = Vec::with_capacity(28);
+                iso.push(&mut out, false);
                 String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
             }
             Stamp::Converted(s) => s,
             Stamp::Text => text.to_owned(),
         }
-    }
-}
-
-/// `T{hms}.{frac cut or padded to six digits}` and `Z` when `utc`.
-fn push_clock(out: &mut Vec<u8>, hms: &str, frac: &str, utc: bool) {
-    out.push(b'T');
-    out.extend_from_slice(hms.as_bytes());
-    out.push(b'.');
-    let frac = frac.as_bytes();
-    out.extend_from_slice(&frac[..frac.len().min(6)]);
-    for _ in frac.len()..6 {
-        out.push(b'0');
-    }
-    if utc {
-        out.push(b'Z');
     }
 }
 
@@ -107,12 +108,12 @@ pub fn timestamptz(text: &str) -> Stamp<'_> {
 
 fn iso<'a>(date: &'a str, time: &'a str, utc: bool) -> Stamp<'a> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    Stamp::Iso {
+    Stamp::Iso(Iso {
         date,
         hms,
         frac,
         utc,
-    }
+    })
 }
 
 /// [`timestamp`] as a string.

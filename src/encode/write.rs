@@ -13,7 +13,7 @@ use super::array::{walk_array, ArrayVisitor};
 use super::json::{pass_through, push_json_value, write_json_str};
 use super::number::{classify_float, push_f64, push_i64, push_u64, Float};
 use super::time::{timestamp, timestamptz};
-use super::value::encode_text_noted;
+use super::value::{encode_text_noted, encode_tuple_value_noted};
 use super::{array_element, oid, Conversion, MAX_STRING_BYTES, UNAVAILABLE_VALUE};
 use crate::source::pgoutput::TupleValue;
 
@@ -70,6 +70,19 @@ impl Writer {
             // kinesync never asks for binary; if it ever arrives, keep it readable.
             TupleValue::Binary(bytes) => write_json_str(out, &hex::encode(bytes)),
         }
+    }
+
+    /// [`Writer::write_value`] for a row's key, which is the JSON array of
+    /// the key values as serde_json writes it: for json, that differs from
+    /// the value written alone when the value is a number alone (`-0` in
+    /// an array, `0` alone), so json keys (rare) take the `Value` path.
+    pub fn write_key_value(self, out: &mut Vec<u8>, value: &TupleValue) {
+        if self.kind != Kind::Json {
+            return self.write_value(out, value, &mut None);
+        }
+        let (value, _) = encode_tuple_value_noted(self.type_oid, value);
+        // Writing to a Vec cannot fail, nor can serializing a Value.
+        let _ = serde_json::to_writer(&mut *out, &value);
     }
 
     /// Append the JSON of the value whose text output is `text`.
