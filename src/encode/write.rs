@@ -13,7 +13,7 @@ use super::array::{walk_array, ArrayVisitor};
 use super::json::{pass_through, push_json_value, write_json_str};
 use super::number::{classify_float, push_f64, push_i64, push_u64, Float};
 use super::time::{timestamp, timestamptz};
-use super::value::{encode_text_noted, encode_tuple_value_noted};
+use super::value::encode_text_noted;
 use super::{array_element, oid, Conversion, MAX_STRING_BYTES, UNAVAILABLE_VALUE};
 use crate::source::pgoutput::TupleValue;
 
@@ -60,35 +60,48 @@ impl Writer {
     /// Append the JSON of one tuple value; a documented conversion it
     /// went through is left in `note`.
     pub fn write_value(self, out: &mut Vec<u8>, value: &TupleValue, note: &mut Option<Conversion>) {
+        self.write_tuple_value(out, value, note, Place::Alone);
+    }
+
+    /// [`Writer::write_value`] for a row's key: the JSON array of the key
+    /// values as serde_json writes it (see [`Place`]).
+    pub fn write_key_value(self, out: &mut Vec<u8>, value: &TupleValue) {
+        self.write_tuple_value(out, value, &mut None, Place::Nested);
+    }
+
+    fn write_tuple_value(
+        self,
+        out: &mut Vec<u8>,
+        value: &TupleValue,
+        note: &mut Option<Conversion>,
+        place: Place,
+    ) {
         match value {
             TupleValue::Null => out.extend_from_slice(b"null"),
             TupleValue::UnchangedToast => write_json_str(out, UNAVAILABLE_VALUE),
             TupleValue::Text(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => self.write_text(out, text, note),
-                Err(_) => self.write_text(out, &String::from_utf8_lossy(bytes), note),
+                Ok(text) => self.write_text_at(out, text, note, place),
+                Err(_) => self.write_text_at(out, &String::from_utf8_lossy(bytes), note, place),
             },
             // kinesync never asks for binary; if it ever arrives, keep it readable.
             TupleValue::Binary(bytes) => write_json_str(out, &hex::encode(bytes)),
         }
     }
 
-    /// [`Writer::write_value`] for a row's key, which is the JSON array of
-    /// the key values as serde_json writes it: for json, that differs from
-    /// the value written alone when the value is a number alone (`-0` in
-    /// an array, `0` alone), so json keys (rare) take the `Value` path.
-    pub fn write_key_value(self, out: &mut Vec<u8>, value: &TupleValue) {
-        if self.kind != Kind::Json {
-            return self.write_value(out, value, &mut None);
-        }
-        let (value, _) = encode_tuple_value_noted(self.type_oid, value);
-        // Writing to a Vec cannot fail, nor can serializing a Value.
-        let _ = serde_json::to_writer(&mut *out, &value);
-    }
-
     /// Append the JSON of the value whose text output is `text`.
     pub fn write_text(self, out: &mut Vec<u8>, text: &str, note: &mut Option<Conversion>) {
+        self.write_text_at(out, text, note, Place::Alone);
+    }
+
+    fn write_text_at(
+        self,
+        out: &mut Vec<u8>,
+        text: &str,
+        note: &mut Option<Conversion>,
+        place: Place,
+    ) {
         if text.len() > MAX_STRING_BYTES {
-            return self.write_by_value(out, text, note);
+            return self.write_by_value(out, text, note, place);
         }
         match self.kind {
             Kind::Int => match text.parse::<i64>() {
@@ -115,7 +128,7 @@ impl Writer {
             Kind::Bytea => write_json_str(out, text.strip_prefix("\\x").unwrap_or(text)),
             Kind::Json => {
                 if !pass_through(out, text) {
-                    self.write_by_value(out, text, note);
+                    self.write_by_value(out, text, note, place);
                 }
             }
             Kind::Timestamp => timestamp(text).write(out, text),
@@ -126,13 +139,34 @@ impl Writer {
     }
 
     /// The rare path: through `serde_json::Value`.
-    fn write_by_value(self, out: &mut Vec<u8>, text: &str, note: &mut Option<Conversion>) {
+    fn write_by_value(
+        self,
+        out: &mut Vec<u8>,
+        text: &str,
+        note: &mut Option<Conversion>,
+        place: Place,
+    ) {
         let (value, conversion) = encode_text_noted(self.type_oid, text);
         if conversion.is_some() {
             *note = conversion;
         }
-        push_json_value(out, &value);
+        match place {
+            Place::Alone => push_json_value(out, &value),
+            // Writing to a Vec cannot fail, nor can serializing a Value.
+            Place::Nested => drop(serde_json::to_writer(&mut *out, &value)),
+        }
     }
+}
+
+/// Where a value is written. A column's value alone goes through
+/// [`push_json_value`], which writes a number that reads as an `i64` in
+/// canonical form; inside an array (an array column, a row's key) serde_json
+/// writes every number as its text. They differ for a json value that is a
+/// number alone (`-0`), which the pass-through leaves to the `Value` path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Alone,
+    Nested,
 }
 
 /// An array's JSON, element by element; its text as a string when the
@@ -172,6 +206,7 @@ impl ArrayVisitor for ArrayWriter<'_> {
     }
 
     fn text(&mut self, text: &str) {
-        self.element.write_text(self.out, text, self.note);
+        self.element
+            .write_text_at(self.out, text, self.note, Place::Nested);
     }
 }
