@@ -91,17 +91,29 @@ pub fn push_i64(out: &mut Vec<u8>, i: i64) {
     push_u64(out, i.unsigned_abs());
 }
 
-/// Append an unsigned integer in decimal, without `core::fmt`.
+/// Append an unsigned integer in decimal, without `core::fmt`, two digits
+/// at a time.
 pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut buf = [0u8; 20];
     let mut at = buf.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[at] = b'0' + n as u8;
     }
     out.extend_from_slice(&buf[at..]);
 }
@@ -140,7 +152,20 @@ mod tests {
 
     #[test]
     fn integers_are_written_in_decimal() {
-        for i in [0, 7, -1, 42, i64::MIN, i64::MAX, -1_000_000] {
+        for i in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            101,
+            -1,
+            42,
+            i64::MIN,
+            i64::MAX,
+            -1_000_000,
+            123_456_789,
+        ] {
             let mut out = Vec::new();
             push_i64(&mut out, i);
             assert_eq!(out, i.to_string().into_bytes());
