@@ -11,6 +11,8 @@
 pub mod mapping;
 pub mod plan;
 
+pub mod activity;
+pub mod checkpoint;
 mod daemon;
 mod merge;
 mod setup;

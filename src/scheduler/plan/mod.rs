@@ -167,11 +167,7 @@ pub struct MirrorTable {
 impl MirrorTable {
     /// `public.orders` mirrors to `orders`; `sales.orders` to `sales__orders`.
     pub fn new(source: SourceTable) -> MirrorTable {
-        let name = redshift_name(&if source.name.schema == "public" {
-            source.name.name.clone()
-        } else {
-            format!("{}__{}", source.name.schema, source.name.name)
-        });
+        let name = mirror_table_name(&source.name);
         let columns = source
             .columns
             .iter()
@@ -201,6 +197,16 @@ impl MirrorTable {
             .filter(|(c, k)| k.toastable() && c.key_position.is_none())
             .collect()
     }
+}
+
+/// The unquoted name of `table`'s mirror in the mirror schema (see
+/// [`MirrorTable::new`]).
+pub fn mirror_table_name(table: &crate::sql::TableName) -> String {
+    redshift_name(&if table.schema == "public" {
+        table.name.clone()
+    } else {
+        format!("{}__{}", table.schema, table.name)
+    })
 }
 
 /// What one merge run will see for one table (from `merge/pending.sql`).

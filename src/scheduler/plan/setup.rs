@@ -77,8 +77,13 @@ pub fn mirror_table_statements(
 pub(super) fn tombstone_table(objects: &Objects, table: &MirrorTable) -> String {
     qualified(
         &objects.mirror_schema_name,
-        &redshift_name(&format!("kinesync_tombstones__{}", table.name)),
+        &tombstone_table_name(&table.name),
     )
+}
+
+/// The unquoted name of the tombstone table of mirror table `mirror`.
+pub fn tombstone_table_name(mirror: &str) -> String {
+    redshift_name(&format!("kinesync_tombstones__{mirror}"))
 }
 
 /// The statement listing the mirror schema's tables and columns.
