@@ -3,18 +3,27 @@
 //! One event is one JSON object; one Kinesis record carries exactly one event
 //! (Redshift streaming ingestion cannot de-aggregate). This module owns the
 //! envelope layout, the `source` block, and the partition key; `encode` owns
-//! the column values. The full contract is `docs/events.md`; the merge SQL
+//! the column values and the per-relation plan that writes them.
+//!
+//! Two ways in, one layout: [`encode_change`] writes an event straight from
+//! pgoutput tuples through the relation's [`RelationPlan`] (the streaming
+//! path), [`encode_event`] from rows of `serde_json::Value`s (the snapshot;
+//! `rows`). Their bytes are the same (tests/properties.rs). The full contract is `docs/events.md`; the merge SQL
 //! depends on it field by field, so change both together.
 
-use std::fmt::Write as _;
+mod envelope;
+mod rows;
 
 use md5::{Digest, Md5};
-use serde_json::Value;
 
-use crate::encode::{encode_tuple_value_noted, Conversion, UNAVAILABLE_VALUE};
+pub use crate::encode::{push_json_str, ShapeMismatch, Tuple};
+use crate::encode::{report, RelationPlan};
 use crate::lsn::Lsn;
-use crate::source::pgoutput::TupleValue;
 use crate::source::relation_cache::Relation;
+use envelope::{write_envelope, ENVELOPE_BYTES};
+pub use rows::{
+    encode_event, encode_event_with, report_conversions, row_from_tuple, unchanged_toast, Row,
+};
 
 /// Kinesis's limit on a partition key, "256 Unicode characters", taken as
 /// 256 UTF-8 bytes: never more characters than that under any count a
@@ -88,10 +97,6 @@ pub struct ChangeMeta {
     pub lsn: Lsn,
 }
 
-/// One row's column values, aligned with `Relation::columns`; `None` marks a
-/// column the row does not carry (non-key columns of a `K` old tuple).
-pub type Row = Vec<Option<Value>>;
-
 /// An encoded event, ready for a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedEvent {
@@ -113,108 +118,6 @@ impl EncodedEvent {
     }
 }
 
-/// Why a tuple cannot be turned into a row.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{table}: the change has {got} columns but the Relation message described {expected}")]
-pub struct ShapeMismatch {
-    pub table: String,
-    pub expected: usize,
-    pub got: usize,
-}
-
-/// Build a row from a pgoutput tuple. `keys_only` keeps just the replica
-/// identity columns (for a `K` old tuple, whose other columns are nulls that
-/// mean "not sent", not SQL NULL). Values that went through a documented
-/// conversion are reported by [`report_conversions`].
-pub fn row_from_tuple(
-    rel: &Relation,
-    values: &[TupleValue],
-    keys_only: bool,
-) -> Result<Row, ShapeMismatch> {
-    if values.len() != rel.columns.len() {
-        return Err(ShapeMismatch {
-            table: rel.qualified_name(),
-            expected: rel.columns.len(),
-            got: values.len(),
-        });
-    }
-    let mut row: Row = vec![None; values.len()];
-    let mut notes = Vec::new();
-    let mut encode = |i: usize| {
-        let (value, note) = encode_tuple_value_noted(rel.columns[i].type_oid, &values[i]);
-        if let Some(note) = note {
-            notes.push((i, note));
-        }
-        row[i] = Some(value);
-    };
-    if keys_only {
-        rel.key_indices.iter().for_each(|&i| encode(i));
-    } else {
-        (0..values.len()).for_each(encode);
-    }
-    report_conversions(rel, &row, &notes);
-    Ok(row)
-}
-
-/// Warns about (and counts) each value of `row` that went through a
-/// documented conversion, naming the table, the column and the row key.
-pub fn report_conversions(rel: &Relation, row: &Row, notes: &[(usize, Conversion)]) {
-    if notes.is_empty() {
-        return;
-    }
-    let table = rel.qualified_name();
-    let key = key_text(row, None, message_key_indices(rel));
-    for &(column, note) in notes {
-        crate::telemetry::metrics()
-            .values_converted
-            .get_or_create(&[
-                ("table", table.clone()),
-                ("conversion", note.as_str().to_owned()),
-            ])
-            .inc();
-        tracing::warn!(
-            table = %table,
-            column = %rel.columns[column].name,
-            key = %key,
-            conversion = note.as_str(),
-            "{}",
-            note.describe()
-        );
-    }
-}
-
-/// The columns that name a row in messages: the partition key columns
-/// (primary key, else replica identity index), else the replica identity.
-fn message_key_indices(rel: &Relation) -> &[usize] {
-    if rel.partition_indices.is_empty() {
-        &rel.key_indices
-    } else {
-        &rel.partition_indices
-    }
-}
-
-/// The JSON array of `row`'s values at `columns`; a column holding the
-/// unchanged-TOAST placeholder takes its value from `fallback` (the old
-/// tuple) when that has one, so a row's key never depends on whether a
-/// TOASTed value was sent.
-fn key_text(row: &Row, fallback: Option<&Row>, columns: &[usize]) -> String {
-    let value_at = |r: &Row, i: usize| r.get(i).cloned().flatten();
-    let values: Vec<Value> = columns
-        .iter()
-        .map(|&i| {
-            let value = value_at(row, i).unwrap_or(Value::Null);
-            if value.as_str() != Some(UNAVAILABLE_VALUE) {
-                return value;
-            }
-            fallback
-                .and_then(|old| value_at(old, i))
-                .filter(|old| old.as_str() != Some(UNAVAILABLE_VALUE))
-                .unwrap_or(value)
-        })
-        .collect();
-    Value::Array(values).to_string()
-}
-
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -228,71 +131,74 @@ pub fn pg_micros_to_unix_ms(micros: i64) -> i64 {
     micros.div_euclid(1000) + PG_EPOCH_OFFSET_MS
 }
 
-/// Encode one event. `before`/`after` follow the contract for `meta.op`;
-/// the partition key comes from `after` (c/u/r) or `before` (d), none for t.
-pub fn encode_event(
+/// Encode one change straight from its pgoutput tuples: `before` is the old
+/// tuple (update, delete), `after` the new one (insert, update), neither for
+/// a truncate. Every update carries `"unchanged_toast": {"<column>": true,
+/// ...}` for the columns of `after` PostgreSQL did not send (unchanged
+/// TOASTed values), so a consumer can tell an unchanged value from a real
+/// value that happens to equal the placeholder. Values that went through a
+/// documented conversion are reported, per row, with the row's key.
+pub fn encode_change(
     ctx: &EventContext,
-    rel: &Relation,
+    plan: &RelationPlan,
     meta: &ChangeMeta,
-    before: Option<&Row>,
-    after: Option<&Row>,
-) -> EncodedEvent {
-    encode_event_with(ctx, rel, meta, before, after, &[])
-}
-
-/// The columns of a new tuple that PostgreSQL did not send because an
-/// update left their TOASTed value unchanged.
-pub fn unchanged_toast(values: &[TupleValue]) -> Vec<usize> {
-    values
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| matches!(v, TupleValue::UnchangedToast))
-        .map(|(i, _)| i)
-        .collect()
-}
-
-/// [`encode_event`] for an update whose `after` holds the placeholder at
-/// `unchanged` (see [`unchanged_toast`]): every `u` event carries
-/// `"unchanged_toast": {"<column>": true, ...}`, so a consumer can tell an
-/// unchanged value from a real value that happens to equal the placeholder.
-pub fn encode_event_with(
-    ctx: &EventContext,
-    rel: &Relation,
-    meta: &ChangeMeta,
-    before: Option<&Row>,
-    after: Option<&Row>,
-    unchanged: &[usize],
-) -> EncodedEvent {
-    let table = rel.qualified_name();
-    let (key, partition_key) = event_keys(rel, meta, before, after, &table);
-    let mut out = String::with_capacity(256);
-    out.push_str("{\"before\":");
-    write_row(&mut out, rel, before);
-    out.push_str(",\"after\":");
-    write_row(&mut out, rel, after);
+    before: Option<Tuple>,
+    after: Option<Tuple>,
+) -> Result<EncodedEvent, ShapeMismatch> {
+    let rel = &*plan.relation;
+    let envelope = ENVELOPE_BYTES + ctx.slot.len() + ctx.database.len() + plan.table.len();
+    let mut out = Vec::with_capacity(plan.row_capacity(&[before, after]) + envelope);
+    out.extend_from_slice(b"{\"before\":");
+    write_side(&mut out, plan, before)?;
+    out.extend_from_slice(b",\"after\":");
+    write_side(&mut out, plan, after)?;
     if meta.op == Op::Update {
-        write_unchanged_toast(&mut out, rel, unchanged);
+        plan.write_unchanged_toast(&mut out, after.map_or(&[], |t| t.values));
     }
     write_envelope(&mut out, ctx, rel, meta);
-    EncodedEvent {
-        table,
+    let (key, partition_key) = event_keys(rel, &plan.table, meta, before, after, |row, other| {
+        plan.key_text(row, other)
+    });
+    Ok(EncodedEvent {
+        table: plan.table.clone(),
         key,
         partition_key,
-        data: out.into_bytes(),
+        data: out,
+    })
+}
+
+/// `null`, or the row of `tuple` (its conversions reported).
+fn write_side(
+    out: &mut Vec<u8>,
+    plan: &RelationPlan,
+    side: Option<Tuple>,
+) -> Result<(), ShapeMismatch> {
+    let Some(tuple) = side else {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    };
+    plan.check(tuple.values)?;
+    let mut notes = Vec::new();
+    plan.write_row(out, tuple, &mut notes);
+    if !notes.is_empty() {
+        let key = plan.key_text(tuple, None);
+        report(&plan.relation, &plan.table, &key, &notes);
     }
+    Ok(())
 }
 
 /// The event's row key (JSON array text, empty for a truncate) and its
-/// partition key.
-fn event_keys(
+/// partition key. `key_text` writes the key of a row, taking values it
+/// does not carry from the other row of the event (the old tuple of an
+/// update).
+fn event_keys<R>(
     rel: &Relation,
-    meta: &ChangeMeta,
-    before: Option<&Row>,
-    after: Option<&Row>,
     table: &str,
+    meta: &ChangeMeta,
+    before: Option<R>,
+    after: Option<R>,
+    key_text: impl FnOnce(R, Option<R>) -> String,
 ) -> (String, String) {
-    // The row the key comes from, and the other one of the event (the old
-    // tuple of an update) for key values the first does not carry.
     let (key_row, other) = match meta.op {
         Op::Delete => (before, None),
         Op::Truncate => (None, None),
@@ -301,71 +207,20 @@ fn event_keys(
     let Some(row) = key_row else {
         return (String::new(), bounded_partition_key(table.to_owned()));
     };
-    let key = key_text(row, other, message_key_indices(rel));
+    let key = key_text(row, other);
     // Primary key (or replica identity index): one row, one shard,
     // whatever the replica identity. No such key (FULL only): the
     // table, so the row's events still share a shard.
     let partition = if rel.partition_indices.is_empty() {
         table.to_owned()
     } else {
-        format!("{table}:{key}")
+        let mut partition = String::with_capacity(table.len() + 1 + key.len());
+        partition.push_str(table);
+        partition.push(':');
+        partition.push_str(&key);
+        partition
     };
     (key, bounded_partition_key(partition))
-}
-
-/// `,"unchanged_toast":{"<column>":true,...}` of an update.
-fn write_unchanged_toast(out: &mut String, rel: &Relation, unchanged: &[usize]) {
-    out.push_str(",\"unchanged_toast\":{");
-    for (n, &i) in unchanged.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        push_json_str(out, &rel.columns[i].name);
-        out.push_str(":true");
-    }
-    out.push('}');
-}
-
-/// `,"op":...,"ts_ms":...,"source":{...}}`: everything after the rows.
-fn write_envelope(out: &mut String, ctx: &EventContext, rel: &Relation, meta: &ChangeMeta) {
-    let _ = write!(
-        out,
-        ",\"op\":\"{}\",\"ts_ms\":{},\"source\":{{",
-        meta.op.code(),
-        now_ms()
-    );
-    let _ = write!(
-        out,
-        "\"version\":\"{}\",\"connector\":\"postgresql\",\"name\":",
-        env!("CARGO_PKG_VERSION")
-    );
-    push_json_str(out, &ctx.slot);
-    let _ = write!(
-        out,
-        ",\"ts_ms\":{},\"snapshot\":\"{}\",\"db\":",
-        meta.commit_time_ms,
-        meta.snapshot.as_str()
-    );
-    push_json_str(out, &ctx.database);
-    let _ = write!(
-        out,
-        ",\"sequence\":\"[\\\"{}\\\",\\\"{}\\\"]\",\"schema\":",
-        meta.commit_lsn.0, meta.lsn.0
-    );
-    push_json_str(out, &rel.schema);
-    out.push_str(",\"table\":");
-    push_json_str(out, &rel.name);
-    match meta.txid {
-        Some(xid) => {
-            let _ = write!(out, ",\"txId\":{xid}");
-        }
-        None => out.push_str(",\"txId\":null"),
-    }
-    let _ = write!(
-        out,
-        ",\"lsn\":{},\"commit_lsn\":{},\"xmin\":null}}}}",
-        meta.lsn.0, meta.commit_lsn.0
-    );
 }
 
 /// The partition key, or its MD5 (32 hex chars) when it could be too long
@@ -378,102 +233,12 @@ pub fn bounded_partition_key(full: String) -> String {
     }
 }
 
-fn write_row(out: &mut String, rel: &Relation, row: Option<&Row>) {
-    let Some(row) = row else {
-        out.push_str("null");
-        return;
-    };
-    out.push('{');
-    let mut first = true;
-    for (col, value) in rel.columns.iter().zip(row) {
-        let Some(value) = value else { continue };
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        push_json_str(out, &col.name);
-        out.push(':');
-        push_json_value(out, value);
-    }
-    out.push('}');
-}
-
-/// Append `value` as JSON, byte for byte what `serde_json` writes, without
-/// going through `core::fmt` for the common scalar cases (the profile of
-/// wide rows showed `Value`'s `Display` among the top costs).
-pub fn push_json_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::String(s) => push_json_str(out, s),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => push_i64(out, i),
-            None => {
-                let _ = write!(out, "{n}");
-            }
-        },
-        Value::Array(_) | Value::Object(_) => {
-            let _ = write!(out, "{value}");
-        }
-    }
-}
-
-/// Append an integer in decimal, without `core::fmt`.
-fn push_i64(out: &mut String, i: i64) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut n = i.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        out.push('-');
-    }
-    if let Ok(digits) = std::str::from_utf8(&buf[at..]) {
-        out.push_str(digits);
-    }
-}
-
-/// Append `s` as a JSON string literal, escaped as `serde_json` escapes
-/// (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as
-/// `\u00xx`). Runs without escapes are copied in one piece.
-pub fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
-        }
-        // Every byte escaped is ASCII, so `i` is a char boundary.
-        out.push_str(&s[start..i]);
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            _ => {
-                let _ = write!(out, "\\u{b:04x}");
-            }
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::encode::push_json_value;
+    use crate::source::pgoutput::TupleValue;
+    use serde_json::{json, Value};
 
     fn orders() -> Relation {
         Relation::keyed_by_first("public", "orders", &[("id", 23), ("Note \"x\"", 25)])
@@ -717,9 +482,9 @@ mod tests {
             json!({"nested": {"x": [true, 2.5]}}),
         ];
         for value in values {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_json_value(&mut out, &value);
-            assert_eq!(out, serde_json::to_string(&value).unwrap(), "{value:?}");
+            assert_eq!(out, serde_json::to_vec(&value).unwrap(), "{value:?}");
         }
     }
 }

@@ -232,3 +232,382 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// The event writer (tuple -> event bytes through the relation's plan) agrees
+// byte for byte with the `serde_json::Value` encoding it replaced on the
+// streaming path, which stays as the snapshot's path and the reference here.
+
+mod writer_agrees {
+    use super::*;
+    use kinesync::encode::{push_json_value, RelationPlan, Tuple, Writer};
+    use kinesync::event::{
+        encode_change, encode_event_with, row_from_tuple, unchanged_toast, ChangeMeta,
+        EventContext, Op, SnapshotMarker,
+    };
+    use kinesync::lsn::Lsn;
+    use kinesync::source::relation_cache::{Column, Relation};
+    use std::sync::Arc;
+
+    /// Pieces of hostile text: outside the BMP, control characters, quotes,
+    /// backslashes and things that look like escapes.
+    const PIECES: &[&str] = &[
+        "a",
+        "Z",
+        " ",
+        "é",
+        "日本",
+        "🦀",
+        "\u{10FFFF}",
+        "\u{7f}",
+        "\u{1}",
+        "\u{1f}",
+        "\n",
+        "\t",
+        "\"",
+        "\\",
+        "\\n",
+        "\\u0041",
+        "\\ud83e\\udd80",
+        "\\x",
+        "{",
+        "}",
+        ",",
+        "NULL",
+        "null",
+        "0",
+        "-",
+        ".",
+        "e",
+        "+00",
+        ":",
+    ];
+
+    fn hostile() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..12).prop_map(|p| p.concat())
+    }
+
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| f.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:e}")),
+            "-?(0|[1-9][0-9]{0,42})(\\.[0-9]{1,42})?([eE][+-]?[0-9]{1,4})?",
+            prop::sample::select(
+                &[
+                    "-0",
+                    "0",
+                    "1.50",
+                    "0.000",
+                    "1e5",
+                    "1E+5",
+                    "1e-320",
+                    "4.9406564584124654e-324",
+                    "1e308",
+                    "1e309",
+                    "NaN",
+                    "Infinity",
+                    "-Infinity",
+                    "007",
+                    "+5",
+                    "1.",
+                    ".5",
+                    "9223372036854775808",
+                    "-9223372036854775809",
+                    "18446744073709551616",
+                    "123456789012345678901234567890123456789",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    /// A JSON string literal, with escapes serde_json writes back the same
+    /// and escapes it does not (`\/`, upper-case hex, surrogates, lone ones).
+    fn json_string() -> impl Strategy<Value = String> {
+        let pieces = &[
+            "a",
+            "b",
+            "é",
+            "🦀",
+            " ",
+            "\\\"",
+            "\\\\",
+            "\\/",
+            "\\n",
+            "\\b",
+            "\\u00e9",
+            "\\u0001",
+            "\\u001f",
+            "\\u001F",
+            "\\u000a",
+            "\\u0000",
+            "\\ud83e\\udd80",
+            "\\ud800",
+            "\u{7f}",
+            "\u{1}",
+            "\\x",
+        ][..];
+        prop::collection::vec(prop::sample::select(pieces), 0..5)
+            .prop_map(|p| format!("\"{}\"", p.concat()))
+    }
+
+    fn json_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            prop::sample::select(&["null", "true", "false", "nul", "tru"][..])
+                .prop_map(str::to_owned),
+            number(),
+            json_string(),
+        ];
+        let sep = || prop::sample::select(&[",", ", ", " ,\n\t", ",,", ""][..]);
+        let doc = leaf.prop_recursive(5, 40, 5, move |inner| {
+            let key = prop_oneof![
+                prop::sample::select(&["\"a\"", "\"b\"", "\"aa\""][..]).prop_map(str::to_owned),
+                json_string(),
+            ];
+            prop_oneof![
+                (prop::collection::vec(inner.clone(), 0..5), sep())
+                    .prop_map(|(items, sep)| format!("[{}]", items.join(sep))),
+                (
+                    prop::collection::vec((key, inner), 0..5),
+                    sep(),
+                    prop::sample::select(&[": ", ":", " : "][..])
+                )
+                    .prop_map(|(kv, sep, colon)| {
+                        let kv: Vec<String> = kv
+                            .into_iter()
+                            .map(|(k, v)| format!("{k}{colon}{v}"))
+                            .collect();
+                        format!("{{{}}}", kv.join(sep))
+                    }),
+            ]
+        });
+        (doc, prop::sample::select(&["", " ", "\n", "x"][..]))
+            .prop_map(|(doc, pad)| format!("{pad}{doc}{pad}"))
+    }
+
+    fn timestamp() -> impl Strategy<Value = String> {
+        (
+            "[0-9]{4}-[01][0-9]-[0-3][0-9]",
+            "[0-2][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,7})?",
+            prop::sample::select(
+                &[
+                    "",
+                    "+00",
+                    "+02",
+                    "-03:30",
+                    "+05:30:15",
+                    "+00 BC",
+                    " BC",
+                    "+0",
+                ][..],
+            ),
+        )
+            .prop_map(|(d, t, z)| format!("{d} {t}{z}"))
+            .boxed()
+            .prop_union(
+                prop::sample::select(&["infinity", "-infinity"][..])
+                    .prop_map(str::to_owned)
+                    .boxed(),
+            )
+    }
+
+    fn array_text(element: BoxedStrategy<String>) -> impl Strategy<Value = String> {
+        let item = prop_oneof![
+            3 => element.clone().prop_map(|t| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))),
+            2 => "[a-zA-Z0-9.:+-]{1,10}",
+            1 => Just("NULL".to_owned()),
+            1 => hostile(),
+        ];
+        let flat =
+            prop::collection::vec(item, 0..5).prop_map(|items| format!("{{{}}}", items.join(",")));
+        prop_oneof![
+            4 => flat.clone(),
+            1 => prop::collection::vec(flat, 1..3).prop_map(|rows| format!("{{{}}}", rows.join(","))),
+        ]
+    }
+
+    /// Text for a value of type `oid`: mostly what PostgreSQL prints for
+    /// the type, sometimes anything.
+    fn text_for(oid: u32) -> BoxedStrategy<String> {
+        let typed: BoxedStrategy<String> = match oid {
+            16 => prop::sample::select(&["t", "f", "true"][..])
+                .prop_map(str::to_owned)
+                .boxed(),
+            20 | 21 | 23 | 26 | 700 | 701 | 1700 => number().boxed(),
+            17 => "(\\\\x)?[0-9a-fA-F]{0,16}".boxed(),
+            114 | 3802 => json_text().boxed(),
+            1114 | 1184 => timestamp().boxed(),
+            _ => match kinesync::encode::array_element(oid) {
+                Some(element) => array_text(text_for(element)).boxed(),
+                None => ".{0,20}".boxed(),
+            },
+        };
+        prop_oneof![4 => typed, 1 => hostile(), 1 => "\\PC{0,16}"].boxed()
+    }
+
+    fn typed_value() -> impl Strategy<Value = (u32, String)> {
+        prop::sample::select(OIDS).prop_flat_map(|oid| (Just(oid), text_for(oid)))
+    }
+
+    fn written(oid: u32, text: &str) -> (Vec<u8>, Option<Conversion>) {
+        let mut out = Vec::new();
+        let mut note = None;
+        Writer::for_type(oid).write_text(&mut out, text, &mut note);
+        (out, note)
+    }
+
+    fn reference(oid: u32, text: &str) -> (Vec<u8>, Option<Conversion>) {
+        let (value, note) = encode_text_noted(oid, text);
+        let mut out = Vec::new();
+        push_json_value(&mut out, &value);
+        (out, note)
+    }
+
+    fn tuple_value() -> impl Strategy<Value = (u32, TupleValue)> {
+        typed_value().prop_flat_map(|(oid, text)| {
+            let value = prop_oneof![
+                8 => Just(TupleValue::Text(Bytes::from(text))),
+                1 => Just(TupleValue::Null),
+                1 => Just(TupleValue::UnchangedToast),
+            ];
+            (Just(oid), value)
+        })
+    }
+
+    fn ctx() -> EventContext {
+        EventContext {
+            slot: "slot \"s\"".into(),
+            database: "app".into(),
+        }
+    }
+
+    /// `"ts_ms":<now>` is the only part of an event that depends on when it
+    /// was written.
+    fn without_now(data: &[u8]) -> String {
+        let text = String::from_utf8(data.to_vec()).expect("events are UTF-8");
+        let at = text.find(",\"ts_ms\":").expect("an envelope");
+        let end = text[at + 9..]
+            .find(',')
+            .map(|e| at + 9 + e)
+            .expect("after ts_ms");
+        format!("{}{}", &text[..at], &text[end..])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_value_is_written_as_the_value_encoding_writes_it((oid, text) in typed_value()) {
+            prop_assert_eq!(written(oid, &text), reference(oid, &text), "oid {} text {:?}", oid, text);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn long_values_are_written_as_the_value_encoding_writes_them(
+            (oid, text) in typed_value(),
+            unit in "[a-z\"\\\\é🦀]{1,3}",
+            repeat in 20_000usize..40_000,
+        ) {
+            let long = match oid {
+                114 | 3802 => format!("[{text}, \"{}\"]", unit.replace('\\', "\\\\").replace('"', "\\\"").repeat(repeat)),
+                _ => format!("{text}{}", unit.repeat(repeat)),
+            };
+            prop_assert_eq!(written(oid, &long), reference(oid, &long));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_change_is_encoded_as_the_row_path_encodes_it(
+            columns in prop::collection::vec((tuple_value(), tuple_value(), any::<bool>()), 1..7),
+            partition in prop::collection::vec(any::<bool>(), 7),
+            op in prop::sample::select(&[Op::Create, Op::Update, Op::Delete, Op::Truncate][..]),
+            old_kind in prop::option::of(any::<bool>()),
+            txid in prop::option::of(any::<u32>()),
+        ) {
+            let rel = Relation {
+                id: 9,
+                schema: "pub\"lic".into(),
+                name: "t 🦀".into(),
+                columns: columns.iter().enumerate().map(|(i, ((oid, _), _, _))| Column {
+                    name: format!("c{i} \"\\\u{1}é"), type_oid: *oid,
+                }).collect(),
+                key_indices: (0..columns.len()).filter(|&i| columns[i].2).collect(),
+                partition_indices: (0..columns.len()).filter(|&i| partition[i]).collect(),
+            };
+            let new: Vec<TupleValue> = columns.iter().map(|(_, (_, v), _)| v.clone()).collect();
+            let old: Vec<TupleValue> = columns.iter().map(|((_, v), _, _)| v.clone()).collect();
+            let meta = ChangeMeta {
+                op, snapshot: SnapshotMarker::False, commit_time_ms: 1_700_000_000_123, txid,
+                commit_lsn: Lsn(0x1_0000_0010), lsn: Lsn(0x1_0000_0000),
+            };
+            let keys_only = old_kind.unwrap_or(false);
+            let (before, after) = match op {
+                Op::Create => (None, Some(&new)),
+                Op::Update => (old_kind.map(|_| &old), Some(&new)),
+                Op::Delete => (Some(&old), None),
+                _ => (None, None),
+            };
+            let plan = RelationPlan::new(Arc::new(rel.clone()));
+            let fast = encode_change(
+                &ctx(), &plan, &meta,
+                before.map(|v| Tuple { values: v, keys_only }),
+                after.map(|v| Tuple::new(v)),
+            ).expect("shapes match");
+            let before_row = before.map(|v| row_from_tuple(&rel, v, keys_only).expect("shape"));
+            let after_row = after.map(|v| row_from_tuple(&rel, v, false).expect("shape"));
+            let unchanged = after.map(|v| unchanged_toast(v)).unwrap_or_default();
+            let slow = encode_event_with(&ctx(), &rel, &meta, before_row.as_ref(), after_row.as_ref(), &unchanged);
+            prop_assert_eq!(without_now(&fast.data), without_now(&slow.data));
+            prop_assert_eq!((&fast.table, &fast.key, &fast.partition_key), (&slow.table, &slow.key, &slow.partition_key));
+        }
+    }
+
+    #[test]
+    fn the_hand_picked_hard_cases_agree() {
+        let cases: &[(u32, &str)] = &[
+            (3802, "-0"),
+            (114, " 5 "),
+            (114, "[-0, 1E5, 1e+5, 1.50]"),
+            (114, r#"{"a": 1, "a": 2}"#),
+            (114, r#"["\/", "\u00E9", "\ud83e\udd80", "\ud800"]"#),
+            (114, r#"{"k": "\u0001\u001f\u000a"}"#),
+            (3802, &format!("{}{}", "[".repeat(70), "]".repeat(70))),
+            (3802, &format!("{}{}", "[".repeat(200), "]".repeat(200))),
+            (3802, "[1e400, 123456789012345678901234567890123456789]"),
+            (3802, "{\"a\": [1, {\"b\": null}]}"),
+            (701, "NaN"),
+            (701, "-0"),
+            (701, "1e-320"),
+            (700, "3.4028235e+38"),
+            (701, "0"),
+            (1184, "2024-01-02 03:04:05.1234567+00"),
+            (1184, "2024-01-02 03:04:05+05:30"),
+            (1114, "2024-01-02 03:04:05 BC"),
+            (1009, r#"{"a\\b","c\"d",NULL,"NULL",x}"#),
+            (3807, r#"{"{\"a\": 1e400}","[1]"}"#),
+            (1022, "{1e-320,NaN,1.5}"),
+            (1007, "[0:1]={1,2}"),
+            (17, "\\xDEADbeef"),
+            (20, "-0"),
+            (20, "+5"),
+            (26, "18446744073709551615"),
+            (3807, r#"{"-0"," -0 ","[-0]"}"#),
+            (3802, "-0"),
+        ];
+        for &(oid, text) in cases {
+            assert_eq!(
+                written(oid, text),
+                reference(oid, text),
+                "oid {oid} text {text:?}"
+            );
+        }
+    }
+}

@@ -248,6 +248,7 @@ async fn produce<W: RecordWriter>(
             .map(|t| TableName::new(&t.schema, &t.name))
             .collect(),
         cache: RelationCache::with_type_aliases(aliases).with_partition_keys(&tables),
+        plans: crate::encode::PlanCache::default(),
         wanted_ids: HashSet::new(),
         txn: None,
         skipping: false,

@@ -13,7 +13,6 @@
 //! [`DRAIN_TIMEOUT`]), confirms it and waits for the server to hear it.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pgwire_replication::{ReplicationClient, ReplicationEvent};
@@ -25,17 +24,17 @@ use super::{
     DRAIN_TIMEOUT, HEARTBEAT_PREFIX, RECONNECT_BASE_DELAY, RECONNECT_MAX_DELAY, SLOT_BUSY_WAIT,
     SOURCE_CONDITION,
 };
+use crate::encode::{PlanCache, RelationPlan};
 use crate::event::{
-    encode_event, encode_event_with, pg_micros_to_unix_ms, row_from_tuple, unchanged_toast,
-    ChangeMeta, EventContext, Op, SnapshotMarker,
+    encode_change, pg_micros_to_unix_ms, ChangeMeta, EventContext, Op, SnapshotMarker, Tuple,
 };
 use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
 use crate::sink::RecordWriter;
 use crate::source::coverage::PublicationWatch;
 use crate::source::error::{Retry, SourceError};
-use crate::source::pgoutput::{decode, LogicalMessage, OldTupleKind, RelationBody};
-use crate::source::relation_cache::{Relation, RelationCache};
+use crate::source::pgoutput::{decode, LogicalMessage, RelationBody};
+use crate::source::relation_cache::RelationCache;
 use crate::source::replication::start_stream;
 use crate::sql::TableName;
 use crate::telemetry::{health, metrics};
@@ -60,6 +59,8 @@ pub(super) struct Streamer {
     /// Configured tables (a pre-existing publication may publish more).
     pub(super) wanted: HashSet<TableName>,
     pub(super) cache: RelationCache,
+    /// The encoder plan of each relation in `cache`.
+    pub(super) plans: PlanCache,
     pub(super) wanted_ids: HashSet<u32>,
     pub(super) txn: Option<Txn>,
     /// Inside a transaction already queued before a reconnect.
@@ -235,6 +236,7 @@ impl Streamer {
 
     fn reset_for_reconnect(&mut self) {
         self.cache.clear();
+        self.plans.clear();
         self.wanted_ids.clear();
         self.txn = None;
         self.skipping = false;
@@ -292,7 +294,8 @@ impl Streamer {
         } else {
             self.wanted_ids.remove(&body.id);
         }
-        self.cache.insert(body);
+        let rel = self.cache.insert(body);
+        self.plans.insert(rel);
     }
 
     /// Whether a row change is of a configured table (other messages pass).
@@ -305,8 +308,8 @@ impl Streamer {
         }
     }
 
-    fn relation(&self, id: u32) -> Result<Arc<Relation>, ProduceError> {
-        self.cache
+    fn plan(&self, id: u32) -> Result<&RelationPlan, ProduceError> {
+        self.plans
             .get(id)
             .ok_or(ProduceError::UnknownRelation { id })
     }
@@ -348,67 +351,51 @@ impl Streamer {
         delivery: &mut Delivery<W>,
     ) -> Result<(), ProduceError> {
         let meta = |op| change_meta(txn, lsn, op);
+        let mut push = |plan: &RelationPlan, op, before, after| {
+            let event = encode_change(&self.ctx, plan, &meta(op), before, after)?;
+            delivery.push_event(event)
+        };
         match message {
-            LogicalMessage::Insert { relation_id, new } => {
-                let rel = self.relation(relation_id)?;
-                let after = row_from_tuple(&rel, &new, false)?;
-                delivery.push_event(encode_event(
-                    &self.ctx,
-                    &rel,
-                    &meta(Op::Create),
+            LogicalMessage::Insert {
+                relation_id,
+                new: values,
+            } => {
+                push(
+                    self.plan(relation_id)?,
+                    Op::Create,
                     None,
-                    Some(&after),
-                ))?;
+                    Some(Tuple::new(&values)),
+                )?;
             }
             LogicalMessage::Update {
                 relation_id,
-                old,
-                new,
+                old: before,
+                new: values,
             } => {
-                let rel = self.relation(relation_id)?;
-                let before = match old {
-                    Some((kind, values)) => {
-                        Some(row_from_tuple(&rel, &values, kind == OldTupleKind::Key)?)
-                    }
-                    None => None,
-                };
-                let after = row_from_tuple(&rel, &new, false)?;
-                delivery.push_event(encode_event_with(
-                    &self.ctx,
-                    &rel,
-                    &meta(Op::Update),
-                    before.as_ref(),
-                    Some(&after),
-                    &unchanged_toast(&new),
-                ))?;
+                let before = before.as_ref().map(Tuple::old);
+                push(
+                    self.plan(relation_id)?,
+                    Op::Update,
+                    before,
+                    Some(Tuple::new(&values)),
+                )?;
             }
             LogicalMessage::Delete {
                 relation_id,
-                old: (kind, values),
+                old: before,
             } => {
-                let rel = self.relation(relation_id)?;
-                let before = row_from_tuple(&rel, &values, kind == OldTupleKind::Key)?;
-                delivery.push_event(encode_event(
-                    &self.ctx,
-                    &rel,
-                    &meta(Op::Delete),
-                    Some(&before),
+                push(
+                    self.plan(relation_id)?,
+                    Op::Delete,
+                    Some(Tuple::old(&before)),
                     None,
-                ))?;
+                )?;
             }
             LogicalMessage::Truncate { relation_ids, .. } => {
                 for id in relation_ids {
-                    if !self.wanted_ids.contains(&id) {
-                        continue;
+                    if self.wanted_ids.contains(&id) {
+                        push(self.plan(id)?, Op::Truncate, None, None)?;
                     }
-                    let rel = self.relation(id)?;
-                    delivery.push_event(encode_event(
-                        &self.ctx,
-                        &rel,
-                        &meta(Op::Truncate),
-                        None,
-                        None,
-                    ))?;
                 }
             }
             LogicalMessage::Relation(_)

@@ -167,18 +167,31 @@ impl Reader {
         Ok(out)
     }
 
+    /// The next `N` bytes, without slicing the buffer (no reference count
+    /// touched: these are read for every column of every tuple).
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let Some(bytes) = self.buf.get(self.pos..self.pos + N) else {
+            return Err(self.err(format!(
+                "needs {N} more bytes, has {}",
+                self.buf.len() - self.pos
+            )));
+        };
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        self.pos += N;
+        Ok(out)
+    }
+
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
 
     fn i16(&mut self) -> Result<i16, DecodeError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
+        Ok(i16::from_be_bytes(self.array()?))
     }
 
     fn i32(&mut self) -> Result<i32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(i32::from_be_bytes(self.array()?))
     }
 
     fn u32(&mut self) -> Result<u32, DecodeError> {
@@ -186,10 +199,7 @@ impl Reader {
     }
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&b);
-        Ok(u64::from_be_bytes(a))
+        Ok(u64::from_be_bytes(self.array()?))
     }
 
     /// A NUL-terminated string.

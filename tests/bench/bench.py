@@ -793,6 +793,8 @@ def case_decode(cfg, out):
     if cfg.profile:
         out["decode"]["profiles"] = {r["table"]: profile_kinesync(db, r["table"], f"pub_{r['table']}", r["backlog"])
                                      for r in rows}
+    if cfg.callgrind:
+        out["decode"]["callgrind"] = callgrind_per_event(db, rows)
 
 
 def profile_kinesync(db, table, pub, backlog):
@@ -837,6 +839,50 @@ def profile_kinesync(db, table, pub, backlog):
             top.append({"percent": float(m.group(1)), "dso": m.group(2), "symbol": re.split(r"\s{2,}", m.group(3).strip())[0][:110]})
     stat = open(stat_file).read() if os.path.exists(stat_file) else ""
     return {"top": top[:20], "perf_stat": stat.strip(), "error": rep.stderr.strip()[-500:] if not top else None}
+
+
+def callgrind_per_event(db, rows):
+    """Instructions per event (valgrind --tool=callgrind, repeatable where
+    timings are not): kinesync draining each table's backlog to stdout,
+    minus a run that drains an empty backlog (start-up and shutdown)."""
+    if not shutil.which("valgrind"):
+        return {"error": "valgrind not installed"}
+    empty = build_backlog(db, "tmpl_cg_empty", "SELECT 1", 0)
+    base = callgrind_drain(db, rows[0]["table"], empty, "empty")
+    res = {"startup_ir": base["ir"], "tables": {}}
+    for r in rows:
+        run = callgrind_drain(db, r["table"], r["backlog"], r["table"])
+        res["tables"][r["table"]] = {"ir": run["ir"], "events": r["changes"],
+                                     "ir_per_event": round((run["ir"] - base["ir"]) / r["changes"])}
+        log(f"callgrind {r['table']}: {res['tables'][r['table']]['ir_per_event']:,} instructions per event")
+    return res
+
+
+def callgrind_drain(db, table, backlog, tag):
+    """kinesync produce --sink stdout under callgrind until the backlog's end
+    message; returns the total instruction count (Ir) of the process."""
+    slot = f"k_cg_{tag}"
+    copy_slot(db, backlog["template"], slot)
+    cfg = kinesync_config(os.path.join(WORK, f"{slot}.toml"), db, table, f"pub_{table}", slot)
+    env = kinesync_env()
+    env["RUST_LOG"] = "info,kinesync::produce::stream=debug"
+    log_path = os.path.join(WORK, f"{slot}.log")
+    out_file = os.path.join(WORK, f"callgrind.{tag}.out")
+    run = Run(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out_file}", KINESYNC,
+               "--config", cfg, "produce", "--sink", "stdout", "--advance-slot"],
+              env=env, stderr_path=log_path, count_stdout=True)
+    try:
+        wait_log(log_path, '"kinesync_bench"', run, 3600)
+    finally:
+        run.stop(timeout=300)
+        drop_slot(db, slot)
+    if run.lines != backlog["changes"]:
+        raise RuntimeError(f"kinesync under callgrind printed {run.lines} events, expected {backlog['changes']}")
+    with open(out_file) as f:
+        totals = [line.split()[1] for line in f if line.startswith(("summary:", "totals:"))]
+    if not totals:
+        raise RuntimeError(f"{out_file} has no instruction total")
+    return {"ir": int(totals[-1])}
 
 
 def case_kinesis(cfg, out, kl):
@@ -1531,6 +1577,17 @@ def markdown(out):
                          f"{r['pg_recvlogical'].get('first_output_s')} s; without it the ratio is {r.get('steady_ratio')}x.")
         lines.append("")
         v.append(("decode+encode >= 0.5x pg_recvlogical", ", ".join(f"{r['table']} {r['ratio']:.2f}x" for r in d["tables"]), d["met"]))
+        cg = d.get("callgrind")
+        if cg:
+            lines += ["#### Instructions per event (`valgrind --tool=callgrind`, stdout sink)", ""]
+            if cg.get("error"):
+                lines.append(f"callgrind gave no count: {cg['error']}")
+            else:
+                lines += ["| table | events | instructions | per event (start-up of "
+                          f"{cg['startup_ir']:,} subtracted) |", "|---|---:|---:|---:|"]
+                lines += [f"| {t} | {c['events']:,} | {c['ir']:,} | {c['ir_per_event']:,} |"
+                          for t, c in cg["tables"].items()]
+            lines.append("")
         for table, p in (d.get("profiles") or {}).items():
             lines += [f"#### Profile of kinesync draining the {table} backlog (`perf record -g`, self time)", ""]
             if p.get("top"):
@@ -1831,6 +1888,8 @@ def main():
     ap.add_argument("--repeat", type=int, help="timed runs per contender in case 1 (best is kept)")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="perf record kinesync in case 1 (default on except --smoke)")
+    ap.add_argument("--callgrind", action=argparse.BooleanOptionalAction, default=None,
+                    help="instructions per event of case 1 under valgrind's callgrind (default on except --smoke)")
     ap.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
                     help="regenerate docs/benchmarks.md (default on except --smoke)")
     ap.add_argument("--render", metavar="MODE",
@@ -1866,6 +1925,7 @@ def main():
     cfg.pg2kinesis_per_event_s = {"smoke": 5, "quick": 20, "default": 30}[mode]
     cfg.repeat = cfg.repeat or (1 if mode == "smoke" else 2)
     cfg.profile = (mode != "smoke") if cfg.profile is None else cfg.profile
+    cfg.callgrind = (mode != "smoke") if cfg.callgrind is None else cfg.callgrind
     cfg.docs = (mode != "smoke") if cfg.docs is None else cfg.docs
     cfg.samples = {}
     cases = {c.strip() for c in cfg.only.split(",")}

@@ -1,81 +1,15 @@
-//! Column value encodings: Postgres text output -> JSON, by type OID.
-//!
-//! The merge SQL reads these values directly, so the mapping is a contract
-//! (see `docs/events.md`): integers are numbers, numeric is an exact decimal
-//! string, floats are numbers except NaN/Infinity (strings), timestamps are
-//! ISO-8601 with six fraction digits (timestamptz in UTC with `Z`), bytea is
-//! lower-case hex without `\x`, json/jsonb are nested, arrays are JSON arrays
-//! of their elements' encodings; anything else is its text form.
-//!
-//! Inputs are the server's text output under the session settings kinesync
-//! pins on every connection ([`SESSION_SETTINGS`]): the same encoder serves
-//! pgoutput tuples and snapshot `COPY` rows.
+//! The `serde_json::Value` encoding of a column value: the reference the
+//! event writer ([`super::write`]) agrees with byte for byte, and its rare
+//! path (values over [`MAX_STRING_BYTES`], json that needs parsing). The
+//! snapshot builds its rows with it too.
 
 use serde_json::Value;
 
+use super::array::{parse_array, ArrayItem};
+use super::number::{classify_float, redshift_holds_number, Float};
+use super::time::{encode_timestamp, encode_timestamptz};
+use super::{array_element, oid, Conversion, MAX_STRING_BYTES, UNAVAILABLE_VALUE};
 use crate::source::pgoutput::TupleValue;
-
-/// The placeholder for a TOASTed value an update did not change (Debezium's).
-pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
-
-pub use crate::postgres::SESSION_SETTINGS;
-
-/// Built-in type OIDs (pg_type.h).
-pub mod oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const JSON: u32 = 114;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const TIMETZ: u32 = 1266;
-    pub const NUMERIC: u32 = 1700;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
-}
-
-/// The element type of a built-in array type, if we know it.
-pub fn array_element(type_oid: u32) -> Option<u32> {
-    Some(match type_oid {
-        1000 => oid::BOOL,
-        1001 => oid::BYTEA,
-        1002 => oid::CHAR,
-        1003 => oid::NAME,
-        1005 => oid::INT2,
-        1007 => oid::INT4,
-        1009 => oid::TEXT,
-        1014 => oid::BPCHAR,
-        1015 => oid::VARCHAR,
-        1016 => oid::INT8,
-        1021 => oid::FLOAT4,
-        1022 => oid::FLOAT8,
-        1028 => oid::OID,
-        1115 => oid::TIMESTAMP,
-        1182 => oid::DATE,
-        1183 => oid::TIME,
-        1185 => oid::TIMESTAMPTZ,
-        1187 => oid::INTERVAL,
-        1231 => oid::NUMERIC,
-        1270 => oid::TIMETZ,
-        199 => oid::JSON,
-        2951 => oid::UUID,
-        3807 => oid::JSONB,
-        _ => return None,
-    })
-}
 
 /// Encode one tuple value of a column of type `type_oid`.
 pub fn encode_tuple_value(type_oid: u32, value: &TupleValue) -> Value {
@@ -90,45 +24,6 @@ pub fn encode_tuple_value_noted(type_oid: u32, value: &TupleValue) -> (Value, Op
         TupleValue::Text(bytes) => encode_text_noted(type_oid, &String::from_utf8_lossy(bytes)),
         // kinesync never asks for binary; if it ever arrives, keep it readable.
         TupleValue::Binary(bytes) => (Value::String(hex::encode(bytes)), None),
-    }
-}
-
-/// Redshift's limit for one string inside a SUPER value (and for VARCHAR):
-/// JSON_PARSE fails on a longer string, and that error fails every refresh
-/// of the streaming view. Longer strings are cut to this many bytes.
-pub const MAX_STRING_BYTES: usize = 65_535;
-
-/// A documented conversion (docs/events.md, "Conversions") applied to a
-/// value on its way into the event, so that Redshift can ingest it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Conversion {
-    /// A string longer than [`MAX_STRING_BYTES`] was cut.
-    StringCut,
-    /// A number Redshift's SUPER cannot hold exactly (see
-    /// [`redshift_holds_number`]) was sent as a string of its exact digits.
-    NumberAsString,
-    /// A json value serde_json cannot parse (nested over 128 levels, or a
-    /// json escape of a lone surrogate) was sent as a string holding its text.
-    JsonAsText,
-}
-
-impl Conversion {
-    /// The metric label and log field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Conversion::StringCut => "string_cut",
-            Conversion::NumberAsString => "number_as_string",
-            Conversion::JsonAsText => "json_as_text",
-        }
-    }
-
-    /// What happened, for the warning.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Conversion::StringCut => "a string longer than 65,535 bytes (Redshift's SUPER/VARCHAR limit) was truncated to 65,535 bytes",
-            Conversion::NumberAsString => "a number Redshift cannot hold exactly (over 38 digits, scale over 37, or beyond DOUBLE's range) was sent as a JSON string of its exact digits",
-            Conversion::JsonAsText => "a json value that cannot be parsed (nested deeper than 128 levels, or a lone surrogate escape) was sent as a JSON string holding its text",
-        }
     }
 }
 
@@ -249,226 +144,15 @@ fn unheld_numbers_to_strings(value: &mut Value) -> bool {
     })
 }
 
-/// Whether Redshift can hold the JSON number `lexeme` exactly in SUPER,
-/// under either reading of its documentation: as a DECIMAL (at most 38
-/// digits, scale at most 37, r_Numeric_types201) or as a DOUBLE PRECISION
-/// that prints back the same digits (at most 15 significant digits, which
-/// every double keeps, and within 1E-307..1E+308). Zero always fits.
-pub fn redshift_holds_number(lexeme: &str) -> bool {
-    let unsigned = lexeme.strip_prefix('-').unwrap_or(lexeme);
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (&unsigned[..at], &unsigned[at + 1..]),
-        None => (unsigned, "0"),
-    };
-    let Ok(exponent) = exponent.parse::<i64>() else {
-        return false;
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let all = int.bytes().chain(frac.bytes());
-    let leading = all.clone().take_while(|&b| b == b'0').count();
-    let total = int.len() + frac.len();
-    if leading == total {
-        return true;
-    }
-    let trailing = frac
-        .bytes()
-        .rev()
-        .chain(int.bytes().rev())
-        .take_while(|&b| b == b'0')
-        .count();
-    let digits = (total - leading - trailing) as i64;
-    // value = digits (an integer) x 10^power
-    let power = exponent.saturating_sub(frac.len() as i64) + trailing as i64;
-    let scale = (-power).max(0);
-    let int_digits = (digits + power).max(0);
-    let as_decimal = scale <= 37 && int_digits.saturating_add(scale) <= 38;
-    let magnitude = digits.saturating_add(power) - 1;
-    let as_double = digits <= 15
-        && (-307..=308).contains(&magnitude)
-        && (magnitude < 308 || lexeme.parse::<f64>().is_ok_and(|f| f.abs() <= 1e308));
-    as_decimal || as_double
-}
-
-/// Floats are numbers; NaN, the infinities and negative zero (whose sign a
-/// JSON number may lose in SUPER) are strings, and so are finite values
-/// outside Redshift's DOUBLE range (1E-307..1E+308 in magnitude:
-/// subnormals, r_Numeric_types201), a documented conversion.
+/// See [`classify_float`].
 fn encode_float(text: &str, note: &mut Option<Conversion>) -> Value {
-    if matches!(text, "NaN" | "Infinity" | "-Infinity" | "-0") {
-        return Value::String(text.to_owned());
-    }
-    let Some(float) = text.parse::<f64>().ok().filter(|f| f.is_finite()) else {
-        return Value::String(text.to_owned());
-    };
-    let magnitude = float.abs();
-    if magnitude != 0.0 && !(1e-307..=1e308).contains(&magnitude) {
-        *note = Some(Conversion::NumberAsString);
-        return Value::String(text.to_owned());
-    }
-    serde_json::Number::from_f64(float)
-        .map_or_else(|| Value::String(text.to_owned()), Value::Number)
-}
-
-/// `YYYY-MM-DD HH:MM:SS[.f]` -> `YYYY-MM-DDTHH:MM:SS.ffffff`. Infinities and
-/// BC values keep their text form.
-pub fn encode_timestamp(text: &str) -> String {
-    if text.ends_with(" BC") {
-        return text.to_owned();
-    }
-    match text.split_once(' ') {
-        Some((date, time)) if is_clock(time) => format!("{date}T{}", six_digit_fraction(time)),
-        _ => text.to_owned(),
-    }
-}
-
-/// `HH:MM:SS[.f]` with nothing after.
-fn is_clock(time: &str) -> bool {
-    let b = time.as_bytes();
-    b.len() >= 8
-        && b[2] == b':'
-        && b[5] == b':'
-        && time
-            .bytes()
-            .all(|c| c.is_ascii_digit() || c == b':' || c == b'.')
-}
-
-fn six_digit_fraction(time: &str) -> String {
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut out = String::with_capacity(15);
-    out.push_str(hms);
-    out.push('.');
-    out.push_str(&frac[..frac.len().min(6)]);
-    for _ in frac.len()..6 {
-        out.push('0');
-    }
-    out
-}
-
-/// `YYYY-MM-DD HH:MM:SS[.f]±HH[:MM[:SS]]` -> UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-/// Infinities, BC values and anything unparsable keep their text form.
-pub fn encode_timestamptz(text: &str) -> String {
-    if text.ends_with(" BC") {
-        return text.to_owned();
-    }
-    // Fast path: kinesync's sessions run with TimeZone=UTC, so the text
-    // already is UTC ("+00"); only the separator and fraction change.
-    if let Some((date, rest)) = text.split_once(' ') {
-        if let Some(time) = rest.strip_suffix("+00") {
-            if date.len() == 10 && is_clock(time) {
-                return format!("{date}T{}Z", six_digit_fraction(time));
-            }
-        }
-    }
-    convert_timestamptz(text).unwrap_or_else(|| text.to_owned())
-}
-
-fn convert_timestamptz(text: &str) -> Option<String> {
-    use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
-    let (date, rest) = text.split_once(' ')?;
-    let sign_at = rest.find(['+', '-'])?;
-    let (time, offset) = rest.split_at(sign_at);
-    if !is_clock(time) {
-        return None;
-    }
-    let sign: i64 = if offset.starts_with('-') { -1 } else { 1 };
-    let mut offset_secs = 0i64;
-    for (i, part) in offset[1..].split(':').enumerate() {
-        if i > 2 || part.len() != 2 {
-            return None;
-        }
-        offset_secs += part.parse::<i64>().ok()? * [3600, 60, 1][i];
-    }
-    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let hms = NaiveTime::parse_from_str(hms, "%H:%M:%S").ok()?;
-    let micros: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<6}")[..6].parse().ok()?
-    };
-    let local = NaiveDateTime::new(date, hms) + chrono::Duration::microseconds(micros);
-    let utc = local - chrono::Duration::seconds(sign * offset_secs);
-    if !(1..=9999).contains(&utc.year()) {
-        return None;
-    }
-    Some(utc.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-}
-
-/// A parsed array literal: nested lists of optional element texts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArrayItem {
-    Null,
-    Text(String),
-    Array(Vec<ArrayItem>),
-}
-
-/// Parse an array's text output (`{1,2,NULL}`, `{"a b","c\"d"}`, nested
-/// `{{1,2},{3,4}}`). `None` for forms we do not parse (explicit bounds like
-/// `[0:1]={...}`, or anything malformed): the caller keeps the text.
-pub fn parse_array(text: &str) -> Option<Vec<ArrayItem>> {
-    let bytes = text.as_bytes();
-    let mut pos = 0;
-    let items = parse_array_at(bytes, &mut pos)?;
-    (pos == bytes.len()).then_some(items)
-}
-
-fn parse_array_at(b: &[u8], pos: &mut usize) -> Option<Vec<ArrayItem>> {
-    if b.get(*pos) != Some(&b'{') {
-        return None;
-    }
-    *pos += 1;
-    let mut items = Vec::new();
-    if b.get(*pos) == Some(&b'}') {
-        *pos += 1;
-        return Some(items);
-    }
-    loop {
-        match b.get(*pos)? {
-            b'{' => items.push(ArrayItem::Array(parse_array_at(b, pos)?)),
-            b'"' => {
-                *pos += 1;
-                let mut out = Vec::new();
-                loop {
-                    match *b.get(*pos)? {
-                        b'\\' => {
-                            out.push(*b.get(*pos + 1)?);
-                            *pos += 2;
-                        }
-                        b'"' => {
-                            *pos += 1;
-                            break;
-                        }
-                        c => {
-                            out.push(c);
-                            *pos += 1;
-                        }
-                    }
-                }
-                items.push(ArrayItem::Text(String::from_utf8(out).ok()?));
-            }
-            _ => {
-                let start = *pos;
-                while !matches!(b.get(*pos)?, b',' | b'}') {
-                    if b[*pos] == b'\\' || b[*pos] == b'"' || b[*pos] == b'{' {
-                        return None;
-                    }
-                    *pos += 1;
-                }
-                let raw = std::str::from_utf8(&b[start..*pos]).ok()?;
-                items.push(if raw.eq_ignore_ascii_case("NULL") {
-                    ArrayItem::Null
-                } else {
-                    ArrayItem::Text(raw.to_owned())
-                });
-            }
-        }
-        match b.get(*pos)? {
-            b',' => *pos += 1,
-            b'}' => {
-                *pos += 1;
-                return Some(items);
-            }
-            _ => return None,
+    match classify_float(text) {
+        Float::Number(float) => serde_json::Number::from_f64(float)
+            .map_or_else(|| Value::String(text.to_owned()), Value::Number),
+        Float::Text => Value::String(text.to_owned()),
+        Float::Converted(conversion) => {
+            *note = Some(conversion);
+            Value::String(text.to_owned())
         }
     }
 }
@@ -572,34 +256,6 @@ mod tests {
                 Some(Conversion::NumberAsString)
             )
         );
-    }
-
-    #[test]
-    fn redshift_number_limits() {
-        let holds = [
-            "0",
-            "-0.0",
-            "99999999999999999999999999999999999999", // 38 nines
-            "0.1234567890123456789012345678901234567", // scale 37
-            "1e308",
-            "-1.23456789012345e-307",
-            "123e35",
-            "1.000000000000000000000000000000000000000000",
-        ];
-        for text in holds {
-            assert!(redshift_holds_number(text), "{text} fits");
-        }
-        let unheld = [
-            "999999999999999999999999999999999999999",  // 39 nines
-            "0.12345678901234567890123456789012345678", // scale 38
-            "1e309",
-            "1e-308",
-            "1.2345678901234567e300",
-            "1e99999999999999999999",
-        ];
-        for text in unheld {
-            assert!(!redshift_holds_number(text), "{text} does not fit");
-        }
     }
 
     #[test]
