@@ -19,6 +19,7 @@ use md5::{Digest, Md5};
 pub use crate::encode::{push_json_str, ShapeMismatch, Tuple};
 use crate::encode::{report, RelationPlan};
 use crate::lsn::Lsn;
+use crate::source::pgoutput::TupleValue;
 use crate::source::relation_cache::Relation;
 use envelope::{write_envelope, ENVELOPE_BYTES};
 pub use rows::{
@@ -109,6 +110,10 @@ pub struct EncodedEvent {
     pub partition_key: String,
     /// The JSON document.
     pub data: Vec<u8>,
+    /// An update with an unchanged TOASTed value: its consumer needs the
+    /// row's older events first (the merge takes the value from them), so it
+    /// must follow them even under `kinesis.ordering = "position"`.
+    pub needs_key_order: bool,
 }
 
 impl EncodedEvent {
@@ -159,11 +164,18 @@ pub fn encode_change(
     let (key, partition_key) = event_keys(rel, &plan.table, meta, before, after, |row, other| {
         plan.key_text(row, other)
     });
+    let needs_key_order = meta.op == Op::Update
+        && after.is_some_and(|t| {
+            t.values
+                .iter()
+                .any(|v| matches!(v, TupleValue::UnchangedToast))
+        });
     Ok(EncodedEvent {
         table: plan.table.clone(),
         key,
         partition_key,
         data: out,
+        needs_key_order,
     })
 }
 
@@ -317,6 +329,10 @@ mod tests {
         );
         assert_eq!(ev.partition_key, "public.orders:[2]");
         assert_eq!(v["unchanged_toast"], json!({}), "every update says which");
+        assert!(
+            !ev.needs_key_order,
+            "self-contained: may overtake older events"
+        );
         let new = [text("2"), TupleValue::UnchangedToast];
         let ev = encode_event_with(
             &ctx(),
@@ -328,6 +344,10 @@ mod tests {
         );
         let v: Value = serde_json::from_slice(&ev.data).unwrap();
         assert_eq!(v["unchanged_toast"], json!({"Note \"x\"": true}));
+        assert!(
+            ev.needs_key_order,
+            "its value comes from the row's older events"
+        );
 
         let ev = encode_event(&ctx(), &rel, &meta(Op::Delete), Some(&before), None);
         let v: Value = serde_json::from_slice(&ev.data).unwrap();

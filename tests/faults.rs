@@ -230,6 +230,75 @@ async fn random_sigkills_of_the_producer_lose_no_committed_change() {
     p.stop_producer().await;
 }
 
+const HOT_ROWS: &str = "
+CREATE TABLE public.hot (id integer PRIMARY KEY, v bigint NOT NULL, doc text);
+ALTER TABLE public.hot ALTER COLUMN doc SET STORAGE EXTERNAL;
+INSERT INTO hot SELECT g, 0, NULL FROM generate_series(1, 3) g;
+UPDATE hot SET doc = repeat('out of line ', 1000) WHERE id = 3;
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_position_ordering_hot_rows_share_requests_and_partial_failures_still_converge() {
+    const TEST: &str =
+        "under_position_ordering_hot_rows_share_requests_and_partial_failures_still_converge";
+    let seed = support::fault_seed(TEST);
+    let mut p = Pipeline::start("fault_hot", HOT_ROWS, &["public.hot"]).await;
+    let proxy = KinesisProxy::start(
+        &p.stack.kinesis_url,
+        FaultPlan {
+            seed,
+            throttle: 0.05,
+            partial: 0.3,
+            record_failure: 0.3,
+            ..FaultPlan::NONE
+        },
+    )
+    .await;
+    p.setup().await;
+    p.set_env("AWS_ENDPOINT_URL_KINESIS", &proxy.url);
+    p.set_config(
+        "kinesis",
+        "ordering = \"position\"\nmax_records_per_request = 50",
+    );
+    p.start_producer().await;
+    // Rows 1 and 2 are updated by every transaction (counters); row 3's
+    // updates leave its out-of-line doc unchanged (those events must still
+    // follow the row's older ones) except every 25th, which rewrites it.
+    // One transaction holds many changes of each hot row.
+    for txn in 1..=40 {
+        let mut sql = String::from("BEGIN;");
+        for _ in 0..5 {
+            sql.push_str("UPDATE hot SET v = v + 1 WHERE id IN (1, 2); UPDATE hot SET v = v + 1 WHERE id = 3;");
+        }
+        if txn % 25 == 0 {
+            sql.push_str(&format!(
+                "UPDATE hot SET doc = repeat('rewritten {txn} ', 900) WHERE id = 3;"
+            ));
+        }
+        sql.push_str("COMMIT;");
+        p.source.batch_execute(&sql).await.expect("hot transaction");
+        if txn % 10 == 0 {
+            p.sync_producer().await;
+            p.merge_once().await;
+        }
+    }
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.hot").await;
+    let stats = proxy.stats();
+    assert!(
+        stats.partial > 0 && stats.failed_records > 0,
+        "seed {seed}: the partial failures happened: {stats:?}"
+    );
+    // Under kinesis.ordering = "key" a request never holds two records of
+    // one key: a hot row moves one event per round trip.
+    assert!(
+        stats.most_records_of_one_key >= 2,
+        "seed {seed}: a hot row's changes shared a request: {stats:?}"
+    );
+    p.stop_producer().await;
+}
+
 const COUNTERS: &str = "
 CREATE TABLE public.counters (id integer PRIMARY KEY, v bigint NOT NULL, txn integer NOT NULL);
 INSERT INTO counters SELECT g, 0, 0 FROM generate_series(1, 30) g;

@@ -567,6 +567,7 @@ mod writer_agrees {
             let slow = encode_event_with(&ctx(), &rel, &meta, before_row.as_ref(), after_row.as_ref(), &unchanged);
             prop_assert_eq!(without_now(&fast.data), without_now(&slow.data));
             prop_assert_eq!((&fast.table, &fast.key, &fast.partition_key), (&slow.table, &slow.key, &slow.partition_key));
+            prop_assert_eq!(fast.needs_key_order, slow.needs_key_order);
         }
     }
 

@@ -30,6 +30,24 @@ pub enum OversizePolicy {
     DeadLetter,
 }
 
+/// Which records of one row may be in flight at once (docs/architecture.md,
+/// "Hot rows").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// A row's events reach its shard in commit order: at most one of its
+    /// records in flight, so a row changed by every transaction (a counter,
+    /// a balance) moves one event per PutRecords round trip.
+    #[default]
+    Key,
+    /// A row's events may be in flight together and land in any order;
+    /// consumers order them by `(commit_lsn, lsn)`, as kinesync's merge
+    /// does. Only an update that left a TOASTed value unchanged (whose value
+    /// the merge takes from the row's previous version) still waits for the
+    /// row's older events.
+    Position,
+}
+
 /// `[kinesis]`: the stream the producer writes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +78,9 @@ pub struct KinesisConfig {
     /// is retried (a hung request must not block its keys forever).
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// Per-row delivery order: `key` (default) or `position`.
+    #[serde(default)]
+    pub ordering: Ordering,
 }
 
 impl Default for KinesisConfig {
@@ -75,6 +96,7 @@ impl Default for KinesisConfig {
             assume_role_arn: None,
             assume_role_external_id: None,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            ordering: Ordering::Key,
         }
     }
 }

@@ -145,6 +145,7 @@ pub fn encode_event_with(
         key,
         partition_key,
         data: out,
+        needs_key_order: meta.op == Op::Update && !unchanged.is_empty(),
     }
 }
 

@@ -633,6 +633,7 @@ async fn write_probe(writer: &KinesisWriter, config: &Config, stream: &str) -> F
         seq: 0,
         partition_key: PROBE_PARTITION_KEY.to_owned(),
         data: probe_event(config).to_string().into_bytes(),
+        ordered: true,
     };
     match writer.put_records(&[probe]).await {
         Ok(results) if results.iter().all(|r| *r == RecordResult::Accepted) => {

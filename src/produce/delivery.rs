@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::ack::AckTracker;
 use super::error::ProduceError;
 use super::{MAX_BUFFERED_BYTES, MAX_BUFFERED_RECORDS};
-use crate::config::{KinesisConfig, OversizePolicy};
+use crate::config::{KinesisConfig, Ordering, OversizePolicy};
 use crate::event::EncodedEvent;
 use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
@@ -33,6 +33,8 @@ pub struct Delivery<W: RecordWriter> {
     record_limit: Option<usize>,
     oversize: OversizePolicy,
     dead_letter_path: Option<PathBuf>,
+    /// `kinesis.ordering = "key"`: every record follows its key's older ones.
+    key_order: bool,
 }
 
 impl<W: RecordWriter> Delivery<W> {
@@ -48,6 +50,7 @@ impl<W: RecordWriter> Delivery<W> {
             record_limit,
             oversize: kinesis.oversize,
             dead_letter_path: kinesis.dead_letter_path.clone(),
+            key_order: kinesis.ordering == Ordering::Key,
         }
     }
 
@@ -65,6 +68,7 @@ impl<W: RecordWriter> Delivery<W> {
             seq,
             partition_key: ev.partition_key,
             data: ev.data,
+            ordered: self.key_order || ev.needs_key_order,
         });
         self.dispatcher.dispatch(false);
         Ok(())

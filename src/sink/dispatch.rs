@@ -2,13 +2,15 @@
 //! [`RecordWriter`]. See the parent module for the ordering rule.
 //!
 //! Records wait in `pending`, ordered by sequence number. Building a batch
-//! walks `pending` in order and takes a record unless its key is already in
-//! flight, already in this batch, or blocked by an older record of the same
-//! key that cannot go yet (waiting for its retry time). Failed records go
+//! walks `pending` in order and takes a record unless it waits for its retry
+//! time, or it is `ordered` and its key is already in flight, already in
+//! this batch, or blocked by an older record of the same key that cannot go
+//! yet. A record that is not ordered is taken regardless of its key (but
+//! still counts as its key's older record for the ordered ones after it). Failed records go
 //! back into `pending` under their original sequence number, so they stay
 //! ahead of younger records of their key.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +60,8 @@ pub struct Dispatcher<W: RecordWriter> {
     limits: DispatcherLimits,
     pending: BTreeMap<u64, Pending>,
     pending_bytes: usize,
-    keys_in_flight: HashSet<String>,
+    /// Records in flight per key.
+    keys_in_flight: HashMap<String, usize>,
     in_flight: JoinSet<Completion>,
     in_flight_records: usize,
     /// Earliest retry time seen while building the last batch.
@@ -76,7 +79,7 @@ impl<W: RecordWriter> Dispatcher<W> {
             },
             pending: BTreeMap::new(),
             pending_bytes: 0,
-            keys_in_flight: HashSet::new(),
+            keys_in_flight: HashMap::new(),
             in_flight: JoinSet::new(),
             in_flight_records: 0,
             next_retry: None,
@@ -158,9 +161,10 @@ impl<W: RecordWriter> Dispatcher<W> {
                 blocked.insert(key);
                 continue;
             }
-            if blocked.contains(key)
-                || batch_keys.contains(key)
-                || self.keys_in_flight.contains(key)
+            if p.record.ordered
+                && (blocked.contains(key)
+                    || batch_keys.contains(key)
+                    || self.keys_in_flight.contains_key(key))
             {
                 blocked.insert(key);
                 continue;
@@ -177,7 +181,10 @@ impl<W: RecordWriter> Dispatcher<W> {
         for seq in chosen {
             if let Some(p) = self.pending.remove(&seq) {
                 self.pending_bytes -= p.record.size();
-                self.keys_in_flight.insert(p.record.partition_key.clone());
+                *self
+                    .keys_in_flight
+                    .entry(p.record.partition_key.clone())
+                    .or_default() += 1;
                 batch.push(p);
             }
         }
@@ -219,7 +226,13 @@ impl<W: RecordWriter> Dispatcher<W> {
         let (batch, result) = joined.map_err(|e| SinkError::Task(e.to_string()))?;
         self.in_flight_records -= batch.len();
         for p in &batch {
-            self.keys_in_flight.remove(&p.record.partition_key);
+            let key = &p.record.partition_key;
+            match self.keys_in_flight.get_mut(key) {
+                Some(n) if *n > 1 => *n -= 1,
+                _ => {
+                    self.keys_in_flight.remove(key);
+                }
+            }
         }
         let mut acks = Acks::default();
         match result {
@@ -447,6 +460,7 @@ mod tests {
             seq,
             partition_key: key.into(),
             data: vec![b'x'; bytes],
+            ordered: true,
         }
     }
 
@@ -498,6 +512,7 @@ mod tests {
                 seq,
                 partition_key: format!("public.orders:[{id}]"),
                 data: br#"{"source":{"schema":"public","table":"orders"}}"#.to_vec(),
+                ordered: true,
             });
         }
         d.dispatch(true);
@@ -530,6 +545,25 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![2, 2, 1]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_free_of_key_order_fill_a_request_and_an_ordered_one_waits_for_its_elders() {
+        let w = Arc::new(Scripted::default());
+        let mut d = Dispatcher::new(Arc::clone(&w), limits(10, 1_000_000, 2));
+        // A hot key: four free records, then one that must follow them all
+        // (an update with an unchanged TOAST value), then a free one again.
+        for (seq, ordered) in [false, false, false, false, true, false].iter().enumerate() {
+            d.push(OutRecord {
+                ordered: *ordered,
+                ..rec(seq as u64, "hot", 1)
+            });
+        }
+        drain(&mut d).await;
+        let requests = w.requests.lock().unwrap().clone();
+        // The free ones share the first request (the last one overtakes the
+        // ordered record); the ordered one goes once its elders are accepted.
+        assert_eq!(requests, vec![vec![0, 1, 2, 3, 5], vec![4]]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,12 +7,14 @@
 //! numbers of records that *were* accepted. Only those let the pipeline
 //! confirm WAL to Postgres.
 //!
-//! Ordering rule: records with the same partition key are delivered in the
-//! order they were pushed. PutRecords does not order records within one
-//! request, and a failed record retried later would land after a younger one,
-//! so a batch never holds two records of one key, and a key with a record in
-//! flight (or waiting for its retry) blocks its younger records until that
-//! one is accepted.
+//! Ordering rule: an `ordered` record is delivered after every older record
+//! of its partition key. PutRecords does not order records within one
+//! request, and a failed record retried later would land after a younger
+//! one, so an ordered record never shares a batch with an older record of
+//! its key, and a key with an older record in flight (or waiting for its
+//! retry) holds it back until that one is accepted. A record that is not
+//! `ordered` (`kinesis.ordering = "position"`: its consumers order by
+//! position) goes regardless of its key, so a hot key fills whole requests.
 //!
 //! [`RecordWriter`] is the narrow seam around the actual call (PutRecords,
 //! or a stdout write); tests implement it to inject partial failures.
@@ -32,6 +34,9 @@ pub struct OutRecord {
     pub seq: u64,
     pub partition_key: String,
     pub data: Vec<u8>,
+    /// Must reach the stream after every older record of its key (see the
+    /// ordering rule above); `false` lets it go regardless of them.
+    pub ordered: bool,
 }
 
 impl OutRecord {

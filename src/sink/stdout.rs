@@ -53,11 +53,13 @@ mod tests {
                 seq: 1,
                 partition_key: "k".into(),
                 data: b"{\"a\":1}".to_vec(),
+                ordered: true,
             },
             OutRecord {
                 seq: 2,
                 partition_key: "k".into(),
                 data: b"{\"a\":2}".to_vec(),
+                ordered: true,
             },
         ];
         let results = write_lines(&mut buf, &recs).unwrap();

@@ -62,6 +62,8 @@ pub struct FaultStats {
     pub hung: u64,
     pub partial: u64,
     pub failed_records: u64,
+    /// The most records of one partition key seen in one PutRecords request.
+    pub most_records_of_one_key: u64,
 }
 
 enum Fault {
@@ -354,6 +356,18 @@ impl Shared {
     }
 }
 
+/// The largest number of records sharing a partition key in a PutRecords body.
+fn most_records_of_one_key(body: &[u8]) -> u64 {
+    let input: Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for record in input["Records"].as_array().into_iter().flatten() {
+        if let Some(key) = record["PartitionKey"].as_str() {
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    counts.into_values().max().unwrap_or(0)
+}
+
 async fn serve(socket: TcpStream, shared: Arc<Shared>) {
     let mut reader = BufReader::new(socket);
     while let Some(request) = read_request(&mut reader).await {
@@ -362,7 +376,11 @@ async fn serve(socket: TcpStream, shared: Arc<Shared>) {
             .header("x-amz-target")
             .is_some_and(|t| t.ends_with(".PutRecords"));
         let fault = if is_put {
-            shared.count(|s| s.put_requests += 1);
+            let same_key = most_records_of_one_key(&request.body);
+            shared.count(|s| {
+                s.put_requests += 1;
+                s.most_records_of_one_key = s.most_records_of_one_key.max(same_key);
+            });
             shared.choose()
         } else {
             Fault::Pass
