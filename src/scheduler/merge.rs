@@ -11,7 +11,7 @@ use crate::shutdown::Shutdown;
 use crate::sql::TableName;
 
 use super::plan::{self, MirrorTable, Objects, Pending};
-use super::setup::read_mirror_tables;
+use super::shapes;
 use super::SchedulerError;
 
 /// What one table got from a merge run.
@@ -101,12 +101,11 @@ pub async fn merge_once(
         .as_ref()
         .ok_or(SchedulerError::NoRedshiftConfig)?;
     let objects = Objects::new(config, redshift);
-    let tables = read_mirror_tables(config).await?;
-    if print {
-        return print_run(&objects, tables);
-    }
-
+    // Shapes come from Redshift (the stream), never from the source.
     let api = DataApi::connect(redshift, shutdown).await;
+    if print {
+        return print_run(&objects, shapes::mirror_tables(config, &objects, &api).await?);
+    }
     let holder = lease_holder_id();
     let lease_seconds = redshift.statement_timeout_secs * 2 + 300;
     let (acquire, holder_query, release) =
@@ -151,7 +150,7 @@ pub async fn merge_once(
         hours: redshift.retention_hours,
         accept_loss: accept_data_loss,
     };
-    let outcome = run_locked(&api, &objects, tables, retention, started).await;
+    let outcome = run_locked(&api, &objects, config, retention, started).await;
     record_status(&api, &objects, &outcome).await;
     if let Err(error) = api.execute(&release).await {
         tracing::warn!(%error, "could not release the merge lease; it expires by itself");
@@ -298,7 +297,7 @@ fn expired_window(previous: &str, now: &str, retention_hours: u64) -> Option<(St
 async fn check_retention(
     api: &DataApi,
     objects: &Objects,
-    tables: &[MirrorTable],
+    tables: &[String],
     retention: Retention,
 ) -> Result<Option<String>, SchedulerError> {
     let rows = api.query(&plan::last_refresh_statement(objects)?).await?;
@@ -311,11 +310,7 @@ async fn check_retention(
                     from,
                     to,
                     retention_hours: retention.hours,
-                    tables: tables
-                        .iter()
-                        .map(|t| t.source.qualified_name())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    tables: tables.join(", "),
                 });
             }
             tracing::warn!(%from, %to, "merging despite records that may have expired unread (--accept-data-loss)");
@@ -365,10 +360,20 @@ async fn pending_work(
 async fn run_locked(
     api: &DataApi,
     objects: &Objects,
-    tables: Vec<MirrorTable>,
+    config: &Config,
     retention: Retention,
     started: Instant,
 ) -> Result<MergeSummary, SchedulerError> {
+    let refresh_started = check_retention(api, objects, &config.source.tables, retention).await?;
+    api.execute(&plan::refresh_statement(objects)?)
+        .await
+        .map_err(SchedulerError::Refresh)?;
+    if let Some(at) = refresh_started {
+        api.batch(&plan::refresh_done_statements(objects, &at)?)
+            .await?;
+    }
+    // After the refresh: the shape records of the events this run merges.
+    let tables = shapes::mirror_tables(config, objects, api).await?;
     // New source tables and columns reach the mirror before their events.
     let mut existing: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for row in api.query(&plan::mirror_columns_statement(objects)?).await? {
@@ -389,17 +394,9 @@ async fn run_locked(
         api.batch(chunk).await?;
     }
 
-    let refresh_started = check_retention(api, objects, &tables, retention).await?;
-    api.execute(&plan::refresh_statement(objects)?)
-        .await
-        .map_err(SchedulerError::Refresh)?;
-    if let Some(at) = refresh_started {
-        api.batch(&plan::refresh_done_statements(objects, &at)?)
-            .await?;
-    }
-
     let work = pending_work(api, objects, tables).await?;
-    let batches = plan::merge_batches(objects, &work)?;
+    let mut batches = plan::merge_batches(objects, &work)?;
+    shapes::store_in_last_batch(objects, &mut batches)?;
     let mut summary = MergeSummary {
         batches: batches.len(),
         ..MergeSummary::default()

@@ -14,6 +14,7 @@ pub mod plan;
 mod daemon;
 mod merge;
 mod setup;
+mod shapes;
 
 pub use daemon::run_daemon;
 pub use merge::{merge_once, MergeSummary, TableSummary};
@@ -77,6 +78,8 @@ pub enum SchedulerError {
     LeaseHeld { holder: String, until: String },
     #[error("invalid merge schedule: {0}")]
     Schedule(String),
+    #[error(transparent)]
+    Shapes(#[from] shapes::ShapesError),
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::ServeError),
 }
