@@ -58,6 +58,12 @@ const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
        (CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END)::text \
      FROM pg_type t LEFT JOIN pg_type bt ON bt.oid = t.typbasetype WHERE t.oid = $1";
 
+/// Where a streamed shape record sits: pgoutput gives a Relation message
+/// no LSN of its own (0), so the record takes the transaction's commit LSN
+/// and one past the previous change's LSN (0 before the first change):
+/// after every change of the transaction written with the older shape,
+/// before every change written with this one.
+///
 /// The streaming loop's shape state (survives reconnects; what was emitted
 /// is forgotten at each new session, as the server forgets what it sent).
 pub(super) struct StreamShapes {
@@ -69,6 +75,8 @@ pub(super) struct StreamShapes {
     keys: HashMap<TableName, (KeyKind, Vec<String>)>,
     described: HashMap<u32, Described>,
     emitted: HashMap<u32, Shape>,
+    /// The LSN of the transaction's latest message that carried one.
+    last_lsn: Lsn,
 }
 
 impl StreamShapes {
@@ -87,6 +95,7 @@ impl StreamShapes {
             keys,
             described: HashMap::new(),
             emitted: HashMap::new(),
+            last_lsn: Lsn::ZERO,
         }
     }
 
@@ -99,8 +108,20 @@ impl StreamShapes {
     /// Before `ev` is handled: when it is a Relation message of a
     /// configured table, look its column types up.
     pub(super) async fn prepare(&mut self, ev: &ReplicationEvent) -> Result<(), ProduceError> {
-        let ReplicationEvent::XLogData { data, .. } = ev else {
-            return Ok(());
+        let data = match ev {
+            ReplicationEvent::Begin { .. } => {
+                self.last_lsn = Lsn::ZERO;
+                return Ok(());
+            }
+            ReplicationEvent::XLogData {
+                wal_start, data, ..
+            } => {
+                if Lsn::from(*wal_start) != Lsn::ZERO {
+                    self.last_lsn = (*wal_start).into();
+                }
+                data
+            }
+            _ => return Ok(()),
         };
         if data.first() != Some(&b'R') {
             return Ok(());
@@ -193,7 +214,12 @@ impl StreamShapes {
         if self.emitted.get(&rel.id) == Some(&shape) {
             return Ok(());
         }
-        let (at, txid, commit_time_ms) = txn;
+        let (mut at, txid, commit_time_ms) = txn;
+        // pgoutput sends a Relation message with no LSN of its own: just
+        // after the transaction's previous change, before the next one.
+        if at.lsn == Lsn::ZERO && self.last_lsn != Lsn::ZERO {
+            at.lsn = Lsn(self.last_lsn.0 + 1);
+        }
         tracing::debug!(table = %rel.qualified_name(), columns = shape.columns.len(), "shape record");
         delivery.push_event(encode_shape(ctx, &shape, at, txid, commit_time_ms))?;
         self.emitted.insert(rel.id, shape);

@@ -393,6 +393,7 @@ async fn run_locked(
         );
         api.batch(chunk).await?;
     }
+    shapes::widen_columns(api, objects, &tables).await?;
 
     let work = pending_work(api, objects, tables).await?;
     let mut batches = plan::merge_batches(objects, &work)?;

@@ -28,6 +28,10 @@ use crate::lsn::Lsn;
 use crate::redshift::{DataApi, RedshiftError, Row};
 use crate::sql::{self, parse_table_entry, quote_literal, SqlError, TableName, Template, Values};
 
+mod widen;
+
+pub use widen::widen_columns;
+
 use super::plan::{self, MergeBatch, MirrorTable, Objects, MAX_STATEMENTS_PER_BATCH};
 use super::SchedulerError;
 
