@@ -115,7 +115,8 @@ pub fn setup_shapes_statements(
         let mut values = values(objects);
         values.insert("schema_literal", quote_literal(&shape.schema));
         values.insert("table_literal", quote_literal(&shape.table));
-        values.insert("shape_literal", quote_literal(&text));
+        // setup/shape.sql turns CHR(1) back into backslashes.
+        values.insert("shape_literal", quote_literal(&text.replace('\\', "\u{1}")));
         statements.extend(SETUP_SHAPE.render(&values)?);
     }
     Ok(statements)
