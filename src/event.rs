@@ -16,7 +16,8 @@ use crate::lsn::Lsn;
 use crate::source::pgoutput::TupleValue;
 use crate::source::relation_cache::Relation;
 
-mod shape; pub use shape::*;
+mod shape;
+pub use shape::*;
 
 /// Kinesis's limit on a partition key, "256 Unicode characters", taken as
 /// 256 UTF-8 bytes: never more characters than that under any count a

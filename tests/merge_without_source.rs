@@ -14,7 +14,11 @@ const TABLE: &str = "CREATE TABLE public.items (id integer PRIMARY KEY, n intege
 /// `(commit_lsn, lsn)` of a record.
 fn position(record: &StreamRecord) -> (u64, u64) {
     let source = &record.event["source"];
-    let at = |field: &str| source[field].as_u64().unwrap_or_else(|| panic!("no {field}: {}", record.event));
+    let at = |field: &str| {
+        source[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {field}: {}", record.event))
+    };
     (at("commit_lsn"), at("lsn"))
 }
 
@@ -64,7 +68,11 @@ async fn the_stream_carries_a_shape_before_a_tables_first_change_and_after_alter
     assert_eq!(changes.len(), 7, "5 snapshot rows and 2 inserts: {seen:#?}");
     for shape in &shapes {
         assert_eq!(shape.partition_key, "public.items", "{}", shape.event);
-        assert!(shape.event["source"].get("table").is_none(), "{}", shape.event);
+        assert!(
+            shape.event["source"].get("table").is_none(),
+            "{}",
+            shape.event
+        );
         assert_eq!(shape.event["shape"]["key"], "primary_key");
     }
     for change in &changes {
@@ -77,20 +85,36 @@ async fn the_stream_carries_a_shape_before_a_tables_first_change_and_after_alter
             columns,
             "the change's columns are its shape's: {}\nshapes: {:?}",
             change.event,
-            shapes.iter().map(|s| (position(s), shape_columns(s))).collect::<Vec<_>>()
+            shapes
+                .iter()
+                .map(|s| (position(s), shape_columns(s)))
+                .collect::<Vec<_>>()
         );
     }
-    let last = changes.iter().max_by_key(|c| position(c)).expect("a change");
+    let last = changes
+        .iter()
+        .max_by_key(|c| position(c))
+        .expect("a change");
     let newest = shape_of(&shapes, last).expect("shape");
     let n = &newest.event["shape"]["columns"][1];
-    assert_eq!((n["name"].as_str(), n["type"].as_str()), (Some("n"), Some("bigint")), "{n}");
+    assert_eq!(
+        (n["name"].as_str(), n["type"].as_str()),
+        (Some("n"), Some("bigint")),
+        "{n}"
+    );
     assert_eq!(n["oid"], 20);
     let note = &newest.event["shape"]["columns"][3];
     assert_eq!(note["type"], "text", "{note}");
-    let first = changes.iter().min_by_key(|c| position(c)).expect("a change");
+    let first = changes
+        .iter()
+        .min_by_key(|c| position(c))
+        .expect("a change");
     let oldest = shape_of(&shapes, first).expect("the snapshot's shape");
     assert_eq!(oldest.event["shape"]["columns"][1]["type"], "integer");
-    assert_eq!(oldest.event["shape"]["columns"][2]["type"], "character varying(10)");
+    assert_eq!(
+        oldest.event["shape"]["columns"][2]["type"],
+        "character varying(10)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,7 +122,8 @@ async fn a_merge_runs_with_the_source_stopped_and_applies_a_column_added_and_typ
 ) {
     // A cluster of this test's own, to stop it.
     let cluster = Cluster::start("merge_nosource");
-    let mut p = Pipeline::start_on(&cluster.url, "merge_nosource", TABLE, &["public.items"], "").await;
+    let mut p =
+        Pipeline::start_on(&cluster.url, "merge_nosource", TABLE, &["public.items"], "").await;
     p.setup_and_produce().await;
     p.assert_merge_converges(&["public.items"]).await;
 
@@ -133,7 +158,10 @@ async fn a_merge_runs_with_the_source_stopped_and_applies_a_column_added_and_typ
 
     let (code, printed, stderr) = p.run(&["merge", "--once", "--print"]).await;
     assert_eq!(code, 0, "merge --print with the source down: {stderr}");
-    assert!(printed.contains("\"note\""), "the plan merges the new column: {printed}");
+    assert!(
+        printed.contains("\"note\""),
+        "the plan merges the new column: {printed}"
+    );
     p.merge_once().await;
 
     let mirror_types: Vec<(String, String)> = p

@@ -299,7 +299,10 @@ mod tests {
             slot: "kinesync".into(),
             database: "app".into(),
         };
-        let original = shape(&[("id", "integer", 23), ("note", "character varying(10)", 1043)]);
+        let original = shape(&[
+            ("id", "integer", 23),
+            ("note", "character varying(10)", 1043),
+        ]);
         let position = Position {
             commit_lsn: Lsn(77),
             lsn: Lsn(70),
@@ -335,8 +338,10 @@ mod tests {
         let columns: Vec<(String, &str, u32)> = (0..1600)
             .map(|i| (format!("{:0>63}", i), "character varying(10485760)", 1043))
             .collect();
-        let refs: Vec<(&str, &str, u32)> =
-            columns.iter().map(|(n, t, o)| (n.as_str(), *t, *o)).collect();
+        let refs: Vec<(&str, &str, u32)> = columns
+            .iter()
+            .map(|(n, t, o)| (n.as_str(), *t, *o))
+            .collect();
         let ctx = EventContext {
             slot: "s".into(),
             database: "d".into(),

@@ -232,7 +232,9 @@ impl StreamShapes {
         let (kind, key_order) = match self.keys.get(&name) {
             _ if partition.is_empty() => (KeyKind::AllColumns, Vec::new()),
             Some((kind, names)) if same_names(names, &partition) => (*kind, names.clone()),
-            _ if described.identity == ReplicaIdentity::Index => (KeyKind::IdentityIndex, partition),
+            _ if described.identity == ReplicaIdentity::Index => {
+                (KeyKind::IdentityIndex, partition)
+            }
             _ => (KeyKind::PrimaryKey, partition),
         };
         let columns = rel
@@ -248,7 +250,10 @@ impl StreamShapes {
                 category: info.category.clone(),
                 key: match kind {
                     KeyKind::AllColumns => Some(i + 1),
-                    _ => key_order.iter().position(|k| *k == column.name).map(|p| p + 1),
+                    _ => key_order
+                        .iter()
+                        .position(|k| *k == column.name)
+                        .map(|p| p + 1),
                 },
                 identity: rel.key_indices.contains(&i),
             })

@@ -124,8 +124,7 @@ impl Streamer {
             match event {
                 Ok(Some(ev)) => {
                     failures = 0;
-                    self.shapes.prepare(&ev).await?;
-                    self.on_event(ev, &client, delivery, &mut confirmed)?;
+                    self.receive(ev, &client, delivery, &mut confirmed).await?;
                 }
                 Ok(None) => {
                     return Err(SourceError::Replication {
@@ -152,6 +151,19 @@ impl Streamer {
             }
         }
         finish(Some(client), delivery, confirmed, shutdown).await
+    }
+
+    /// One replication event: a Relation message's types looked up for
+    /// its shape record (see `shapes`), then [`Self::on_event`].
+    async fn receive<W: RecordWriter>(
+        &mut self,
+        ev: ReplicationEvent,
+        client: &ReplicationClient,
+        delivery: &mut Delivery<W>,
+        confirmed: &mut Lsn,
+    ) -> Result<(), ProduceError> {
+        self.shapes.prepare(&ev).await?;
+        self.on_event(ev, client, delivery, confirmed)
     }
 
     /// One replication event: handled, then whatever became confirmable
@@ -321,11 +333,12 @@ impl Streamer {
         let (Some(rel), true) = (self.cache.get(id), self.wanted_ids.contains(&id)) else {
             return Ok(());
         };
-        let (commit_lsn, txid, time) = self
-            .txn
-            .map_or((lsn, None, 0), |t| (t.commit_lsn, Some(t.xid), t.commit_time_ms));
+        let (commit_lsn, txid, time) = self.txn.map_or((lsn, None, 0), |t| {
+            (t.commit_lsn, Some(t.xid), t.commit_time_ms)
+        });
         let at = crate::event::Position { commit_lsn, lsn };
-        self.shapes.emit(&self.ctx, &rel, (at, txid, time), delivery)
+        self.shapes
+            .emit(&self.ctx, &rel, (at, txid, time), delivery)
     }
 
     fn relation(&self, id: u32) -> Result<Arc<Relation>, ProduceError> {

@@ -11,6 +11,7 @@ use crate::shutdown::Shutdown;
 use crate::sql::TableName;
 
 use super::plan::{self, MirrorTable, Objects, Pending};
+use super::setup::read_mirror_tables;
 use super::shapes;
 use super::SchedulerError;
 
@@ -104,7 +105,10 @@ pub async fn merge_once(
     // Shapes come from Redshift (the stream), never from the source.
     let api = DataApi::connect(redshift, shutdown).await;
     if print {
-        return print_run(&objects, shapes::mirror_tables(config, &objects, &api).await?);
+        return print_run(
+            &objects,
+            shapes::mirror_tables(config, &objects, &api, read_mirror_tables(config)).await?,
+        );
     }
     let holder = lease_holder_id();
     let lease_seconds = redshift.statement_timeout_secs * 2 + 300;
@@ -373,7 +377,7 @@ async fn run_locked(
             .await?;
     }
     // After the refresh: the shape records of the events this run merges.
-    let tables = shapes::mirror_tables(config, objects, api).await?;
+    let tables = shapes::mirror_tables(config, objects, api, read_mirror_tables(config)).await?;
     // New source tables and columns reach the mirror before their events.
     let mut existing: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for row in api.query(&plan::mirror_columns_statement(objects)?).await? {

@@ -21,6 +21,7 @@
 //! reached; else the run stops naming the fix ([`ShapesError::Missing`]).
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use crate::config::Config;
 use crate::event::{newest_shapes, Position, PositionedShape, Shape};
@@ -125,15 +126,24 @@ pub fn setup_shapes_statements(
 /// The configured tables with their newest shapes, in configuration order
 /// (a `schema.*` entry: that schema's described tables in name order).
 /// [`ShapesError::Missing`] names the entries no shape describes.
-pub fn tables_from_shapes(config: &Config, rows: &[Row]) -> Result<Vec<MirrorTable>, SchedulerError> {
+pub fn tables_from_shapes(
+    config: &Config,
+    rows: &[Row],
+) -> Result<Vec<MirrorTable>, SchedulerError> {
     let newest = newest_shapes(parse_rows(rows)?);
     let mut seen = BTreeSet::new();
     let (mut tables, mut missing) = (Vec::new(), Vec::new());
     for pattern in &config.source.tables {
         let entry = parse_table_entry(pattern).map_err(crate::source::tables::TablesError::from)?;
         let matched: Vec<&PositionedShape> = match &entry.table {
-            Some(name) => newest.get(&TableName::new(&entry.schema, name)).into_iter().collect(),
-            None => newest.values().filter(|s| s.shape.schema == entry.schema).collect(),
+            Some(name) => newest
+                .get(&TableName::new(&entry.schema, name))
+                .into_iter()
+                .collect(),
+            None => newest
+                .values()
+                .filter(|s| s.shape.schema == entry.schema)
+                .collect(),
         };
         if matched.is_empty() {
             missing.push(pattern.clone());
@@ -193,12 +203,14 @@ fn parse_row(row: &Row) -> Result<PositionedShape, ShapesError> {
     Ok(PositionedShape { position, shape })
 }
 
-/// The run's tables: the shapes (stored and new), falling back to the
-/// source catalog when a configured table has none (see the module doc).
+/// The run's tables: the shapes (stored and new), falling back to
+/// `from_source` (the source catalog, awaited only then) when a configured
+/// table has none (see the module doc).
 pub async fn mirror_tables(
     config: &Config,
     objects: &Objects,
     api: &DataApi,
+    from_source: impl Future<Output = Result<Vec<MirrorTable>, SchedulerError>>,
 ) -> Result<Vec<MirrorTable>, SchedulerError> {
     let rows = match api.query(&shapes_statement(objects)?).await {
         Ok(rows) => rows,
@@ -213,7 +225,7 @@ pub async fn mirror_tables(
     };
     match tables_from_shapes(config, &rows) {
         Err(SchedulerError::Shapes(ShapesError::Missing { tables, .. })) => {
-            match super::setup::read_mirror_tables(config).await {
+            match from_source.await {
                 Ok(read) => {
                     tracing::warn!(%tables, "no shape in the stream or the shapes table yet: read the tables from the source database (upgrade and restart the producer, or run `kinesync setup`, to stop needing it)");
                     Ok(read)
@@ -238,7 +250,10 @@ fn is_missing_relation(error: &RedshiftError) -> bool {
 /// Puts the store statements into the last batch, before its closing
 /// (watermark) statements, or into a batch of their own that closes the
 /// run when the last one has no room left.
-pub fn store_in_last_batch(objects: &Objects, batches: &mut Vec<MergeBatch>) -> Result<(), SqlError> {
+pub fn store_in_last_batch(
+    objects: &Objects,
+    batches: &mut Vec<MergeBatch>,
+) -> Result<(), SqlError> {
     let store = store_shapes_statements(objects)?;
     let closing = sql::MERGE_COMMIT.render(&objects.values())?.len();
     let Some(last) = batches.last_mut() else {
@@ -251,14 +266,19 @@ pub fn store_in_last_batch(objects: &Objects, batches: &mut Vec<MergeBatch>) -> 
         last.counted.truncate(at);
         let statements: Vec<String> = begin.into_iter().chain(commit).collect();
         let counted = vec![plan::Counted::Other; statements.len()];
-        batches.push(MergeBatch { statements, counted });
+        batches.push(MergeBatch {
+            statements,
+            counted,
+        });
     }
     insert_before_closing(batches, store, closing);
     Ok(())
 }
 
 fn insert_before_closing(batches: &mut [MergeBatch], store: Vec<String>, closing: usize) {
-    let Some(last) = batches.last_mut() else { return };
+    let Some(last) = batches.last_mut() else {
+        return;
+    };
     let at = last.statements.len().saturating_sub(closing);
     let n = store.len();
     last.statements.splice(at..at, store);
@@ -304,9 +324,15 @@ mod tests {
             r#"{{"schema":"{schema}","table":"{table}","oid":1,"replica_identity":"d","key":"primary_key","columns":[{}]}}"#,
             columns.join(",")
         );
-        let names: Arc<[String]> = ["source_schema", "source_table", "commit_lsn", "lsn", "shape"]
-            .map(String::from)
-            .into();
+        let names: Arc<[String]> = [
+            "source_schema",
+            "source_table",
+            "commit_lsn",
+            "lsn",
+            "shape",
+        ]
+        .map(String::from)
+        .into();
         let values = vec![
             Value::Text(schema.into()),
             Value::Text(table.into()),
@@ -321,7 +347,12 @@ mod tests {
     fn each_table_gets_its_newest_shape_in_configuration_order() {
         let rows = [
             row("sales", "b", (5, 1), &[("id", "integer", 23)]),
-            row("public", "orders", (9, 3), &[("id", "bigint", 20), ("note", "text", 25)]),
+            row(
+                "public",
+                "orders",
+                (9, 3),
+                &[("id", "bigint", 20), ("note", "text", 25)],
+            ),
             row("sales", "a", (5, 1), &[("id", "integer", 23)]),
             row("public", "orders", (9, 2), &[("id", "integer", 23)]),
             row("public", "orders", (0, 0), &[("id", "integer", 23)]),
@@ -337,8 +368,8 @@ mod tests {
     #[test]
     fn a_configured_table_without_a_shape_is_named() {
         let rows = [row("public", "orders", (1, 1), &[("id", "integer", 23)])];
-        let error = tables_from_shapes(&config(r#"["public.orders", "public.other"]"#), &rows)
-            .unwrap_err();
+        let error =
+            tables_from_shapes(&config(r#"["public.orders", "public.other"]"#), &rows).unwrap_err();
         let SchedulerError::Shapes(ShapesError::Missing { tables, .. }) = error else {
             panic!("not Missing: {error}");
         };
@@ -357,15 +388,28 @@ mod tests {
             statements.resize(filled, "SELECT 1".to_owned());
             statements.extend(commit.clone());
             let counted = vec![plan::Counted::Other; statements.len()];
-            let mut batches = vec![MergeBatch { statements, counted }];
+            let mut batches = vec![MergeBatch {
+                statements,
+                counted,
+            }];
             store_in_last_batch(&objects, &mut batches).unwrap();
             let last = batches.last().unwrap();
-            assert!(batches.iter().all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
-            assert!(batches.iter().all(|b| b.statements.len() == b.counted.len()));
-            assert!(last.statements.ends_with(&commit), "the watermark moves last");
+            assert!(batches
+                .iter()
+                .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
+            assert!(batches
+                .iter()
+                .all(|b| b.statements.len() == b.counted.len()));
+            assert!(
+                last.statements.ends_with(&commit),
+                "the watermark moves last"
+            );
             let stored = &last.statements[last.statements.len() - commit.len() - store.len()..];
             assert_eq!(&stored[..store.len()], &store[..]);
-            let watermarks = batches.iter().flat_map(|b| &b.statements).filter(|s| **s == commit[0]);
+            let watermarks = batches
+                .iter()
+                .flat_map(|b| &b.statements)
+                .filter(|s| **s == commit[0]);
             assert_eq!(watermarks.count(), 1, "filled {filled}");
         }
     }

@@ -75,9 +75,9 @@ pub fn widenings(
             values.insert("column_type", kind.redshift_type());
             let wider = match kind {
                 ColumnKind::Text { bytes } => current.max_length.is_some_and(|l| l < *bytes),
-                ColumnKind::Integer(t) | ColumnKind::Float(t) => {
-                    rank(&current.data_type).zip(rank(t)).is_some_and(|(a, b)| a < b)
-                }
+                ColumnKind::Integer(t) | ColumnKind::Float(t) => rank(&current.data_type)
+                    .zip(rank(t))
+                    .is_some_and(|(a, b)| a < b),
                 _ => false,
             };
             if wider && column.key_position.is_none() {
@@ -113,7 +113,10 @@ pub async fn widen_columns(
     tables: &[MirrorTable],
 ) -> Result<(), SchedulerError> {
     let mut values = objects.values();
-    values.insert("mirror_schema_literal", quote_literal(&objects.mirror_schema_name));
+    values.insert(
+        "mirror_schema_literal",
+        quote_literal(&objects.mirror_schema_name),
+    );
     let rows = api.query(&MIRROR_WIDTHS.render_one(&values)?).await?;
     for widening in widenings(objects, tables, &mirror_columns(&rows))? {
         tracing::info!(statement = %widening[0], "widening a mirror column to the table's newest shape");
