@@ -124,7 +124,7 @@ impl Streamer {
             match event {
                 Ok(Some(ev)) => {
                     failures = 0;
-                    self.receive(ev, &client, delivery, &mut confirmed).await?;
+                    self.on_event(ev, &client, delivery, &mut confirmed).await?;
                 }
                 Ok(None) => {
                     return Err(SourceError::Replication {
@@ -153,9 +153,10 @@ impl Streamer {
         finish(Some(client), delivery, confirmed, shutdown).await
     }
 
-    /// One replication event: a Relation message's types looked up for
-    /// its shape record (see `shapes`), then [`Self::on_event`].
-    async fn receive<W: RecordWriter>(
+    /// One replication event: a Relation message's types looked up for its
+    /// shape record (see `shapes`), the event handled, then whatever became
+    /// confirmable is confirmed.
+    async fn on_event<W: RecordWriter>(
         &mut self,
         ev: ReplicationEvent,
         client: &ReplicationClient,
@@ -163,18 +164,6 @@ impl Streamer {
         confirmed: &mut Lsn,
     ) -> Result<(), ProduceError> {
         self.shapes.prepare(&ev).await?;
-        self.on_event(ev, client, delivery, confirmed)
-    }
-
-    /// One replication event: handled, then whatever became confirmable
-    /// is confirmed.
-    fn on_event<W: RecordWriter>(
-        &mut self,
-        ev: ReplicationEvent,
-        client: &ReplicationClient,
-        delivery: &mut Delivery<W>,
-        confirmed: &mut Lsn,
-    ) -> Result<(), ProduceError> {
         let idle_at = self.idle_position(&ev, delivery, *confirmed);
         self.handle(ev, delivery)?;
         // A transaction without events for the sink (a heartbeat,

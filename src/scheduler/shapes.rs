@@ -29,6 +29,17 @@ use crate::lsn::Lsn;
 use crate::redshift::{DataApi, RedshiftError, Row};
 use crate::sql::{self, parse_table_entry, quote_literal, SqlError, TableName, Template, Values};
 
+/// A template under `sql/` (as src/sql.rs declares its own), here and in
+/// `widen`.
+macro_rules! template {
+    ($const_name:ident, $path:literal) => {
+        const $const_name: Template = Template {
+            name: $path,
+            text: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/", $path)),
+        };
+    };
+}
+
 mod widen;
 
 pub use widen::widen_columns;
@@ -41,15 +52,6 @@ pub const SHAPES_TABLE: &str = "kinesync_shapes";
 /// Redshift's longest VARCHAR literal: a setup shape longer is not stored
 /// (the stream's record, which needs no literal, is).
 const MAX_SHAPE_LITERAL_BYTES: usize = 65_535;
-
-macro_rules! template {
-    ($const_name:ident, $path:literal) => {
-        const $const_name: Template = Template {
-            name: $path,
-            text: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/", $path)),
-        };
-    };
-}
 
 template!(SETUP_SHAPES, "setup/shapes.sql");
 template!(SETUP_SHAPE, "setup/shape.sql");
@@ -293,21 +295,13 @@ mod tests {
     use super::*;
     use crate::redshift::Value;
 
-    fn config(tables: &str) -> Config {
-        let text = format!(
-            r#"
-            [source]
-            url = "postgres://u@127.0.0.1:1/db"
-            tables = {tables}
-            [kinesis]
-            stream = "kinesync-cdc"
-            [redshift]
-            workgroup = "w"
-            database = "dev"
-            stream_role_arn = "arn:aws:iam::123456789012:role/r"
-        "#
-        );
-        Config::from_toml_with_env(&text, &BTreeMap::new()).unwrap()
+    pub(super) fn config(tables: &str) -> Config {
+        let sections = [
+            format!("[source]\nurl = \"postgres://u@127.0.0.1:1/db\"\ntables = {tables}"),
+            "[kinesis]\nstream = \"s\"".to_owned(),
+            "[redshift]\nworkgroup = \"w\"\ndatabase = \"dev\"\nstream_role_arn = \"arn:aws:iam::1:role/r\"".to_owned(),
+        ];
+        Config::from_toml_with_env(&sections.join("\n"), &BTreeMap::new()).unwrap()
     }
 
     /// A merge/shapes.sql row of `schema.table` with `columns` (the first keyed).

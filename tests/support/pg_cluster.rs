@@ -190,20 +190,7 @@ impl Cluster {
     /// shuts down cleanly and starts again (blocking until it accepts
     /// connections).
     pub async fn restart(&self) {
-        let pg_ctl = tool("pg_ctl");
-        let data = self.data.clone();
-        let home = self.home.clone();
-        tokio::task::spawn_blocking(move || {
-            let cluster = Cluster {
-                url: String::new(),
-                data,
-                home,
-            };
-            cluster.pg_ctl(&pg_ctl, "-m fast restart");
-            std::mem::forget(cluster);
-        })
-        .await
-        .expect("restart task");
+        self.pg_ctl_blocking("-m fast restart".to_owned()).await;
     }
 }
 

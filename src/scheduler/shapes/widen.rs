@@ -18,15 +18,6 @@ use crate::sql::{qualified, quote_ident, quote_literal, SqlError, Template};
 
 use super::super::SchedulerError;
 
-macro_rules! template {
-    ($const_name:ident, $path:literal) => {
-        const $const_name: Template = Template {
-            name: $path,
-            text: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/", $path)),
-        };
-    };
-}
-
 template!(MIRROR_WIDTHS, "merge/mirror_widths.sql");
 template!(WIDEN_COLUMN, "merge/widen_column.sql");
 
@@ -123,4 +114,78 @@ pub async fn widen_columns(
         api.batch(&widening).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Shape, ShapeColumn};
+
+    fn column(name: &str, type_name: &str, oid: u32, key: Option<usize>) -> ShapeColumn {
+        ShapeColumn {
+            name: name.into(),
+            type_name: type_name.into(),
+            oid,
+            base_oid: oid,
+            category: "N".into(),
+            key,
+            identity: key.is_some(),
+        }
+    }
+
+    fn mirror(column: &str, data_type: &str, max_length: Option<u32>) -> MirrorColumn {
+        MirrorColumn {
+            table: "items".into(),
+            column: column.into(),
+            data_type: data_type.into(),
+            max_length,
+        }
+    }
+
+    #[test]
+    fn only_non_key_columns_whose_shape_holds_larger_values_are_widened() {
+        let config = super::super::tests::config(r#"["public.items"]"#);
+        let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
+        let shape = Shape {
+            schema: "public".into(),
+            table: "items".into(),
+            oid: 1,
+            replica_identity: "d".into(),
+            key: "primary_key".into(),
+            columns: vec![
+                column("id", "bigint", 20, Some(1)),
+                column("n", "bigint", 20, None),
+                column("s", "character varying(50)", 1043, None),
+                column("t", "character varying(5)", 1043, None),
+                column("r", "smallint", 21, None),
+            ],
+        };
+        let table = MirrorTable::new(shape.to_table().unwrap());
+        let current = [
+            mirror("id", "integer", None),
+            mirror("n", "integer", None),
+            mirror("s", "character varying", Some(40)),
+            mirror("t", "character varying", Some(40)),
+            mirror("r", "integer", None),
+        ];
+        let widened = widenings(&objects, &[table], &current).unwrap();
+        let columns: Vec<&str> = widened
+            .iter()
+            .map(|batch| {
+                assert_eq!(batch.len(), 4, "{batch:?}");
+                if batch[0].contains("\"_kinesync_widen_n\"") {
+                    "n"
+                } else {
+                    "s"
+                }
+            })
+            .collect();
+        assert_eq!(columns, ["n", "s"], "{widened:#?}");
+        assert!(
+            widened[0][0].ends_with("ADD COLUMN \"_kinesync_widen_n\" BIGINT"),
+            "{widened:#?}"
+        );
+        assert!(widened[1][0].ends_with("VARCHAR(200)"), "{widened:#?}");
+        assert!(widened[1][3].ends_with("RENAME COLUMN \"_kinesync_widen_s\" TO \"s\""));
+    }
 }
