@@ -216,6 +216,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the pipeline: drop the replication slot and the publication
+    /// on the source and, with --redshift, this pipeline's Redshift objects.
+    /// Refuses while a producer streams from the slot, and without --yes
+    /// (or the slot name typed on a terminal).
+    Teardown {
+        /// Print the statements instead of running them.
+        #[arg(long)]
+        print: bool,
+        /// Also drop the streaming view, the mirror and tombstone tables and
+        /// this pipeline's bookkeeping rows (shared objects only when no
+        /// other pipeline uses them).
+        #[arg(long)]
+        redshift: bool,
+        /// Confirm: nothing is dropped without it (or a typed confirmation).
+        #[arg(long)]
+        yes: bool,
+        /// Only drop the mirror objects of this table (schema.table), already
+        /// removed from source.tables; repeatable. Slot and publication stay.
+        /// (Its own id: the global --tables flag must not capture it.)
+        #[arg(long = "table", id = "teardown_table", value_name = "SCHEMA.TABLE")]
+        tables: Vec<String>,
+    },
     /// Compare each mirror table with its source (row counts and checksums
     /// per key bucket) and name the keys that differ (exit 0 equal, 7 a
     /// difference). Rows changed since the last merge differ until the next.

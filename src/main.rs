@@ -105,6 +105,46 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
         Command::Health { ready, addr } => health(&config, ready, addr).await,
         Command::Status { json } => status(&config, json, shutdown).await,
         Command::Verify { tables, json } => verify(&config, &tables, json, shutdown).await,
+        Command::Teardown {
+            print,
+            redshift,
+            yes,
+            tables,
+        } => {
+            let options = ops::teardown::TeardownOptions {
+                tables,
+                print,
+                redshift,
+                confirmed: yes,
+            };
+            teardown(&config, options, shutdown).await
+        }
+    }
+}
+
+/// `kinesync teardown`: what was dropped (or would be, with --print).
+async fn teardown(
+    config: &config::Config,
+    options: ops::teardown::TeardownOptions,
+    shutdown: Shutdown,
+) -> ExitCode {
+    use ops::teardown::TeardownError;
+    match ops::teardown::teardown(config, options, shutdown).await {
+        Ok(report) => {
+            report.lines.iter().for_each(|l| println!("{l}"));
+            ExitCode::SUCCESS
+        }
+        Err(
+            error @ (TeardownError::NotConfirmed { .. }
+            | TeardownError::Declined(_)
+            | TeardownError::NoRedshiftConfig
+            | TeardownError::BadTable(..)
+            | TeardownError::Pattern(_)
+            | TeardownError::StillConfigured(_)),
+        ) => fail(exit::CONFIG, &error),
+        Err(error @ TeardownError::SourceConnect(_)) => fail(exit::SOURCE, &error),
+        Err(TeardownError::Scheduler(error)) => fail(scheduler_exit_code(&error), &error),
+        Err(error) => fail(exit::FAILURE, &error),
     }
 }
 

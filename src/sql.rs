@@ -63,8 +63,26 @@ template!(VERIFY_MIRROR_BUCKETS, "verify/mirror_buckets.sql");
 template!(VERIFY_BUCKET_ROWS, "verify/bucket_rows.sql");
 template!(VERIFY_SOURCE_CONVERTED, "verify/source_converted.sql");
 template!(VERIFY_LAST_EVENTS, "verify/last_events.sql");
+template!(TEARDOWN_SOURCE_SLOT, "teardown/source_slot.sql");
+template!(TEARDOWN_DROP_SLOT, "teardown/drop_slot.sql");
+template!(TEARDOWN_DROP_PUBLICATION, "teardown/drop_publication.sql");
+template!(TEARDOWN_REDSHIFT_PIPELINE, "teardown/redshift_pipeline.sql");
+template!(TEARDOWN_REDSHIFT_PROBE, "teardown/redshift_probe.sql");
+template!(TEARDOWN_REDSHIFT_TABLE, "teardown/redshift_table.sql");
+template!(
+    TEARDOWN_REDSHIFT_TABLE_STATE,
+    "teardown/redshift_table_state.sql"
+);
+template!(
+    TEARDOWN_REDSHIFT_TABLE_SHAPE,
+    "teardown/redshift_table_shape.sql"
+);
+template!(TEARDOWN_REDSHIFT_ROWS, "teardown/redshift_rows.sql");
+template!(TEARDOWN_REDSHIFT_OTHERS, "teardown/redshift_others.sql");
+template!(TEARDOWN_REDSHIFT_SHARED, "teardown/redshift_shared.sql");
+template!(TEARDOWN_REDSHIFT_SCHEMA, "teardown/redshift_schema.sql");
 template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
-template!(MERGE_LAST_REFRESH, "merge/last_refresh.sql");
+template!(MERGE_LEASE_RENEW, "merge/lease_renew.sql");
 template!(MERGE_REFRESH_DONE, "merge/refresh_done.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

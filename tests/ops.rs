@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::Pipeline;
+use support::{assert_one_line_error, Pipeline};
 
 const ORDERS: &str = "
 CREATE TABLE public.orders (id bigint PRIMARY KEY, item text NOT NULL, qty integer);
@@ -148,6 +148,7 @@ async fn check_passes_on_a_ready_pipeline_and_its_probe_record_does_not_reach_an
     assert_eq!(code, 0, "{merge:#?}");
     finding(&merge, "Data API", "ok");
     finding(&merge, "table public.orders", "ok");
+    finding(&merge, "idle check (schedule.skip_idle)", "ok");
     for producer_only in [
         "slot ops_ready",
         "replication privilege",
@@ -231,6 +232,9 @@ async fn check_fails_and_names_the_fix_for_each_missing_prerequisite() {
     );
     let stream = finding(&findings, "stream ops-missing-no-such-stream", "fail");
     assert!(stream.3.contains("aws kinesis create-stream"), "{stream:?}");
+    // The daemon would run every tick: a warning naming the grants.
+    let idle = finding(&findings, "idle check (schedule.skip_idle)", "warn");
+    assert!(idle.3.contains("kinesis:GetRecords"), "{idle:?}");
     // Redshift before `kinesync setup`: to do, not a failure.
     for object in [
         "external schema kinesync_stream",
@@ -587,4 +591,204 @@ async fn check_refuses_a_publication_that_skips_operations_and_a_foreign_slot_of
         .batch_execute("SELECT pg_drop_replication_slot('ops_foreign')")
         .await
         .expect("drop slot");
+}
+
+/// Names of the relations and schemas in the mirror database that
+/// kinesync's Redshift objects live in (the stand-in keeps them there).
+async fn redshift_leftovers(p: &Pipeline) -> Vec<String> {
+    let rows = p
+        .mirror
+        .query(
+            "SELECT n.nspname || coalesce('.' || c.relname, '') FROM pg_namespace n \
+             LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'v', 'm', 'p') \
+             WHERE n.nspname IN ('mirror', 'kinesync_stream') ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("mirror catalog");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// Rows of mirror.kinesync_shapes (the merge's stored table shapes) of
+/// `table` (in schema public).
+async fn stored_shapes(p: &Pipeline, table: &str) -> i64 {
+    let row = p
+        .mirror
+        .query_one(
+            "SELECT count(*) FROM mirror.kinesync_shapes WHERE source_schema = 'public' AND source_table = $1",
+            &[&table],
+        )
+        .await
+        .expect("shapes table");
+    row.get(0)
+}
+
+async fn publication_exists(p: &Pipeline) -> bool {
+    let row = p
+        .source
+        .query_one(
+            "SELECT count(*) FROM pg_publication WHERE pubname = $1",
+            &[&p.name],
+        )
+        .await
+        .expect("publication query");
+    row.get::<_, i64>(0) > 0
+}
+
+/// docs/operations.md, "Removing a pipeline": teardown refuses while the
+/// producer streams and without confirmation, `--print` names every object,
+/// and `--yes --redshift` leaves no slot, no publication and no Redshift
+/// object; a second teardown finds nothing left and succeeds.
+#[tokio::test]
+async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
+    let mut p = Pipeline::start("ops_teardown", ORDERS, &["public.orders"]).await;
+    p.setup_and_produce().await;
+    p.sync_producer().await;
+    p.merge_once().await;
+    p.assert_mirror_equals_source("public.orders").await;
+    assert!(!redshift_leftovers(&p).await.is_empty());
+    assert_eq!(stored_shapes(&p, "orders").await, 1);
+
+    let refused = p.run(&["teardown", "--yes", "--redshift"]).await;
+    assert_one_line_error(&refused, Some(1), &["in use by process", "stop it first"]);
+    p.stop_producer().await;
+
+    let unconfirmed = p.run(&["teardown", "--redshift"]).await;
+    assert_one_line_error(&unconfirmed, Some(2), &["pass --yes to confirm", "--print"]);
+    let printed = p.run_ok(&["teardown", "--redshift", "--print"]).await;
+    for needle in [
+        "DROP MATERIALIZED VIEW IF EXISTS \"mirror\".\"kinesync_events\";",
+        "DROP TABLE IF EXISTS \"mirror\".\"orders\";",
+        "DROP TABLE IF EXISTS \"mirror\".\"kinesync_tombstones__orders\";",
+        "DROP SCHEMA IF EXISTS \"kinesync_stream\";",
+        "DELETE FROM \"mirror\".\"kinesync_shapes\" WHERE source_schema = 'public' AND source_table = 'orders';",
+        "DROP TABLE IF EXISTS \"mirror\".\"kinesync_shapes\";",
+        "SELECT pg_drop_replication_slot('ops_teardown');",
+        "DROP PUBLICATION IF EXISTS \"ops_teardown\";",
+    ] {
+        assert!(printed.contains(needle), "{needle} in\n{printed}");
+    }
+    assert!(p.slot_exists().await && publication_exists(&p).await);
+    assert!(
+        !redshift_leftovers(&p).await.is_empty(),
+        "--print ran nothing"
+    );
+
+    let done = p.run_ok(&["teardown", "--yes", "--redshift"]).await;
+    assert!(done.contains("dropped the mirror schema"), "{done}");
+    assert!(
+        done.contains("removed the stored shapes of 1 tables"),
+        "{done}"
+    );
+    assert!(!p.slot_exists().await, "{done}");
+    assert!(!publication_exists(&p).await, "{done}");
+    assert_eq!(redshift_leftovers(&p).await, Vec::<String>::new(), "{done}");
+
+    let again = p.run_ok(&["teardown", "--yes", "--redshift"]).await;
+    assert!(
+        again.contains("nothing to drop there") && again.contains("did not exist"),
+        "{again}"
+    );
+}
+
+const TWO_TABLES: &str = "
+CREATE TABLE public.orders (id bigint PRIMARY KEY, item text NOT NULL, qty integer);
+CREATE TABLE public.items (id int PRIMARY KEY, name text);
+INSERT INTO public.orders VALUES (1, 'apple', 3), (2, 'pear', NULL);
+INSERT INTO public.items VALUES (1, 'one'), (2, 'two');
+";
+
+/// Rows of the events view naming `table`.
+async fn events_of(p: &Pipeline, table: &str) -> i64 {
+    let row = p
+        .mirror
+        .query_one(
+            "SELECT count(*) FROM mirror.kinesync_events WHERE payload->'source'->>'table' = $1",
+            &[&table],
+        )
+        .await
+        .expect("events view");
+    row.get(0)
+}
+
+/// docs/operations.md, "Removing a table": a table taken out of
+/// source.tables leaves the publication at the producer's next start and
+/// its changes stop; its mirror is kept, frozen, until `teardown --table`
+/// drops it (refused while the table is still configured); the other
+/// tables, the slot and the publication are untouched.
+#[tokio::test]
+async fn a_removed_table_stops_streaming_and_its_mirror_is_kept_until_dropped() {
+    let mut p = Pipeline::start("ops_remove", TWO_TABLES, &["public.orders", "public.items"]).await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.orders", "public.items"])
+        .await;
+    p.stop_producer().await;
+
+    p.set_config("source", "tables = [\"public.orders\"]");
+    p.start_producer().await;
+    p.source
+        .batch_execute(
+            "INSERT INTO public.items VALUES (3, 'three'); INSERT INTO public.orders VALUES (3, 'fig', 1);",
+        )
+        .await
+        .expect("changes");
+    let items_before = events_of(&p, "items").await;
+    p.assert_merge_converges(&["public.orders"]).await;
+    assert_eq!(
+        events_of(&p, "items").await,
+        items_before,
+        "no new items events"
+    );
+    let kept = p
+        .mirror
+        .query_one("SELECT count(*) FROM mirror.items", &[])
+        .await
+        .expect("kept mirror");
+    assert_eq!(kept.get::<_, i64>(0), 2, "the mirror is kept as it was");
+    let published = p
+        .source
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1",
+            &[&p.name],
+        )
+        .await
+        .expect("publication tables");
+    let published: Vec<String> = published.iter().map(|r| r.get(0)).collect();
+    assert_eq!(published, ["orders"]);
+
+    let still = p
+        .run(&["teardown", "--table", "public.orders", "--yes"])
+        .await;
+    assert_one_line_error(&still, Some(2), &["still in source.tables"]);
+    let printed = p
+        .run_ok(&["teardown", "--table", "public.items", "--print"])
+        .await;
+    for needle in [
+        "DROP TABLE IF EXISTS \"mirror\".\"items\";",
+        "DELETE FROM \"mirror\".\"kinesync_shapes\" WHERE source_schema = 'public' AND source_table = 'items';",
+    ] {
+        assert!(printed.contains(needle), "{needle} in\n{printed}");
+    }
+    assert_eq!(stored_shapes(&p, "items").await, 1, "--print ran nothing");
+    p.run_ok(&["teardown", "--table", "public.items", "--yes"])
+        .await;
+    assert_eq!(stored_shapes(&p, "items").await, 0, "items' shape is gone");
+    assert_eq!(
+        stored_shapes(&p, "orders").await,
+        1,
+        "orders' shape is kept"
+    );
+    let left = p
+        .mirror
+        .query(
+            "SELECT relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'mirror' AND relname LIKE '%items%'",
+            &[],
+        )
+        .await
+        .expect("mirror catalog");
+    assert!(left.is_empty(), "items' mirror objects are gone");
+    assert!(p.slot_exists().await);
+    p.assert_merge_converges(&["public.orders"]).await;
+    p.stop_producer().await;
 }

@@ -8,6 +8,7 @@
 
 mod support;
 
+use support::kinesis_proxy::{FaultPlan, KinesisProxy};
 use support::telemetry::{get, listen_address, sample};
 use support::{assert_one_line_error, poll, Pipeline, Stack};
 
@@ -312,6 +313,79 @@ async fn the_merge_daemon_exports_runs_and_rows_merged_per_table() {
     }
     wait_for_metrics(&addr, &[("kinesync_mirror_watermark_age_seconds", 1.0)]).await;
     wait_for_status(&addr, "/healthz", 200).await;
+    p.assert_mirror_equals_source("public.items").await;
+    daemon.kill().await.expect("kill merge daemon");
+    p.stop_producer().await;
+}
+
+/// docs/operations.md, "Idle runs": a tick whose stream received nothing
+/// since the last run asks Kinesis, not Redshift, and skips the warehouse;
+/// the next record makes the next tick merge it.
+#[tokio::test]
+async fn an_idle_scheduled_run_makes_no_data_api_request() {
+    let mut p = Pipeline::start("tel_idle", SCHEMA, &["public.items"]).await;
+    p.setup_and_produce().await;
+    insert_rows(&p).await;
+    p.sync_producer().await;
+    let data_api = KinesisProxy::start(&p.stack.redshift_url, FaultPlan::NONE).await;
+    p.set_env("AWS_ENDPOINT_URL_REDSHIFT_DATA", &data_api.url);
+    p.set_config("schedule", "merge = \"* * * * * *\"");
+
+    let mut daemon = p.spawn(&["--metrics-addr", "127.0.0.1:0", "merge"], "merge.log");
+    let addr = listen_address(&p.dir.join("merge.log")).await;
+    let idle = "kinesync_merge_runs_total{result=\"idle\"}";
+    let ok = "kinesync_merge_runs_total{result=\"ok\"}";
+    // Ticks never overlap, and once one found the stream idle every later
+    // one asks the same question (since the same last run): no more runs.
+    // The watermark age is read from Redshift right after each successful
+    // run (before, it is the setup's 1900 placeholder), then aged locally.
+    let fresh = "kinesync_mirror_watermark_age_seconds";
+    let metrics = poll(
+        "a run, an idle tick, the age read after the run",
+        || async {
+            let metrics = get(&addr, "/metrics").await?.body;
+            (sample(&metrics, ok)? >= 1.0
+                && sample(&metrics, idle)? >= 1.0
+                && sample(&metrics, fresh)? < 3600.0)
+                .then_some(metrics)
+        },
+    )
+    .await;
+    let before = data_api.stats().requests;
+    let (idle_before, ok_before) = (sample(&metrics, idle), sample(&metrics, ok));
+    let idle_before = idle_before.unwrap_or_default();
+    assert!(before > 0, "the first run went through the counting proxy");
+    p.assert_mirror_equals_source("public.items").await;
+
+    // Longer than the period at which the daemon used to read the
+    // watermark age from Redshift: it is aged locally now.
+    let window = std::time::Instant::now();
+    poll("idle ticks for longer than the sampling period", || async {
+        let metrics = get(&addr, "/metrics").await?.body;
+        let idle_now = sample(&metrics, idle)?;
+        (window.elapsed() > std::time::Duration::from_secs(32) && idle_now >= idle_before + 2.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        data_api.stats().requests,
+        before,
+        "idle ticks must not call the Data API"
+    );
+    let after_idle = wait_for_metrics(&addr, &[(ok, 1.0)]).await;
+    assert_eq!(sample(&after_idle, ok), ok_before, "{after_idle}");
+    let ok_before = ok_before.unwrap_or_default();
+
+    p.source
+        .execute(
+            "UPDATE public.items SET note = 'after idle' WHERE id = 7",
+            &[],
+        )
+        .await
+        .expect("update");
+    p.sync_producer().await;
+    wait_for_metrics(&addr, &[(ok, ok_before + 1.0)]).await;
+    assert!(data_api.stats().requests > before);
     p.assert_mirror_equals_source("public.items").await;
     daemon.kill().await.expect("kill merge daemon");
     p.stop_producer().await;

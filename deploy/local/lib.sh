@@ -105,7 +105,39 @@ ks_ensure_kinesalite() {
     mkdir -p "$dir"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "kinesalite@$KS_KINESALITE_VERSION" >/dev/null)
   fi
+  ks_patch_kinesalite "$dir/node_modules/kinesalite/actions/getShardIterator.js"
   KS_KINESALITE=$dir/node_modules/.bin/kinesalite
+}
+
+# kinesalite 3.3.3 never answers GetShardIterator AT_TIMESTAMP when no
+# record of the shard arrived at or after the timestamp (the request hangs);
+# Kinesis returns an iterator at the tip. The merge daemon's idle check asks
+# exactly that, so the stand-in is made to answer like Kinesis (idempotent;
+# fails loudly if the code it patches changed).
+ks_patch_kinesalite() {
+  python3 - "$1" <<'PATCH'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+old = """        .head(function(item) {
+          iteratorSeq = item.key.split('/')[1]
+          cb(null, {ShardIterator: db.createShardIterator(data.StreamName, shardId, iteratorSeq)})
+        })"""
+new = """        .take(1).join(function(items) { // patched by kinesync's deploy/local/lib.sh
+          iteratorSeq = items.length ? items[0].key.split('/')[1] : db.stringifySequence({
+            shardCreateTime: shardSeqObj.shardCreateTime,
+            seqIx: stream._seqIx[Math.floor(shardIx / 5)],
+            seqTime: now,
+            shardIx: shardSeqObj.shardIx,
+          })
+          cb(null, {ShardIterator: db.createShardIterator(data.StreamName, shardId, iteratorSeq)})
+        })"""
+if new in text:
+    sys.exit(0)
+if old not in text:
+    sys.exit(f"cannot patch {path}: kinesalite's AT_TIMESTAMP code is not the expected one")
+open(path, "w").write(text.replace(old, new))
+PATCH
 }
 
 # Polls until a TCP port accepts connections, or fails after $2 seconds.

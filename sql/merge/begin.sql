@@ -1,3 +1,10 @@
+-- The lease fence: this batch (one transaction) fails as a whole, before it
+-- changes anything, unless this run still holds an unexpired merge lease
+-- (1 / 0 otherwise: "division by zero"; kinesync reports it as a lost lease).
+-- Read-only on the lease table, which only the lease's own statements write.
+SELECT 1 / COUNT(*) AS kinesync_lease_fence
+FROM {{lease}}
+WHERE name = 'merge' AND holder = {{holder}} AND expires_at > GETDATE();
 -- Attribute names inside the events keep their case (column names do).
 -- Which setting keeps the case of a quoted name in SUPER navigation
 -- (e.payload."after"."LineNo") is read two ways (super-configurations,

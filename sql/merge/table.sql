@@ -6,6 +6,8 @@
 -- {{after_columns}}: raw values from e.payload."after" (varchar or SUPER for
 --   TOAST-able columns, final types otherwise), named like the columns.
 -- {{before_key_columns}}: the key from e.payload."before", other columns NULL.
+-- {{temp_distribution}}: DISTKEY(<first key column>) when the mirror has one
+--   (plan::setup::temp_distribution), so that the joins on the key are local.
 -- {{origin_columns}}: _kinesync_origin_<n>, the key the row had before this
 --   change (the "before" key of a key change, else the key itself); used to
 --   find the row version an unchanged TOAST value comes from.
@@ -14,7 +16,7 @@
 --    touches: upserts from "after"; deletes from "before" (a delete, or the
 --    old key of an update that carries one, e.g. a primary-key change;
 --    IS_OBJECT, since a JSON null in SUPER need not be SQL NULL).
-CREATE TEMP TABLE {{changes}} AS
+CREATE TEMP TABLE {{changes}} {{temp_distribution}}AS
 SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
        e.payload."source"."lsn"::bigint AS _kinesync_lsn,
@@ -35,7 +37,7 @@ WHERE {{this_table}}
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
 
 -- 2. The newest change per key (an upsert wins a tie with its own old key).
-CREATE TEMP TABLE {{latest}} AS
+CREATE TEMP TABLE {{latest}} {{temp_distribution}}AS
 SELECT * FROM (
     SELECT c.*, ROW_NUMBER() OVER (
                PARTITION BY {{key_list}}

@@ -14,6 +14,10 @@ pub const DEFAULT_RETENTION_HOURS: u64 = 24;
 pub const DEFAULT_RETENTION_WARN_FRACTION: f64 = 0.5;
 /// How long to wait for one Data API statement before giving up.
 pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 900;
+/// How long the merge lease lasts after each renewal (renewed every third of
+/// it while a run is in progress): a holder that stopped renewing is taken
+/// over at most this long after its last renewal.
+pub const DEFAULT_LEASE_SECS: u64 = 30;
 
 /// `[redshift]`: where the mirror lives and how the Data API reaches it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -40,6 +44,9 @@ pub struct RedshiftConfig {
     pub events_view: String,
     #[serde(default = "default_statement_timeout_secs")]
     pub statement_timeout_secs: u64,
+    /// How long the merge lease lasts after each renewal.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
     /// The stream's retention period, in hours.
     #[serde(default = "default_retention_hours")]
     pub retention_hours: u64,
@@ -63,6 +70,9 @@ fn default_mirror_schema() -> String {
 }
 fn default_events_view() -> String {
     DEFAULT_EVENTS_VIEW.to_owned()
+}
+fn default_lease_secs() -> u64 {
+    DEFAULT_LEASE_SECS
 }
 fn default_statement_timeout_secs() -> u64 {
     DEFAULT_STATEMENT_TIMEOUT_SECS
@@ -110,6 +120,12 @@ impl RedshiftConfig {
         if !(self.retention_warn_fraction > 0.0 && self.retention_warn_fraction <= 1.0) {
             problems
                 .push("redshift.retention_warn_fraction must be above 0 and at most 1".to_owned());
+        }
+        if !(3..=3600).contains(&self.lease_secs) {
+            problems.push(
+                "redshift.lease_secs must be between 3 and 3600 (the merge lease, renewed every third of it)"
+                    .to_owned(),
+            );
         }
         if !(24..=8760).contains(&self.retention_hours) {
             problems.push(

@@ -4,6 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_MERGE_SCHEDULE: &str = "0 */5 * * * *";
+/// A tick whose stream received nothing since the last run skips Redshift.
+pub const DEFAULT_SKIP_IDLE: bool = true;
+/// Even when idle, run at least this often (seconds): keeps the last refresh
+/// well inside any stream retention, so an idle stretch never reads as loss.
+pub const DEFAULT_MAX_IDLE_SECS: u64 = 6 * 3600;
+/// The shortest `max_idle_secs` accepted.
+pub const MIN_MAX_IDLE_SECS: u64 = 60;
 
 /// `[schedule]`: when the merge daemon runs.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -12,18 +19,35 @@ pub struct ScheduleConfig {
     /// Cron expression with a seconds field, e.g. `0 */5 * * * *`.
     #[serde(default = "default_merge_schedule")]
     pub merge: String,
+    /// Ask Kinesis, before each tick's run, whether any record arrived since
+    /// the previous run; skip Redshift entirely when none did.
+    #[serde(default = "default_skip_idle")]
+    pub skip_idle: bool,
+    /// With `skip_idle`, still run when the last run is older than this.
+    #[serde(default = "default_max_idle_secs")]
+    pub max_idle_secs: u64,
 }
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
         ScheduleConfig {
             merge: default_merge_schedule(),
+            skip_idle: DEFAULT_SKIP_IDLE,
+            max_idle_secs: DEFAULT_MAX_IDLE_SECS,
         }
     }
 }
 
 fn default_merge_schedule() -> String {
     DEFAULT_MERGE_SCHEDULE.to_owned()
+}
+
+fn default_skip_idle() -> bool {
+    DEFAULT_SKIP_IDLE
+}
+
+fn default_max_idle_secs() -> u64 {
+    DEFAULT_MAX_IDLE_SECS
 }
 
 impl ScheduleConfig {
@@ -36,6 +60,12 @@ impl ScheduleConfig {
             problems.push(format!(
                 "schedule.merge {:?} is not a cron expression with a seconds field (e.g. \"0 */5 * * * *\"): {message}",
                 self.merge
+            ));
+        }
+        if self.max_idle_secs < MIN_MAX_IDLE_SECS {
+            problems.push(format!(
+                "schedule.max_idle_secs = {} is too short: use at least {MIN_MAX_IDLE_SECS} (seconds), or schedule.skip_idle = false",
+                self.max_idle_secs
             ));
         }
         problems

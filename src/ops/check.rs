@@ -88,6 +88,9 @@ pub async fn check(config: &Config, options: &CheckOptions, shutdown: Shutdown) 
     } else {
         check_kinesis(config, options, &mut findings).await;
     }
+    if options.side != Side::Produce && config.schedule.skip_idle {
+        findings.push(stream_activity_finding(config).await);
+    }
     match (&config.redshift, options.side) {
         (_, Side::Produce) => findings.push(Finding::skipped(
             Part::Redshift,
@@ -566,6 +569,29 @@ async fn check_kinesis(config: &Config, options: &CheckOptions, findings: &mut V
 }
 
 /// Whether `expected` events/s fit the stream's shards (with headroom).
+/// The merge daemon's idle check (schedule.skip_idle) can read the stream.
+async fn stream_activity_finding(config: &Config) -> Finding {
+    let activity = crate::scheduler::activity::StreamActivity::from_config(&config.kinesis).await;
+    let since = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let check = "idle check (schedule.skip_idle)";
+    match activity.since(since).await {
+        Ok(_) => Finding::ok(
+            Part::Kinesis,
+            check,
+            "the merge daemon can ask the stream whether records arrived (ListShards, GetShardIterator, GetRecords)",
+        ),
+        Err(error) => Finding::warn(
+            Part::Kinesis,
+            check,
+            error.problem(),
+            format!(
+                "{}; until then every tick runs the merge (and wakes Redshift): grant the scheduler kinesis:ListShards, kinesis:GetShardIterator, kinesis:GetRecords on the stream (and kms:Decrypt on its key), or set schedule.skip_idle = false",
+                error.fix()
+            ),
+        ),
+    }
+}
+
 fn capacity_finding(summary: &StreamSummary, expected: u64, mode: &str, stream: &str) -> Finding {
     let capacity = u64::try_from(summary.open_shards).unwrap_or(0) * SHARD_RECORDS_PER_SECOND;
     let needed = (expected as f64 / (SHARD_RECORDS_PER_SECOND as f64 * SHARD_HEADROOM)).ceil();

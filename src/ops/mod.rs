@@ -1,8 +1,8 @@
 //! Operating commands: `check` (is every prerequisite in place?), `status`
-//! (how far behind is the pipeline?) and `verify` (is each mirror equal to
-//! its source?).
+//! (how far behind is the pipeline?), `verify` (is each mirror equal to
+//! its source?) and `teardown` (remove the pipeline).
 //!
-//! They only read: the source catalog and slot, the Kinesis stream's
+//! All but `teardown` only read: the source catalog and slot, the Kinesis stream's
 //! description (plus one probe record, see [`check`]), and Redshift's
 //! catalog, checkpoint and tables through the Data API. Each answers with a
 //! report that prints as text for people and serializes as JSON for
@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod status;
+pub mod teardown;
 pub mod verify;
 
 use std::fmt;
@@ -141,11 +142,7 @@ impl fmt::Display for Finding {
     }
 }
 
-/// Seconds between two Redshift `GETDATE()`-style timestamps (`now - then`).
-pub(crate) fn seconds_between(then: &str, now: &str) -> Option<i64> {
-    let parse = crate::redshift::parse_timestamp;
-    Some((parse(now)? - parse(then)?).num_seconds())
-}
+pub(crate) use crate::scheduler::checkpoint::seconds_between;
 
 /// `3725` -> `1h 2m 5s`.
 pub(crate) fn human_duration(seconds: i64) -> String {

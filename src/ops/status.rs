@@ -18,10 +18,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::check::{redshift_values, render};
-use super::{human_duration, seconds_between};
+use super::human_duration;
 use crate::config::Config;
 use crate::postgres::redact_url;
 use crate::redshift::DataApi;
+use crate::scheduler::checkpoint::Checkpoint;
 use crate::scheduler::plan::Objects;
 use crate::shutdown::Shutdown;
 use crate::sql;
@@ -80,9 +81,11 @@ impl StatusReport {
 
 /// How often the producer samples its slot's lag for `kinesync_slot_lag_bytes`.
 pub const SLOT_LAG_SAMPLE: Duration = Duration::from_secs(10);
-/// How often the merge daemon samples the watermark's age (two Data API
-/// queries each time) for `kinesync_mirror_watermark_age_seconds`.
-pub const WATERMARK_SAMPLE: Duration = Duration::from_secs(30);
+/// How often the merge daemon ages `kinesync_mirror_watermark_age_seconds`.
+/// The daemon reads the watermark from Redshift only at start and right
+/// after each successful run, inside the run's tick (`scheduler::checkpoint`),
+/// so an idle daemon does not wake the warehouse (docs/operations.md, "Idle runs").
+pub const WATERMARK_SAMPLE: Duration = Duration::from_secs(1);
 
 /// Keeps the sampled gauges of a long-running process current until
 /// `shutdown`: the slot lag (producer) or the watermark age (merge daemon),
@@ -112,16 +115,8 @@ pub async fn sample_gauges(config: Config, process: Process, shutdown: Shutdown)
                 Ok(_) => {}
                 Err(error) => tracing::debug!(%error, "slot lag sample"),
             },
-            Process::Merge => match merge_status(&config, shutdown.clone()).await {
-                Ok(MergeStatus {
-                    watermark_age_seconds: Some(age),
-                    ..
-                }) => {
-                    m.watermark_age.set(age as f64);
-                }
-                Ok(_) => {}
-                Err(error) => tracing::debug!(%error, "watermark age sample"),
-            },
+            // Read by the daemon itself (scheduler::checkpoint); aged here.
+            Process::Merge => m.age_watermark(),
         }
     }
 }
@@ -255,30 +250,20 @@ async fn merge_status(config: &Config, shutdown: Shutdown) -> Result<MergeStatus
     let mut values = redshift_values(redshift, &objects);
     values.insert("merge_status", objects.merge_status.clone());
     let api = DataApi::connect(redshift, shutdown).await;
-    let checkpoint = render(sql::CHECK_REDSHIFT_CHECKPOINT, &values).ok_or("template")?;
-    let rows = api.query(&checkpoint).await.map_err(|e| {
+    let checkpoint = Checkpoint::read(&objects, &api).await.map_err(|e| {
         format!("{e} (run `kinesync setup` if the checkpoint table does not exist)")
     })?;
-    let row = rows.into_iter().next().unwrap_or_default();
-    let (watermark, merged_at, now) = (
-        row.text("watermark"),
-        row.text("merged_at"),
-        row.text("now"),
-    );
-    let never_merged = watermark.as_deref().is_some_and(|w| w.starts_with("1900-"));
-    let age = |t: &Option<String>| match (t, &now) {
-        (Some(t), Some(now)) if !never_merged => seconds_between(t, now),
-        _ => None,
-    };
-    let merge_age = age(&merged_at);
+    let never_merged = checkpoint.never_merged();
     let mut status = MergeStatus {
-        watermark_age_seconds: age(&watermark),
-        watermark: watermark.filter(|_| !never_merged),
-        last_success_at: merged_at.filter(|_| !never_merged),
+        watermark_age_seconds: checkpoint.watermark_age(),
+        retention_margin_seconds: checkpoint
+            .merge_age()
+            .map(|a| redshift.retention_hours as i64 * 3600 - a),
+        watermark: checkpoint.watermark.filter(|_| !never_merged),
+        last_success_at: checkpoint.merged_at.filter(|_| !never_merged),
         last_run_at: None,
         last_run_result: None,
         last_run_detail: None,
-        retention_margin_seconds: merge_age.map(|a| redshift.retention_hours as i64 * 3600 - a),
     };
     // The run log is newer than the checkpoint: older setups lack its table.
     if let Some(statement) = render(sql::CHECK_REDSHIFT_MERGE_STATUS, &values) {

@@ -25,8 +25,8 @@ use crate::source::relation_cache::Relation;
 use crate::source::replication::SlotInfo;
 use crate::source::replication::{
     create_slot_without_snapshot, drop_slot, ensure_publication, marker_says_ready,
-    marker_says_started, publication_exists, set_snapshot_marker, skipped_marker, slot_info,
-    snapshot_marker, SlotUse,
+    marker_says_started, publication_exists, retire_from_publication, set_snapshot_marker,
+    skipped_marker, slot_info, snapshot_marker, SlotUse,
 };
 use crate::source::snapshot::take_snapshot;
 use crate::sql::display_ident;
@@ -198,6 +198,29 @@ impl Start<'_> {
         Ok(recorded)
     }
 
+    /// Tables removed from `source.tables`: their changes are no longer
+    /// streamed, so the marker no longer records them (were one configured
+    /// again, it would count as new: never as streamed all along, which
+    /// would hide the gap), and they leave the publication. A publication
+    /// kinesync may not alter only costs decoding: warned, not fatal.
+    async fn retire(&self, removed: &[TableName]) {
+        if removed.is_empty() {
+            return;
+        }
+        let publication = &self.config.source.publication;
+        let names: Vec<String> = removed.iter().map(TableName::to_string).collect();
+        match retire_from_publication(self.admin, publication, removed).await {
+            Ok(_) => tracing::info!(
+                tables = ?names,
+                "tables removed from source.tables are no longer streamed and left the publication; their mirrors are kept (drop them with kinesync teardown --table)"
+            ),
+            Err(error) => tracing::warn!(
+                tables = ?names,
+                "tables removed from source.tables are no longer streamed, but could not leave the publication: {error}"
+            ),
+        }
+    }
+
     /// The configured slot, if it exists, provided it is ours to use.
     async fn usable_slot(&self) -> Result<Option<SlotInfo>, ProduceError> {
         let (source, admin) = (&self.config.source, self.admin);
@@ -218,9 +241,11 @@ impl Start<'_> {
         Ok(slot)
     }
 
-    /// Resuming a slot whose snapshot was delivered: the marker records any
-    /// newly configured table (from now on it is streamed), and tables just
-    /// added to the publication are named (their existing rows are not copied).
+    /// Resuming a slot whose snapshot was delivered: the marker records
+    /// exactly the configured tables (a newly configured one is streamed from
+    /// now on; one removed from `source.tables` is retired, see
+    /// [`Self::retire`]), and tables just added to the publication are named
+    /// (their existing rows are not copied).
     async fn resume(
         &self,
         marker: Option<&str>,
@@ -229,16 +254,20 @@ impl Start<'_> {
     ) -> Result<(), ProduceError> {
         let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
         if let Some(text) = marker {
-            if configured.iter().any(|t| !recorded.contains(t)) {
-                let mut all = recorded.to_vec();
-                all.extend(configured.iter().filter(|t| !recorded.contains(t)).cloned());
+            let removed: Vec<TableName> = recorded
+                .iter()
+                .filter(|t| !configured.contains(t))
+                .cloned()
+                .collect();
+            if configured.iter().any(|t| !recorded.contains(t)) || !removed.is_empty() {
                 set_snapshot_marker(
                     admin,
                     &source.publication,
-                    Some(&coverage::with_tables(text, &all)),
+                    Some(&coverage::with_tables(text, configured)),
                 )
                 .await?;
             }
+            self.retire(&removed).await;
         }
         if !added.is_empty() {
             tracing::warn!(

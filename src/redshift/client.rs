@@ -10,10 +10,32 @@ use tokio::time::Instant;
 use crate::config::RedshiftConfig;
 use crate::shutdown::Shutdown;
 
-/// First wait between two DescribeStatement calls.
+/// Wait before the first DescribeStatement call: a statement is never done
+/// the moment it was submitted, and most bookkeeping statements are done
+/// within a few tens of milliseconds.
 const POLL_INITIAL: Duration = Duration::from_millis(50);
 /// Longest wait between two DescribeStatement calls.
 const POLL_MAX: Duration = Duration::from_secs(2);
+
+/// The wait after `delay`: doubled, at most [`POLL_MAX`]. A statement
+/// running `t` seconds is polled about log2(t / POLL_INITIAL) times until it
+/// reaches `POLL_MAX`, then every 2 s; it is seen finished at most one wait
+/// (at most as long as it ran so far, and 2 s) after it finished.
+fn next_poll(delay: Duration) -> Duration {
+    (delay * 2).min(POLL_MAX)
+}
+
+/// The waits of a statement expected to run about `expected`: the first
+/// poll at three quarters of it, then from a quarter of it, doubling (both
+/// at least [`POLL_INITIAL`]). Without an expectation: [`POLL_INITIAL`],
+/// doubling. A merge run's batches are alike, so the one before tells how
+/// long the next takes: about two polls each instead of log2(t / 50 ms).
+fn first_polls(expected: Option<Duration>) -> (Duration, Duration) {
+    match expected {
+        Some(t) => ((t * 3 / 4).max(POLL_INITIAL), (t / 4).max(POLL_INITIAL)),
+        None => (POLL_INITIAL, next_poll(POLL_INITIAL)),
+    }
+}
 
 /// Why a statement did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +245,44 @@ impl DataApi {
 
     /// Runs statements as one transaction (any failure rolls all back).
     pub async fn batch(&self, sqls: &[String]) -> Result<BatchOutcome, RedshiftError> {
+        Ok(self.batch_with_results(sqls, &[]).await?.0)
+    }
+
+    /// [`DataApi::batch`] of a batch expected to run about `expected`
+    /// (polled accordingly, see [`first_polls`]).
+    pub async fn batch_expecting(
+        &self,
+        sqls: &[String],
+        expected: Option<Duration>,
+    ) -> Result<BatchOutcome, RedshiftError> {
+        let id = self.submit_batch(sqls).await?;
+        let summary = format!("batch of {} statements", sqls.len());
+        let (_, result_rows) = self.wait_expecting(&id, &summary, expected).await?;
+        Ok(BatchOutcome { result_rows })
+    }
+
+    /// [`DataApi::batch`], then the rows returned by the statements at
+    /// `results` (0-based positions in `sqls`), one GetStatementResult each
+    /// (on the sub-statement id `<id>:<n>`): a batch whose last statements are
+    /// queries costs one request per query more than a plain batch, not a
+    /// statement of its own.
+    pub async fn batch_with_results(
+        &self,
+        sqls: &[String],
+        results: &[usize],
+    ) -> Result<(BatchOutcome, Vec<Vec<Row>>), RedshiftError> {
+        let id = self.submit_batch(sqls).await?;
+        let summary = format!("batch of {} statements", sqls.len());
+        let (_, result_rows) = self.wait(&id, &summary).await?;
+        let mut rows = Vec::with_capacity(results.len());
+        for at in results {
+            rows.push(self.rows(&format!("{id}:{}", at + 1)).await?);
+        }
+        Ok((BatchOutcome { result_rows }, rows))
+    }
+
+    /// Submits a batch (BatchExecuteStatement); returns its id.
+    async fn submit_batch(&self, sqls: &[String]) -> Result<String, RedshiftError> {
         tracing::debug!(statements = sqls.len(), "batch");
         for sql in sqls {
             check_size(sql)?;
@@ -236,23 +296,25 @@ impl DataApi {
         .send()
         .await
         .map_err(|e| self.api_error("BatchExecuteStatement", &e))?;
-        let id = output.id().unwrap_or_default().to_owned();
-        let summary = format!("batch of {} statements", sqls.len());
-        let (_, result_rows) = self.wait(&id, &summary).await?;
-        Ok(BatchOutcome { result_rows })
+        Ok(output.id().unwrap_or_default().to_owned())
     }
 
     /// Runs a query and returns all its rows.
     pub async fn query(&self, sql: &str) -> Result<Vec<Row>, RedshiftError> {
         let id = self.submit(sql).await?;
         self.wait(&id, sql).await?;
+        self.rows(&id).await
+    }
+
+    /// Every row of the finished statement `id`, page by page.
+    async fn rows(&self, id: &str) -> Result<Vec<Row>, RedshiftError> {
         let mut rows = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
             let page = self
                 .client
                 .get_statement_result()
-                .id(&id)
+                .id(id)
                 .set_next_token(next_token.take())
                 .send()
                 .await
@@ -293,9 +355,27 @@ impl DataApi {
     /// Polls until the statement ends. Returns its result rows and, for a
     /// batch, each sub-statement's.
     async fn wait(&self, id: &str, statement: &str) -> Result<(i64, Vec<i64>), RedshiftError> {
+        self.wait_expecting(id, statement, None).await
+    }
+
+    /// [`DataApi::wait`] for a statement expected to run about `expected`.
+    async fn wait_expecting(
+        &self,
+        id: &str,
+        statement: &str,
+        expected: Option<Duration>,
+    ) -> Result<(i64, Vec<i64>), RedshiftError> {
         let deadline = Instant::now() + Duration::from_secs(self.config.statement_timeout_secs);
-        let mut delay = POLL_INITIAL;
+        let (mut delay, mut after) = first_polls(expected);
         loop {
+            tokio::select! {
+                _ = self.shutdown.wait() => {
+                    self.cancel(id).await;
+                    return Err(RedshiftError::Cancelled { statement: statement.to_owned() });
+                }
+                _ = tokio::time::sleep(delay) => {}
+            }
+            (delay, after) = (after, next_poll(after));
             let described = self
                 .client
                 .describe_statement()
@@ -337,14 +417,6 @@ impl DataApi {
                     seconds: self.config.statement_timeout_secs,
                 });
             }
-            tokio::select! {
-                _ = self.shutdown.wait() => {
-                    self.cancel(id).await;
-                    return Err(RedshiftError::Cancelled { statement: statement.to_owned() });
-                }
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 3 / 2).min(POLL_MAX);
         }
     }
 
@@ -364,5 +436,27 @@ fn value_of(field: &Field) -> Value {
         Field::StringValue(v) => Value::Text(v.clone()),
         Field::BlobValue(b) => Value::Text(hex::encode(b.as_ref())),
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_start_short_and_double_or_follow_the_expected_duration() {
+        assert_eq!(
+            first_polls(None),
+            (POLL_INITIAL, POLL_INITIAL * 2),
+            "no expectation: 50 ms, then 100 ms"
+        );
+        assert_eq!(next_poll(Duration::from_millis(1500)), POLL_MAX);
+        let (first, then) = first_polls(Some(Duration::from_secs(4)));
+        assert_eq!(first, Duration::from_secs(3));
+        assert_eq!(then, Duration::from_secs(1));
+        assert_eq!(
+            first_polls(Some(Duration::from_millis(1))),
+            (POLL_INITIAL, POLL_INITIAL)
+        );
     }
 }

@@ -2,12 +2,19 @@
 //! never overlapping inside this process (a run still going when the next
 //! tick comes makes that tick skip, with a log line).
 //!
+//! With `schedule.skip_idle` (the default), a tick first asks Kinesis
+//! whether any record arrived since the previous run began
+//! ([`super::activity`]); when none did, the tick ends there, without a
+//! single Data API request, logged and counted as `result="idle"`. The first
+//! tick after start, and any tick more than `schedule.max_idle_secs` after
+//! the last run, always runs.
+//!
 //! Each run's outcome goes to the metrics (runs by result, duration, rows
 //! per table, last success) and to readiness: `/readyz` fails while the
 //! last run failed or the Data API does not answer.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
@@ -18,6 +25,9 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::{label, unix_now};
 use crate::telemetry::{self, health, metrics};
 
+use super::activity::{Activity, StreamActivity};
+use super::checkpoint;
+use super::plan::Objects;
 use super::{merge_once, MergeSummary, SchedulerError};
 
 /// The readiness condition "the last merge run did not fail".
@@ -34,6 +44,9 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
     };
     health().set(LAST_MERGE_CONDITION, Ok(()));
     let api = DataApi::connect(redshift, shutdown.clone()).await;
+    let objects = Arc::new(Objects::new(&config, redshift));
+    checkpoint::sample_watermark_age(&objects, &api).await;
+    let run_api = api.clone();
     health().set_probe(
         "data_api",
         Arc::new(move || {
@@ -45,7 +58,8 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
     let schedule_error =
         |e: tokio_cron_scheduler::JobSchedulerError| SchedulerError::Schedule(e.to_string());
     let scheduler = JobScheduler::new().await.map_err(schedule_error)?;
-    let running = Arc::new(Mutex::new(()));
+    let gate = IdleGate::new(&config).await;
+    let running = Arc::new(Mutex::new(gate));
     let in_flight = running.clone();
     let config = Arc::new(config);
     let job_shutdown = shutdown.clone();
@@ -54,16 +68,25 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
         let running = running.clone();
         let config = config.clone();
         let shutdown = job_shutdown.clone();
+        let (objects, api) = (objects.clone(), run_api.clone());
         Box::pin(async move {
             if shutdown.is_triggered() {
                 return;
             }
-            let Ok(_guard) = running.try_lock() else {
+            let Ok(mut gate) = running.try_lock() else {
                 tracing::warn!("previous merge run still going; skipping this tick");
                 return;
             };
-            let started = Instant::now();
+            if gate.is_idle().await {
+                return;
+            }
+            let (started, began) = (Instant::now(), SystemTime::now());
             let outcome = merge_once(&config, false, false, shutdown).await;
+            if outcome.is_ok() {
+                gate.last_run = Some(began);
+                // Before the run is counted: whoever sees the count sees the age.
+                checkpoint::sample_watermark_age(&objects, &api).await;
+            }
             record_run(&outcome, started.elapsed());
             match outcome {
                 Ok(summary) => tracing::info!("{summary}"),
@@ -90,6 +113,64 @@ pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<(), Schedu
     scheduler.shutdown().await.map_err(schedule_error)?;
     tracing::info!("merge scheduler stopped");
     Ok(())
+}
+
+/// Whether a tick may skip Redshift: the stream's activity since the
+/// beginning of the last successful run.
+struct IdleGate {
+    /// `None` with `schedule.skip_idle = false`.
+    activity: Option<StreamActivity>,
+    max_idle: Duration,
+    last_run: Option<SystemTime>,
+}
+
+impl IdleGate {
+    async fn new(config: &Config) -> IdleGate {
+        let activity = match config.schedule.skip_idle {
+            true => Some(StreamActivity::from_config(&config.kinesis).await),
+            false => None,
+        };
+        IdleGate {
+            activity,
+            max_idle: Duration::from_secs(config.schedule.max_idle_secs),
+            last_run: None,
+        }
+    }
+
+    /// True (logged and counted) when nothing arrived since the last run;
+    /// false when the tick must run, or when that cannot be ruled out.
+    async fn is_idle(&self) -> bool {
+        let (Some(activity), Some(last)) = (&self.activity, self.last_run) else {
+            return false;
+        };
+        if last.elapsed().map_or(true, |age| age >= self.max_idle) {
+            return false;
+        }
+        match activity.since(last).await {
+            Ok(Activity::Quiet { shards }) => {
+                let since = chrono::DateTime::<chrono::Utc>::from(last);
+                tracing::info!(
+                    shards,
+                    since = %since.format("%Y-%m-%d %H:%M:%S UTC"),
+                    "merge skipped: no record arrived in the stream since the last run (Redshift not contacted)"
+                );
+                metrics()
+                    .merge_runs
+                    .get_or_create(&label("result", "idle"))
+                    .inc();
+                true
+            }
+            Ok(Activity::Arrived { .. }) => false,
+            Err(error) => {
+                tracing::warn!(
+                    "could not ask Kinesis whether the stream is idle, so this tick runs the merge: {}; {}",
+                    error.problem(),
+                    error.fix()
+                );
+                false
+            }
+        }
+    }
 }
 
 /// A run's outcome in the metrics and the readiness condition. A run skipped

@@ -10,6 +10,7 @@ use crate::redshift::{DataApi, Row};
 use crate::shutdown::Shutdown;
 use crate::sql::TableName;
 
+use super::lease::{Lease, Renewal};
 use super::plan::{self, MirrorTable, Objects, Pending};
 use super::setup::read_mirror_tables;
 use super::shapes;
@@ -90,6 +91,12 @@ impl fmt::Display for MergeSummary {
 /// truncates pending) and runs nothing. Stops with
 /// [`SchedulerError::DataLoss`] when the previous refresh is older than the
 /// stream's retention, unless `accept_data_loss`.
+///
+/// Requests: the lease batch (taking the lease, reading the times and the
+/// mirror's columns), the refresh, one batch recording the refresh and
+/// reading what is pending, the table shapes (scheduler/shapes.rs), the
+/// mirror's column widths, the merge batches (each fenced by the lease),
+/// and one batch recording the outcome and releasing the lease.
 pub async fn merge_once(
     config: &Config,
     print: bool,
@@ -110,56 +117,43 @@ pub async fn merge_once(
             shapes::mirror_tables(config, &objects, &api, read_mirror_tables(config)).await?,
         );
     }
-    let holder = lease_holder_id();
-    let lease_seconds = redshift.statement_timeout_secs * 2 + 300;
-    let (acquire, holder_query, release) =
-        plan::lease_statements(&objects, &holder, lease_seconds)?;
-    let mut row = take_lease(&api, &acquire, &holder_query).await?;
-    let current = row.text("holder");
-    if let Some(stale) = current.filter(|c| *c != holder && holder_is_gone(c)) {
-        tracing::warn!(
-            holder = %stale,
-            "the merge lease is held by a scheduler of this host that no longer runs (killed?): taking it over"
-        );
-        api.execute(&plan::lease_break_statement(&objects, &stale)?)
-            .await?;
-        row = take_lease(&api, &acquire, &holder_query).await?;
-    }
-    if row.text("holder").as_deref() != Some(holder.as_str()) {
-        // Two schedulers may both have inserted a lease row at once (the
-        // first by name wins): the one backing off removes its own row, or
-        // it would block every later run until it expires.
-        if let Err(error) = api.execute(&release).await {
-            tracing::warn!(%error, "could not remove this run's losing lease row; it expires by itself");
-        }
-    }
-    match row.text("holder") {
-        Some(current) if current == holder => {}
-        Some(current) => {
-            return Err(SchedulerError::LeaseHeld {
-                holder: current,
-                until: row.text("expires_at").unwrap_or_default(),
-            });
-        }
-        None => {
-            return Err(SchedulerError::LeaseHeld {
-                holder: "(unknown)".to_owned(),
-                until: String::new(),
-            })
-        }
-    }
+    let lease = Lease::new(&objects, redshift.lease_secs)?;
+    let taken = lease
+        .take(&api, &objects, &[plan::mirror_columns_statement(&objects)?])
+        .await?;
+    let row = &taken.holder_row;
     let (last_merged_at, now) = (row.text("last_merged_at"), row.text("now"));
     warn_if_near_retention(redshift, last_merged_at.as_deref(), now.as_deref());
+    let run = Run {
+        api: &api,
+        objects: &objects,
+        holder: lease.holder(),
+        started,
+    };
     let retention = Retention {
         hours: redshift.retention_hours,
         accept_loss: accept_data_loss,
     };
-    let outcome = run_locked(&api, &objects, config, retention, started).await;
-    record_status(&api, &objects, &outcome).await;
-    if let Err(error) = api.execute(&release).await {
-        tracing::warn!(%error, "could not release the merge lease; it expires by itself");
-    }
+    let renewal = lease.renew_in_background(&api);
+    let outcome = match check_retention(row, &config.source.tables, retention) {
+        Ok(()) => {
+            let existing =
+                existing_columns(taken.extra.first().map(Vec::as_slice).unwrap_or_default());
+            run_locked(&run, config, &existing, now, &renewal).await
+        }
+        Err(error) => Err(error),
+    };
+    renewal.stop().await;
+    finish(&run, &lease, &outcome).await;
     outcome
+}
+
+/// What every step of a run under the lease needs.
+struct Run<'a> {
+    api: &'a DataApi,
+    objects: &'a Objects,
+    holder: &'a str,
+    started: Instant,
 }
 
 /// `merge --once --print`: the SQL of a run with every table assumed to
@@ -172,7 +166,11 @@ fn print_run(objects: &Objects, tables: Vec<MirrorTable>) -> Result<MergeSummary
     };
     let all: Vec<(MirrorTable, Pending)> = tables.into_iter().map(|t| (t, everything)).collect();
     println!("{};\n", plan::refresh_statement(objects)?);
-    for (i, batch) in plan::merge_batches(objects, &all)?.iter().enumerate() {
+    let holder = "(this run's lease holder)";
+    for (i, batch) in plan::merge_batches(objects, holder, &all)?
+        .iter()
+        .enumerate()
+    {
         println!("-- batch {} (one transaction)", i + 1);
         for statement in &batch.statements {
             println!("{statement};\n");
@@ -181,73 +179,25 @@ fn print_run(objects: &Objects, tables: Vec<MirrorTable>) -> Result<MergeSummary
     Ok(MergeSummary::default())
 }
 
-/// Writes the run's outcome for `kinesync status`; a failure to write it
-/// only warns (the outcome itself is already decided).
-async fn record_status(
-    api: &DataApi,
-    objects: &Objects,
-    outcome: &Result<MergeSummary, SchedulerError>,
-) {
+/// Writes the run's outcome for `kinesync status` and releases the lease,
+/// in one batch; a failure only warns (the outcome is already decided, and
+/// the lease expires by itself).
+async fn finish(run: &Run<'_>, lease: &Lease, outcome: &Result<MergeSummary, SchedulerError>) {
     let (result, detail) = match outcome {
         Ok(summary) => ("ok", summary.to_string()),
         Err(error) => ("failed", error.to_string()),
     };
-    let statements = match plan::record_status_statements(objects, result, &detail) {
+    let mut statements = match plan::record_status_statements(run.objects, result, &detail) {
         Ok(statements) => statements,
         Err(error) => {
             tracing::warn!(%error, "could not build the merge status statements");
-            return;
+            Vec::new()
         }
     };
-    if let Err(error) = api.batch(&statements).await {
-        tracing::warn!(%error, "could not record the merge outcome for `kinesync status` (run `kinesync setup` to create its table)");
+    statements.push(lease.release_statement().to_owned());
+    if let Err(error) = run.api.batch(&statements).await {
+        tracing::warn!(%error, "could not record the merge outcome for `kinesync status` (run `kinesync setup` to create its table) nor release the merge lease (it expires by itself)");
     }
-}
-
-/// Runs the lease statements; returns the holder row (holder, expiry,
-/// last merge, now).
-async fn take_lease(
-    api: &DataApi,
-    acquire: &[String],
-    holder_query: &str,
-) -> Result<Row, SchedulerError> {
-    api.batch(acquire).await?;
-    let rows = api.query(holder_query).await?;
-    Ok(rows.first().cloned().unwrap_or_default())
-}
-
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".to_owned())
-}
-
-/// `host:pid:random`, naming this run in the lease table.
-fn lease_holder_id() -> String {
-    format!(
-        "{}:{}:{:08x}",
-        host_name(),
-        std::process::id(),
-        rand::random::<u32>()
-    )
-}
-
-/// Whether `holder` (`host:pid:random`) names a process of this host that
-/// no longer exists. Only where `/proc` tells (Linux); elsewhere, and for
-/// other hosts, the lease is left to expire.
-fn holder_is_gone(holder: &str) -> bool {
-    let mut parts = holder.rsplitn(3, ':');
-    let (Some(_), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let proc = std::path::Path::new("/proc");
-    host == host_name()
-        && pid.parse::<u32>().is_ok()
-        && proc.join("self").exists()
-        && !proc.join(pid).exists()
 }
 
 /// Records not refreshed within the stream's retention are gone for good:
@@ -297,40 +247,48 @@ fn expired_window(previous: &str, now: &str, retention_hours: u64) -> Option<(St
 }
 
 /// Before a refresh: stop if records may have expired since the previous
-/// one. Returns the refresh's start time (to record once it succeeded).
-async fn check_retention(
-    api: &DataApi,
-    objects: &Objects,
+/// one (`previous` and `now` of the lease batch's holder row).
+fn check_retention(
+    row: &Row,
     tables: &[String],
     retention: Retention,
-) -> Result<Option<String>, SchedulerError> {
-    let rows = api.query(&plan::last_refresh_statement(objects)?).await?;
-    let row = rows.first().cloned().unwrap_or_default();
-    let (previous, now) = (row.text("previous"), row.text("now"));
-    if let (Some(previous), Some(now)) = (&previous, &now) {
-        if let Some((from, to)) = expired_window(previous, now, retention.hours) {
-            if !retention.accept_loss {
-                return Err(SchedulerError::DataLoss {
-                    from,
-                    to,
-                    retention_hours: retention.hours,
-                    tables: tables.join(", "),
-                });
-            }
-            tracing::warn!(%from, %to, "merging despite records that may have expired unread (--accept-data-loss)");
+) -> Result<(), SchedulerError> {
+    let (Some(previous), Some(now)) = (row.text("previous"), row.text("now")) else {
+        return Ok(());
+    };
+    let Some((from, to)) = expired_window(&previous, &now, retention.hours) else {
+        return Ok(());
+    };
+    if !retention.accept_loss {
+        return Err(SchedulerError::DataLoss {
+            from,
+            to,
+            retention_hours: retention.hours,
+            tables: tables.join(", "),
+        });
+    }
+    tracing::warn!(%from, %to, "merging despite records that may have expired unread (--accept-data-loss)");
+    Ok(())
+}
+
+/// The mirror's tables and columns as Redshift stores them (merge/mirror_columns.sql).
+fn existing_columns(rows: &[Row]) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut existing: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for row in rows {
+        let text = |column: &str| row.text(column);
+        if let (Some(table), Some(column), Some(data_type)) =
+            (text("table_name"), text("column_name"), text("data_type"))
+        {
+            // As Redshift stores it, like MirrorTable::name (ASCII folded).
+            existing.entry(table).or_default().push((column, data_type));
         }
     }
-    Ok(now)
+    existing
 }
 
 /// Each table with its pending event counts (merge/pending.sql); events
 /// of tables not configured are left unmerged, with a warning.
-async fn pending_work(
-    api: &DataApi,
-    objects: &Objects,
-    tables: Vec<MirrorTable>,
-) -> Result<Vec<(MirrorTable, Pending)>, SchedulerError> {
-    let rows = api.query(&plan::pending_statement(objects)?).await?;
+fn pending_work(rows: &[Row], tables: Vec<MirrorTable>) -> Vec<(MirrorTable, Pending)> {
     let rows: Vec<(String, String, String, u64)> = rows
         .iter()
         .filter_map(|row| {
@@ -358,38 +316,36 @@ async fn pending_work(
     if !unknown.is_empty() {
         tracing::warn!(tables = ?unknown, "events for tables not in source.tables are left unmerged");
     }
-    Ok(work)
+    work
 }
 
+/// Refresh -> pending and shapes -> schema changes and widenings -> merge
+/// batches (the last storing the run's shapes), under the lease.
 async fn run_locked(
-    api: &DataApi,
-    objects: &Objects,
+    run: &Run<'_>,
     config: &Config,
-    retention: Retention,
-    started: Instant,
+    existing: &BTreeMap<String, Vec<(String, String)>>,
+    refresh_started: Option<String>,
+    renewal: &Renewal,
 ) -> Result<MergeSummary, SchedulerError> {
-    let refresh_started = check_retention(api, objects, &config.source.tables, retention).await?;
+    let (api, objects) = (run.api, run.objects);
     api.execute(&plan::refresh_statement(objects)?)
         .await
         .map_err(SchedulerError::Refresh)?;
-    if let Some(at) = refresh_started {
-        api.batch(&plan::refresh_done_statements(objects, &at)?)
-            .await?;
-    }
+    // Recording the refresh and reading what is pending: one batch.
+    let mut statements = match &refresh_started {
+        Some(at) => plan::refresh_done_statements(objects, at)?,
+        None => Vec::new(),
+    };
+    statements.push(plan::pending_statement(objects)?);
+    let (_, results) = api
+        .batch_with_results(&statements, &[statements.len() - 1])
+        .await?;
     // After the refresh: the shape records of the events this run merges.
     let tables = shapes::mirror_tables(config, objects, api, read_mirror_tables(config)).await?;
+
     // New source tables and columns reach the mirror before their events.
-    let mut existing: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for row in api.query(&plan::mirror_columns_statement(objects)?).await? {
-        let text = |column: &str| row.text(column);
-        if let (Some(table), Some(column), Some(data_type)) =
-            (text("table_name"), text("column_name"), text("data_type"))
-        {
-            // As Redshift stores it, like MirrorTable::name (ASCII folded).
-            existing.entry(table).or_default().push((column, data_type));
-        }
-    }
-    let changes = plan::schema_change_statements(objects, &tables, &existing)?;
+    let changes = plan::schema_change_statements(objects, &tables, existing)?;
     for chunk in changes.chunks(plan::MAX_STATEMENTS_PER_BATCH) {
         tracing::info!(
             statements = chunk.len(),
@@ -399,33 +355,53 @@ async fn run_locked(
     }
     shapes::widen_columns(api, objects, &tables).await?;
 
-    let work = pending_work(api, objects, tables).await?;
-    let mut batches = plan::merge_batches(objects, &work)?;
-    shapes::store_in_last_batch(objects, &mut batches)?;
+    let pending = results.first().map(Vec::as_slice).unwrap_or_default();
+    let work = pending_work(pending, tables);
+    let mut batches = plan::merge_batches(objects, run.holder, &work)?;
+    shapes::store_in_last_batch(objects, run.holder, &mut batches)?;
     let mut summary = MergeSummary {
         batches: batches.len(),
         ..MergeSummary::default()
     };
+    // Time per statement of the batch before, to poll the next one when it
+    // should be done (see DataApi::batch_expecting).
+    let mut per_statement: Option<std::time::Duration> = None;
     for batch in &batches {
+        if renewal.lost() {
+            return Err(SchedulerError::LeaseLost);
+        }
+        let n = u32::try_from(batch.statements.len()).unwrap_or(u32::MAX);
+        let sent = Instant::now();
         let outcome = api
-            .batch(&batch.statements)
+            .batch_expecting(&batch.statements, per_statement.map(|t| t * n))
             .await
             .map_err(SchedulerError::merge)?;
-        for (table, (mirror, p)) in work.iter().enumerate() {
-            if p.events == 0 {
-                continue;
-            }
-            if let Some(counts) = table_counts(batch, table, &outcome.result_rows) {
-                summary.tables.push(TableSummary {
-                    table: mirror.source.qualified_name(),
-                    events: p.events,
-                    ..counts
-                });
-            }
-        }
+        per_statement = Some(sent.elapsed() / n.max(1));
+        summary
+            .tables
+            .extend(batch_summary(batch, &work, &outcome.result_rows));
     }
-    summary.duration = started.elapsed();
+    summary.duration = run.started.elapsed();
     Ok(summary)
+}
+
+/// The tables merged by `batch`, with their row counts.
+fn batch_summary(
+    batch: &plan::MergeBatch,
+    work: &[(MirrorTable, Pending)],
+    rows: &[i64],
+) -> Vec<TableSummary> {
+    work.iter()
+        .enumerate()
+        .filter(|(_, (_, p))| p.events > 0)
+        .filter_map(|(table, (mirror, p))| {
+            table_counts(batch, table, rows).map(|counts| TableSummary {
+                table: mirror.source.qualified_name(),
+                events: p.events,
+                ..counts
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -446,14 +422,5 @@ mod tests {
             ))
         );
         assert_eq!(expired_window("garbage", "2024-01-02 00:00:00", 24), None);
-    }
-
-    #[test]
-    fn a_lease_holder_elsewhere_or_alive_is_not_gone() {
-        use super::holder_is_gone;
-        assert!(!holder_is_gone("some-other-host:1:abcd"));
-        let me = super::lease_holder_id();
-        assert!(!holder_is_gone(&me), "this process is alive");
-        assert!(!holder_is_gone("no-pid-here"));
     }
 }

@@ -2,16 +2,21 @@
 //! refreshes the streaming view and merges every table's new events into its
 //! mirror, and the daemon runs merges on a cron schedule.
 //!
-//! A merge run is: (1) make sure every mirror table exists, (2) `REFRESH
+//! A merge run is: (1) take the merge lease (see `lease`), (2) `REFRESH
 //! MATERIALIZED VIEW` as a statement of its own (Redshift runs it as its own
-//! transaction), (3) count the pending events per table, (4) run the merge
-//! batches, each one transaction, the last one advancing the watermark. The
-//! algorithm and why it is correct are in docs/redshift.md.
+//! transaction), (3) count the pending events per table and take each table's
+//! shape from the stream (see `shapes`), (4) make sure every mirror table and
+//! column exists, widened to its shape, (5) run the merge batches, each one
+//! transaction fenced by the lease, the last one advancing the watermark.
+//! The algorithm and why it is correct are in docs/redshift.md.
 
 pub mod mapping;
 pub mod plan;
 
+pub mod activity;
+pub mod checkpoint;
 mod daemon;
+mod lease;
 mod merge;
 mod setup;
 mod shapes;
@@ -20,6 +25,7 @@ pub use daemon::run_daemon;
 pub use merge::{merge_once, MergeSummary, TableSummary};
 pub(crate) use setup::read_mirror_tables;
 pub use setup::setup;
+pub use shapes::SHAPES_TABLE;
 
 use crate::redshift::RedshiftError;
 use crate::source::tables::TablesError;
@@ -27,12 +33,19 @@ use crate::sql::SqlError;
 
 /// Marker of merge/toast_unresolved.sql's failure message.
 const UNRESOLVED_TOAST: &str = "kinesync-unresolved-toast: ";
+/// The column of merge/begin.sql's lease fence, named in its failure.
+const LEASE_FENCE: &str = "kinesync_lease_fence";
 
 impl SchedulerError {
-    /// A failed merge batch: an unresolved TOAST placeholder is reported as
-    /// such (table, key, column), every other failure as it came.
+    /// A failed merge batch: a failed lease fence as a lost lease, an
+    /// unresolved TOAST placeholder as such (table, key, column), every other
+    /// failure as it came.
     pub fn merge(error: RedshiftError) -> SchedulerError {
         let text = error.to_string();
+        if matches!(&error, RedshiftError::Failed { statement, .. } if statement.contains(LEASE_FENCE))
+        {
+            return SchedulerError::LeaseLost;
+        }
         match text.split_once(UNRESOLVED_TOAST) {
             Some((_, rest)) => SchedulerError::UnresolvedToast(
                 rest.split('"').next().unwrap_or(rest).trim().to_owned(),
@@ -76,6 +89,8 @@ pub enum SchedulerError {
     },
     #[error("merge skipped: another scheduler ({holder}) holds the merge lease until {until}")]
     LeaseHeld { holder: String, until: String },
+    #[error("merge stopped: this run lost the merge lease (it expired: the renewal did not reach Redshift within redshift.lease_secs, or another scheduler took it over); the batch was rolled back, mirror tables and watermark are unchanged, the next run retries")]
+    LeaseLost,
     #[error("invalid merge schedule: {0}")]
     Schedule(String),
     #[error(transparent)]
@@ -105,6 +120,15 @@ mod tests {
         assert!(matches!(
             SchedulerError::merge(other),
             SchedulerError::Merge(_)
+        ));
+        let fenced = RedshiftError::Failed {
+            statement: "SELECT 1 / COUNT(*) AS kinesync_lease_fence FROM mirror.kinesync_lease"
+                .into(),
+            error: "ERROR: division by zero (sub-statement 1 of 20)".into(),
+        };
+        assert!(matches!(
+            SchedulerError::merge(fenced),
+            SchedulerError::LeaseLost
         ));
     }
 }

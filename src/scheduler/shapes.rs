@@ -254,6 +254,7 @@ fn is_missing_relation(error: &RedshiftError) -> bool {
 /// run when the last one has no room left.
 pub fn store_in_last_batch(
     objects: &Objects,
+    holder: &str,
     batches: &mut Vec<MergeBatch>,
 ) -> Result<(), SqlError> {
     let store = store_shapes_statements(objects)?;
@@ -262,7 +263,9 @@ pub fn store_in_last_batch(
         return Ok(());
     };
     if last.statements.len() + store.len() > MAX_STATEMENTS_PER_BATCH {
-        let begin = sql::MERGE_BEGIN.render(&objects.values())?;
+        let mut fenced = objects.values();
+        fenced.insert("holder", quote_literal(holder));
+        let begin = sql::MERGE_BEGIN.render(&fenced)?;
         let at = last.statements.len().saturating_sub(closing);
         let commit: Vec<String> = last.statements.drain(at..).collect();
         last.counted.truncate(at);
@@ -377,7 +380,9 @@ mod tests {
         let commit = sql::MERGE_COMMIT.render(&objects.values()).unwrap();
         let store = store_shapes_statements(&objects).unwrap();
         for filled in [5, MAX_STATEMENTS_PER_BATCH - 1] {
-            let begin = sql::MERGE_BEGIN.render(&objects.values()).unwrap();
+            let mut fenced = objects.values();
+            fenced.insert("holder", quote_literal("h"));
+            let begin = sql::MERGE_BEGIN.render(&fenced).unwrap();
             let mut statements = begin.clone();
             statements.resize(filled, "SELECT 1".to_owned());
             statements.extend(commit.clone());
@@ -386,7 +391,7 @@ mod tests {
                 statements,
                 counted,
             }];
-            store_in_last_batch(&objects, &mut batches).unwrap();
+            store_in_last_batch(&objects, "h", &mut batches).unwrap();
             let last = batches.last().unwrap();
             assert!(batches
                 .iter()

@@ -328,6 +328,43 @@ async fn publication_ddl(
     client.batch_execute(&sql).await.map_err(|e| pg_message(&e))
 }
 
+/// Stops publishing `tables` (removed from `source.tables`), those of them
+/// `publication` lists; a `FOR ALL TABLES` publication is left as it is.
+/// Returns the tables dropped from it.
+pub async fn retire_from_publication(
+    client: &Client,
+    publication: &str,
+    tables: &[TableName],
+) -> Result<Vec<TableName>, SourceError> {
+    let published = published_tables(client, publication).await?;
+    let listed: Vec<&TableName> = tables.iter().filter(|t| published.contains(t)).collect();
+    let all_tables = catalog_row(
+        client,
+        "reading pg_publication",
+        "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+        &[&publication],
+    )
+    .await?
+    .is_some_and(|row| row.get::<_, bool>(0));
+    if listed.is_empty() || all_tables {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = listed.iter().map(|t| t.quoted()).collect();
+    let sql = format!(
+        "ALTER PUBLICATION {} DROP TABLE {}",
+        quote_ident(publication),
+        list.join(", ")
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| SourceError::PublicationSetup {
+            publication: publication.to_owned(),
+            detail: pg_message(&e),
+        })?;
+    Ok(listed.into_iter().cloned().collect())
+}
+
 /// Every table `publication` publishes (all of them for `FOR ALL TABLES`).
 pub async fn published_tables(
     client: &Client,

@@ -78,8 +78,11 @@ pub struct Metrics {
     pub merge_events: Family<Label, Counter>,
     /// Unix time of the last successful merge run.
     pub merge_last_success: Gauge<f64, AtomicU64>,
-    /// Age of the newest event the mirror holds (the watermark), sampled.
+    /// Age of the newest event the mirror holds (the watermark): read from
+    /// Redshift at start and after each successful run, aged in between.
     pub watermark_age: Gauge<f64, AtomicU64>,
+    /// The last watermark age read and when, for the aging.
+    watermark_read: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
 }
 
 impl Metrics {
@@ -91,6 +94,7 @@ impl Metrics {
             build_info: Family::default(),
             slot_lag_bytes: Gauge::default(),
             watermark_age: Gauge::default(),
+            watermark_read: std::sync::Mutex::new(None),
             events_read: Counter::default(),
             events_put: Counter::default(),
             bytes_put: Counter::default(),
@@ -126,7 +130,7 @@ impl Metrics {
         );
         merge.register_with_unit(
             "mirror_watermark_age",
-            "Age of the newest event merged into the mirror (the watermark), sampled every 30 s",
+            "Age of the newest event merged into the mirror (the watermark): read from Redshift after each successful run, aged locally in between",
             Unit::Seconds,
             m.watermark_age.clone(),
         );
@@ -137,6 +141,25 @@ impl Metrics {
             producer,
             merge,
             ..m
+        }
+    }
+
+    /// A watermark age just read from Redshift: the gauge takes it, and
+    /// [`Metrics::age_watermark`] counts on from it.
+    pub fn watermark_read(&self, age_seconds: i64) {
+        self.watermark_age.set(age_seconds as f64);
+        if let Ok(mut read) = self.watermark_read.lock() {
+            *read = Some((age_seconds, std::time::Instant::now()));
+        }
+    }
+
+    /// The gauge = the last age read plus the whole seconds since (nothing
+    /// before the first read).
+    pub fn age_watermark(&self) {
+        let read = self.watermark_read.lock().ok().and_then(|r| *r);
+        if let Some((age, at)) = read {
+            self.watermark_age
+                .set(age as f64 + at.elapsed().as_secs_f64().floor());
         }
     }
 
@@ -212,7 +235,7 @@ impl Metrics {
     fn register_merge(&self, r: &mut Registry) {
         r.register(
             "merge_runs",
-            "Merge runs by result (ok, failed, skipped)",
+            "Merge runs by result (ok, failed, skipped: lease held elsewhere, idle: nothing arrived, Redshift not contacted)",
             self.merge_runs.clone(),
         );
         r.register_with_unit(

@@ -48,13 +48,15 @@ CREATE TABLE IF NOT EXISTS "mirror"."orders" (
     _kinesync_commit_lsn BIGINT NOT NULL,
     _kinesync_lsn BIGINT NOT NULL,
     _kinesync_op_ts TIMESTAMP
-);
+)
+DISTSTYLE KEY DISTKEY("id") COMPOUND SORTKEY("id");
 
 CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__orders" (
     "id" BIGINT,
     _kinesync_commit_lsn BIGINT NOT NULL,
     _kinesync_lsn BIGINT NOT NULL
-);
+)
+DISTSTYLE KEY DISTKEY("id") COMPOUND SORTKEY("id");
 
 CREATE TABLE IF NOT EXISTS "mirror"."sales__line items" (
     "order_id" BIGINT,
@@ -63,14 +65,16 @@ CREATE TABLE IF NOT EXISTS "mirror"."sales__line items" (
     _kinesync_commit_lsn BIGINT NOT NULL,
     _kinesync_lsn BIGINT NOT NULL,
     _kinesync_op_ts TIMESTAMP
-);
+)
+DISTSTYLE KEY DISTKEY("order_id") COMPOUND SORTKEY("order_id", "line""no");
 
 CREATE TABLE IF NOT EXISTS "mirror"."kinesync_tombstones__sales__line items" (
     "order_id" BIGINT,
     "line""no" INTEGER,
     _kinesync_commit_lsn BIGINT NOT NULL,
     _kinesync_lsn BIGINT NOT NULL
-);
+)
+DISTSTYLE KEY DISTKEY("order_id") COMPOUND SORTKEY("order_id", "line""no");
 
 CREATE MATERIALIZED VIEW "mirror"."kinesync_events" SORTKEY (refresh_time) AUTO REFRESH NO AS
 SELECT approximate_arrival_timestamp,
@@ -93,7 +97,37 @@ FROM "mirror"."kinesync_events" AS e
 WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events')
 GROUP BY 1, 2, 3;
 
+-- lease (acquire, holder, renew, release)
+LOCK "mirror"."kinesync_lease";
+
+DELETE FROM "mirror"."kinesync_lease" WHERE name = 'merge' AND (expires_at < GETDATE() OR holder = 'golden-host:1:00000000');
+
+INSERT INTO "mirror"."kinesync_lease" (name, holder, expires_at)
+SELECT 'merge', 'golden-host:1:00000000', GETDATE() + INTERVAL '30 seconds'
+WHERE NOT EXISTS (SELECT 1 FROM "mirror"."kinesync_lease" WHERE name = 'merge');
+
+SELECT l.holder AS holder, l.expires_at::varchar AS expires_at,
+       (SELECT MAX(c.merged_at) FROM "mirror"."kinesync_checkpoint" AS c)::varchar AS last_merged_at,
+       COALESCE(
+           (SELECT MAX(r.refreshed_at) FROM "mirror"."kinesync_refresh_log" AS r WHERE r.events_view = 'kinesync_events'),
+           (SELECT MAX(c.merged_at) FROM "mirror"."kinesync_checkpoint" AS c
+            WHERE c.events_view = 'kinesync_events' AND c.watermark > TIMESTAMP '1900-01-01 00:00:00'))::varchar AS previous,
+       GETDATE()::varchar AS now
+FROM "mirror"."kinesync_lease" AS l
+WHERE l.name = 'merge'
+ORDER BY l.holder
+LIMIT 1;
+
+UPDATE "mirror"."kinesync_lease" SET expires_at = GETDATE() + INTERVAL '30 seconds'
+WHERE name = 'merge' AND holder = 'golden-host:1:00000000' AND expires_at > GETDATE();
+
+DELETE FROM "mirror"."kinesync_lease" WHERE name = 'merge' AND holder = 'golden-host:1:00000000';
+
 -- merge batch 1
+SELECT 1 / COUNT(*) AS kinesync_lease_fence
+FROM "mirror"."kinesync_lease"
+WHERE name = 'merge' AND holder = 'golden-host:1:00000000' AND expires_at > GETDATE();
+
 SET enable_case_sensitive_super_attribute TO true;
 
 SET enable_case_sensitive_identifier TO true;
@@ -103,7 +137,7 @@ SELECT e.refresh_time, e.payload
 FROM "mirror"."kinesync_events" AS e
 WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events');
 
-CREATE TEMP TABLE kinesync_changes_1 AS
+CREATE TEMP TABLE kinesync_changes_1 DISTKEY("id") AS
 SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
        e.payload."source"."lsn"::bigint AS _kinesync_lsn,
@@ -137,7 +171,7 @@ FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders'
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
 
-CREATE TEMP TABLE kinesync_latest_1 AS
+CREATE TEMP TABLE kinesync_latest_1 DISTKEY("id") AS
 SELECT * FROM (
     SELECT c.*, ROW_NUMBER() OVER (
                PARTITION BY "id"
@@ -268,6 +302,10 @@ FROM kinesync_latest_1 AS l
 WHERE l._kinesync_action = 'delete';
 
 -- merge batch 2
+SELECT 1 / COUNT(*) AS kinesync_lease_fence
+FROM "mirror"."kinesync_lease"
+WHERE name = 'merge' AND holder = 'golden-host:1:00000000' AND expires_at > GETDATE();
+
 SET enable_case_sensitive_super_attribute TO true;
 
 SET enable_case_sensitive_identifier TO true;
@@ -277,7 +315,7 @@ SELECT e.refresh_time, e.payload
 FROM "mirror"."kinesync_events" AS e
 WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = 'kinesync_events');
 
-CREATE TEMP TABLE kinesync_changes_2 AS
+CREATE TEMP TABLE kinesync_changes_2 DISTKEY("order_id") AS
 SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
        e.payload."source"."lsn"::bigint AS _kinesync_lsn,
@@ -307,7 +345,7 @@ FROM kinesync_new_events AS e
 WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items'
   AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
 
-CREATE TEMP TABLE kinesync_latest_2 AS
+CREATE TEMP TABLE kinesync_latest_2 DISTKEY("order_id") AS
 SELECT * FROM (
     SELECT c.*, ROW_NUMBER() OVER (
                PARTITION BY "order_id", "line""no"

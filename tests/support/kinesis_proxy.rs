@@ -5,7 +5,9 @@
 //! 500 / 503, a request that never gets an answer) or fails single records
 //! of a request (`ProvisionedThroughputExceededException`,
 //! `InternalFailure` entries in an otherwise successful answer). Failed
-//! records never reach kinesalite. Every other call is passed through.
+//! records never reach kinesalite. Every other call is passed through, so
+//! with [`FaultPlan::NONE`] it is a request counter in front of any AWS
+//! JSON endpoint (the Data API stand-in too): [`FaultStats::requests`].
 //!
 //! HTTP/1.1 only, as the SDK speaks it to a plain `http://` endpoint:
 //! requests carry a Content-Length; each request is forwarded on a fresh
@@ -34,9 +36,24 @@ pub struct FaultPlan {
     pub record_failure: f64,
 }
 
+impl FaultPlan {
+    /// No faults: every request passes (and is counted).
+    pub const NONE: FaultPlan = FaultPlan {
+        seed: 0,
+        throttle: 0.0,
+        limit_exceeded: 0.0,
+        server_error: 0.0,
+        hang: 0.0,
+        partial: 0.0,
+        record_failure: 0.0,
+    };
+}
+
 /// What the proxy did, by kind.
 #[derive(Debug, Clone, Default)]
 pub struct FaultStats {
+    /// Every request received, whatever its operation.
+    pub requests: u64,
     pub put_requests: u64,
     pub passed: u64,
     pub throttled: u64,
@@ -340,6 +357,7 @@ impl Shared {
 async fn serve(socket: TcpStream, shared: Arc<Shared>) {
     let mut reader = BufReader::new(socket);
     while let Some(request) = read_request(&mut reader).await {
+        shared.count(|s| s.requests += 1);
         let is_put = request
             .header("x-amz-target")
             .is_some_and(|t| t.ends_with(".PutRecords"));

@@ -92,6 +92,13 @@ async fn kinesync_generated_sql_runs_on_the_standin() {
             "sales/Line Items/c/1"
         ]
     );
+    // Every merge batch is fenced by the lease: take it as a run does
+    // (LOCK, drop stale, insert: one batch).
+    batch_ok(
+        &s,
+        &section(&all, "lease (acquire, holder, renew, release)")[..3],
+    )
+    .await;
     // The plan has two batches (the second one advances the watermark).
     batch_ok(&s, section(&all, "merge batch 1")).await;
     batch_ok(&s, section(&all, "merge batch 2")).await;

@@ -267,3 +267,35 @@ async fn update_from_refuses_outer_joins() {
     s.ok("UPDATE t SET v = u.v FROM u WHERE t.id = u.id").await;
     assert_eq!(s.scalar("SELECT v FROM t").await, "5");
 }
+
+/// limitations-super: "You can't define SUPER columns as either a
+/// distribution or sort key"; r_CREATE_TABLE_NEW / r_CREATE_TABLE_AS: the
+/// table attributes DISTSTYLE, DISTKEY(col), [COMPOUND] SORTKEY(cols) follow
+/// the column list, and come before AS in CREATE TABLE AS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_and_sort_keys_take_no_super_column_and_their_documented_places() {
+    let s = start().await;
+    let e = s
+        .fails("CREATE TABLE k1 (id BIGINT, doc SUPER) DISTSTYLE KEY DISTKEY(doc)")
+        .await;
+    assert!(
+        e.contains("SUPER columns cannot be a distribution or sort key"),
+        "{e}"
+    );
+    let e = s
+        .fails("CREATE TABLE k2 (id BIGINT, doc SUPER) COMPOUND SORTKEY(id, doc)")
+        .await;
+    assert!(
+        e.contains("SUPER columns cannot be a distribution or sort key"),
+        "{e}"
+    );
+    s.ok("CREATE TABLE k3 (id BIGINT, doc SUPER) DISTSTYLE KEY DISTKEY(id) COMPOUND SORTKEY(id)")
+        .await;
+    s.ok("CREATE TABLE k4 (id BIGINT) DISTSTYLE AUTO SORTKEY AUTO")
+        .await;
+    s.ok("CREATE TEMP TABLE k5 DISTKEY(id) AS SELECT id FROM k3")
+        .await;
+    // Table attributes after AS are not CREATE TABLE AS syntax.
+    s.fails("CREATE TEMP TABLE k6 AS DISTKEY(id) SELECT id FROM k3")
+        .await;
+}

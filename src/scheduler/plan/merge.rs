@@ -6,7 +6,7 @@ use crate::scheduler::mapping::ColumnKind;
 use crate::source::tables::SourceColumn;
 use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Values};
 
-use super::setup::tombstone_table;
+use super::setup::{temp_distribution, tombstone_table};
 use super::toast::{origin_column, toast_statements, unchanged_marker};
 use super::{column_ident, MirrorTable, Objects, Pending, MAX_STATEMENTS_PER_BATCH};
 
@@ -58,14 +58,18 @@ fn table_counted(statements: usize, table: usize) -> Vec<Counted> {
 
 /// One merge run: the tables with pending events, packed into batches of at
 /// most [`MAX_STATEMENTS_PER_BATCH`] statements. Each batch is one
-/// transaction; the last one advances the watermark. Every batch re-derives
+/// transaction, fenced by `holder`'s merge lease (merge/begin.sql's first
+/// statement); the last one advances the watermark. Every batch re-derives
 /// the new events from the same watermark, and every step is idempotent, so
 /// a run cut between batches converges when it runs again.
 pub fn merge_batches(
     objects: &Objects,
+    holder: &str,
     tables: &[(MirrorTable, Pending)],
 ) -> Result<Vec<MergeBatch>, SqlError> {
-    let begin = sql::MERGE_BEGIN.render(&objects.values())?;
+    let mut fenced = objects.values();
+    fenced.insert("holder", quote_literal(holder));
+    let begin = sql::MERGE_BEGIN.render(&fenced)?;
     let commit = sql::MERGE_COMMIT.render(&objects.values())?;
     let opened = || MergeBatch {
         counted: vec![Counted::Other; begin.len()],
@@ -121,6 +125,7 @@ pub fn table_merge_statements(
         quote_literal(&table.source.qualified_name()),
     );
     values.insert("tombstone_table", tombstones.clone());
+    values.insert("temp_distribution", temp_distribution(table));
     values.insert(
         "this_table",
         format!(

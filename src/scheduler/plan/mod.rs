@@ -167,11 +167,7 @@ pub struct MirrorTable {
 impl MirrorTable {
     /// `public.orders` mirrors to `orders`; `sales.orders` to `sales__orders`.
     pub fn new(source: SourceTable) -> MirrorTable {
-        let name = redshift_name(&if source.name.schema == "public" {
-            source.name.name.clone()
-        } else {
-            format!("{}__{}", source.name.schema, source.name.name)
-        });
+        let name = mirror_table_name(&source.name);
         let columns = source
             .columns
             .iter()
@@ -201,6 +197,16 @@ impl MirrorTable {
             .filter(|(c, k)| k.toastable() && c.key_position.is_none())
             .collect()
     }
+}
+
+/// The unquoted name of `table`'s mirror in the mirror schema (see
+/// [`MirrorTable::new`]).
+pub fn mirror_table_name(table: &crate::sql::TableName) -> String {
+    redshift_name(&if table.schema == "public" {
+        table.name.clone()
+    } else {
+        format!("{}__{}", table.schema, table.name)
+    })
 }
 
 /// What one merge run will see for one table (from `merge/pending.sql`).
@@ -307,6 +313,26 @@ mod tests {
         vec![MirrorTable::new(orders), MirrorTable::new(lines)]
     }
 
+    #[test]
+    fn mirrors_are_distributed_and_sorted_by_a_usable_key_only() {
+        let keyed = &tables()[0];
+        assert_eq!(
+            setup::table_attributes(keyed),
+            "\nDISTSTYLE KEY DISTKEY(\"id\") COMPOUND SORTKEY(\"id\")"
+        );
+        let mut keyless = table("public", "log", vec![column("line", "text", 25, Some(1))]);
+        keyless.key = crate::source::tables::KeyKind::AllColumns;
+        let json_key = table("public", "j", vec![column("doc", "jsonb", 3802, Some(1))]);
+        for t in [keyless, json_key] {
+            let t = MirrorTable::new(t);
+            assert_eq!(setup::table_attributes(&t), "\nDISTSTYLE AUTO SORTKEY AUTO");
+            assert_eq!(setup::temp_distribution(&t), "");
+        }
+    }
+
+    /// The lease holder of the golden file's merge batches.
+    const GOLDEN_HOLDER: &str = "golden-host:1:00000000";
+
     /// The generated SQL for a two-table source, pinned in tests/golden/.
     /// Regenerate with KINESYNC_UPDATE_GOLDEN=1 after an intended change.
     #[test]
@@ -330,13 +356,26 @@ mod tests {
             "-- pending\n{};\n\n",
             pending_statement(&objects).unwrap()
         ));
+        let lease = lease_statements(&objects, GOLDEN_HOLDER, 30).unwrap();
+        out.push_str("-- lease (acquire, holder, renew, release)\n");
+        for s in lease
+            .acquire
+            .iter()
+            .chain([&lease.holder, &lease.renew, &lease.release])
+        {
+            out.push_str(&format!("{s};\n\n"));
+        }
         let all = Pending {
             events: 1,
             truncates: 1,
             updates: 1,
         };
         let work: Vec<_> = tables.into_iter().map(|t| (t, all)).collect();
-        for (i, batch) in merge_batches(&objects, &work).unwrap().iter().enumerate() {
+        for (i, batch) in merge_batches(&objects, GOLDEN_HOLDER, &work)
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             assert!(batch.statements.len() <= MAX_STATEMENTS_PER_BATCH);
             out.push_str(&format!("-- merge batch {}\n", i + 1));
             for s in &batch.statements {
@@ -380,7 +419,7 @@ mod tests {
             .filter(|s| s.starts_with("CREATE TEMP TABLE kinesync_resolved_"))
             .count();
         assert!(groups > 1, "{groups} column groups");
-        let batches = merge_batches(&objects, &[(wide, all)]).unwrap();
+        let batches = merge_batches(&objects, GOLDEN_HOLDER, &[(wide, all)]).unwrap();
         assert!(batches
             .iter()
             .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
@@ -411,7 +450,7 @@ mod tests {
             .into_iter()
             .map(|t| (t, Pending::default()))
             .collect();
-        let batches = merge_batches(&objects, &work).unwrap();
+        let batches = merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap();
         assert_eq!(batches.len(), 1);
         assert!(batches[0]
             .statements
@@ -430,7 +469,7 @@ mod tests {
             updates: 1,
         };
         let work: Vec<_> = (0..40).map(|_| (one.clone(), all)).collect();
-        let batches = merge_batches(&objects, &work).unwrap();
+        let batches = merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap();
         assert!(batches.len() > 1);
         assert!(batches
             .iter()
@@ -464,7 +503,7 @@ mod tests {
             updates: 1,
         };
         let work: Vec<_> = tables().into_iter().map(|t| (t, all)).collect();
-        for batch in merge_batches(&objects, &work).unwrap() {
+        for batch in merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap() {
             assert_eq!(batch.statements.len(), batch.counted.len());
             for (statement, counted) in batch.statements.iter().zip(&batch.counted) {
                 let Some(table) = (match counted {

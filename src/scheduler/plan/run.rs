@@ -8,20 +8,34 @@ use crate::sql::{self, quote_literal, SqlError, TableName};
 
 use super::{Objects, Pending};
 
-/// The merge lease: (acquire batch, holder query, release statement).
+/// The merge lease's statements (see [`crate::scheduler::lease`]).
+#[derive(Debug, Clone)]
+pub struct LeaseStatements {
+    /// Takes the lease unless another holder's is unexpired.
+    pub acquire: Vec<String>,
+    /// Who holds it, with the times a run needs to begin (one row).
+    pub holder: String,
+    /// Extends this holder's unexpired lease (row count 0: lost).
+    pub renew: String,
+    /// Drops this holder's lease.
+    pub release: String,
+}
+
+/// The merge lease of `holder`, lasting `lease_seconds` from each renewal.
 pub fn lease_statements(
     objects: &Objects,
     holder: &str,
     lease_seconds: u64,
-) -> Result<(Vec<String>, String, String), SqlError> {
+) -> Result<LeaseStatements, SqlError> {
     let mut values = objects.values();
     values.insert("holder", quote_literal(holder));
     values.insert("lease_seconds", lease_seconds.to_string());
-    Ok((
-        sql::MERGE_LEASE_ACQUIRE.render(&values)?,
-        sql::MERGE_LEASE_HOLDER.render_one(&values)?,
-        sql::MERGE_LEASE_RELEASE.render_one(&values)?,
-    ))
+    Ok(LeaseStatements {
+        acquire: sql::MERGE_LEASE_ACQUIRE.render(&values)?,
+        holder: sql::MERGE_LEASE_HOLDER.render_one(&values)?,
+        renew: sql::MERGE_LEASE_RENEW.render_one(&values)?,
+        release: sql::MERGE_LEASE_RELEASE.render_one(&values)?,
+    })
 }
 
 /// The batch recording a run's outcome (`ok` or `failed`) for `kinesync status`.
@@ -56,11 +70,6 @@ pub fn lease_break_statement(objects: &Objects, stale_holder: &str) -> Result<St
     let mut values = objects.values();
     values.insert("stale_holder", quote_literal(stale_holder));
     sql::MERGE_LEASE_BREAK.render_one(&values)
-}
-
-/// The statement reading (previous refresh, now), see merge/last_refresh.sql.
-pub fn last_refresh_statement(objects: &Objects) -> Result<String, SqlError> {
-    sql::MERGE_LAST_REFRESH.render_one(&objects.values())
 }
 
 /// The batch recording a refresh that started at `refreshed_at` (Redshift's clock, as text).

@@ -71,14 +71,58 @@ pub fn mirror_table_statements(
         definitions(&table.columns.iter().collect::<Vec<_>>()),
     );
     values.insert("key_definitions", definitions(&table.key()));
+    values.insert("table_attributes", table_attributes(table));
     sql::SETUP_MIRROR_TABLE.render(&values)
+}
+
+/// The key columns the mirror, its tombstones and the merge's temporary
+/// tables are distributed and sorted by (docs/redshift.md, "Physical
+/// design"): `None` for a table without a primary key or replica identity
+/// index (its "key" is every column, and may hold NULLs and duplicates) and
+/// for a key with a SUPER or VARBYTE column (SUPER cannot be a distribution
+/// or sort key; VARBYTE is left out too).
+fn physical_key(table: &MirrorTable) -> Option<Vec<String>> {
+    let key = table.key();
+    let plain = |k: &ColumnKind| !matches!(k, ColumnKind::Super | ColumnKind::Bytes);
+    (!table.source.nullable_key() && !key.is_empty() && key.iter().all(|(_, k)| plain(k)))
+        .then(|| key.iter().map(|(c, _)| column_ident(c)).collect())
+}
+
+/// CREATE TABLE's table attributes of the mirror and tombstone tables:
+/// distributed on the first key column and sorted by the key, so that the
+/// merge's joins on the key are co-located and range-restricted; Redshift's
+/// automatic choice (DISTSTYLE AUTO, SORTKEY AUTO) without a usable key.
+pub(super) fn table_attributes(table: &MirrorTable) -> String {
+    match physical_key(table) {
+        Some(key) => format!(
+            "\nDISTSTYLE KEY DISTKEY({}) COMPOUND SORTKEY({})",
+            key[0],
+            key.join(", ")
+        ),
+        None => "\nDISTSTYLE AUTO SORTKEY AUTO".to_owned(),
+    }
+}
+
+/// CREATE TEMP TABLE ... AS's table attributes of the merge's temporary
+/// tables (before AS): distributed like the mirror, so that joining them to
+/// it on the key moves no rows; nothing (Redshift's choice) without a key.
+pub(super) fn temp_distribution(table: &MirrorTable) -> String {
+    match physical_key(table) {
+        Some(key) => format!("DISTKEY({}) ", key[0]),
+        None => String::new(),
+    }
 }
 
 pub(super) fn tombstone_table(objects: &Objects, table: &MirrorTable) -> String {
     qualified(
         &objects.mirror_schema_name,
-        &redshift_name(&format!("kinesync_tombstones__{}", table.name)),
+        &tombstone_table_name(&table.name),
     )
+}
+
+/// The unquoted name of the tombstone table of mirror table `mirror`.
+pub fn tombstone_table_name(mirror: &str) -> String {
+    redshift_name(&format!("kinesync_tombstones__{mirror}"))
 }
 
 /// The statement listing the mirror schema's tables and columns.

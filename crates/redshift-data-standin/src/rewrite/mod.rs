@@ -1598,7 +1598,65 @@ fn create_other(
             k += 1;
         }
     }
+    check_super_keys(toks, &d)?;
     Ok(Action::Sql(tr.run()?))
+}
+
+/// Redshift: "You can't define SUPER columns as either a distribution or
+/// sort key" (limitations-super.html). PostgreSQL has no such keys, so the
+/// stand-in checks CREATE TABLE's column list against its DISTKEY(...) and
+/// SORTKEY(...) attributes and column attributes.
+fn check_super_keys(toks: &[Tok], d: &[i32]) -> Result<(), RedshiftError> {
+    let sig: Vec<usize> = (0..toks.len())
+        .filter(|&i| toks[i].is_significant())
+        .collect();
+    let name = |i: usize| {
+        toks[i]
+            .ident_raw()
+            .unwrap_or_else(|| toks[i].text.clone())
+            .to_ascii_lowercase()
+    };
+    let mut supers = HashSet::new();
+    let mut keys = Vec::new();
+    for (n, &i) in sig.iter().enumerate() {
+        let next = sig.get(n + 1).copied();
+        let prev = n.checked_sub(1).map(|p| sig[p]);
+        let starts_element = prev.is_some_and(|p| {
+            d[p] == 0 && toks[p].is_punct("(") || d[p] == 1 && toks[p].is_punct(",")
+        });
+        if d[i] == 1 && starts_element && next.is_some_and(|t| toks[t].is_word("super")) {
+            supers.insert(name(i));
+        }
+        let is_key = toks[i].is_word("distkey") || toks[i].is_word("sortkey");
+        match next {
+            Some(o) if is_key && d[i] == 0 && toks[o].is_punct("(") => {
+                let close = matching_close(toks, o).unwrap_or(o);
+                keys.extend(
+                    sig.iter()
+                        .filter(|&&k| k > o && k < close && !toks[k].is_punct(","))
+                        .map(|&k| name(k)),
+                );
+            }
+            _ if is_key && d[i] == 1 => {
+                // A column attribute: the element's first token is its name.
+                let start = sig[..n]
+                    .iter()
+                    .rev()
+                    .find(|&&k| {
+                        d[k] == 1 && toks[k].is_punct(",") || d[k] == 0 && toks[k].is_punct("(")
+                    })
+                    .and_then(|&k| sig.iter().find(|&&s| s > k).copied());
+                keys.extend(start.map(name));
+            }
+            _ => {}
+        }
+    }
+    match keys.iter().find(|k| supers.contains(*k)) {
+        Some(column) => Err(RedshiftError::Invalid(format!(
+            "column \"{column}\" has type SUPER: SUPER columns cannot be a distribution or sort key"
+        ))),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

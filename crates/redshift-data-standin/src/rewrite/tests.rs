@@ -488,3 +488,24 @@ WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."ta
     let out = sql_with(stmts[1], &mut s, &c);
     assert!(out.contains("ARRAY['after', 'Name']"), "{out}");
 }
+
+#[test]
+fn super_columns_are_never_distribution_or_sort_keys() {
+    for bad in [
+        "CREATE TABLE t (id BIGINT, doc SUPER) DISTKEY(doc)",
+        "CREATE TABLE t (id BIGINT, \"doc\" SUPER) COMPOUND SORTKEY(id, \"doc\")",
+        "CREATE TABLE t (id BIGINT, doc SUPER SORTKEY)",
+    ] {
+        let e = err(bad, &ctx());
+        assert!(
+            e.contains("SUPER columns cannot be a distribution or sort key"),
+            "{bad}: {e}"
+        );
+    }
+    let ok =
+        sql("CREATE TABLE t (id BIGINT, doc SUPER) DISTSTYLE KEY DISTKEY(id) COMPOUND SORTKEY(id)");
+    assert!(
+        ok.contains("doc\" jsonb") || ok.contains("doc jsonb"),
+        "{ok}"
+    );
+}
