@@ -609,18 +609,21 @@ async fn redshift_leftovers(p: &Pipeline) -> Vec<String> {
     rows.iter().map(|r| r.get(0)).collect()
 }
 
+/// The count(*) of `query` (on the mirror database) with `table` as $1.
+async fn mirror_count(p: &Pipeline, query: &str, table: &str) -> i64 {
+    let row = p
+        .mirror
+        .query_one(query, &[&table])
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    row.get(0)
+}
+
 /// Rows of mirror.kinesync_shapes (the merge's stored table shapes) of
 /// `table` (in schema public).
 async fn stored_shapes(p: &Pipeline, table: &str) -> i64 {
-    let row = p
-        .mirror
-        .query_one(
-            "SELECT count(*) FROM mirror.kinesync_shapes WHERE source_schema = 'public' AND source_table = $1",
-            &[&table],
-        )
-        .await
-        .expect("shapes table");
-    row.get(0)
+    let query = "SELECT count(*) FROM mirror.kinesync_shapes WHERE source_schema = 'public' AND source_table = $1";
+    mirror_count(p, query, table).await
 }
 
 async fn publication_exists(p: &Pipeline) -> bool {
@@ -700,15 +703,9 @@ INSERT INTO public.items VALUES (1, 'one'), (2, 'two');
 
 /// Rows of the events view naming `table`.
 async fn events_of(p: &Pipeline, table: &str) -> i64 {
-    let row = p
-        .mirror
-        .query_one(
-            "SELECT count(*) FROM mirror.kinesync_events WHERE payload->'source'->>'table' = $1",
-            &[&table],
-        )
-        .await
-        .expect("events view");
-    row.get(0)
+    let query =
+        "SELECT count(*) FROM mirror.kinesync_events WHERE payload->'source'->>'table' = $1";
+    mirror_count(p, query, table).await
 }
 
 /// docs/operations.md, "Removing a table": a table taken out of
