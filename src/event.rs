@@ -26,6 +26,9 @@ pub use rows::{
     encode_event, encode_event_with, report_conversions, row_from_tuple, unchanged_toast, Row,
 };
 
+mod shape;
+pub use shape::*;
+
 /// Kinesis's limit on a partition key, "256 Unicode characters", taken as
 /// 256 UTF-8 bytes: never more characters than that under any count a
 /// Kinesis implementation may use (code points, UTF-16 code units as

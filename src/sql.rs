@@ -73,6 +73,10 @@ template!(
     TEARDOWN_REDSHIFT_TABLE_STATE,
     "teardown/redshift_table_state.sql"
 );
+template!(
+    TEARDOWN_REDSHIFT_TABLE_SHAPE,
+    "teardown/redshift_table_shape.sql"
+);
 template!(TEARDOWN_REDSHIFT_ROWS, "teardown/redshift_rows.sql");
 template!(TEARDOWN_REDSHIFT_OTHERS, "teardown/redshift_others.sql");
 template!(TEARDOWN_REDSHIFT_SHARED, "teardown/redshift_shared.sql");

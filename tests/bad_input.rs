@@ -362,7 +362,8 @@ async fn a_source_database_that_does_not_exist_is_named() {
     p.set_config("source", &format!("url = \"{url}\""));
     let out = p.run_bounded(&["produce"]).await;
     assert_one_line_error(&out, None, &["bad_nodb_does_not_exist", "does not exist"]);
-    let out = p.run_bounded(&["merge", "--once"]).await;
+    // The merge reads no source (docs/operations.md); setup does.
+    let out = p.run_bounded(&["setup", "--print"]).await;
     assert_one_line_error(&out, Some(4), &["bad_nodb_does_not_exist"]);
     assert_nothing_confirmed(&p).await;
 }
@@ -448,7 +449,7 @@ async fn a_table_without_key_or_replica_identity_full_is_refused_by_every_comman
     let fix = "ALTER TABLE public.events REPLICA IDENTITY FULL";
     let out = p.run_bounded(&["produce"]).await;
     assert_one_line_error(&out, None, &["public.events", fix]);
-    for command in [&["setup"][..], &["merge", "--once"]] {
+    for command in [&["setup"][..], &["setup", "--print"]] {
         let out = p.run_bounded(command).await;
         assert_one_line_error(&out, Some(4), &["public.events", fix]);
     }
@@ -460,7 +461,7 @@ async fn a_configured_table_that_does_not_exist_is_named_by_every_command() {
     let p = Pipeline::start("bad_notable", ORDERS, &["public.orders", "public.ordres"]).await;
     let out = p.run_bounded(&["produce"]).await;
     assert_one_line_error(&out, None, &["public.ordres", "source.tables"]);
-    for command in [&["setup"][..], &["merge", "--once"]] {
+    for command in [&["setup"][..], &["setup", "--print"]] {
         let out = p.run_bounded(command).await;
         assert_one_line_error(&out, Some(4), &["public.ordres", "source.tables"]);
     }
@@ -755,7 +756,7 @@ async fn columns_that_differ_only_by_case_are_refused_by_setup_and_merge_naming_
         &["public.twins"],
     )
     .await;
-    for command in [&["setup"][..], &["merge", "--once"]] {
+    for command in [&["setup"][..], &["setup", "--print"]] {
         let out = p.run_bounded(command).await;
         assert_one_line_error(&out, None, &["public.twins", "\"Name\"", "\"name\""]);
     }
@@ -838,7 +839,7 @@ async fn secrets_never_appear_in_debug_logs_or_error_messages() {
         p.set_config("source", &format!("url = \"{bad_url}\""));
         for command in [
             &["produce"][..],
-            &["merge", "--once"],
+            &["setup", "--print"],
             &["check"],
             &["config"],
         ] {

@@ -238,12 +238,20 @@ async fn a_merge_late_against_the_stream_retention_is_reported_loudly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_type_change_the_mirror_cannot_follow_stops_with_the_manual_fix() {
-    let p = Pipeline::start("e2e_typechange", ACCOUNTS, &["public.accounts"]).await;
-    p.setup().await;
+    let mut p = Pipeline::start("e2e_typechange", ACCOUNTS, &["public.accounts"]).await;
+    p.setup_and_produce().await;
+    p.sync_producer().await;
+    // The merge learns of the change from the stream's shape record, which
+    // comes before the next change of the table.
     p.source
-        .batch_execute("ALTER TABLE accounts ALTER COLUMN visits TYPE text")
+        .batch_execute(
+            "ALTER TABLE accounts ALTER COLUMN visits TYPE text;
+             UPDATE accounts SET visits = 'many' WHERE id = 1;",
+        )
         .await
         .expect("alter");
+    p.sync_producer().await;
+    p.stop_producer().await;
     let (code, _, stderr) = p.run(&["merge", "--once"]).await;
     assert_eq!(code, 3, "stderr: {stderr}");
     assert!(
@@ -325,7 +333,8 @@ async fn the_source_is_reached_over_verified_tls_and_a_wrong_ca_is_refused() {
             wrong.display()
         ),
     );
-    let (code, _, stderr) = p.run(&["merge", "--once"]).await;
+    // `setup` reads the source (the merge does not: docs/operations.md).
+    let (code, _, stderr) = p.run(&["setup"]).await;
     assert_eq!(code, 4, "stderr: {stderr}");
     assert!(
         stderr.to_lowercase().contains("certificate"),

@@ -609,6 +609,23 @@ async fn redshift_leftovers(p: &Pipeline) -> Vec<String> {
     rows.iter().map(|r| r.get(0)).collect()
 }
 
+/// The count(*) of `query` (on the mirror database) with `table` as $1.
+async fn mirror_count(p: &Pipeline, query: &str, table: &str) -> i64 {
+    let row = p
+        .mirror
+        .query_one(query, &[&table])
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    row.get(0)
+}
+
+/// Rows of mirror.kinesync_shapes (the merge's stored table shapes) of
+/// `table` (in schema public).
+async fn stored_shapes(p: &Pipeline, table: &str) -> i64 {
+    let query = "SELECT count(*) FROM mirror.kinesync_shapes WHERE source_schema = 'public' AND source_table = $1";
+    mirror_count(p, query, table).await
+}
+
 async fn publication_exists(p: &Pipeline) -> bool {
     let row = p
         .source
@@ -633,6 +650,7 @@ async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
     p.merge_once().await;
     p.assert_mirror_equals_source("public.orders").await;
     assert!(!redshift_leftovers(&p).await.is_empty());
+    assert_eq!(stored_shapes(&p, "orders").await, 1);
 
     let refused = p.run(&["teardown", "--yes", "--redshift"]).await;
     assert_one_line_error(&refused, Some(1), &["in use by process", "stop it first"]);
@@ -646,6 +664,8 @@ async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
         "DROP TABLE IF EXISTS \"mirror\".\"orders\";",
         "DROP TABLE IF EXISTS \"mirror\".\"kinesync_tombstones__orders\";",
         "DROP SCHEMA IF EXISTS \"kinesync_stream\";",
+        "DELETE FROM \"mirror\".\"kinesync_shapes\" WHERE source_schema = 'public' AND source_table = 'orders';",
+        "DROP TABLE IF EXISTS \"mirror\".\"kinesync_shapes\";",
         "SELECT pg_drop_replication_slot('ops_teardown');",
         "DROP PUBLICATION IF EXISTS \"ops_teardown\";",
     ] {
@@ -659,6 +679,10 @@ async fn teardown_leaves_no_slot_no_publication_and_no_redshift_object() {
 
     let done = p.run_ok(&["teardown", "--yes", "--redshift"]).await;
     assert!(done.contains("dropped the mirror schema"), "{done}");
+    assert!(
+        done.contains("removed the stored shapes of 1 tables"),
+        "{done}"
+    );
     assert!(!p.slot_exists().await, "{done}");
     assert!(!publication_exists(&p).await, "{done}");
     assert_eq!(redshift_leftovers(&p).await, Vec::<String>::new(), "{done}");
@@ -679,15 +703,9 @@ INSERT INTO public.items VALUES (1, 'one'), (2, 'two');
 
 /// Rows of the events view naming `table`.
 async fn events_of(p: &Pipeline, table: &str) -> i64 {
-    let row = p
-        .mirror
-        .query_one(
-            "SELECT count(*) FROM mirror.kinesync_events WHERE payload->'source'->>'table' = $1",
-            &[&table],
-        )
-        .await
-        .expect("events view");
-    row.get(0)
+    let query =
+        "SELECT count(*) FROM mirror.kinesync_events WHERE payload->'source'->>'table' = $1";
+    mirror_count(p, query, table).await
 }
 
 /// docs/operations.md, "Removing a table": a table taken out of
@@ -742,12 +760,21 @@ async fn a_removed_table_stops_streaming_and_its_mirror_is_kept_until_dropped() 
     let printed = p
         .run_ok(&["teardown", "--table", "public.items", "--print"])
         .await;
-    assert!(
-        printed.contains("DROP TABLE IF EXISTS \"mirror\".\"items\";"),
-        "{printed}"
-    );
+    for needle in [
+        "DROP TABLE IF EXISTS \"mirror\".\"items\";",
+        "DELETE FROM \"mirror\".\"kinesync_shapes\" WHERE source_schema = 'public' AND source_table = 'items';",
+    ] {
+        assert!(printed.contains(needle), "{needle} in\n{printed}");
+    }
+    assert_eq!(stored_shapes(&p, "items").await, 1, "--print ran nothing");
     p.run_ok(&["teardown", "--table", "public.items", "--yes"])
         .await;
+    assert_eq!(stored_shapes(&p, "items").await, 0, "items' shape is gone");
+    assert_eq!(
+        stored_shapes(&p, "orders").await,
+        1,
+        "orders' shape is kept"
+    );
     let left = p
         .mirror
         .query(

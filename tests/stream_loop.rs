@@ -43,8 +43,10 @@ impl RecordWriter for MemoryWriter {
 }
 
 impl MemoryWriter {
+    /// The change events accepted (shape records, `op = "s"`, left out).
     fn accepted(&self) -> Vec<serde_json::Value> {
-        self.accepted.lock().unwrap().clone()
+        let accepted = self.accepted.lock().unwrap().clone();
+        accepted.into_iter().filter(|e| e["op"] != "s").collect()
     }
 }
 

@@ -70,7 +70,8 @@ async fn a_partitioned_table_is_mirrored_by_its_root_across_partitions() {
     let named = p
         .mirror
         .query(
-            "SELECT DISTINCT payload->'source'->>'table' FROM mirror.kinesync_events ORDER BY 1",
+            "SELECT DISTINCT coalesce(payload->'source'->>'table', payload->'shape'->>'table') \
+             FROM mirror.kinesync_events ORDER BY 1",
             &[],
         )
         .await
@@ -79,7 +80,7 @@ async fn a_partitioned_table_is_mirrored_by_its_root_across_partitions() {
     assert_eq!(
         named,
         [Some("readings".to_owned())],
-        "events name the root only"
+        "events and shape records name the root only"
     );
     assert_verifies_equal(&p, "public.readings").await;
 }

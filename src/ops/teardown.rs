@@ -6,14 +6,15 @@
 //! Order, so that a teardown cut anywhere can simply run again: (1) refuse
 //! while a process streams from the slot (a running producer would recreate
 //! what is dropped); (2) with `--redshift`, the streaming view, each mirror
-//! table with its tombstones and truncate state, and this pipeline's
-//! bookkeeping rows; the shared bookkeeping tables and the external schema
+//! table with its tombstones, truncate state and stored shape
+//! (`kinesync_shapes`), and this pipeline's bookkeeping rows; the shared
+//! bookkeeping tables (the shapes table among them) and the external schema
 //! only when no other pipeline's checkpoint is left in the mirror schema,
 //! and the mirror schema only when it is empty (`RESTRICT`); (3) the slot,
 //! then the publication. Every statement is idempotent (`IF EXISTS`).
 //!
-//! `--table T` (repeatable) drops only the mirror objects of tables
-//! already removed from `source.tables` (the producer stops streaming a
+//! `--table T` (repeatable) drops only the mirror objects (and the stored
+//! shape) of tables already removed from `source.tables` (the producer stops streaming a
 //! removed table at its next start): the slot, the publication and every
 //! other mirror stay.
 //!
@@ -28,7 +29,7 @@ use crate::config::Config;
 use crate::postgres::{pg_message, redact_url};
 use crate::redshift::{DataApi, RedshiftError};
 use crate::scheduler::plan::{mirror_table_name, tombstone_table_name, Objects};
-use crate::scheduler::{read_mirror_tables, SchedulerError};
+use crate::scheduler::{read_mirror_tables, SchedulerError, SHAPES_TABLE};
 use crate::shutdown::Shutdown;
 use crate::sql::{self, parse_table_entry, qualified, quote_ident, quote_literal, SqlError};
 use crate::sql::{TableEntryError, TableName, Values};
@@ -108,11 +109,11 @@ pub async fn teardown(
     let client = crate::catalog::connect(&source.url).await.map_err(|e| {
         TeardownError::SourceConnect(format!("{}: {}", redact_url(&source.url), e.describe()))
     })?;
-    let mirrors: Vec<String> = match redshift {
+    let mirrors: Vec<TableName> = match redshift {
         Some(_) => read_mirror_tables(config)
             .await?
             .into_iter()
-            .map(|t| t.name)
+            .map(|t| t.source.name)
             .collect(),
         None => Vec::new(),
     };
@@ -168,7 +169,7 @@ async fn teardown_tables(
         if configured {
             return Err(TeardownError::StillConfigured(entry.clone()));
         }
-        mirrors.push(mirror_table_name(&name));
+        mirrors.push(name);
     }
     let plan = RedshiftPlan::new(&Objects::new(config, redshift), &mirrors)?;
     let mut report = TeardownReport::default();
@@ -300,6 +301,8 @@ struct RedshiftPlan {
     tables: Vec<String>,
     /// Their truncate state.
     table_rows: Vec<String>,
+    /// Their stored shapes (when the shapes table exists).
+    shapes: Vec<String>,
     /// Their truncate state and this pipeline's bookkeeping rows (when the
     /// bookkeeping tables exist).
     rows: Vec<String>,
@@ -312,17 +315,23 @@ struct RedshiftPlan {
 }
 
 impl RedshiftPlan {
-    /// The plan for the mirror tables named `mirrors` (unquoted).
-    fn new(objects: &Objects, mirrors: &[String]) -> Result<RedshiftPlan, SqlError> {
+    /// The plan for the mirror tables of the source tables `mirrors`.
+    fn new(objects: &Objects, mirrors: &[TableName]) -> Result<RedshiftPlan, SqlError> {
         let mut values = objects.values();
         values.insert(
             "mirror_schema_literal",
             quote_literal(&objects.mirror_schema_name),
         );
-        let mut tables = Vec::new();
-        let mut table_rows = Vec::new();
-        for mirror in mirrors {
+        values.insert(
+            "shapes",
+            qualified(&objects.mirror_schema_name, SHAPES_TABLE),
+        );
+        let (mut tables, mut table_rows, mut shapes) = (Vec::new(), Vec::new(), Vec::new());
+        for source in mirrors {
+            let mirror = &mirror_table_name(source);
             let mut values = values.clone();
+            values.insert("source_schema_literal", quote_literal(&source.schema));
+            values.insert("source_table_literal", quote_literal(&source.name));
             values.insert(
                 "mirror_table",
                 qualified(&objects.mirror_schema_name, mirror),
@@ -334,6 +343,7 @@ impl RedshiftPlan {
             );
             tables.extend(sql::TEARDOWN_REDSHIFT_TABLE.render(&values)?);
             table_rows.extend(sql::TEARDOWN_REDSHIFT_TABLE_STATE.render(&values)?);
+            shapes.extend(sql::TEARDOWN_REDSHIFT_TABLE_SHAPE.render(&values)?);
         }
         let mut rows = table_rows.clone();
         rows.extend(sql::TEARDOWN_REDSHIFT_ROWS.render(&values)?);
@@ -342,6 +352,7 @@ impl RedshiftPlan {
             view: sql::TEARDOWN_REDSHIFT_PIPELINE.render(&values)?,
             tables,
             table_rows,
+            shapes,
             rows,
             others: sql::TEARDOWN_REDSHIFT_OTHERS.render_one(&values)?,
             shared: sql::TEARDOWN_REDSHIFT_SHARED.render(&values)?,
@@ -355,6 +366,8 @@ impl RedshiftPlan {
         lines.push("-- Redshift (Data API), when the mirror schema exists:".to_owned());
         lines.extend(statements(&self.view));
         lines.extend(statements(&self.tables));
+        lines.push("-- when the shapes table exists:".to_owned());
+        lines.extend(statements(&self.shapes));
         lines.push("-- when its bookkeeping tables exist:".to_owned());
         lines.extend(statements(&self.rows));
         lines.push("-- then, only when no other pipeline's checkpoint row is left:".to_owned());
@@ -368,14 +381,7 @@ impl RedshiftPlan {
     /// Runs the plan; a mirror schema that still holds other objects is
     /// kept (reported), not an error.
     async fn run(&self, api: &DataApi, report: &mut TeardownReport) -> Result<(), TeardownError> {
-        let probe = api.query(&self.probe).await?;
-        let count = |name: &str| {
-            probe
-                .first()
-                .and_then(|row| row.get(name))
-                .and_then(|value| value.as_i64())
-                .unwrap_or(0)
-        };
+        let count = self.probe(api).await?;
         if count("schemas") == 0 {
             report
                 .lines
@@ -389,6 +395,9 @@ impl RedshiftPlan {
             "dropped this pipeline's streaming view and its {} mirror and tombstone tables",
             self.tables.len()
         ));
+        if count("shapes") > 0 {
+            self.drop_shapes(api, report).await?;
+        }
         if count("bookkeeping") > 0 && !self.drop_rows(api, report).await? {
             return Ok(());
         }
@@ -401,6 +410,35 @@ impl RedshiftPlan {
         Ok(())
     }
 
+    /// What exists: the probe's count of `name` ("schemas", "bookkeeping",
+    /// "shapes").
+    async fn probe(&self, api: &DataApi) -> Result<impl Fn(&str) -> i64, TeardownError> {
+        let probe = api.query(&self.probe).await?;
+        Ok(move |name: &str| {
+            probe
+                .first()
+                .and_then(|row| row.get(name))
+                .and_then(|value| value.as_i64())
+                .unwrap_or(0)
+        })
+    }
+
+    /// The tables' stored shapes.
+    async fn drop_shapes(
+        &self,
+        api: &DataApi,
+        report: &mut TeardownReport,
+    ) -> Result<(), TeardownError> {
+        for statement in &self.shapes {
+            api.execute(statement).await?;
+        }
+        report.lines.push(format!(
+            "removed the stored shapes of {} tables",
+            self.shapes.len()
+        ));
+        Ok(())
+    }
+
     /// `--table --print`'s lines.
     fn print_tables(&self, lines: &mut Vec<String>) {
         lines.push("-- Redshift (Data API):".to_owned());
@@ -410,9 +448,12 @@ impl RedshiftPlan {
                 .chain(&self.table_rows)
                 .map(|s| format!("{s};")),
         );
+        lines.push("-- when the shapes table exists:".to_owned());
+        lines.extend(self.shapes.iter().map(|s| format!("{s};")));
     }
 
-    /// `--table`: the named mirrors, their tombstones and truncate state.
+    /// `--table`: the named mirrors, their tombstones, truncate state and
+    /// stored shapes.
     async fn run_tables(
         &self,
         api: &DataApi,
@@ -425,6 +466,10 @@ impl RedshiftPlan {
             "dropped {} mirror and tombstone tables and their truncate state",
             self.tables.len()
         ));
+        let count = self.probe(api).await?;
+        if count("shapes") > 0 {
+            self.drop_shapes(api, report).await?;
+        }
         Ok(())
     }
 

@@ -24,6 +24,7 @@ mod ack;
 mod delivery;
 mod error;
 mod heartbeat;
+mod shapes;
 mod snapshot;
 mod start;
 mod stream;
@@ -37,7 +38,7 @@ pub use delivery::Delivery;
 pub use error::ProduceError;
 
 use crate::config::Config;
-use crate::event::EventContext;
+use crate::event::{EventContext, Shape};
 use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
 use crate::sink::kinesis::KinesisWriter;
@@ -205,6 +206,10 @@ async fn produce<W: RecordWriter>(
             column.type_oid = *base;
         }
     }
+    // The key and types of each table as the resolver reads them: the
+    // snapshot's shape records, and the key kinds of the streamed ones.
+    let resolved = crate::source::tables::resolve(&admin, &source.tables).await?;
+    let shapes: Vec<Shape> = resolved.iter().map(Shape::of_table).collect();
     let ctx = EventContext {
         slot: source.slot.clone(),
         database: database_name(&source.url)?,
@@ -218,6 +223,7 @@ async fn produce<W: RecordWriter>(
         configured: configured.clone(),
         ctx: &ctx,
         shutdown: &shutdown,
+        shapes: &shapes,
     };
     let started = if temporary_slot {
         repl_config.slot = temporary_slot_name(&source.slot);
@@ -253,6 +259,7 @@ async fn produce<W: RecordWriter>(
         txn: None,
         skipping: false,
         last_enqueued_commit: Lsn::ZERO,
+        shapes: shapes::StreamShapes::new(&source.url, &resolved),
     };
     let result = streamer
         .run(repl_config, gated, ack, &mut delivery, &shutdown)

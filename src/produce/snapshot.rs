@@ -16,10 +16,12 @@ use serde_json::Value;
 
 use super::delivery::Delivery;
 use super::error::ProduceError;
+use super::shapes::push_snapshot_shapes;
 use super::SOURCE_CONDITION;
 use crate::encode::encode_text_noted;
 use crate::event::{
-    encode_event, now_ms, report_conversions, ChangeMeta, EventContext, Op, Row, SnapshotMarker,
+    encode_event, now_ms, report_conversions, ChangeMeta, EventContext, Op, Row, Shape,
+    SnapshotMarker,
 };
 use crate::lsn::Lsn;
 use crate::shutdown::Shutdown;
@@ -36,6 +38,8 @@ pub(super) struct SnapshotEvents<'a, W: RecordWriter> {
     at: (Lsn, i64),
     /// The previous row, sent when the next one comes (or as the last).
     held: Option<(Arc<Relation>, Row)>,
+    /// Each table's shape, put before the snapshot's rows.
+    shapes: &'a [Shape],
 }
 
 impl<'a, W: RecordWriter> SnapshotEvents<'a, W> {
@@ -50,7 +54,14 @@ impl<'a, W: RecordWriter> SnapshotEvents<'a, W> {
             shutdown,
             at: (Lsn::ZERO, 0),
             held: None,
+            shapes: &[],
         }
+    }
+
+    /// With a shape record per table before the rows (from the resolver).
+    pub(super) fn with_shapes(mut self, shapes: &'a [Shape]) -> Self {
+        self.shapes = shapes;
+        self
     }
 
     fn meta(&self, op: Op, snapshot: SnapshotMarker) -> ChangeMeta {
@@ -76,6 +87,7 @@ impl<W: RecordWriter> SnapshotConsumer for SnapshotEvents<'_, W> {
     ) -> Result<(), ProduceError> {
         crate::telemetry::health().set(SOURCE_CONDITION, Ok(()));
         self.at = (consistent_point, now_ms());
+        push_snapshot_shapes(self.ctx, self.shapes, self.at.0, self.at.1, self.delivery)?;
         if !redo {
             return Ok(());
         }

@@ -57,6 +57,8 @@ pub(super) struct Start<'a> {
     pub(super) configured: Vec<coverage::TableName>,
     pub(super) ctx: &'a EventContext,
     pub(super) shutdown: &'a Shutdown,
+    /// Each table's shape from the resolver, for the snapshot's shape records.
+    pub(super) shapes: &'a [crate::event::Shape],
 }
 
 impl Start<'_> {
@@ -91,7 +93,7 @@ impl Start<'_> {
             repl_config,
             self.admin,
             self.tables,
-            &mut SnapshotEvents::new(delivery, self.ctx, self.shutdown),
+            &mut SnapshotEvents::new(delivery, self.ctx, self.shutdown).with_shapes(self.shapes),
             self.shutdown,
             SlotUse::Temporary,
         )
@@ -163,7 +165,7 @@ impl Start<'_> {
                     repl_config,
                     admin,
                     self.tables,
-                    &mut SnapshotEvents::new(delivery, self.ctx, self.shutdown),
+                    &mut SnapshotEvents::new(delivery, self.ctx, self.shutdown).with_shapes(self.shapes),
             self.shutdown,
                     slot_use,
                 )

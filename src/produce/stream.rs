@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::delivery::{lsn_gauge, Delivery};
 use super::error::ProduceError;
+use super::shapes::StreamShapes;
 use super::{
     DRAIN_TIMEOUT, HEARTBEAT_PREFIX, RECONNECT_BASE_DELAY, RECONNECT_MAX_DELAY, SLOT_BUSY_WAIT,
     SOURCE_CONDITION,
@@ -67,6 +68,8 @@ pub(super) struct Streamer {
     pub(super) skipping: bool,
     /// Commit LSN of the newest transaction whose events are queued.
     pub(super) last_enqueued_commit: Lsn,
+    /// The shape records to put before the changes (see `shapes`).
+    pub(super) shapes: StreamShapes,
 }
 
 impl Streamer {
@@ -122,7 +125,7 @@ impl Streamer {
             match event {
                 Ok(Some(ev)) => {
                     failures = 0;
-                    self.on_event(ev, &client, delivery, &mut confirmed)?;
+                    self.on_event(ev, &client, delivery, &mut confirmed).await?;
                 }
                 Ok(None) => {
                     return Err(SourceError::Replication {
@@ -151,15 +154,17 @@ impl Streamer {
         finish(Some(client), delivery, confirmed, shutdown).await
     }
 
-    /// One replication event: handled, then whatever became confirmable
-    /// is confirmed.
-    fn on_event<W: RecordWriter>(
+    /// One replication event: a Relation message's types looked up for its
+    /// shape record (see `shapes`), the event handled, then whatever became
+    /// confirmable is confirmed.
+    async fn on_event<W: RecordWriter>(
         &mut self,
         ev: ReplicationEvent,
         client: &ReplicationClient,
         delivery: &mut Delivery<W>,
         confirmed: &mut Lsn,
     ) -> Result<(), ProduceError> {
+        self.shapes.prepare(&ev).await?;
         let idle_at = self.idle_position(&ev, delivery, *confirmed);
         self.handle(ev, delivery)?;
         // A transaction without events for the sink (a heartbeat,
@@ -237,6 +242,7 @@ impl Streamer {
     fn reset_for_reconnect(&mut self) {
         self.cache.clear();
         self.plans.clear();
+        self.shapes.new_session();
         self.wanted_ids.clear();
         self.txn = None;
         self.skipping = false;
@@ -308,6 +314,25 @@ impl Streamer {
         }
     }
 
+    /// The shape record of a configured table's Relation message, at its
+    /// place in the transaction (before the changes that follow it).
+    fn emit_shape<W: RecordWriter>(
+        &mut self,
+        id: u32,
+        lsn: Lsn,
+        delivery: &mut Delivery<W>,
+    ) -> Result<(), ProduceError> {
+        let (Some(rel), true) = (self.cache.get(id), self.wanted_ids.contains(&id)) else {
+            return Ok(());
+        };
+        let (commit_lsn, txid, time) = self.txn.map_or((lsn, None, 0), |t| {
+            (t.commit_lsn, Some(t.xid), t.commit_time_ms)
+        });
+        let at = crate::event::Position { commit_lsn, lsn };
+        self.shapes
+            .emit(&self.ctx, &rel, (at, txid, time), delivery)
+    }
+
     fn plan(&self, id: u32) -> Result<&RelationPlan, ProduceError> {
         self.plans
             .get(id)
@@ -321,8 +346,9 @@ impl Streamer {
         delivery: &mut Delivery<W>,
     ) -> Result<(), ProduceError> {
         if let LogicalMessage::Relation(body) = message {
+            let id = body.id;
             self.track_relation(body);
-            return Ok(());
+            return self.emit_shape(id, lsn, delivery);
         }
         if self.skipping || !self.wanted_change(&message) {
             return Ok(());

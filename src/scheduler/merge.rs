@@ -13,6 +13,7 @@ use crate::sql::TableName;
 use super::lease::{Lease, Renewal};
 use super::plan::{self, MirrorTable, Objects, Pending};
 use super::setup::read_mirror_tables;
+use super::shapes;
 use super::SchedulerError;
 
 /// What one table got from a merge run.
@@ -93,7 +94,8 @@ impl fmt::Display for MergeSummary {
 ///
 /// Requests: the lease batch (taking the lease, reading the times and the
 /// mirror's columns), the refresh, one batch recording the refresh and
-/// reading what is pending, the merge batches (each fenced by the lease),
+/// reading what is pending, the table shapes (scheduler/shapes.rs), the
+/// mirror's column widths, the merge batches (each fenced by the lease),
 /// and one batch recording the outcome and releasing the lease.
 pub async fn merge_once(
     config: &Config,
@@ -107,12 +109,14 @@ pub async fn merge_once(
         .as_ref()
         .ok_or(SchedulerError::NoRedshiftConfig)?;
     let objects = Objects::new(config, redshift);
-    let tables = read_mirror_tables(config).await?;
-    if print {
-        return print_run(&objects, tables);
-    }
-
+    // Shapes come from Redshift (the stream), never from the source.
     let api = DataApi::connect(redshift, shutdown).await;
+    if print {
+        return print_run(
+            &objects,
+            shapes::mirror_tables(config, &objects, &api, read_mirror_tables(config)).await?,
+        );
+    }
     let lease = Lease::new(&objects, redshift.lease_secs)?;
     let taken = lease
         .take(&api, &objects, &[plan::mirror_columns_statement(&objects)?])
@@ -131,11 +135,11 @@ pub async fn merge_once(
         accept_loss: accept_data_loss,
     };
     let renewal = lease.renew_in_background(&api);
-    let outcome = match check_retention(row, &tables, retention) {
+    let outcome = match check_retention(row, &config.source.tables, retention) {
         Ok(()) => {
             let existing =
                 existing_columns(taken.extra.first().map(Vec::as_slice).unwrap_or_default());
-            run_locked(&run, tables, &existing, now, &renewal).await
+            run_locked(&run, config, &existing, now, &renewal).await
         }
         Err(error) => Err(error),
     };
@@ -246,7 +250,7 @@ fn expired_window(previous: &str, now: &str, retention_hours: u64) -> Option<(St
 /// one (`previous` and `now` of the lease batch's holder row).
 fn check_retention(
     row: &Row,
-    tables: &[MirrorTable],
+    tables: &[String],
     retention: Retention,
 ) -> Result<(), SchedulerError> {
     let (Some(previous), Some(now)) = (row.text("previous"), row.text("now")) else {
@@ -260,11 +264,7 @@ fn check_retention(
             from,
             to,
             retention_hours: retention.hours,
-            tables: tables
-                .iter()
-                .map(|t| t.source.qualified_name())
-                .collect::<Vec<_>>()
-                .join(", "),
+            tables: tables.join(", "),
         });
     }
     tracing::warn!(%from, %to, "merging despite records that may have expired unread (--accept-data-loss)");
@@ -319,10 +319,11 @@ fn pending_work(rows: &[Row], tables: Vec<MirrorTable>) -> Vec<(MirrorTable, Pen
     work
 }
 
-/// Refresh -> schema changes -> pending -> merge batches, under the lease.
+/// Refresh -> pending and shapes -> schema changes and widenings -> merge
+/// batches (the last storing the run's shapes), under the lease.
 async fn run_locked(
     run: &Run<'_>,
-    tables: Vec<MirrorTable>,
+    config: &Config,
     existing: &BTreeMap<String, Vec<(String, String)>>,
     refresh_started: Option<String>,
     renewal: &Renewal,
@@ -340,6 +341,8 @@ async fn run_locked(
     let (_, results) = api
         .batch_with_results(&statements, &[statements.len() - 1])
         .await?;
+    // After the refresh: the shape records of the events this run merges.
+    let tables = shapes::mirror_tables(config, objects, api, read_mirror_tables(config)).await?;
 
     // New source tables and columns reach the mirror before their events.
     let changes = plan::schema_change_statements(objects, &tables, existing)?;
@@ -350,10 +353,12 @@ async fn run_locked(
         );
         api.batch(chunk).await?;
     }
+    shapes::widen_columns(api, objects, &tables).await?;
 
     let pending = results.first().map(Vec::as_slice).unwrap_or_default();
     let work = pending_work(pending, tables);
-    let batches = plan::merge_batches(objects, run.holder, &work)?;
+    let mut batches = plan::merge_batches(objects, run.holder, &work)?;
+    shapes::store_in_last_batch(objects, run.holder, &mut batches)?;
     let mut summary = MergeSummary {
         batches: batches.len(),
         ..MergeSummary::default()

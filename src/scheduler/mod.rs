@@ -4,8 +4,9 @@
 //!
 //! A merge run is: (1) take the merge lease (see `lease`), (2) `REFRESH
 //! MATERIALIZED VIEW` as a statement of its own (Redshift runs it as its own
-//! transaction), (3) count the pending events per table, (4) make sure every
-//! mirror table and column exists, (5) run the merge batches, each one
+//! transaction), (3) count the pending events per table and take each table's
+//! shape from the stream (see `shapes`), (4) make sure every mirror table and
+//! column exists, widened to its shape, (5) run the merge batches, each one
 //! transaction fenced by the lease, the last one advancing the watermark.
 //! The algorithm and why it is correct are in docs/redshift.md.
 
@@ -18,11 +19,13 @@ mod daemon;
 mod lease;
 mod merge;
 mod setup;
+mod shapes;
 
 pub use daemon::run_daemon;
 pub use merge::{merge_once, MergeSummary, TableSummary};
 pub(crate) use setup::read_mirror_tables;
 pub use setup::setup;
+pub use shapes::SHAPES_TABLE;
 
 use crate::redshift::RedshiftError;
 use crate::source::tables::TablesError;
@@ -90,6 +93,8 @@ pub enum SchedulerError {
     LeaseLost,
     #[error("invalid merge schedule: {0}")]
     Schedule(String),
+    #[error(transparent)]
+    Shapes(#[from] shapes::ShapesError),
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::ServeError),
 }

@@ -23,7 +23,8 @@ pub async fn setup(
         .ok_or(SchedulerError::NoRedshiftConfig)?;
     let objects = Objects::new(config, redshift);
     let tables: Vec<MirrorTable> = read_mirror_tables(config).await?;
-    let statements = plan::setup_statements(&objects, &tables)?;
+    let mut statements = plan::setup_statements(&objects, &tables)?;
+    statements.extend(super::shapes::setup_shapes_statements(&objects, &tables)?);
     let view = plan::events_view_statements(&objects)?;
     if print {
         for statement in statements.iter().chain(view.iter()) {

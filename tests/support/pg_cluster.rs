@@ -157,10 +157,9 @@ impl Cluster {
         }
     }
 
-    /// `pg_ctl restart -m fast`: every session is terminated, the server
-    /// shuts down cleanly and starts again (blocking until it accepts
-    /// connections).
-    pub async fn restart(&self) {
+    /// Runs `pg_ctl <action>` off the async runtime: `stop` takes the
+    /// server down with its data kept, until [`Cluster::start_again`].
+    async fn pg_ctl_blocking(&self, action: String) {
         let pg_ctl = tool("pg_ctl");
         let data = self.data.clone();
         let home = self.home.clone();
@@ -170,11 +169,28 @@ impl Cluster {
                 data,
                 home,
             };
-            cluster.pg_ctl(&pg_ctl, "-m fast restart");
+            cluster.pg_ctl(&pg_ctl, &action);
             std::mem::forget(cluster);
         })
         .await
-        .expect("restart task");
+        .expect("pg_ctl task");
+    }
+
+    pub async fn stop(&self) {
+        self.pg_ctl_blocking("-m fast stop".to_owned()).await;
+    }
+
+    /// Starts a stopped cluster again on its port.
+    pub async fn start_again(&self) {
+        let port = self.url.rsplit(':').next().unwrap_or_default().to_owned();
+        self.pg_ctl_blocking(format!("-o '-p {port}' start")).await;
+    }
+
+    /// `pg_ctl restart -m fast`: every session is terminated, the server
+    /// shuts down cleanly and starts again (blocking until it accepts
+    /// connections).
+    pub async fn restart(&self) {
+        self.pg_ctl_blocking("-m fast restart".to_owned()).await;
     }
 }
 

@@ -7,9 +7,24 @@ use super::pipeline::Pipeline;
 use super::stack::{poll, Stack, DEADLINE};
 
 impl Pipeline {
-    /// Every record in the stream, read from TRIM_HORIZON on every shard.
+    /// Every change event in the stream (shape records left out: see
+    /// [`Pipeline::read_stream_with_shapes`]), read from TRIM_HORIZON on
+    /// every shard.
     pub async fn read_stream(&self) -> Vec<StreamRecord> {
+        let records = read_stream(&self.stack, &self.stream).await;
+        records.into_iter().filter(|r| !r.is_shape()).collect()
+    }
+
+    /// Every record in the stream, shape records (`op = "s"`) included.
+    pub async fn read_stream_with_shapes(&self) -> Vec<StreamRecord> {
         read_stream(&self.stack, &self.stream).await
+    }
+}
+
+impl StreamRecord {
+    /// A shape record (docs/events.md), not a change event.
+    pub fn is_shape(&self) -> bool {
+        self.event["op"] == "s"
     }
 }
 
