@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -898,7 +899,8 @@ def case_kinesis(cfg, out, kl):
     k0 = kl.cpu()
     ks = run_kinesync_drain("c2_kinesync", db, "kin", "pub_kin", backlog, sink="kinesis")
     ks["kinesalite_cpu_s"] = round(kl.cpu() - k0, 2)
-    records = read_stream("bench-c2-kinesync")
+    # Change events only: the table's shape record (docs/events.md) is left out.
+    records = [(a, d) for a, d in read_stream("bench-c2-kinesync") if json.loads(d).get("op") != "s"]
     if len(records) < n:
         raise RuntimeError(f"kinesync delivered {len(records)} records, expected {n}")
     ks["wall_s"] = round(max(a for a, _ in records) - ks["t0_epoch"], 3)
@@ -1157,38 +1159,12 @@ def latency_at(cfg, db, kl, rate):
     time.sleep(1.0)
     # One psql session does about 2,000 single-row commits per second here:
     # the rate is spread over several, round robin.
-    n_writers = max(1, -(-rate // 1000))
-    writers = [subprocess.Popen(["psql", "-X", "-q", "-d", f"{PG_URL}/{db}"], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-               for _ in range(n_writers)]
-    seconds, tick = cfg.latency_seconds, 0.005
-    # The bench cluster runs with synchronous_commit = off, where the WAL
-    # writer flushes (and the walsender sends) commits only every 200 ms
-    # (wal_writer_delay): the writers commit synchronously, as by default.
-    for w in writers:
-        w.stdin.write("SET synchronous_commit = on;\n")
+    seconds = cfg.latency_seconds
     stmt = "INSERT INTO lat (committed, payload) VALUES (clock_timestamp(), repeat('x', 200));\n"
     cpu0 = proc_cpu(run.p.pid)
     k0 = kl.cpu()
     load0 = os.getloadavg()[0]
-    t0 = time.monotonic()
-    sent = 0
-    while True:
-        now = time.monotonic() - t0
-        if now >= seconds:
-            break
-        due = int(now * rate) + 1
-        for i in range(sent, due):
-            writers[i % n_writers].stdin.write(stmt)
-        if due > sent:
-            for w in writers:
-                w.stdin.flush()
-            sent = due
-        time.sleep(tick)
-    for w in writers:
-        w.stdin.close()
-    for w in writers:
-        w.wait()
+    sent, n_writers = write_steadily(db, rate, seconds, lambda _: stmt)
     end = sql(db, "SELECT pg_logical_emit_message(true, 'kinesync_bench', 'end')")
     wait_slot(poll, slot, end, run, 120, {})
     cpu1 = proc_cpu(run.p.pid)
@@ -1204,6 +1180,8 @@ def latency_at(cfg, db, kl, rate):
     decode_side, sink_side = [], []
     for arrival, data in read_stream(stream):
         ev = json.loads(data)
+        if ev.get("op") == "s":
+            continue  # the table's shape record (docs/events.md), no row
         committed = dt.datetime.fromisoformat(ev["after"]["committed"].replace("Z", "+00:00")).timestamp()
         lat.append((committed, (arrival - committed) * 1000.0))
         decode_side.append(ev["ts_ms"] - committed * 1000.0)
@@ -1240,6 +1218,131 @@ def latency_at(cfg, db, kl, rate):
     log(f"case 4 latency at {rate}/s ({res['rate_achieved_per_s']}/s achieved): "
         f"p50 {pct(50)} ms, p99 {pct(99)} ms over {len(ms)} events")
     return res
+
+
+HOT_DDL = """CREATE TABLE branches (id integer PRIMARY KEY, balance bigint NOT NULL, committed timestamptz);
+CREATE TABLE tellers (id integer PRIMARY KEY, balance bigint NOT NULL, committed timestamptz);
+CREATE TABLE history (id bigserial PRIMARY KEY, committed timestamptz NOT NULL, payload text);
+INSERT INTO branches SELECT g, 0, NULL FROM generate_series(1, 3) g;
+INSERT INTO tellers SELECT g, 0, NULL FROM generate_series(1, 30) g;
+CREATE PUBLICATION pub_hot FOR TABLE branches, tellers, history;
+"""
+
+
+def case_hot_keys(cfg, out, kl):
+    """Case 6: pgbench's TPC-B shape (every transaction updates one of 3
+    branch rows and one of 30 teller rows, and inserts a history row with a
+    new key) at a steady rate, under kinesis.ordering = "key" and
+    "position" in the same run: commit-to-arrival of the hot rows' events
+    and of the distinct-key ones, events/s, and the drain after the writes."""
+    db = "bench_hot"
+    create_db(db)
+    sql(db, HOT_DDL)
+    runs = [hot_keys_at(cfg, db, kl, cfg.hot_rate, ordering) for ordering in ("key", "position")]
+    out["hot_keys"] = {"rate_target_txn_per_s": cfg.hot_rate, "seconds": cfg.latency_seconds, "runs": runs}
+
+
+def hot_keys_at(cfg, db, kl, rate, ordering):
+    kl.start()
+    stream = f"bench-hot-{ordering}"
+    create_stream(stream, cfg.shards)
+    slot = "k_hot"
+    drop_slot(db, slot)
+    sql(db, "TRUNCATE history; UPDATE branches SET balance = 0; UPDATE tellers SET balance = 0; "
+            "COMMENT ON PUBLICATION pub_hot IS NULL")
+    conf = kinesync_config(os.path.join(WORK, f"hot-{ordering}.toml"), db, ["branches", "tellers", "history"],
+                           "pub_hot", slot, stream=stream, extra=f'ordering = "{ordering}"')
+    poll = Psql(db)
+    run = Run([KINESYNC, "--config", conf, "produce", "--sink", "kinesis"], env=kinesync_env(),
+              stderr_path=os.path.join(WORK, f"hot-{ordering}.log"))
+    deadline = time.monotonic() + 60
+    while not poll.query(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND confirmed_flush_lsn IS NOT NULL"):
+        if not run.alive() or time.monotonic() > deadline:
+            raise RuntimeError("the hot-key producer did not create its slot")
+        time.sleep(0.05)
+    rng = random.Random(6)
+
+    def transaction(_):
+        b, t = rng.randint(1, 3), rng.randint(1, 30)
+        return ("BEGIN; UPDATE branches SET balance = balance + 1, committed = clock_timestamp() WHERE id = "
+                f"{b}; UPDATE tellers SET balance = balance + 1, committed = clock_timestamp() WHERE id = {t}; "
+                "INSERT INTO history (committed, payload) VALUES (clock_timestamp(), repeat('x', 50)); COMMIT;\n")
+    cpu0 = proc_cpu(run.p.pid)
+    sent, writers = write_steadily(db, rate, cfg.latency_seconds, transaction, per_writer=500)
+    written = time.monotonic()
+    end = sql(db, "SELECT pg_logical_emit_message(true, 'kinesync_bench', 'end')")
+    wait_slot(poll, slot, end, run, 300, {})
+    drain_s = time.monotonic() - written
+    cpu1 = proc_cpu(run.p.pid)
+    run.stop()
+    poll.close()
+    drop_slot(db, slot)
+    groups = {"hot": [], "distinct": []}
+    commits = []
+    for arrival, data in read_stream(stream):
+        ev = json.loads(data)
+        if not isinstance(ev.get("after"), dict) or not ev["after"].get("committed"):
+            continue
+        committed = dt.datetime.fromisoformat(ev["after"]["committed"].replace("Z", "+00:00")).timestamp()
+        commits.append(committed)
+        group = "distinct" if ev["source"]["table"] == "history" else "hot"
+        groups[group].append((arrival - committed) * 1000.0)
+    if len(groups["distinct"]) < sent:
+        raise RuntimeError(f"only {len(groups['distinct'])} of {sent} history events reached the stream")
+    events = sum(len(v) for v in groups.values())
+    span = (max(commits) - min(commits)) if len(commits) > 1 else 0
+    res = {"ordering": ordering, "writers": writers, "transactions": sent, "events": events,
+           "events_per_s": round(events / span, 1) if span else None, "drain_after_writes_s": round(drain_s, 1),
+           "kinesync_cpu_s": round((cpu1 or 0) - (cpu0 or 0), 2)}
+    for group, ms in groups.items():
+        res[group] = percentiles(ms)
+    log(f"case 6 hot keys, ordering = {ordering}: hot rows p50 {res['hot']['p50_ms']} ms p99 {res['hot']['p99_ms']} ms, "
+        f"distinct keys p50 {res['distinct']['p50_ms']} ms p99 {res['distinct']['p99_ms']} ms, "
+        f"{res['events_per_s']} events/s, drained {res['drain_after_writes_s']} s after the writes")
+    return res
+
+
+def percentiles(ms):
+    ms = sorted(ms)
+    if not ms:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+
+    def pct(p):
+        return round(ms[min(len(ms) - 1, int(p / 100.0 * len(ms)))], 1)
+    return {"p50_ms": pct(50), "p99_ms": pct(99), "max_ms": round(ms[-1], 1)}
+
+
+def write_steadily(db, rate, seconds, statement, per_writer=1000):
+    """`rate` statements (or transactions) per second for `seconds`, round
+    robin over psql sessions (one per `per_writer`/s), committed
+    synchronously. `statement(i)` gives the i-th one. Returns (sent, writers)."""
+    n_writers = max(1, -(-rate // per_writer))
+    writers = [subprocess.Popen(["psql", "-X", "-q", "-d", f"{PG_URL}/{db}"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+               for _ in range(n_writers)]
+    # The bench cluster runs with synchronous_commit = off, where the WAL
+    # writer flushes (and the walsender sends) commits only every 200 ms
+    # (wal_writer_delay): the writers commit synchronously, as by default.
+    for w in writers:
+        w.stdin.write("SET synchronous_commit = on;\n")
+    t0, tick, sent = time.monotonic(), 0.005, 0
+    while True:
+        now = time.monotonic() - t0
+        if now >= seconds:
+            break
+        due = int(now * rate) + 1
+        for i in range(sent, due):
+            writers[i % n_writers].stdin.write(statement(i))
+        if due > sent:
+            for w in writers:
+                w.stdin.flush()
+            sent = due
+        time.sleep(tick)
+    for w in writers:
+        w.stdin.close()
+    for w in writers:
+        w.wait()
+    return sent, n_writers
 
 
 MERGE_DDL = """CREATE TABLE orders (
@@ -1691,6 +1794,23 @@ def markdown(out):
         v.append((f"latency p99 < 500 ms at {la['target_rate']:,}/s",
                   ", ".join(f"{r['rate_target_per_s']:,}/s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms" for r in la["runs"]),
                   la["met"]))
+    if "hot_keys" in out:
+        hk = out["hot_keys"]
+        lines += ["### 6. Hot rows: TPC-B shape, `kinesis.ordering = \"key\"` vs `\"position\"`", "",
+                  f"{hk['rate_target_txn_per_s']:,} transactions/s for {hk['seconds']} s, each updating one of 3 "
+                  "branch rows and one of 30 teller rows and inserting a history row (3 events), into kinesalite "
+                  "(4 shards). Latency = arrival minus the row's clock_timestamp() at its update or insert.", "",
+                  "| ordering | transactions | events | events/s | hot rows p50 / p99 / max ms | distinct keys p50 / p99 / max ms | drain after the writes s | kinesync CPU s |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in hk["runs"]:
+            hot, dis = r["hot"], r["distinct"]
+            lines.append(f"| {r['ordering']} | {r['transactions']:,} | {r['events']:,} | {r['events_per_s']} | "
+                         f"**{hot['p50_ms']}** / {hot['p99_ms']} / {hot['max_ms']} | "
+                         f"**{dis['p50_ms']}** / {dis['p99_ms']} / {dis['max_ms']} | {r['drain_after_writes_s']} | "
+                         f"{r['kinesync_cpu_s']} |")
+        lines += ["", "Under \"key\" a row has one record in flight, so a hot row moves one event per "
+                  "PutRecords round trip and, once its backlog fills the delivery buffer, every table waits; "
+                  "under \"position\" its events share requests (docs/architecture.md, \"Hot rows\").", ""]
     if "merge" in out:
         mg = out["merge"]
         lines += ["### 5. Merge: `kinesync merge --once` on the stand-in", "",
@@ -1859,6 +1979,8 @@ def cases_missing(out, cases):
         "3": lambda: len(out["memory"]["sizes"]) == 2 and len(out["memory"]["snapshots"]) == 2,
         "4": lambda: len(out["latency"]["runs"]) >= 1 and all(r["events"] > 0 for r in out["latency"]["runs"]),
         "5": lambda: len(out["merge"]["runs"]) == 2 and len(out["merge"]["tables"]) >= 2,
+        "6": lambda: len(out["hot_keys"]["runs"]) == 2 and all(
+            r["hot"]["p50_ms"] is not None and r["distinct"]["p50_ms"] is not None for r in out["hot_keys"]["runs"]),
     }
     missing = []
     for case in sorted(cases):
@@ -1884,7 +2006,7 @@ def main():
     ap.add_argument("--events", type=int, help="changes in case 1's mixed backlog (default 1M, --quick 100k)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the harness works (for CI)")
-    ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated cases to run (default all)")
+    ap.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated cases to run (default all)")
     ap.add_argument("--repeat", type=int, help="timed runs per contender in case 1 (best is kept)")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="perf record kinesync in case 1 (default on except --smoke)")
@@ -1916,6 +2038,7 @@ def main():
     cfg.latency_seconds = sizes[3]
     cfg.latency_rates = [1000, 5000] if mode != "smoke" else [200]
     cfg.latency_repeat = 1 if mode == "smoke" else 2
+    cfg.hot_rate = 1000 if mode != "smoke" else 50
     cfg.merge_histories = sizes[4]
     cfg.merge_new = sizes[5]
     cfg.merge_table_counts = [1, 10, 40, 200] if mode != "smoke" else [1, 3]
@@ -1953,6 +2076,8 @@ def main():
             case_latency(cfg, out, kl)
         if "5" in cases:
             case_merge(cfg, out, kl)
+        if "6" in cases:
+            case_hot_keys(cfg, out, kl)
     finally:
         kl.stop()
     out["machine"]["kinesalite_nice"] = kl.nice
