@@ -168,6 +168,11 @@ pub enum Command {
         /// docs/operations.md, "Kinesis retention").
         #[arg(long, requires = "once")]
         accept_data_loss: bool,
+        /// After the merge, drop the tombstones no event can still need
+        /// (those below the slot's confirmed LSN, read from the source before
+        /// the run; docs/operations.md, "Pruning tombstones").
+        #[arg(long, requires = "once", conflicts_with_all = ["print", "accept_data_loss"])]
+        prune_tombstones: bool,
     },
     /// Print the effective configuration as TOML, secrets redacted, each
     /// value with where it came from (file, variable, flag or default).

@@ -59,19 +59,25 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
         Command::Produce { sink, advance_slot } => {
             produce(&config, sink, advance_slot, shutdown).await
         }
-        Command::Setup { print } => match scheduler::setup(&config, print, shutdown).await {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(error) => fail(scheduler_exit_code(&error), &error),
-        },
+        Command::Setup { print } => {
+            scheduler_outcome(scheduler::setup(&config, print, shutdown).await)
+        }
+        Command::Merge {
+            once: true,
+            prune_tombstones: true,
+            ..
+        } => merge_and_prune(&config, shutdown).await,
         Command::Merge {
             once: true,
             print,
             accept_data_loss,
+            ..
         }
         | Command::Merge {
             once: false,
             print: print @ true,
             accept_data_loss,
+            ..
         } => merge_once(&config, print, accept_data_loss, shutdown).await,
         Command::Merge {
             once: false,
@@ -80,10 +86,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
         } => {
             start_telemetry(&config, Process::Merge, &shutdown);
             log_schedule(&config);
-            match scheduler::run_daemon(config, shutdown).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => fail(scheduler_exit_code(&error), &error),
-            }
+            scheduler_outcome(scheduler::run_daemon(config, shutdown).await)
         }
         Command::Check {
             expected_rate,
@@ -94,11 +97,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             let options = ops::check::CheckOptions {
                 expected_rate,
                 no_write,
-                side: match side {
-                    CheckSide::All => ops::check::Side::All,
-                    CheckSide::Produce => ops::check::Side::Produce,
-                    CheckSide::Merge => ops::check::Side::Merge,
-                },
+                side: check_side(side),
             };
             check(&config, &options, json, shutdown).await
         }
@@ -119,6 +118,33 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
             };
             teardown(&config, options, shutdown).await
         }
+    }
+}
+
+/// Exit status of a scheduler command whose success prints nothing.
+fn scheduler_outcome<T>(outcome: Result<T, SchedulerError>) -> ExitCode {
+    match outcome {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => fail(scheduler_exit_code(&error), &error),
+    }
+}
+
+/// `kinesync merge --once --prune-tombstones`: a run, then the pruning.
+async fn merge_and_prune(config: &config::Config, shutdown: Shutdown) -> ExitCode {
+    match scheduler::merge_and_prune(config, shutdown).await {
+        Ok(pruned) => {
+            println!("{pruned}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(scheduler_exit_code(&error), &error),
+    }
+}
+
+fn check_side(side: CheckSide) -> ops::check::Side {
+    match side {
+        CheckSide::All => ops::check::Side::All,
+        CheckSide::Produce => ops::check::Side::Produce,
+        CheckSide::Merge => ops::check::Side::Merge,
     }
 }
 
@@ -290,7 +316,9 @@ fn exit_code(ok: bool, otherwise: u8) -> ExitCode {
 fn scheduler_exit_code(error: &SchedulerError) -> u8 {
     match error {
         SchedulerError::NoRedshiftConfig | SchedulerError::Schedule(_) => exit::CONFIG,
-        SchedulerError::SourceConnect(_) | SchedulerError::Catalog(_) => exit::SOURCE,
+        SchedulerError::SourceConnect(_)
+        | SchedulerError::Catalog(_)
+        | SchedulerError::NoSlotPosition { .. } => exit::SOURCE,
         SchedulerError::Refresh(_)
         | SchedulerError::Merge(_)
         | SchedulerError::UnresolvedToast(_)

@@ -83,6 +83,7 @@ template!(TEARDOWN_REDSHIFT_SHARED, "teardown/redshift_shared.sql");
 template!(TEARDOWN_REDSHIFT_SCHEMA, "teardown/redshift_schema.sql");
 template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
 template!(MERGE_LEASE_RENEW, "merge/lease_renew.sql");
+template!(MERGE_PRUNE_TOMBSTONES, "merge/prune_tombstones.sql");
 template!(MERGE_REFRESH_DONE, "merge/refresh_done.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

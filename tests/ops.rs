@@ -789,3 +789,64 @@ async fn a_removed_table_stops_streaming_and_its_mirror_is_kept_until_dropped() 
     p.assert_merge_converges(&["public.orders"]).await;
     p.stop_producer().await;
 }
+
+/// The tombstones of mirror.orders, by key.
+async fn tombstone_keys(p: &Pipeline) -> Vec<Vec<Option<String>>> {
+    support::text_rows(
+        &p.mirror,
+        "SELECT id::text FROM mirror.kinesync_tombstones__orders ORDER BY id",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_drops_only_the_tombstones_below_the_slots_confirmed_position() {
+    let mut p = Pipeline::start("ops_prune", ORDERS, &["public.orders"]).await;
+    p.setup_and_produce().await;
+    p.source
+        .batch_execute(
+            "INSERT INTO orders VALUES (3, 'fig', 1); DELETE FROM orders WHERE id IN (1, 2)",
+        )
+        .await
+        .expect("deletes");
+    p.sync_producer().await;
+    p.merge_once().await;
+    let deleted = [[Some("1".to_owned())], [Some("2".to_owned())]];
+    assert_eq!(
+        tombstone_keys(&p).await,
+        deleted,
+        "each delete left a tombstone"
+    );
+    // A delete the slot has not confirmed yet (as if still in flight): its
+    // tombstone sits above the confirmed position and must stay.
+    p.mirror
+        .batch_execute(
+            "INSERT INTO mirror.kinesync_tombstones__orders (id, _kinesync_commit_lsn, _kinesync_lsn) \
+             VALUES (99, 4611686018427387904, 4611686018427387904)",
+        )
+        .await
+        .expect("unconfirmed tombstone");
+
+    let (code, stdout, stderr) = p.run(&["merge", "--once", "--prune-tombstones"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("pruned the tombstones of 1 table(s) below the slot's confirmed LSN"),
+        "{stdout}"
+    );
+    assert_eq!(tombstone_keys(&p).await, [[Some("99".to_owned())]]);
+    p.assert_mirror_equals_source("public.orders").await;
+
+    // Without the slot the position is unknown: nothing is pruned.
+    p.stop_producer().await;
+    p.source
+        .execute("SELECT pg_drop_replication_slot($1)", &[&p.name])
+        .await
+        .expect("drop slot");
+    let out = p.run(&["merge", "--once", "--prune-tombstones"]).await;
+    assert_one_line_error(
+        &out,
+        Some(4),
+        &["replication slot", "not found", "source.slot"],
+    );
+    assert_eq!(tombstone_keys(&p).await, [[Some("99".to_owned())]]);
+}

@@ -18,11 +18,13 @@ pub mod checkpoint;
 mod daemon;
 mod lease;
 mod merge;
+mod prune;
 mod setup;
 mod shapes;
 
 pub use daemon::run_daemon;
 pub use merge::{merge_once, MergeSummary, TableSummary};
+pub use prune::{merge_and_prune, Pruned};
 pub(crate) use setup::read_mirror_tables;
 pub use setup::setup;
 pub use shapes::SHAPES_TABLE;
@@ -91,6 +93,8 @@ pub enum SchedulerError {
     LeaseHeld { holder: String, until: String },
     #[error("merge stopped: this run lost the merge lease (it expired: the renewal did not reach Redshift within redshift.lease_secs, or another scheduler took it over); the batch was rolled back, mirror tables and watermark are unchanged, the next run retries")]
     LeaseLost,
+    #[error("replication slot {slot} not found or without a confirmed position: --prune-tombstones needs the producer's slot (check source.slot, or run kinesync produce first)")]
+    NoSlotPosition { slot: String },
     #[error("invalid merge schedule: {0}")]
     Schedule(String),
     #[error(transparent)]
