@@ -111,6 +111,7 @@ impl Lease {
                 Err(SchedulerError::LeaseHeld {
                     holder: current.unwrap_or_else(|| "(unknown)".to_owned()),
                     until: row.text("expires_at").unwrap_or_default(),
+                    this_run: self.holder.clone(),
                 })
             }
         }
@@ -129,6 +130,7 @@ impl Lease {
                 return Err(SchedulerError::LeaseHeld {
                     holder: format!("another scheduler taking it at the same moment ({error})"),
                     until: "its run ends".to_owned(),
+                    this_run: self.holder.clone(),
                 });
             }
             outcome => outcome?,

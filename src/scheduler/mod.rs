@@ -89,8 +89,12 @@ pub enum SchedulerError {
         retention_hours: u64,
         tables: String,
     },
-    #[error("merge skipped: another scheduler ({holder}) holds the merge lease until {until}")]
-    LeaseHeld { holder: String, until: String },
+    #[error("merge skipped: another scheduler ({holder}) holds the merge lease until {until} (this run: {this_run})")]
+    LeaseHeld {
+        holder: String,
+        until: String,
+        this_run: String,
+    },
     #[error("merge stopped: this run lost the merge lease (it expired: the renewal did not reach Redshift within redshift.lease_secs, or another scheduler took it over); the batch was rolled back, mirror tables and watermark are unchanged, the next run retries")]
     LeaseLost,
     #[error("replication slot {slot} not found or without a confirmed position: --prune-tombstones needs the producer's slot (check source.slot, or run kinesync produce first)")]

@@ -165,11 +165,35 @@ merge = "*/5 * * * * *"
     /// Runs `kinesync <args>` to completion; returns (exit code, stdout, stderr).
     pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
         let output = self.command(args).output().await.expect("run kinesync");
-        (
+        let (code, stderr) = (
             output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
+        );
+        self.keep_in_history(args, code, &stderr);
+        (
+            code,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr,
         )
+    }
+
+    /// Appends a run's exit code and stderr to `<dir>/runs.log`, shown when
+    /// a later run fails (what came before often explains it).
+    fn keep_in_history(&self, args: &[&str], code: i32, stderr: &str) {
+        use std::io::Write;
+        let entry = format!("--- kinesync {args:?} exited {code}\n{stderr}");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("runs.log"));
+        if let Ok(mut file) = file {
+            let _ = file.write_all(entry.as_bytes());
+        }
+    }
+
+    /// The earlier runs of this pipeline (see [`Self::keep_in_history`]).
+    fn history(&self) -> String {
+        std::fs::read_to_string(self.dir.join("runs.log")).unwrap_or_default()
     }
 
     /// Runs `kinesync <args>` with extra environment variables (e.g.
@@ -202,8 +226,10 @@ merge = "*/5 * * * * *"
     pub async fn run_ok(&self, args: &[&str]) -> String {
         let (code, stdout, stderr) = self.run(args).await;
         assert_eq!(
-            code, 0,
-            "kinesync {args:?} exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            code,
+            0,
+            "kinesync {args:?} exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}\nthis pipeline's runs so far:\n{}",
+            self.history()
         );
         stdout
     }
