@@ -15,7 +15,7 @@ pub async fn read_tables(
     client: &Client,
     source: &SourceConfig,
 ) -> Result<Vec<SourceTable>, CatalogError> {
-    tables::resolve(client, &source.tables).await
+    tables::resolve(client, &source.tables, source.keyless_tables).await
 }
 
 /// The configured tables, `schema.*` entries expanded (see

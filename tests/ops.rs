@@ -218,7 +218,7 @@ async fn check_fails_and_names_the_fix_for_each_missing_prerequisite() {
     assert!(
         audit
             .3
-            .contains("ALTER TABLE \"public\".\"audit\" REPLICA IDENTITY FULL"),
+            .contains("ALTER TABLE \"public\".\"audit\" REPLICA IDENTITY USING INDEX"),
         "{audit:?}"
     );
     let gone = finding(&findings, "table public.gone", "fail");

@@ -1078,7 +1078,7 @@ async fn source_problems_are_reported_even_when_the_kinesis_endpoint_is_unreacha
     )
     .await;
     p.set_env("AWS_ENDPOINT_URL_KINESIS", "http://127.0.0.1:9");
-    let fix = "ALTER TABLE public.events REPLICA IDENTITY FULL";
+    let fix = "ALTER TABLE public.events REPLICA IDENTITY USING INDEX";
     let out = p.run_bounded(&["produce"]).await;
     let line = support::assert_one_line_error(&out, None, &[fix, "Kinesis stream"]);
     let (source_at, stream_at) = (

@@ -4,6 +4,9 @@
 //! producer, and a generated column, which the producer never sends, is
 //! not part of the mirror, so `verify` does not report it as a difference.
 //! A partitioned table is configured by its root and mirrored as one table.
+//! A table without a key (`REPLICA IDENTITY FULL` only) is refused with the
+//! fix, since its equal rows cannot be told apart; once keyed as the fix
+//! says, its duplicate rows mirror exactly.
 
 mod support;
 
@@ -32,6 +35,17 @@ const GENERATED: &str = "
 CREATE TABLE public.priced (id int PRIMARY KEY, qty int NOT NULL, price numeric(10,2) NOT NULL,
     total numeric(12,2) GENERATED ALWAYS AS (qty * price) STORED, note text);
 INSERT INTO public.priced (id, qty, price, note) VALUES (1, 2, 1.50, 'x'), (2, 3, 10.00, NULL);
+";
+
+/// Tables without any key, `REPLICA IDENTITY FULL`: pgbench's history
+/// table (inserts only) and one with duplicate rows.
+const KEYLESS: &str = "
+CREATE TABLE public.pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));
+ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL;
+INSERT INTO public.pgbench_history VALUES (1, 1, 7, 5, '2026-01-01 00:00:00', NULL), (1, 1, 7, 5, '2026-01-01 00:00:00', NULL);
+CREATE TABLE public.dups (v text, n int);
+ALTER TABLE public.dups REPLICA IDENTITY FULL;
+INSERT INTO public.dups VALUES ('x', 1), ('x', 1), ('x', 1), ('y', NULL);
 ";
 
 /// A partitioned table (by range, two partitions) with rows in both.
@@ -161,6 +175,48 @@ async fn a_table_with_a_generated_column_verifies_clean() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(columns, ["id", "qty", "price", "note"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_tables_are_refused_until_keyed_and_then_mirror_their_duplicate_rows() {
+    let tables = ["public.pgbench_history", "public.dups"];
+    let mut p = Pipeline::start("tables_keyless", KEYLESS, &tables).await;
+    for table in ["table public.pgbench_history", "table public.dups"] {
+        let (outcome, detail) = table_check(&p, table).await;
+        assert_eq!(outcome, "fail", "{table}: {detail}");
+        assert!(detail.contains("source.keyless_tables"), "{detail}");
+    }
+    // The user's word that rows are distinct: accepted, with a warning.
+    p.set_config("source", "keyless_tables = \"distinct_rows\"");
+    let (outcome, detail) = table_check(&p, "table public.dups").await;
+    assert_eq!(outcome, "warn", "{detail}");
+    assert!(
+        detail.contains("equal rows would be one mirror row"),
+        "{detail}"
+    );
+
+    // The fix the refusal names: a key. Duplicate rows stay duplicates.
+    p.set_config("source", "keyless_tables = \"refuse\"");
+    for table in tables {
+        p.source
+            .batch_execute(&format!(
+                "ALTER TABLE {table} ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+            ))
+            .await
+            .expect("add a key");
+    }
+    p.setup_and_produce().await;
+    p.source
+        .batch_execute(
+            "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 7, 5, '2026-01-01 00:00:00'), (1, 1, 7, 5, '2026-01-01 00:00:00');
+             UPDATE dups SET n = 5 WHERE ctid IN (SELECT ctid FROM dups WHERE v = 'x' LIMIT 1);
+             DELETE FROM dups WHERE ctid IN (SELECT ctid FROM dups WHERE v = 'x' AND n = 1 LIMIT 1);
+             INSERT INTO dups (v, n) VALUES ('y', NULL);",
+        )
+        .await
+        .expect("changes to duplicate rows");
+    p.assert_merge_converges(&tables).await;
+    assert_verifies_equal(&p, "public.dups").await;
 }
 
 /// `check --json`'s finding named `name`: (outcome, detail).

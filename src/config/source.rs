@@ -32,6 +32,8 @@ pub struct SourceConfig {
     pub snapshot: SnapshotMode,
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_interval_secs: u64,
+    #[serde(default)]
+    pub keyless_tables: KeylessTables,
 }
 
 impl fmt::Debug for SourceConfig {
@@ -43,6 +45,7 @@ impl fmt::Debug for SourceConfig {
             .field("slot", &self.slot)
             .field("snapshot", &self.snapshot)
             .field("heartbeat_interval_secs", &self.heartbeat_interval_secs)
+            .field("keyless_tables", &self.keyless_tables)
             .finish()
     }
 }
@@ -58,6 +61,20 @@ pub enum SnapshotMode {
     Never,
     /// Copy the tables when the slot is created, then exit.
     InitialOnly,
+}
+
+/// What to do with a table that has no primary key and no replica
+/// identity index, only `REPLICA IDENTITY FULL`: its rows have no key but
+/// all their values, and two equal rows cannot be told apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeylessTables {
+    /// Refuse it, naming the fixes (a primary key, a unique index).
+    #[default]
+    Refuse,
+    /// Mirror it keyed by every column: right while its rows are distinct;
+    /// equal rows become one mirror row (docs/redshift.md "Keyless tables").
+    DistinctRows,
 }
 
 fn default_publication() -> String {

@@ -17,8 +17,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::{human_duration, seconds_between, Finding, Outcome, Part};
-use crate::catalog;
-use crate::config::{Config, RedshiftConfig};
+use crate::catalog::{self, KeyKind, SourceTable};
+use crate::config::{Config, KeylessTables, RedshiftConfig};
 use crate::postgres::redact_url;
 use crate::redshift::{DataApi, Value};
 use crate::scheduler::plan::{redshift_name, Objects};
@@ -175,7 +175,7 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
             Vec::new()
         }
     };
-    check_tables(&client, &tables, &role, findings).await;
+    check_tables(&client, &tables, &role, source.keyless_tables, findings).await;
     check_publication(&client, config, &tables, &role, findings).await;
     let (max_slots, slots): (i32, i32) = (
         server.get("max_replication_slots"),
@@ -242,6 +242,37 @@ fn privilege_finding(server: &tokio_postgres::Row, role: &str) -> Finding {
     }
 }
 
+/// How a readable table is keyed: refused, keyed by every column (equal
+/// rows collapse, the user said there are none), or keyed.
+fn key_finding(
+    check: String,
+    qualified: &str,
+    keyed: Result<SourceTable, crate::source::tables::TablesError>,
+) -> Finding {
+    use crate::source::tables::TablesError;
+    match keyed {
+        Ok(table) if table.key == KeyKind::AllColumns => Finding::warn(
+            Part::Source,
+            check,
+            "readable, keyed by every column (no primary key; source.keyless_tables = \"distinct_rows\"): equal rows would be one mirror row",
+            format!("ALTER TABLE {qualified} ADD PRIMARY KEY (...); (or keep its rows distinct)"),
+        ),
+        Ok(table) => Finding::ok(Part::Source, check, format!("readable, keyed by {}", table.key)),
+        Err(error @ TablesError::Keyless { .. }) => Finding::fail(
+            Part::Source,
+            check,
+            error.to_string(),
+            format!("ALTER TABLE {qualified} ADD PRIMARY KEY (...); or set source.keyless_tables = \"distinct_rows\" if its rows are never equal"),
+        ),
+        Err(error) => Finding::fail(
+            Part::Source,
+            check,
+            error.to_string(),
+            format!("ALTER TABLE {qualified} ADD PRIMARY KEY (...); or CREATE UNIQUE INDEX ... and ALTER TABLE {qualified} REPLICA IDENTITY USING INDEX ...;"),
+        ),
+    }
+}
+
 /// `max_slot_wal_keep_size`: unlimited lets a stopped producer fill the disk.
 fn wal_keep_finding(keep: &str) -> Finding {
     if keep == "-1" {
@@ -264,6 +295,7 @@ async fn check_tables(
     client: &Client,
     tables: &[TableName],
     role: &str,
+    keyless: KeylessTables,
     findings: &mut Vec<Finding>,
 ) {
     let role = sql::quote_ident(role);
@@ -306,15 +338,11 @@ async fn check_tables(
                 ),
             )
         } else {
-            match keyed {
-                Ok((table, _)) => Finding::ok(Part::Source, check, format!("readable, keyed by {}", table.key)),
-                Err(error) => Finding::fail(
-                    Part::Source,
-                    check,
-                    error.to_string(),
-                    format!("ALTER TABLE {qualified} ADD PRIMARY KEY (...); or ALTER TABLE {qualified} REPLICA IDENTITY FULL;"),
-                ),
-            }
+            key_finding(
+                check,
+                &qualified,
+                keyed.and_then(|(table, _)| crate::source::tables::admit(table, keyless)),
+            )
         });
         findings.extend(
             version::generated_columns_warning(&row.get::<_, Vec<String>>("generated_columns"))

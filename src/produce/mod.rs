@@ -163,7 +163,7 @@ pub async fn open_source(config: &Config) -> Result<OpenedSource, ProduceError> 
     let version = check_server_version(&admin).await?;
     tracing::info!(version, "PostgreSQL server version supported");
     check_wal_level(&admin).await?;
-    let tables = resolve_tables(&admin, &source.tables).await?;
+    let tables = resolve_tables(&admin, &source.tables, source.keyless_tables).await?;
     Ok(OpenedSource { admin, tables })
 }
 
@@ -208,7 +208,8 @@ async fn produce<W: RecordWriter>(
     }
     // The key and types of each table as the resolver reads them: the
     // snapshot's shape records, and the key kinds of the streamed ones.
-    let resolved = crate::source::tables::resolve(&admin, &source.tables).await?;
+    let resolved =
+        crate::source::tables::resolve(&admin, &source.tables, source.keyless_tables).await?;
     let shapes: Vec<Shape> = resolved.iter().map(Shape::of_table).collect();
     let ctx = EventContext {
         slot: source.slot.clone(),

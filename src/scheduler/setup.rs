@@ -62,7 +62,12 @@ pub(crate) async fn read_mirror_tables(
             e.describe()
         ))
     })?;
-    let tables = crate::source::tables::resolve(&client, &config.source.tables).await?;
+    let tables = crate::source::tables::resolve(
+        &client,
+        &config.source.tables,
+        config.source.keyless_tables,
+    )
+    .await?;
     let tables: Vec<MirrorTable> = tables.into_iter().map(MirrorTable::new).collect();
     plan::check_mirror_names(&tables)?;
     Ok(tables)

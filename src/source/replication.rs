@@ -654,6 +654,7 @@ mod tests {
             slot: "kinesync".into(),
             snapshot: Default::default(),
             heartbeat_interval_secs: 10,
+            keyless_tables: Default::default(),
         };
         let cfg = replication_config(&source).unwrap();
         assert_eq!(

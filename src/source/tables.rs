@@ -18,7 +18,10 @@
 //!   identity index under `USING INDEX` (also when a primary key exists on
 //!   other columns: a delete's old tuple carries only the index columns),
 //!   else the primary key, else (`FULL` without one) every column, whose
-//!   values may then be NULL.
+//!   values may then be NULL. Such a keyless table is refused unless
+//!   `source.keyless_tables = "distinct_rows"` says its rows are distinct:
+//!   keyed by every column, two equal rows would be one mirror row
+//!   ([`admit`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -26,6 +29,7 @@ use tokio_postgres::{Client, Row};
 
 use super::pgoutput::ReplicaIdentity;
 use super::relation_cache::{Column, Relation};
+use crate::config::KeylessTables;
 use crate::sql::{display_ident, parse_table_entry, TableEntryError};
 
 pub use crate::sql::TableName;
@@ -47,8 +51,10 @@ pub enum TablesError {
     NotFound { table: TableName },
     #[error("PostgreSQL role {role} may not read table {table}: run GRANT SELECT ON {table} TO {role} (and GRANT USAGE ON SCHEMA {schema} TO {role})", schema = display_ident(&.table.schema))]
     NoSelect { role: String, table: TableName },
-    #[error("table {table} has no primary key, no replica identity index and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key or run ALTER TABLE {table} REPLICA IDENTITY FULL")]
+    #[error("table {table} has no primary key, no replica identity index and no REPLICA IDENTITY FULL, so its updates and deletes cannot be keyed: add a primary key, or a unique index and ALTER TABLE {table} REPLICA IDENTITY USING INDEX <index> (REPLICA IDENTITY FULL alone also needs source.keyless_tables = \"distinct_rows\")")]
     NoKey { table: TableName },
+    #[error("table {table} has no primary key and no replica identity index (REPLICA IDENTITY FULL only): two equal rows of it cannot be told apart, so its mirror could hold one row for several and lose a row on delete; add a primary key (e.g. ALTER TABLE {table} ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY), or a unique index and REPLICA IDENTITY USING INDEX; if its rows are never equal, set source.keyless_tables = \"distinct_rows\"")]
+    Keyless { table: TableName },
     #[error("table {table} has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be keyed: run ALTER TABLE {table} REPLICA IDENTITY FULL (or REPLICA IDENTITY DEFAULT, with a primary key)")]
     IdentityNothing { table: TableName },
 }
@@ -235,16 +241,27 @@ async fn schema_tables(
         .collect())
 }
 
-/// Every configured table, read and checked (exists, can be keyed).
+/// Every configured table, read and checked (exists, can be keyed, a
+/// keyless one only as `keyless` allows).
 pub async fn resolve(
     client: &Client,
     patterns: &[String],
+    keyless: KeylessTables,
 ) -> Result<Vec<SourceTable>, TablesError> {
     let mut tables = Vec::new();
     for name in table_names(client, patterns).await? {
-        tables.push(describe(client, &name).await?.0);
+        tables.push(admit(describe(client, &name).await?.0, keyless)?);
     }
     Ok(tables)
+}
+
+/// `table`, unless it is keyed by every column (`REPLICA IDENTITY FULL`
+/// without a key) and `keyless` refuses such tables.
+pub fn admit(table: SourceTable, keyless: KeylessTables) -> Result<SourceTable, TablesError> {
+    if table.key == KeyKind::AllColumns && keyless == KeylessTables::Refuse {
+        return Err(TablesError::Keyless { table: table.name });
+    }
+    Ok(table)
 }
 
 /// The producer's view: every configured table as [`Relation`], also
@@ -254,10 +271,12 @@ pub async fn resolve(
 pub async fn resolve_tables(
     client: &Client,
     patterns: &[String],
+    keyless: KeylessTables,
 ) -> Result<Vec<Relation>, TablesError> {
     let mut tables = Vec::new();
     for name in table_names(client, patterns).await? {
         let (table, access) = describe(client, &name).await?;
+        let table = admit(table, keyless)?;
         if !access.can_select {
             return Err(TablesError::NoSelect {
                 role: display_ident(&access.role),
