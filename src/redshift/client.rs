@@ -236,10 +236,16 @@ impl DataApi {
     async fn submit(&self, sql: &str) -> Result<String, RedshiftError> {
         tracing::debug!(sql, "execute");
         check_size(sql)?;
-        let output = target!(self.client.execute_statement().sql(sql), self.config)
-            .send()
-            .await
-            .map_err(|e| self.api_error("ExecuteStatement", &e))?;
+        let output = target!(
+            self.client
+                .execute_statement()
+                .sql(sql)
+                .client_token(client_token()),
+            self.config
+        )
+        .send()
+        .await
+        .map_err(|e| self.api_error("ExecuteStatement", &e))?;
         Ok(output.id().unwrap_or_default().to_owned())
     }
 
@@ -290,7 +296,8 @@ impl DataApi {
         let output = target!(
             self.client
                 .batch_execute_statement()
-                .set_sqls(Some(sqls.to_vec())),
+                .set_sqls(Some(sqls.to_vec()))
+                .client_token(client_token()),
             self.config
         )
         .send()
@@ -425,6 +432,15 @@ impl DataApi {
             tracing::warn!(id, error = %aws_sdk_redshiftdata::error::DisplayErrorContext(error), "could not cancel statement");
         }
     }
+}
+
+/// A fresh `ClientToken` for one submit (the SDK's retries of it reuse it,
+/// so a retried submit never runs twice). From the OS-seeded `rand` rather
+/// than the SDK's default provider, which seeds from the clock: two
+/// processes must never share a token, or the Data API would hand one of
+/// them the other's statement and results.
+fn client_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn value_of(field: &Field) -> Value {

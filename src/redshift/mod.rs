@@ -5,8 +5,9 @@
 //! is learned by polling DescribeStatement. [`DataApi`] hides that behind
 //! `execute`, `batch` and `query`, polls with capped exponential backoff,
 //! gives up after the configured statement timeout, and cancels the
-//! statement when shutdown is requested. The SDK fills `ClientToken` itself,
-//! so its own retries of a submit never run a statement twice.
+//! statement when shutdown is requested. Each submit carries its own random
+//! `ClientToken`, which the SDK's retries of it reuse, so a retried submit
+//! never runs a statement twice and two submits never share one.
 
 mod client;
 
