@@ -270,6 +270,10 @@ def build_backlog(db, template, workload_sql, changes, end_row_sql=None):
 
 # ---------------------------------------------------------------- running processes
 
+# How a shape record's line begins (src/event/shape.rs encode_shape).
+SHAPE_MARK = b'{"before":null,"after":null,"shape":{'
+
+
 class Run:
     """A measured child process: wall time to a condition, CPU and peak RSS
     from wait4 (the kernel's own accounting), RSS polled from /proc too."""
@@ -280,6 +284,7 @@ class Run:
         self.count_stdout = count_stdout
         self.bytes = 0
         self.lines = 0
+        self.shape_lines = 0
         self.samples = []
         self.marker_at = None
         self.first_at = None
@@ -309,6 +314,8 @@ class Run:
             if self.first_at is None:
                 self.first_at = self.last_at
             self.lines += chunk.count(b"\n")
+            # Shape records (op "s"): one per table and session, not changes.
+            self.shape_lines += (tail + chunk).count(SHAPE_MARK) - tail.count(SHAPE_MARK)
             if sample_bytes < 4 << 20:
                 self.samples.append(chunk)
                 sample_bytes += len(chunk)
@@ -482,10 +489,11 @@ def run_kinesync_drain(name, db, table, publication, backlog, sink="stdout", tim
     res["t0_epoch"] = run.t0_epoch
     if sink == "stdout":
         res["output_bytes"] = run.bytes
-        res["output_lines"] = run.lines
         res["first_output_s"] = round(run.first_at - run.t0, 3) if run.first_at else None
-        if run.lines != backlog["changes"]:
-            raise RuntimeError(f"kinesync printed {run.lines} events, expected {backlog['changes']}")
+        res["output_lines"] = run.lines - run.shape_lines
+        if run.lines - run.shape_lines != backlog["changes"]:
+            raise RuntimeError(f"kinesync printed {run.lines - run.shape_lines} events (and {run.shape_lines} shape records), "
+                               f"expected {backlog['changes']}")
     res["_run"] = run
     return res
 
@@ -877,8 +885,8 @@ def callgrind_drain(db, table, backlog, tag):
     finally:
         run.stop(timeout=300)
         drop_slot(db, slot)
-    if run.lines != backlog["changes"]:
-        raise RuntimeError(f"kinesync under callgrind printed {run.lines} events, expected {backlog['changes']}")
+    if run.lines - run.shape_lines != backlog["changes"]:
+        raise RuntimeError(f"kinesync under callgrind printed {run.lines - run.shape_lines} events, expected {backlog['changes']}")
     with open(out_file) as f:
         totals = [line.split()[1] for line in f if line.startswith(("summary:", "totals:"))]
     if not totals:
@@ -1097,8 +1105,8 @@ def memory_snapshot(cfg):
         run.stop()
         if run.p.returncode != 0:
             raise RuntimeError(f"kinesync snapshot exited {run.p.returncode}: " + open(log_path, errors="replace").read()[-1500:])
-        if run.lines != rows_now:
-            raise RuntimeError(f"kinesync's snapshot printed {run.lines} events, expected {rows_now}")
+        if run.lines - run.shape_lines != rows_now:
+            raise RuntimeError(f"kinesync's snapshot printed {run.lines - run.shape_lines} events, expected {rows_now}")
         drop_slot(db, slot)
         ks = run.result(run.last_at - run.t0)
         ks["events"] = rows_now
