@@ -95,6 +95,48 @@ async fn a_column_added_on_the_source_appears_in_the_mirror() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn columns_added_with_a_default_reach_the_rows_older_than_them() {
+    let mut p = Pipeline::start("e2e_default", ACCOUNTS, &["public.accounts"]).await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.accounts"]).await;
+
+    // Row 1 changes before the ALTER (its event has no new column), row 2
+    // after it, row 3 sets a new column to NULL explicitly; the others are
+    // never touched, yet read the defaults on the source.
+    p.source
+        .batch_execute(
+            "UPDATE accounts SET visits = 7 WHERE id = 1;
+             ALTER TABLE accounts ADD COLUMN tier text DEFAULT 'bronze, \"b\" {x}',
+                 ADD COLUMN credit numeric(10,2) DEFAULT 12.50,
+                 ADD COLUMN since timestamptz DEFAULT '2026-01-01 10:00:00+02',
+                 ADD COLUMN tags text[] DEFAULT '{a,\"b c\"}',
+                 ADD COLUMN doc jsonb DEFAULT '{\"k\": [1, \"x\"]}',
+                 ADD COLUMN blob bytea DEFAULT '\\x00ff';
+             UPDATE accounts SET tier = 'gold' WHERE id = 2;
+             UPDATE accounts SET credit = NULL WHERE id = 3;
+             INSERT INTO accounts (id, owner) VALUES (9, 'new');",
+        )
+        .await
+        .expect("columns with defaults");
+    p.assert_merge_converges(&["public.accounts"]).await;
+
+    // Added while the producer is down: its next session's first shape
+    // record has the column.
+    p.stop_producer().await;
+    p.source
+        .batch_execute("ALTER TABLE accounts ADD COLUMN level integer DEFAULT 3")
+        .await
+        .expect("column while stopped");
+    p.start_producer().await;
+    p.source
+        .batch_execute("UPDATE accounts SET level = 4 WHERE id = 2")
+        .await
+        .expect("write");
+    p.assert_merge_converges(&["public.accounts"]).await;
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_producer_killed_mid_stream_resumes_without_loss() {
     let mut p = Pipeline::start("e2e_restart", ACCOUNTS, &["public.accounts"]).await;
     p.setup_and_produce().await;

@@ -54,6 +54,11 @@ pub struct ShapeColumn {
     /// Part of the replica identity (what an old tuple carries).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub identity: bool,
+    /// A column added with a non-volatile DEFAULT: the value (encoded as in
+    /// `after`) that rows older than the column have, which no change
+    /// carries (docs/events.md, "Shape records").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<serde_json::Value>,
 }
 
 /// A table's shape: what a shape record carries in `shape`.
@@ -126,6 +131,8 @@ impl Shape {
                     category: c.category.to_string(),
                     key: rank(i),
                     identity: c.in_identity,
+                    // The snapshot reads every row's value: nothing is missing.
+                    missing: None,
                 })
                 .collect(),
         }
@@ -267,6 +274,7 @@ mod tests {
                     category: "N".into(),
                     key: (i == 0).then_some(1),
                     identity: i == 0,
+                    missing: None,
                 })
                 .collect(),
         }

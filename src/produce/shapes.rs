@@ -25,6 +25,7 @@ use tokio_postgres::Client;
 
 use super::delivery::Delivery;
 use super::error::ProduceError;
+use crate::encode::encode_text;
 use crate::event::{
     encode_shape, shape_identity_code, shape_key_code, EventContext, Position, Shape, ShapeColumn,
 };
@@ -51,12 +52,25 @@ struct Described {
     identity: ReplicaIdentity,
     /// (declared OID, type) per column, in column order.
     types: Vec<(u32, TypeInfo)>,
+    /// Per column name, the text of the value rows older than the column
+    /// have (see [`MISSING_VALUES`]).
+    missing: HashMap<String, String>,
 }
 
 const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
        CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END, \
        (CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END)::text \
      FROM pg_type t LEFT JOIN pg_type bt ON bt.oid = t.typbasetype WHERE t.oid = $1";
+
+/// A column added with a non-volatile DEFAULT: PostgreSQL does not rewrite
+/// the table but keeps the default once (`attmissingval`, a one-element
+/// array), the value every older row reads. pgoutput sends those rows
+/// nothing, so the shape carries it for the merge to fill them in. The
+/// array's text form, read back as `text[]`, gives the element's own text
+/// output (quotes and escapes undone).
+const MISSING_VALUES: &str = "SELECT attname::text, (attmissingval::text::text[])[1] \
+     FROM pg_catalog.pg_attribute \
+     WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND atthasmissing";
 
 /// Where a streamed shape record sits: pgoutput gives a Relation message
 /// no LSN of its own (0), so the record takes the transaction's commit LSN
@@ -154,48 +168,71 @@ impl StreamShapes {
             };
             types.push((column.type_oid, info));
         }
+        let missing = self
+            .catalog_rows(
+                MISSING_VALUES,
+                &[&body.id],
+                "reading the values older rows have",
+            )
+            .await?
+            .iter()
+            .filter_map(|row| Some((row.get(0), row.get::<_, Option<String>>(1)?)))
+            .collect();
         Ok(Described {
             identity: body.replica_identity,
             types,
+            missing,
         })
     }
 
-    /// `format_type` and the base type of one (oid, typmod); a broken
-    /// connection (the server restarted) is reopened once.
+    /// `format_type` and the base type of one (oid, typmod).
     async fn look_up(&mut self, (oid, typmod): (u32, i32)) -> Result<TypeInfo, ProduceError> {
-        for attempt in 0..2 {
+        let rows = self
+            .catalog_rows(
+                TYPE_INFO,
+                &[&oid, &typmod],
+                "looking up a column type for a shape record",
+            )
+            .await?;
+        Ok(match rows.first() {
+            Some(row) => TypeInfo {
+                name: row.get(0),
+                base_oid: row.get(1),
+                category: row.get(2),
+            },
+            // Dropped between the message and the look-up: named by its OID.
+            None => TypeInfo {
+                name: format!("oid {oid}"),
+                base_oid: oid,
+                category: "X".to_owned(),
+            },
+        })
+    }
+
+    /// A catalog query on our own connection; a broken connection (the
+    /// server restarted) is reopened once.
+    async fn catalog_rows(
+        &mut self,
+        statement: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        context: &'static str,
+    ) -> Result<Vec<tokio_postgres::Row>, ProduceError> {
+        let mut attempt = 0;
+        loop {
             if self.client.as_ref().is_none_or(Client::is_closed) {
                 self.client = Some(connect_sql(&self.url).await?);
             }
             let Some(client) = &self.client else { continue };
-            match client.query_opt(TYPE_INFO, &[&oid, &typmod]).await {
-                Ok(Some(row)) => {
-                    return Ok(TypeInfo {
-                        name: row.get(0),
-                        base_oid: row.get(1),
-                        category: row.get(2),
-                    })
-                }
-                Ok(None) => break,
+            match client.query(statement, params).await {
+                Ok(rows) => return Ok(rows),
                 Err(error) if attempt == 0 => {
                     tracing::debug!(%error, "catalog connection lost; reopening it");
                     self.client = None;
+                    attempt += 1;
                 }
-                Err(source) => {
-                    return Err(TablesError::Query {
-                        context: "looking up a column type for a shape record",
-                        source,
-                    }
-                    .into())
-                }
+                Err(source) => return Err(TablesError::Query { context, source }.into()),
             }
         }
-        // Dropped between the message and the look-up: named by its OID.
-        Ok(TypeInfo {
-            name: format!("oid {oid}"),
-            base_oid: oid,
-            category: "X".to_owned(),
-        })
     }
 
     /// The Relation message `rel` was handled: queue its shape record at
@@ -256,6 +293,10 @@ impl StreamShapes {
                         .map(|p| p + 1),
                 },
                 identity: rel.key_indices.contains(&i),
+                missing: described
+                    .missing
+                    .get(&column.name)
+                    .map(|text| encode_text(info.base_oid, text)),
             })
             .collect();
         Shape {

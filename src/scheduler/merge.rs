@@ -114,7 +114,9 @@ pub async fn merge_once(
     if print {
         return print_run(
             &objects,
-            shapes::mirror_tables(config, &objects, &api, read_mirror_tables(config)).await?,
+            shapes::mirror_tables(config, &objects, &api, read_mirror_tables(config))
+                .await?
+                .0,
         );
     }
     let lease = Lease::new(&objects, redshift.lease_secs)?;
@@ -342,7 +344,9 @@ async fn run_locked(
         .batch_with_results(&statements, &[statements.len() - 1])
         .await?;
     // After the refresh: the shape records of the events this run merges.
-    let tables = shapes::mirror_tables(config, objects, api, read_mirror_tables(config)).await?;
+    let (tables, backfills) =
+        shapes::mirror_tables(config, objects, api, read_mirror_tables(config)).await?;
+    let backfill = shapes::backfill_statements(objects, &tables, &backfills)?;
 
     // New source tables and columns reach the mirror before their events.
     let changes = plan::schema_change_statements(objects, &tables, existing)?;
@@ -358,7 +362,7 @@ async fn run_locked(
     let pending = results.first().map(Vec::as_slice).unwrap_or_default();
     let work = pending_work(pending, tables);
     let mut batches = plan::merge_batches(objects, run.holder, &work)?;
-    shapes::store_in_last_batch(objects, run.holder, &mut batches)?;
+    shapes::store_in_last_batch(objects, run.holder, &mut batches, backfill)?;
     let mut summary = MergeSummary {
         batches: batches.len(),
         ..MergeSummary::default()

@@ -40,8 +40,10 @@ macro_rules! template {
     };
 }
 
+mod backfill;
 mod widen;
 
+pub use backfill::{backfill_statements, Backfill};
 pub use widen::widen_columns;
 
 use super::plan::{self, MergeBatch, MirrorTable, Objects, MAX_STATEMENTS_PER_BATCH};
@@ -132,7 +134,7 @@ pub fn tables_from_shapes(
     config: &Config,
     rows: &[Row],
 ) -> Result<Vec<MirrorTable>, SchedulerError> {
-    let newest = newest_shapes(parse_rows(rows)?);
+    let newest = newest_shapes(parse_rows(rows)?.into_iter().map(|(shape, _)| shape));
     let mut seen = BTreeSet::new();
     let (mut tables, mut missing) = (Vec::new(), Vec::new());
     for pattern in &config.source.tables {
@@ -173,9 +175,16 @@ pub fn tables_from_shapes(
     Ok(tables)
 }
 
-/// Shapes of merge/shapes.sql's rows.
-fn parse_rows(rows: &[Row]) -> Result<Vec<PositionedShape>, ShapesError> {
-    rows.iter().map(parse_row).collect()
+/// Shapes of merge/shapes.sql's rows, each with whether it is the stored one.
+fn parse_rows(rows: &[Row]) -> Result<Vec<(PositionedShape, bool)>, ShapesError> {
+    rows.iter()
+        .map(|row| {
+            Ok((
+                parse_row(row)?,
+                row.text("origin").as_deref() == Some("stored"),
+            ))
+        })
+        .collect()
 }
 
 fn parse_row(row: &Row) -> Result<PositionedShape, ShapesError> {
@@ -207,13 +216,14 @@ fn parse_row(row: &Row) -> Result<PositionedShape, ShapesError> {
 
 /// The run's tables: the shapes (stored and new), falling back to
 /// `from_source` (the source catalog, awaited only then) when a configured
-/// table has none (see the module doc).
+/// table has none (see the module doc); with the columns to fill in rows
+/// older than them ([`backfill`]).
 pub async fn mirror_tables(
     config: &Config,
     objects: &Objects,
     api: &DataApi,
     from_source: impl Future<Output = Result<Vec<MirrorTable>, SchedulerError>>,
-) -> Result<Vec<MirrorTable>, SchedulerError> {
+) -> Result<(Vec<MirrorTable>, Vec<Backfill>), SchedulerError> {
     let rows = match api.query(&shapes_statement(objects)?).await {
         Ok(rows) => rows,
         Err(error) if is_missing_relation(&error) => {
@@ -226,11 +236,12 @@ pub async fn mirror_tables(
         Err(error) => return Err(error.into()),
     };
     match tables_from_shapes(config, &rows) {
+        Ok(tables) => Ok((tables, backfill::backfills(&parse_rows(&rows)?))),
         Err(SchedulerError::Shapes(ShapesError::Missing { tables, .. })) => {
             match from_source.await {
                 Ok(read) => {
                     tracing::warn!(%tables, "no shape in the stream or the shapes table yet: read the tables from the source database (upgrade and restart the producer, or run `kinesync setup`, to stop needing it)");
-                    Ok(read)
+                    Ok((read, Vec::new()))
                 }
                 Err(error) => Err(ShapesError::Missing {
                     tables,
@@ -240,7 +251,7 @@ pub async fn mirror_tables(
                 .into()),
             }
         }
-        other => other,
+        Err(error) => Err(error),
     }
 }
 
@@ -256,8 +267,12 @@ pub fn store_in_last_batch(
     objects: &Objects,
     holder: &str,
     batches: &mut Vec<MergeBatch>,
+    backfills: Vec<String>,
 ) -> Result<(), SqlError> {
-    let store = store_shapes_statements(objects)?;
+    let store: Vec<String> = backfills
+        .into_iter()
+        .chain(store_shapes_statements(objects)?)
+        .collect();
     let closing = sql::MERGE_COMMIT.render(&objects.values())?.len();
     let Some(last) = batches.last_mut() else {
         return Ok(());
@@ -391,7 +406,7 @@ mod tests {
                 statements,
                 counted,
             }];
-            store_in_last_batch(&objects, "h", &mut batches).unwrap();
+            store_in_last_batch(&objects, "h", &mut batches, Vec::new()).unwrap();
             let last = batches.last().unwrap();
             assert!(batches
                 .iter()

@@ -130,6 +130,7 @@ mod tests {
             category: "N".into(),
             key,
             identity: key.is_some(),
+            missing: None,
         }
     }
 

@@ -1,0 +1,14 @@
+-- Columns added on the source with a constant DEFAULT: the rows written
+-- before their first shape record (unchanged since the ALTER TABLE) have
+-- the default on the source, which no change event carried
+-- (scheduler/shapes/backfill.rs). In the last merge batch, after every
+-- table's merge, with the store of the shapes. The defaults are read like
+-- the events' values, by navigating a SUPER column (kinesync_defaults.doc),
+-- so they convert exactly as those do; backslashes travel as CHR(1).
+DROP TABLE IF EXISTS kinesync_defaults;
+CREATE TEMP TABLE kinesync_defaults AS
+SELECT JSON_PARSE(REPLACE({{defaults_literal}}, CHR(1), CHR(92))) AS doc;
+UPDATE {{mirror_table}} SET {{assignments}}
+FROM kinesync_defaults
+WHERE {{mirror_table}}._kinesync_commit_lsn < {{commit_lsn}}
+   OR ({{mirror_table}}._kinesync_commit_lsn = {{commit_lsn}} AND {{mirror_table}}._kinesync_lsn < {{lsn}});
