@@ -137,6 +137,44 @@ async fn columns_added_with_a_default_reach_the_rows_older_than_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn renamed_columns_keep_their_values_in_the_mirror() {
+    let mut p = Pipeline::start("e2e_rename", ACCOUNTS, &["public.accounts"]).await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.accounts"]).await;
+    // A plain column and the key, with rows changed before the renames (their
+    // events carry the old names) and after, and one deleted after (its
+    // tombstone under the new key name).
+    p.source
+        .batch_execute(
+            "UPDATE accounts SET visits = 70 WHERE id = 1;
+             ALTER TABLE accounts RENAME COLUMN visits TO visit_count;
+             ALTER TABLE accounts RENAME COLUMN id TO account_id;
+             UPDATE accounts SET visit_count = 71 WHERE account_id = 2;
+             DELETE FROM accounts WHERE account_id = 3;",
+        )
+        .await
+        .expect("renames");
+    p.assert_merge_converges(&["public.accounts"]).await;
+    let old_names = support::text_rows(
+        &p.mirror,
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'mirror' AND column_name IN ('visits', 'id')",
+    )
+    .await;
+    assert!(
+        old_names.is_empty(),
+        "old names left in the mirror: {old_names:?}"
+    );
+    // The next run merges with the renamed shape only.
+    p.source
+        .batch_execute("UPDATE accounts SET visit_count = NULL WHERE account_id = 1")
+        .await
+        .expect("write");
+    p.assert_merge_converges(&["public.accounts"]).await;
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_producer_killed_mid_stream_resumes_without_loss() {
     let mut p = Pipeline::start("e2e_restart", ACCOUNTS, &["public.accounts"]).await;
     p.setup_and_produce().await;

@@ -59,6 +59,10 @@ pub struct ShapeColumn {
     /// carries (docs/events.md, "Shape records").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing: Option<serde_json::Value>,
+    /// `pg_attribute.attnum`, which a rename keeps: the merge tells a
+    /// renamed column from a dropped and an added one by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attnum: Option<i16>,
 }
 
 /// A table's shape: what a shape record carries in `shape`.
@@ -133,6 +137,7 @@ impl Shape {
                     identity: c.in_identity,
                     // The snapshot reads every row's value: nothing is missing.
                     missing: None,
+                    attnum: (c.attnum > 0).then_some(c.attnum),
                 })
                 .collect(),
         }
@@ -171,6 +176,8 @@ impl Shape {
                 category: c.category.chars().next().unwrap_or('X'),
                 key_position: c.key,
                 in_identity: c.identity,
+                attnum: c.attnum.unwrap_or(0),
+                former_names: Vec::new(),
             })
             .collect();
         if columns.is_empty() || !columns.iter().any(|c| c.key_position.is_some()) {
@@ -275,6 +282,7 @@ mod tests {
                     key: (i == 0).then_some(1),
                     identity: i == 0,
                     missing: None,
+                    attnum: None,
                 })
                 .collect(),
         }

@@ -52,9 +52,9 @@ struct Described {
     identity: ReplicaIdentity,
     /// (declared OID, type) per column, in column order.
     types: Vec<(u32, TypeInfo)>,
-    /// Per column name, the text of the value rows older than the column
-    /// have (see [`MISSING_VALUES`]).
-    missing: HashMap<String, String>,
+    /// Per column name, its attnum and the text of the value rows older
+    /// than the column have, if kept (see [`COLUMN_FACTS`]).
+    facts: HashMap<String, (i16, Option<String>)>,
 }
 
 const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
@@ -62,15 +62,19 @@ const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
        (CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END)::text \
      FROM pg_type t LEFT JOIN pg_type bt ON bt.oid = t.typbasetype WHERE t.oid = $1";
 
-/// A column added with a non-volatile DEFAULT: PostgreSQL does not rewrite
-/// the table but keeps the default once (`attmissingval`, a one-element
-/// array), the value every older row reads. pgoutput sends those rows
-/// nothing, so the shape carries it for the merge to fill them in. The
-/// array's text form, read back as `text[]`, gives the element's own text
-/// output (quotes and escapes undone).
-const MISSING_VALUES: &str = "SELECT attname::text, (attmissingval::text::text[])[1] \
+/// Per column: its attnum, which a rename keeps (the merge tells a rename
+/// from a drop and an add by it), and, for a column added with a
+/// non-volatile DEFAULT, the value every older row reads: PostgreSQL does
+/// not rewrite the table but keeps the default once (`attmissingval`, a
+/// one-element array), and pgoutput sends those rows nothing, so the shape
+/// carries it for the merge to fill them in. The array's text form, read
+/// back as `text[]`, gives the element's own text output (quotes and
+/// escapes undone). By name, from today's catalog: a column renamed again
+/// since the Relation message has neither.
+const COLUMN_FACTS: &str = "SELECT attname::text, attnum, \
+       CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END \
      FROM pg_catalog.pg_attribute \
-     WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND atthasmissing";
+     WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped";
 
 /// Where a streamed shape record sits: pgoutput gives a Relation message
 /// no LSN of its own (0), so the record takes the transaction's commit LSN
@@ -168,20 +172,20 @@ impl StreamShapes {
             };
             types.push((column.type_oid, info));
         }
-        let missing = self
+        let facts = self
             .catalog_rows(
-                MISSING_VALUES,
+                COLUMN_FACTS,
                 &[&body.id],
-                "reading the values older rows have",
+                "reading column numbers and kept defaults",
             )
             .await?
             .iter()
-            .filter_map(|row| Some((row.get(0), row.get::<_, Option<String>>(1)?)))
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
             .collect();
         Ok(Described {
             identity: body.replica_identity,
             types,
-            missing,
+            facts,
         })
     }
 
@@ -294,9 +298,11 @@ impl StreamShapes {
                 },
                 identity: rel.key_indices.contains(&i),
                 missing: described
-                    .missing
+                    .facts
                     .get(&column.name)
+                    .and_then(|(_, text)| text.as_deref())
                     .map(|text| encode_text(info.base_oid, text)),
+                attnum: described.facts.get(&column.name).map(|(attnum, _)| *attnum),
             })
             .collect();
         Shape {

@@ -440,6 +440,8 @@ mod tests {
             category,
             key_position: None,
             in_identity: false,
+            attnum: 0,
+            former_names: Vec::new(),
         }
     }
 

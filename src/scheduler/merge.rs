@@ -116,7 +116,7 @@ pub async fn merge_once(
             &objects,
             shapes::mirror_tables(config, &objects, &api, read_mirror_tables(config))
                 .await?
-                .0,
+                .tables,
         );
     }
     let lease = Lease::new(&objects, redshift.lease_secs)?;
@@ -344,12 +344,19 @@ async fn run_locked(
         .batch_with_results(&statements, &[statements.len() - 1])
         .await?;
     // After the refresh: the shape records of the events this run merges.
-    let (tables, backfills) =
+    let run_shapes =
         shapes::mirror_tables(config, objects, api, read_mirror_tables(config)).await?;
-    let backfill = shapes::backfill_statements(objects, &tables, &backfills)?;
+    let tables = run_shapes.tables;
+    let backfill = shapes::backfill_statements(objects, &tables, &run_shapes.backfills)?;
 
-    // New source tables and columns reach the mirror before their events.
-    let changes = plan::schema_change_statements(objects, &tables, existing)?;
+    // Renamed columns, then new source tables and columns, reach the mirror
+    // before their events.
+    let (renamed, existing) =
+        shapes::rename_statements(objects, &tables, &run_shapes.renames, existing)?;
+    let changes: Vec<String> = renamed
+        .into_iter()
+        .chain(plan::schema_change_statements(objects, &tables, &existing)?)
+        .collect();
     for chunk in changes.chunks(plan::MAX_STATEMENTS_PER_BATCH) {
         tracing::info!(
             statements = chunk.len(),

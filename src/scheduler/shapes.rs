@@ -41,9 +41,11 @@ macro_rules! template {
 }
 
 mod backfill;
+mod rename;
 mod widen;
 
 pub use backfill::{backfill_statements, Backfill};
+pub use rename::{rename_statements, Rename};
 pub use widen::widen_columns;
 
 use super::plan::{self, MergeBatch, MirrorTable, Objects, MAX_STATEMENTS_PER_BATCH};
@@ -217,13 +219,14 @@ fn parse_row(row: &Row) -> Result<PositionedShape, ShapesError> {
 /// The run's tables: the shapes (stored and new), falling back to
 /// `from_source` (the source catalog, awaited only then) when a configured
 /// table has none (see the module doc); with the columns to fill in rows
-/// older than them ([`backfill`]).
+/// older than them ([`backfill`]) and the columns renamed ([`rename`]; the
+/// tables' columns know their former names).
 pub async fn mirror_tables(
     config: &Config,
     objects: &Objects,
     api: &DataApi,
     from_source: impl Future<Output = Result<Vec<MirrorTable>, SchedulerError>>,
-) -> Result<(Vec<MirrorTable>, Vec<Backfill>), SchedulerError> {
+) -> Result<RunShapes, SchedulerError> {
     let rows = match api.query(&shapes_statement(objects)?).await {
         Ok(rows) => rows,
         Err(error) if is_missing_relation(&error) => {
@@ -236,12 +239,25 @@ pub async fn mirror_tables(
         Err(error) => return Err(error.into()),
     };
     match tables_from_shapes(config, &rows) {
-        Ok(tables) => Ok((tables, backfill::backfills(&parse_rows(&rows)?))),
+        Ok(mut tables) => {
+            let shapes = parse_rows(&rows)?;
+            let renames = rename::renames(&shapes);
+            rename::remember_former_names(&mut tables, &renames);
+            Ok(RunShapes {
+                tables,
+                backfills: backfill::backfills(&shapes),
+                renames,
+            })
+        }
         Err(SchedulerError::Shapes(ShapesError::Missing { tables, .. })) => {
             match from_source.await {
                 Ok(read) => {
                     tracing::warn!(%tables, "no shape in the stream or the shapes table yet: read the tables from the source database (upgrade and restart the producer, or run `kinesync setup`, to stop needing it)");
-                    Ok((read, Vec::new()))
+                    Ok(RunShapes {
+                        tables: read,
+                        backfills: Vec::new(),
+                        renames: Vec::new(),
+                    })
                 }
                 Err(error) => Err(ShapesError::Missing {
                     tables,
@@ -253,6 +269,13 @@ pub async fn mirror_tables(
         }
         Err(error) => Err(error),
     }
+}
+
+/// What a run takes from the shapes.
+pub struct RunShapes {
+    pub tables: Vec<MirrorTable>,
+    pub backfills: Vec<Backfill>,
+    pub renames: Vec<Rename>,
 }
 
 fn is_missing_relation(error: &RedshiftError) -> bool {

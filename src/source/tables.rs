@@ -116,6 +116,11 @@ pub struct SourceColumn {
     pub key_position: Option<usize>,
     /// Part of the replica identity (what an old tuple carries).
     pub in_identity: bool,
+    /// `pg_attribute.attnum`: a column keeps it when renamed (0: unknown).
+    pub attnum: i16,
+    /// Names the column had in events still to merge (renamed since: the
+    /// merge reads the value under the newest name, else under these).
+    pub former_names: Vec<String>,
 }
 
 impl SourceTable {
@@ -189,7 +194,8 @@ const COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypm
             (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i \
               WHERE i.indrelid = a.attrelid AND i.indisprimary), \
             (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i \
-              WHERE i.indrelid = a.attrelid AND i.indisreplident) \
+              WHERE i.indrelid = a.attrelid AND i.indisreplident), \
+            a.attnum \
      FROM pg_attribute a \
      JOIN pg_type t ON t.oid = a.atttypid \
      LEFT JOIN pg_type bt ON bt.oid = t.typbasetype \
@@ -366,6 +372,8 @@ fn keyed(
             category: row.get::<_, i8>(4) as u8 as char,
             key_position: key.map(|p| p as usize),
             in_identity: ident.is_some(),
+            attnum: row.get(7),
+            former_names: Vec::new(),
         })
         .collect();
     Ok(SourceTable {

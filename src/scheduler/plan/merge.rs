@@ -187,24 +187,18 @@ pub(super) fn insert_change_columns(
     key: &Key,
     toastable: &Key,
 ) {
-    let nav = |side: &str, column: &str| format!("e.payload.\"{side}\".{}", quote_ident(column));
+    let nav = |side: &str, column: &SourceColumn| event_value(side, column);
     let after_columns = table
         .columns
         .iter()
-        .map(|(c, k)| {
-            format!(
-                "{} AS {}",
-                k.extract(&nav("after", &c.name)),
-                column_ident(c)
-            )
-        })
+        .map(|(c, k)| format!("{} AS {}", k.extract(&nav("after", c)), column_ident(c)))
         .collect::<Vec<_>>()
         .join(",\n       ");
     let before_key_columns = table
         .columns
         .iter()
         .map(|(c, k)| match c.key_position {
-            Some(_) => k.extract(&nav("before", &c.name)),
+            Some(_) => k.extract(&nav("before", c)),
             None => format!("CAST(NULL AS {})", k.raw_type()),
         })
         .collect::<Vec<_>>()
@@ -215,8 +209,8 @@ pub(super) fn insert_change_columns(
         .map(|(i, (c, k))| {
             format!(
                 "COALESCE({}, {}) AS {}",
-                k.extract(&nav("before", &c.name)),
-                k.extract(&nav("after", &c.name)),
+                k.extract(&nav("before", c)),
+                k.extract(&nav("after", c)),
                 origin_column(i)
             )
         })
@@ -265,12 +259,12 @@ pub(super) fn insert_column_lists(values: &mut Values, table: &MirrorTable, key:
 /// predates that field. Returns (the upsert branch's, the delete branch's).
 pub(super) fn unchanged_columns(
     toastable: &[&(SourceColumn, ColumnKind)],
-    nav: &dyn Fn(&str, &str) -> String,
+    nav: &dyn Fn(&str, &SourceColumn) -> String,
 ) -> (String, String) {
     let (mut markers, mut null_markers) = (String::new(), String::new());
     for (n, (c, _)) in toastable.iter().enumerate() {
         let marker = unchanged_marker(n);
-        let entry = nav("unchanged_toast", &c.name);
+        let entry = nav("unchanged_toast", c);
         markers.push_str(&format!(",\n       {entry}::boolean AS {marker}"));
         null_markers.push_str(&format!(",\n       CAST(NULL AS BOOLEAN) AS {marker}"));
     }
@@ -281,6 +275,23 @@ pub(super) fn unchanged_columns(
         null_markers.push_str(",\n       false AS _kinesync_legacy");
     }
     (markers, null_markers)
+}
+
+/// An event's value of `column` in `side` (`after`, `before`,
+/// `unchanged_toast`): under its name, else under a former name (a column
+/// renamed since the event: scheduler/shapes/rename.rs). An event that has
+/// the name holds a value or a JSON null there, which is not SQL NULL, so
+/// it is never read under a former name.
+pub(super) fn event_value(side: &str, column: &SourceColumn) -> String {
+    let at = |name: &str| format!("e.payload.\"{side}\".{}", quote_ident(name));
+    if column.former_names.is_empty() {
+        return at(&column.name);
+    }
+    let names: Vec<String> = std::iter::once(&column.name)
+        .chain(&column.former_names)
+        .map(|n| at(n))
+        .collect();
+    format!("COALESCE({})", names.join(", "))
 }
 
 /// Statements re-joined so that they survive another render's split.

@@ -261,6 +261,8 @@ mod tests {
             category,
             key_position: key,
             in_identity: key.is_some(),
+            attnum: 0,
+            former_names: Vec::new(),
         }
     }
 

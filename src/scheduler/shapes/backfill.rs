@@ -12,6 +12,8 @@
 //! own events. The UPDATE runs in the last merge batch, with the store of
 //! the shapes and the watermark, so a run cut short leaves it to the next.
 //!
+//! A column renamed since the stored shape (same attnum) is not new.
+//!
 //! A volatile default (`DEFAULT random()`, `clock_timestamp()`, an identity
 //! column) rewrites the table instead, and so does any later rewrite, which
 //! drops the kept value: the shape then has none, and the older rows stay
@@ -61,7 +63,12 @@ pub fn backfills(shapes: &[(PositionedShape, bool)]) -> Vec<Backfill> {
             let Some(value) = &column.missing else {
                 continue;
             };
-            let known = |s: &PositionedShape| s.shape.columns.iter().any(|c| c.name == column.name);
+            // By name, or by attnum: a renamed column is not a new one.
+            let known = |s: &PositionedShape| {
+                s.shape.columns.iter().any(|c| {
+                    c.name == column.name || (column.attnum.is_some() && c.attnum == column.attnum)
+                })
+            };
             if known(stored) {
                 continue;
             }
@@ -166,6 +173,7 @@ mod tests {
             key: (name == "id").then_some(1),
             identity: name == "id",
             missing,
+            attnum: None,
         }
     }
 

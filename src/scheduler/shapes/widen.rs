@@ -131,6 +131,7 @@ mod tests {
             key,
             identity: key.is_some(),
             missing: None,
+            attnum: None,
         }
     }
 
