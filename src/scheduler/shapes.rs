@@ -41,6 +41,8 @@ macro_rules! template {
 }
 
 mod backfill;
+#[cfg(test)]
+mod fixtures;
 mod rename;
 mod widen;
 

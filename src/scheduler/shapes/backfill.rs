@@ -159,38 +159,15 @@ fn group_statements(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::shape;
     use super::*;
-    use crate::event::{Shape, ShapeColumn};
+    use crate::event::ShapeColumn;
     use crate::lsn::Lsn;
 
     fn column(name: &str, missing: Option<serde_json::Value>) -> ShapeColumn {
         ShapeColumn {
-            name: name.into(),
-            type_name: "integer".into(),
-            oid: 23,
-            base_oid: 23,
-            category: "N".into(),
-            key: (name == "id").then_some(1),
-            identity: name == "id",
             missing,
-            attnum: None,
-        }
-    }
-
-    fn shape(at: u64, columns: Vec<ShapeColumn>) -> PositionedShape {
-        PositionedShape {
-            position: Position {
-                commit_lsn: Lsn(at),
-                lsn: Lsn(1),
-            },
-            shape: Shape {
-                schema: "public".into(),
-                table: "t".into(),
-                oid: 1,
-                replica_identity: "d".into(),
-                key: "primary_key".into(),
-                columns,
-            },
+            ..super::super::fixtures::column(name)
         }
     }
 

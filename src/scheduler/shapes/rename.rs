@@ -138,38 +138,14 @@ pub fn rename_statements(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::shape;
     use super::*;
-    use crate::event::{Position, Shape, ShapeColumn};
-    use crate::lsn::Lsn;
+    use crate::event::ShapeColumn;
 
     fn column(name: &str, attnum: Option<i16>) -> ShapeColumn {
         ShapeColumn {
-            name: name.into(),
-            type_name: "integer".into(),
-            oid: 23,
-            base_oid: 23,
-            category: "N".into(),
-            key: (name == "id").then_some(1),
-            identity: name == "id",
-            missing: None,
             attnum,
-        }
-    }
-
-    fn shape(at: u64, columns: Vec<ShapeColumn>) -> PositionedShape {
-        PositionedShape {
-            position: Position {
-                commit_lsn: Lsn(at),
-                lsn: Lsn(0),
-            },
-            shape: Shape {
-                schema: "public".into(),
-                table: "t".into(),
-                oid: 1,
-                replica_identity: "d".into(),
-                key: "primary_key".into(),
-                columns,
-            },
+            ..super::super::fixtures::column(name)
         }
     }
 
