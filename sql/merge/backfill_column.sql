@@ -5,9 +5,11 @@
 -- table's merge, with the store of the shapes. The defaults are read like
 -- the events' values, by navigating a SUPER column (kinesync_defaults.doc),
 -- so they convert exactly as those do; backslashes travel as CHR(1).
+-- (A SUPER table filled by INSERT ... JSON_PARSE, as parse_json.html shows,
+-- rather than a CREATE TABLE AS of a SELECT without FROM.)
 DROP TABLE IF EXISTS kinesync_defaults;
-CREATE TEMP TABLE kinesync_defaults AS
-SELECT JSON_PARSE(REPLACE({{defaults_literal}}, CHR(1), CHR(92))) AS doc;
+CREATE TEMP TABLE kinesync_defaults (doc SUPER);
+INSERT INTO kinesync_defaults VALUES (JSON_PARSE(REPLACE({{defaults_literal}}, CHR(1), CHR(92))));
 UPDATE {{mirror_table}} SET {{assignments}}
 FROM kinesync_defaults
 WHERE {{mirror_table}}._kinesync_commit_lsn < {{commit_lsn}}
