@@ -28,6 +28,9 @@ use crate::sql::{qualified, quote_ident, quote_literal, SqlError, TableName, Tem
 
 template!(BACKFILL_COLUMN, "merge/backfill_column.sql");
 
+/// The temporary table holding one ALTER's defaults as SUPER.
+const DEFAULTS_TABLE: &str = "kinesync_defaults";
+
 /// Redshift's longest VARCHAR literal: a longer default is not written
 /// (warned; the rows keep NULL).
 const MAX_LITERAL_BYTES: usize = 65_535;
@@ -125,7 +128,7 @@ fn group_statements(
             continue;
         };
         let key = format!("v{i}");
-        let raw = kind.extract(&format!("kinesync_defaults.doc.\"{key}\""));
+        let raw = kind.extract(&format!("{DEFAULTS_TABLE}.doc.\"{key}\""));
         assignments.push(format!(
             "{} = {}",
             quote_ident(&redshift_name(&column.name)),
@@ -150,6 +153,7 @@ fn group_statements(
         "mirror_table",
         qualified(&objects.mirror_schema_name, &table.name),
     );
+    values.insert("defaults", DEFAULTS_TABLE.to_owned());
     values.insert("assignments", assignments.join(", "));
     values.insert("defaults_literal", literal);
     values.insert("commit_lsn", before.commit_lsn.0.to_string());
