@@ -136,9 +136,9 @@ pub fn setup_shapes_statements(
 /// [`ShapesError::Missing`] names the entries no shape describes.
 pub fn tables_from_shapes(
     config: &Config,
-    rows: &[Row],
+    shapes: &[(PositionedShape, bool)],
 ) -> Result<Vec<MirrorTable>, SchedulerError> {
-    let newest = newest_shapes(parse_rows(rows)?.into_iter().map(|(shape, _)| shape));
+    let newest = newest_shapes(shapes.iter().map(|(shape, _)| shape.clone()));
     let mut seen = BTreeSet::new();
     let (mut tables, mut missing) = (Vec::new(), Vec::new());
     for pattern in &config.source.tables {
@@ -240,14 +240,15 @@ pub async fn mirror_tables(
         }
         Err(error) => return Err(error.into()),
     };
-    match tables_from_shapes(config, &rows) {
+    let shapes = parse_rows(&rows)?;
+    match tables_from_shapes(config, &shapes) {
         Ok(mut tables) => {
-            let shapes = parse_rows(&rows)?;
-            let renames = rename::renames(&shapes);
+            let changed = since_stored(&shapes);
+            let renames = rename::renames(&changed);
             rename::remember_former_names(&mut tables, &renames);
             Ok(RunShapes {
                 tables,
-                backfills: backfill::backfills(&shapes),
+                backfills: backfill::backfills(&changed),
                 renames,
             })
         }
@@ -271,6 +272,40 @@ pub async fn mirror_tables(
         }
         Err(error) => Err(error),
     }
+}
+
+/// One table's stored shape (what the mirror was merged with) and this
+/// run's shape records newer than it, in position order.
+pub struct SinceStored<'a> {
+    pub stored: &'a PositionedShape,
+    pub records: Vec<&'a PositionedShape>,
+}
+
+impl SinceStored<'_> {
+    /// The newest of the records.
+    pub fn newest(&self) -> Option<&PositionedShape> {
+        self.records.last().copied()
+    }
+}
+
+/// Per table with a stored shape, the records since: `shapes` are
+/// `(shape, stored)` pairs, at most one stored per table.
+pub fn since_stored(shapes: &[(PositionedShape, bool)]) -> Vec<SinceStored<'_>> {
+    shapes
+        .iter()
+        .filter(|(_, is_stored)| *is_stored)
+        .map(|(stored, _)| {
+            let table = stored.shape.table_name();
+            let mut records: Vec<&PositionedShape> = shapes
+                .iter()
+                .filter(|(s, is_stored)| !is_stored && s.shape.table_name() == table)
+                .map(|(s, _)| s)
+                .filter(|s| s.position > stored.position)
+                .collect();
+            records.sort_by_key(|s| s.position);
+            SinceStored { stored, records }
+        })
+        .collect()
 }
 
 /// What a run takes from the shapes.
@@ -394,7 +429,11 @@ mod tests {
             row("public", "orders", (9, 2), &[("id", "integer", 23)]),
             row("public", "orders", (0, 0), &[("id", "integer", 23)]),
         ];
-        let tables = tables_from_shapes(&config(r#"["public.orders", "sales.*"]"#), &rows).unwrap();
+        let tables = tables_from_shapes(
+            &config(r#"["public.orders", "sales.*"]"#),
+            &parse_rows(&rows).unwrap(),
+        )
+        .unwrap();
         let names: Vec<String> = tables.iter().map(|t| t.source.qualified_name()).collect();
         assert_eq!(names, ["public.orders", "sales.a", "sales.b"]);
         let orders = &tables[0].source;
@@ -405,8 +444,11 @@ mod tests {
     #[test]
     fn a_configured_table_without_a_shape_is_named() {
         let rows = [row("public", "orders", (1, 1), &[("id", "integer", 23)])];
-        let error =
-            tables_from_shapes(&config(r#"["public.orders", "public.other"]"#), &rows).unwrap_err();
+        let error = tables_from_shapes(
+            &config(r#"["public.orders", "public.other"]"#),
+            &parse_rows(&rows).unwrap(),
+        )
+        .unwrap_err();
         let SchedulerError::Shapes(ShapesError::Missing { tables, .. }) = error else {
             panic!("not Missing: {error}");
         };

@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 
+use super::SinceStored;
 use crate::event::{Position, PositionedShape};
 use crate::scheduler::plan::{redshift_name, MirrorTable, Objects};
 use crate::sql::{qualified, quote_ident, quote_literal, SqlError, TableName, Template};
@@ -46,22 +47,14 @@ pub struct Backfill {
     pub before: Position,
 }
 
-/// The backfills of a run's shapes: `(shape, stored)` pairs, the stored
-/// one (at most one per table) marked.
-pub fn backfills(shapes: &[(PositionedShape, bool)]) -> Vec<Backfill> {
+/// The backfills of each table's shapes since its stored one.
+pub fn backfills(changed: &[SinceStored<'_>]) -> Vec<Backfill> {
     let mut out: Vec<Backfill> = Vec::new();
-    for (stored, _) in shapes.iter().filter(|(_, stored)| *stored) {
-        let table = stored.shape.table_name();
-        let mut records: Vec<&PositionedShape> = shapes
-            .iter()
-            .filter(|(s, is_stored)| !is_stored && s.shape.table_name() == table)
-            .map(|(s, _)| s)
-            .filter(|s| s.position > stored.position)
-            .collect();
-        records.sort_by_key(|s| s.position);
+    for SinceStored { stored, records } in changed {
         let Some(newest) = records.last() else {
             continue;
         };
+        let table = stored.shape.table_name();
         for column in &newest.shape.columns {
             let Some(value) = &column.missing else {
                 continue;
@@ -164,6 +157,7 @@ fn group_statements(
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::shape;
+    use super::super::since_stored;
     use super::*;
     use crate::event::ShapeColumn;
     use crate::lsn::Lsn;
@@ -189,7 +183,7 @@ mod tests {
                 false,
             ),
         ];
-        let found = backfills(&shapes);
+        let found = backfills(&since_stored(&shapes));
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].column, "c");
         assert_eq!(found[0].before.commit_lsn, Lsn(20));
@@ -206,7 +200,7 @@ mod tests {
                 false,
             ),
         ];
-        assert!(backfills(&known).is_empty());
+        assert!(backfills(&since_stored(&known)).is_empty());
         let volatile = vec![
             (shape(10, vec![column("id", None)]), true),
             (
@@ -214,13 +208,13 @@ mod tests {
                 false,
             ),
         ];
-        assert!(backfills(&volatile).is_empty());
+        assert!(backfills(&since_stored(&volatile)).is_empty());
         let first_shapes = vec![(
             shape(20, vec![column("c", Some(serde_json::json!(1)))]),
             false,
         )];
         assert!(
-            backfills(&first_shapes).is_empty(),
+            backfills(&since_stored(&first_shapes)).is_empty(),
             "no stored shape: the snapshot has the values"
         );
     }

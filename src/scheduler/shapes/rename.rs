@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::event::PositionedShape;
+use super::SinceStored;
 use crate::scheduler::plan::{redshift_name, tombstone_table_name, MirrorTable, Objects};
 use crate::sql::{qualified, quote_ident, SqlError, TableName, Template};
 
@@ -38,19 +38,14 @@ pub struct Rename {
 /// reads them.
 pub type MirrorColumns = BTreeMap<String, Vec<(String, String)>>;
 
-/// The renames between each table's stored shape and its newest one;
-/// `shapes` are `(shape, stored)` pairs.
-pub fn renames(shapes: &[(PositionedShape, bool)]) -> Vec<Rename> {
+/// The renames between each table's stored shape and its newest one.
+pub fn renames(changed: &[SinceStored<'_>]) -> Vec<Rename> {
     let mut out = Vec::new();
-    for (stored, _) in shapes.iter().filter(|(_, stored)| *stored) {
-        let table = stored.shape.table_name();
-        let newest = shapes
-            .iter()
-            .filter(|(s, is_stored)| !is_stored && s.shape.table_name() == table)
-            .map(|(s, _)| s)
-            .filter(|s| s.position > stored.position)
-            .max_by_key(|s| s.position);
-        let Some(newest) = newest else { continue };
+    for since in changed {
+        let (stored, table) = (since.stored, since.stored.shape.table_name());
+        let Some(newest) = since.newest() else {
+            continue;
+        };
         for column in &newest.shape.columns {
             let Some(attnum) = column.attnum else {
                 continue;
@@ -139,6 +134,7 @@ pub fn rename_statements(
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::shape;
+    use super::super::since_stored;
     use super::*;
     use crate::event::ShapeColumn;
 
@@ -153,7 +149,7 @@ mod tests {
     fn a_name_moved_to_another_attnum_is_a_rename_a_new_attnum_is_not() {
         let stored = shape(1, vec![column("id", Some(1)), column("b", Some(2))]);
         let renamed = shape(2, vec![column("id", Some(1)), column("c", Some(2))]);
-        let found = renames(&[(stored.clone(), true), (renamed, false)]);
+        let found = renames(&since_stored(&[(stored.clone(), true), (renamed, false)]));
         assert_eq!(
             found,
             [Rename {
@@ -164,9 +160,9 @@ mod tests {
         );
         // Dropped and added: the new column has a new attnum.
         let replaced = shape(2, vec![column("id", Some(1)), column("c", Some(3))]);
-        assert!(renames(&[(stored.clone(), true), (replaced, false)]).is_empty());
+        assert!(renames(&since_stored(&[(stored.clone(), true), (replaced, false)])).is_empty());
         // Shapes without attnums rename nothing.
         let old = shape(2, vec![column("id", None), column("c", None)]);
-        assert!(renames(&[(stored, true), (old, false)]).is_empty());
+        assert!(renames(&since_stored(&[(stored, true), (old, false)])).is_empty());
     }
 }
