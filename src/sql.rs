@@ -117,6 +117,13 @@ impl Template {
     pub fn render_one(&self, values: &Values) -> Result<String, SqlError> {
         Ok(self.render(values)?.join(";\n"))
     }
+
+    /// A template without placeholders (the source's queries take `$n`
+    /// parameters instead): its statement. Nothing is left to fill, so
+    /// rendering cannot fail.
+    pub fn plain(&self) -> String {
+        self.render_one(&Values::new()).unwrap_or_default()
+    }
 }
 
 fn fill(template: &'static str, text: &str, values: &Values) -> Result<String, SqlError> {

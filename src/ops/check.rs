@@ -107,11 +107,6 @@ pub async fn check(config: &Config, options: &CheckOptions, shutdown: Shutdown) 
     CheckReport { findings }
 }
 
-/// A source query's template, rendered (source templates take `$n` parameters).
-fn source_sql(template: Template) -> String {
-    template.render_one(&Values::new()).unwrap_or_default()
-}
-
 async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
     let source = &config.source;
     let url = redact_url(&source.url);
@@ -128,7 +123,7 @@ async fn check_source(config: &Config, findings: &mut Vec<Finding>) {
         }
     };
     let server = match client
-        .query_one(&source_sql(sql::CHECK_SOURCE_SERVER), &[])
+        .query_one(&sql::CHECK_SOURCE_SERVER.plain(), &[])
         .await
     {
         Ok(row) => row,
@@ -299,7 +294,7 @@ async fn check_tables(
     findings: &mut Vec<Finding>,
 ) {
     let role = sql::quote_ident(role);
-    let statement = source_sql(sql::CHECK_SOURCE_TABLE);
+    let statement = sql::CHECK_SOURCE_TABLE.plain();
     for table in tables {
         let (schema, name) = (&table.schema, &table.name);
         let qualified = table.quoted();
@@ -370,7 +365,7 @@ async fn check_publication(
     let check = format!("publication {}", source.publication);
     let rows = match client
         .query(
-            &source_sql(sql::CHECK_SOURCE_PUBLICATION),
+            &sql::CHECK_SOURCE_PUBLICATION.plain(),
             &[&source.publication],
         )
         .await
@@ -478,7 +473,7 @@ async fn check_slot(
     let slot_name = &config.source.slot;
     let check = format!("slot {slot_name}");
     let row = match client
-        .query_opt(&source_sql(sql::CHECK_SOURCE_SLOT), &[slot_name])
+        .query_opt(&sql::CHECK_SOURCE_SLOT.plain(), &[slot_name])
         .await
     {
         Ok(row) => row,

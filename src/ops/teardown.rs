@@ -186,7 +186,7 @@ async fn teardown_tables(
 /// `None`: no such slot; `Some(pid)`: it exists, in use by `pid` if any.
 async fn slot_in_use(client: &Client, slot: &str) -> Result<Option<Option<i32>>, TeardownError> {
     let row = client
-        .query_opt(&source_sql(sql::TEARDOWN_SOURCE_SLOT), &[&slot])
+        .query_opt(&sql::TEARDOWN_SOURCE_SLOT.plain(), &[&slot])
         .await
         .map_err(|e| source_error("reading pg_replication_slots", &e))?;
     Ok(row.map(|r| {
@@ -244,7 +244,7 @@ async fn drop_source_objects(
     let source = &config.source;
     if slot_exists {
         client
-            .execute(&source_sql(sql::TEARDOWN_DROP_SLOT), &[&source.slot])
+            .execute(&sql::TEARDOWN_DROP_SLOT.plain(), &[&source.slot])
             .await
             .map_err(|e| source_error("dropping the replication slot", &e))?;
         report.lines.push(format!(
@@ -503,10 +503,6 @@ impl RedshiftPlan {
             .push("dropped the bookkeeping tables and the external schema".to_owned());
         Ok(true)
     }
-}
-
-fn source_sql(template: sql::Template) -> String {
-    template.render_one(&Values::new()).unwrap_or_default()
 }
 
 fn source_error(what: &str, error: &tokio_postgres::Error) -> TeardownError {

@@ -99,13 +99,10 @@ async fn confirmed_lsn(config: &Config) -> Result<Lsn, SchedulerError> {
         .await
         .map_err(|e| source(e.describe()))?;
     let row = client
-        .query_opt(
-            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-            &[&config.source.slot],
-        )
+        .query_opt(&sql::CHECK_SOURCE_SLOT.plain(), &[&config.source.slot])
         .await
         .map_err(|e| source(e.to_string()))?;
-    let text: Option<String> = row.and_then(|r| r.get(0));
+    let text: Option<String> = row.and_then(|r| r.get("confirmed_lsn"));
     text.as_deref()
         .and_then(|t| t.parse::<Lsn>().ok())
         .ok_or_else(|| SchedulerError::NoSlotPosition {
