@@ -243,6 +243,19 @@ pub enum Command {
         #[arg(long = "table", id = "teardown_table", value_name = "SCHEMA.TABLE")]
         tables: Vec<String>,
     },
+    /// Copy tables again while the producer streams (in chunks in key
+    /// order; rows the source no longer has leave the mirror): writes a
+    /// request the running producer picks up (docs/operations.md,
+    /// "Re-syncing one table").
+    Resync {
+        /// The tables (schema.table, as in source.tables).
+        #[arg(id = "resync_tables", value_name = "SCHEMA.TABLE", required = true)]
+        tables: Vec<String>,
+        /// Wait until every table is copied and its sweep is in the
+        /// stream, printing progress.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Compare each mirror table with its source (row counts and checksums
     /// per key bucket) and name the keys that differ (exit 0 equal, 7 a
     /// difference). Rows changed since the last merge differ until the next.

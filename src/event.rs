@@ -43,6 +43,9 @@ pub enum Op {
     Delete,
     Read,
     Truncate,
+    /// The end of a re-sync: the table's rows ordered before this event's
+    /// position that no chunk or change sent again are gone (docs/events.md).
+    ResyncEnd,
 }
 
 impl Op {
@@ -53,6 +56,7 @@ impl Op {
             Op::Delete => "d",
             Op::Read => "r",
             Op::Truncate => "t",
+            Op::ResyncEnd => "e",
         }
     }
 }
@@ -66,6 +70,8 @@ pub enum SnapshotMarker {
     Last,
     /// A streamed change.
     False,
+    /// A row of a re-sync (`kinesync resync`), or its closing sweep.
+    Incremental,
 }
 
 impl SnapshotMarker {
@@ -74,6 +80,7 @@ impl SnapshotMarker {
             SnapshotMarker::True => "true",
             SnapshotMarker::Last => "last",
             SnapshotMarker::False => "false",
+            SnapshotMarker::Incremental => "incremental",
         }
     }
 }
@@ -216,7 +223,7 @@ fn event_keys<R>(
 ) -> (String, String) {
     let (key_row, other) = match meta.op {
         Op::Delete => (before, None),
-        Op::Truncate => (None, None),
+        Op::Truncate | Op::ResyncEnd => (None, None),
         _ => (after, before),
     };
     let Some(row) = key_row else {

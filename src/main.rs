@@ -104,6 +104,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
         Command::Health { ready, addr } => health(&config, ready, addr).await,
         Command::Status { json } => status(&config, json, shutdown).await,
         Command::Verify { tables, json } => verify(&config, &tables, json, shutdown).await,
+        Command::Resync { tables, wait } => resync(&config, &tables, wait, shutdown).await,
         Command::Teardown {
             print,
             redshift,
@@ -263,6 +264,36 @@ async fn verify(
         Err(ops::verify::VerifyError::Scheduler(error)) => {
             fail(scheduler_exit_code(&error), &error)
         }
+        Err(error) => fail(exit::FAILURE, &error),
+    }
+}
+
+/// `kinesync resync`: the request, then (with --wait) its progress.
+async fn resync(
+    config: &config::Config,
+    tables: &[String],
+    wait: bool,
+    shutdown: Shutdown,
+) -> ExitCode {
+    use ops::resync::ResyncError;
+    let requested = match ops::resync::request(config, tables).await {
+        Ok(requested) => requested,
+        Err(error @ (ResyncError::NotConfigured { .. } | ResyncError::NoTables)) => {
+            return fail(exit::CONFIG, &error)
+        }
+        Err(error @ ResyncError::Source(_)) => return fail(exit::SOURCE, &error),
+        Err(error) => return fail(exit::FAILURE, &error),
+    };
+    println!(
+        "resync requested: {}; the producer copies each in chunks while it streams (progress: kinesync status, or --wait)",
+        requested.tables.join(", ")
+    );
+    if !wait {
+        return ExitCode::SUCCESS;
+    }
+    match ops::resync::wait(config, &requested, &shutdown).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(exit::FAILURE),
         Err(error) => fail(exit::FAILURE, &error),
     }
 }

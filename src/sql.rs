@@ -85,6 +85,15 @@ template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
 template!(MERGE_LEASE_RENEW, "merge/lease_renew.sql");
 template!(MERGE_PRUNE_TOMBSTONES, "merge/prune_tombstones.sql");
 template!(MERGE_REFRESH_DONE, "merge/refresh_done.sql");
+template!(RESYNC_STATE_TABLE, "resync/state_table.sql");
+template!(RESYNC_EXISTS, "resync/exists.sql");
+template!(RESYNC_REQUEST, "resync/request.sql");
+template!(RESYNC_PENDING, "resync/pending.sql");
+template!(RESYNC_PROGRESS, "resync/progress.sql");
+template!(RESYNC_FINISH, "resync/finish.sql");
+template!(RESYNC_STATUS, "resync/status.sql");
+template!(RESYNC_CHUNK_SNAPSHOT, "resync/chunk_snapshot.sql");
+template!(RESYNC_WATERMARK, "resync/watermark.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SqlError {

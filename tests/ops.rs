@@ -498,7 +498,11 @@ async fn the_producer_streams_under_exactly_the_documented_grants() {
         .unwrap_or_else(|e| panic!("the documented recipe runs: {e}\n{recipe}"));
     let url =
         format!("{}/ops_grants_src", p.stack.pg_url).replacen("postgres@", &format!("{role}@"), 1);
-    p.set_config("source", &format!("url = \"{url}\""));
+    // The recipe names everything after the role, its request table too.
+    p.set_config(
+        "source",
+        &format!("url = \"{url}\"\nresync_table = \"public.{role}_resync\""),
+    );
     let superuser: bool = p
         .source
         .query_one(
@@ -535,6 +539,9 @@ async fn the_producer_streams_under_exactly_the_documented_grants() {
         .batch_execute("INSERT INTO orders VALUES (3, 'c')")
         .await
         .expect("write");
+    p.assert_merge_converges(&["public.orders"]).await;
+    // A resync, through the documented request table.
+    p.run_ok(&["resync", "public.orders", "--wait"]).await;
     p.assert_merge_converges(&["public.orders"]).await;
     p.stop_producer().await;
 }

@@ -1,5 +1,7 @@
--- This run's TRUNCATEs of the table: the newest one (or the one merged
--- before, if newer) becomes the table's cut-off. Mirror rows and tombstones
+-- This run's TRUNCATEs of the table, and the sweeps that end its re-syncs
+-- (op 'e', positioned at the re-sync's start: every row the source still
+-- has was sent again after it): the newest one (or the one merged before,
+-- if newer) becomes the table's cut-off. Mirror rows and tombstones
 -- ordered before it go. Plain DELETE, never TRUNCATE: TRUNCATE would commit
 -- the batch's transaction half-way.
 CREATE TEMP TABLE {{cutoff}} AS
@@ -7,7 +9,7 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
     SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
            e.payload."source"."lsn"::bigint AS _kinesync_lsn
     FROM kinesync_new_events AS e
-    WHERE {{this_table}} AND e.payload."op"::varchar = 't'
+    WHERE {{this_table}} AND e.payload."op"::varchar IN ('t', 'e')
     UNION ALL
     SELECT s.truncated_commit_lsn, s.truncated_lsn
     FROM {{table_state}} AS s

@@ -13,6 +13,12 @@ pub const DEFAULT_PUBLICATION: &str = "kinesync";
 pub const DEFAULT_SLOT: &str = "kinesync";
 /// How often an idle producer writes a heartbeat so the slot keeps advancing.
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
+/// Where `kinesync resync` requests and their progress are kept.
+pub const DEFAULT_RESYNC_TABLE: &str = "public.kinesync_resync";
+/// Rows per resync chunk (Debezium's incremental snapshot uses 1,024).
+pub const DEFAULT_RESYNC_CHUNK_ROWS: u64 = 2_048;
+/// Largest resync chunk allowed.
+pub const MAX_RESYNC_CHUNK_ROWS: u64 = 1_000_000;
 
 /// `[source]`: the PostgreSQL database to mirror.
 #[derive(Clone, Deserialize, Serialize)]
@@ -34,6 +40,11 @@ pub struct SourceConfig {
     pub heartbeat_interval_secs: u64,
     #[serde(default)]
     pub keyless_tables: KeylessTables,
+    /// `schema.table` of the resync requests (see `source::resync`).
+    #[serde(default = "default_resync_table")]
+    pub resync_table: String,
+    #[serde(default = "default_resync_chunk_rows")]
+    pub resync_chunk_rows: u64,
 }
 
 impl fmt::Debug for SourceConfig {
@@ -46,6 +57,8 @@ impl fmt::Debug for SourceConfig {
             .field("snapshot", &self.snapshot)
             .field("heartbeat_interval_secs", &self.heartbeat_interval_secs)
             .field("keyless_tables", &self.keyless_tables)
+            .field("resync_table", &self.resync_table)
+            .field("resync_chunk_rows", &self.resync_chunk_rows)
             .finish()
     }
 }
@@ -87,11 +100,29 @@ fn default_heartbeat_secs() -> u64 {
     DEFAULT_HEARTBEAT_SECS
 }
 
+fn default_resync_table() -> String {
+    DEFAULT_RESYNC_TABLE.to_owned()
+}
+fn default_resync_chunk_rows() -> u64 {
+    DEFAULT_RESYNC_CHUNK_ROWS
+}
+
 fn serialize_redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redact_url(url))
 }
 
 impl SourceConfig {
+    /// `source.resync_table` as a table (validated: see [`validate`](Self::validate)).
+    pub fn resync_table(&self) -> crate::sql::TableName {
+        match crate::sql::parse_table_entry(&self.resync_table) {
+            Ok(crate::sql::TableEntry {
+                schema,
+                table: Some(name),
+            }) => crate::sql::TableName { schema, name },
+            _ => crate::sql::TableName::new("public", "kinesync_resync"),
+        }
+    }
+
     /// The `[source]` section's problems.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -125,6 +156,18 @@ impl SourceConfig {
             if !is_simple_lowercase_name(value) {
                 problems.push(format!("{key} {value:?} must be lower-case letters, digits and _ (at most 63 characters)"));
             }
+        }
+        match crate::sql::parse_table_entry(&self.resync_table) {
+            Ok(entry) if entry.table.is_some() => {}
+            _ => problems.push(format!(
+                "source.resync_table {:?} must be \"schema.table\"",
+                self.resync_table
+            )),
+        }
+        if !(1..=MAX_RESYNC_CHUNK_ROWS).contains(&self.resync_chunk_rows) {
+            problems.push(format!(
+                "source.resync_chunk_rows must be between 1 and {MAX_RESYNC_CHUNK_ROWS}"
+            ));
         }
         if self.heartbeat_interval_secs == 0 {
             problems.push("source.heartbeat_interval_secs must be at least 1".to_owned());

@@ -9,6 +9,7 @@
 //! scripts, and decides the process's exit code.
 
 pub mod check;
+pub mod resync;
 pub mod status;
 pub mod teardown;
 pub mod verify;

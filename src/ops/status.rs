@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use super::check::{redshift_values, render};
 use super::human_duration;
+use super::resync::{describe_state, states, ResyncState};
 use crate::config::Config;
 use crate::postgres::redact_url;
 use crate::redshift::DataApi;
@@ -69,6 +70,8 @@ pub struct StatusReport {
     /// Events per second the producer put, from its metrics.
     pub events_per_second: Option<f64>,
     pub merge: Option<MergeStatus>,
+    /// The resyncs of this slot (`kinesync resync`), running or done.
+    pub resyncs: Vec<ResyncState>,
     pub errors: Vec<String>,
 }
 
@@ -179,6 +182,14 @@ pub async fn status(config: &Config, shutdown: Shutdown) -> StatusReport {
             None
         }
     };
+    let resyncs = match resync_status(config).await {
+        Ok(resyncs) => resyncs,
+        Err(error) if slot.is_some() => {
+            errors.push(format!("resync requests: {error}"));
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
     let merge = match &config.redshift {
         Some(_) => match merge_status(config, shutdown).await {
             Ok(merge) => Some(merge),
@@ -203,8 +214,16 @@ pub async fn status(config: &Config, shutdown: Shutdown) -> StatusReport {
         slot,
         events_per_second,
         merge,
+        resyncs,
         errors,
     }
+}
+
+async fn resync_status(config: &Config) -> Result<Vec<ResyncState>, String> {
+    let client = crate::catalog::connect(&config.source.url)
+        .await
+        .map_err(|e| format!("{}: {}", redact_url(&config.source.url), e.describe()))?;
+    states(&client, config).await.map_err(|e| e.to_string())
 }
 
 async fn slot_status(config: &Config) -> Result<SlotStatus, String> {
@@ -311,6 +330,9 @@ impl fmt::Display for StatusReport {
                 )?;
             }
             None => writeln!(f, "slot: unknown")?,
+        }
+        for resync in &self.resyncs {
+            writeln!(f, "  {}", describe_state(resync))?;
         }
         match self.events_per_second {
             Some(rate) => writeln!(f, "producer: {rate:.1} events/s put")?,

@@ -24,12 +24,13 @@ mod ack;
 mod delivery;
 mod error;
 mod heartbeat;
+mod resync;
 mod shapes;
 mod snapshot;
 mod start;
 mod stream;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,11 +202,7 @@ async fn produce<W: RecordWriter>(
     let OpenedSource { admin, mut tables } = opened;
     let configured = coverage::table_names(&tables);
     let aliases = Arc::new(domain_base_types(&admin).await?);
-    for column in tables.iter_mut().flat_map(|t| t.columns.iter_mut()) {
-        if let Some(base) = aliases.get(&column.type_oid) {
-            column.type_oid = *base;
-        }
-    }
+    tables.iter_mut().for_each(|t| use_base_types(t, &aliases));
     // The key and types of each table as the resolver reads them: the
     // snapshot's shape records, and the key kinds of the streamed ones.
     let resolved =
@@ -246,6 +243,7 @@ async fn produce<W: RecordWriter>(
         Duration::from_secs(source.heartbeat_interval_secs.max(1)),
         shutdown.clone(),
     ));
+    let window = resync_window(config, temporary_slot, &configured, &aliases, &shutdown);
     let mut streamer = Streamer {
         watch: PublicationWatch::new(&source.url, &source.publication, configured),
         check_every: Duration::from_secs(source.heartbeat_interval_secs.max(1)),
@@ -261,10 +259,47 @@ async fn produce<W: RecordWriter>(
         skipping: false,
         last_enqueued_commit: Lsn::ZERO,
         shapes: shapes::StreamShapes::new(&source.url, &resolved),
+        resync: window,
     };
     let result = streamer
         .run(repl_config, gated, ack, &mut delivery, &shutdown)
         .await;
     heartbeat.abort();
     result
+}
+
+/// The resync driver of this producer, started, and the loop's end of its
+/// link; none on a temporary slot (a look at the events re-syncs nothing).
+fn resync_window(
+    config: &Config,
+    temporary_slot: bool,
+    configured: &[TableName],
+    aliases: &Arc<HashMap<u32, u32>>,
+    shutdown: &Shutdown,
+) -> resync::ResyncWindow {
+    if temporary_slot {
+        return resync::ResyncWindow::idle();
+    }
+    let source = &config.source;
+    let (link, window) = resync::link();
+    let driver = resync::DriverConfig {
+        url: source.url.clone(),
+        slot: source.slot.clone(),
+        state_table: source.resync_table(),
+        chunk_rows: source.resync_chunk_rows,
+        keyless: source.keyless_tables,
+        configured: configured.iter().cloned().collect(),
+        aliases: Arc::clone(aliases),
+    };
+    tokio::spawn(resync::resync_driver(driver, link, shutdown.clone()));
+    window
+}
+
+/// Encode domain (and other aliased) columns as their base type.
+pub(crate) fn use_base_types(table: &mut Relation, aliases: &HashMap<u32, u32>) {
+    for column in &mut table.columns {
+        if let Some(base) = aliases.get(&column.type_oid) {
+            column.type_oid = *base;
+        }
+    }
 }

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::delivery::{lsn_gauge, Delivery};
 use super::error::ProduceError;
+use super::resync::ResyncWindow;
 use super::shapes::StreamShapes;
 use super::{
     DRAIN_TIMEOUT, HEARTBEAT_PREFIX, RECONNECT_BASE_DELAY, RECONNECT_MAX_DELAY, SLOT_BUSY_WAIT,
@@ -37,6 +38,7 @@ use crate::source::error::{Retry, SourceError};
 use crate::source::pgoutput::{decode, LogicalMessage, RelationBody};
 use crate::source::relation_cache::RelationCache;
 use crate::source::replication::start_stream;
+use crate::source::resync::RESYNC_PREFIX;
 use crate::sql::TableName;
 use crate::telemetry::{health, metrics};
 
@@ -70,6 +72,8 @@ pub(super) struct Streamer {
     pub(super) last_enqueued_commit: Lsn,
     /// The shape records to put before the changes (see `shapes`).
     pub(super) shapes: StreamShapes,
+    /// The streaming loop's part of a re-sync (see `resync`).
+    pub(super) resync: ResyncWindow,
 }
 
 impl Streamer {
@@ -87,10 +91,7 @@ impl Streamer {
         metrics().confirmed_lsn.set(lsn_gauge(ack));
         let mut confirmed = ack;
         let mut failures: u32 = 0;
-        let mut beat = tokio::time::interval(BEAT_INTERVAL);
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watch_timer = tokio::time::interval(self.check_every);
-        watch_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut beat, mut watch_timer) = (ticker(BEAT_INTERVAL), ticker(self.check_every));
         loop {
             health().beat();
             let retry_at = delivery.next_retry();
@@ -106,10 +107,12 @@ impl Streamer {
                 // 2. Sink completions: acks become confirmable LSNs.
                 r = delivery.completion(), if delivery.has_in_flight() => {
                     r?;
-                    if let Some(lsn) = delivery.take_confirmable() {
-                        client.update_applied_lsn(lsn.into());
-                        confirmed = lsn;
-                    }
+                    self.confirm(&client, delivery, &mut confirmed);
+                    continue;
+                }
+                // A re-sync step, to take at its mark (see `resync`).
+                request = self.resync.next_request() => {
+                    self.resync.accept(request);
                     continue;
                 }
                 // 3. A failed record's retry time came.
@@ -169,16 +172,28 @@ impl Streamer {
         self.handle(ev, delivery)?;
         // A transaction without events for the sink (a heartbeat,
         // or changes of unpublished tables) is confirmable at once.
-        if let Some(lsn) = delivery.take_confirmable() {
-            client.update_applied_lsn(lsn.into());
-            *confirmed = lsn;
-        }
+        self.confirm(client, delivery, confirmed);
         if let Some(lsn) = idle_at {
             client.update_applied_lsn(lsn.into());
             metrics().confirmed_lsn.set(lsn_gauge(lsn));
             *confirmed = lsn;
+            self.resync.settle(lsn);
         }
         Ok(())
+    }
+
+    /// Confirm what became confirmable, and answer the re-sync steps it covers.
+    fn confirm<W: RecordWriter>(
+        &mut self,
+        client: &ReplicationClient,
+        delivery: &mut Delivery<W>,
+        confirmed: &mut Lsn,
+    ) {
+        if let Some(lsn) = delivery.take_confirmable() {
+            client.update_applied_lsn(lsn.into());
+            *confirmed = lsn;
+            self.resync.settle(lsn);
+        }
     }
 
     /// A transient loss: wait, then reopen the session from `confirmed`
@@ -246,6 +261,7 @@ impl Streamer {
         self.wanted_ids.clear();
         self.txn = None;
         self.skipping = false;
+        self.resync.reset();
     }
 
     fn handle<W: RecordWriter>(
@@ -271,6 +287,7 @@ impl Streamer {
                 if !std::mem::take(&mut self.skipping) {
                     delivery.commit(end_lsn.into(), self.txn.map(|t| t.commit_time_ms));
                     self.last_enqueued_commit = lsn.into();
+                    self.resync.committed(end_lsn.into());
                 }
                 self.txn = None;
             }
@@ -280,8 +297,20 @@ impl Streamer {
                 let message = decode(data)?;
                 self.change(message, wal_start.into(), delivery)?;
             }
-            ReplicationEvent::Message { prefix, .. } => {
-                if prefix != HEARTBEAT_PREFIX {
+            ReplicationEvent::Message {
+                prefix,
+                content,
+                lsn,
+                ..
+            } => {
+                if prefix == RESYNC_PREFIX && !self.skipping {
+                    let lsn = Lsn::from(lsn);
+                    let at = crate::event::Position {
+                        commit_lsn: self.txn.map_or(lsn, |t| t.commit_lsn),
+                        lsn,
+                    };
+                    self.resync.on_message(&content, at, &self.ctx, delivery)?;
+                } else if prefix != HEARTBEAT_PREFIX {
                     tracing::debug!(prefix, "ignoring logical decoding message");
                 }
             }
@@ -365,7 +394,56 @@ impl Streamer {
                 .into()),
             };
         };
+        self.note_resync(&message, txn.xid)?;
         self.emit(message, txn, lsn, delivery)
+    }
+
+    /// A change of the table being re-synced: its keys (both, for an
+    /// update that changed the key), for the chunk read meanwhile.
+    fn note_resync(&mut self, message: &LogicalMessage, xid: u32) -> Result<(), ProduceError> {
+        let (id, before, after) = match message {
+            LogicalMessage::Insert { relation_id, new } => {
+                (*relation_id, None, Some(Tuple::new(new)))
+            }
+            LogicalMessage::Update {
+                relation_id,
+                old,
+                new,
+            } => (
+                *relation_id,
+                old.as_ref().map(Tuple::old),
+                Some(Tuple::new(new)),
+            ),
+            LogicalMessage::Delete { relation_id, old } => {
+                (*relation_id, Some(Tuple::old(old)), None)
+            }
+            LogicalMessage::Truncate { relation_ids, .. } => {
+                for id in relation_ids {
+                    if self
+                        .plans
+                        .get(*id)
+                        .is_some_and(|p| self.resync.watches(&p.relation))
+                    {
+                        self.resync.truncated();
+                    }
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let plan = self.plan(id)?;
+        if !self.resync.watches(&plan.relation) {
+            return Ok(());
+        }
+        let keys: Vec<String> = [
+            after.map(|a| plan.key_text(a, before)),
+            before.map(|b| plan.key_text(b, None)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.resync.record(xid, keys);
+        Ok(())
     }
 
     /// A change of a configured table, inside transaction `txn`, as events.
@@ -516,6 +594,13 @@ async fn start_with_busy_wait(
             other => return Ok(other?),
         }
     }
+}
+
+/// An interval that, when late, delays its next tick instead of bursting.
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
 }
 
 fn reconnect_delay(failures: u32) -> Duration {

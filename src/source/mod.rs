@@ -60,6 +60,7 @@ pub mod pgoutput;
 pub mod progress;
 pub mod relation_cache;
 pub mod replication;
+pub mod resync;
 pub mod snapshot;
 pub mod tables;
 pub mod version;

@@ -655,6 +655,8 @@ mod tests {
             snapshot: Default::default(),
             heartbeat_interval_secs: 10,
             keyless_tables: Default::default(),
+            resync_table: "public.kinesync_resync".into(),
+            resync_chunk_rows: 2048,
         };
         let cfg = replication_config(&source).unwrap();
         assert_eq!(

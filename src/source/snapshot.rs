@@ -182,44 +182,104 @@ async fn copy_table<C: SnapshotConsumer>(
     };
     let stream = sql.copy_out(copy.as_str()).await.map_err(failed)?;
     let mut stream = std::pin::pin!(stream);
-    let mut buffer: Vec<u8> = Vec::new();
+    let mut lines = CopyLines::default();
     let estimated = estimated_rows(admin, rel).await;
     let mut progress = SnapshotProgress::start(&rel.qualified_name(), estimated);
-    loop {
-        let chunk = stream.next().await;
-        let done = chunk.is_none();
-        if let Some(chunk) = chunk {
-            buffer.extend_from_slice(&chunk.map_err(failed)?);
-        }
-        let mut start = 0;
-        while let Some(nl) = buffer[start..].iter().position(|&b| b == b'\n') {
-            let row = copy_row(rel, &buffer[start..start + nl])?;
-            start += nl + 1;
-            consumer.row(rel, row).await?;
+    while let Some(data) = stream.next().await {
+        lines.extend(&data.map_err(failed)?);
+        while let Some(row) = lines.next_row(rel) {
+            consumer.row(rel, row?).await?;
             progress.row();
             *total += 1;
             if total.is_multiple_of(SHUTDOWN_CHECK_EVERY_ROWS) && shutdown.is_triggered() {
                 return Ok(false);
             }
         }
-        buffer.drain(..start);
-        if done {
-            break;
-        }
     }
-    if !buffer.is_empty() {
-        return Err(SourceError::Snapshot {
-            detail: format!("COPY of {} ended mid-row", rel.qualified_name()),
-        }
-        .into());
-    }
+    lines.finish(rel)?;
     progress.finish();
     Ok(true)
 }
 
+/// Rows of `statement` (a `COPY ... TO STDOUT` of `rel`'s columns), kept
+/// until their text passes `max_bytes`; `true` when rows past that were
+/// left out (read and dropped, so the session stays usable).
+pub async fn copy_lines(
+    sql: &Client,
+    statement: &str,
+    rel: &Relation,
+    max_bytes: usize,
+) -> Result<(Vec<CopyRow>, bool), SourceError> {
+    let failed = |e: tokio_postgres::Error| SourceError::Snapshot {
+        detail: format!(
+            "COPY of {} failed: {}",
+            rel.qualified_name(),
+            pg_message(&e)
+        ),
+    };
+    let stream = sql.copy_out(statement).await.map_err(failed)?;
+    let mut stream = std::pin::pin!(stream);
+    let (mut rows, mut bytes, mut cut) = (Vec::new(), 0usize, false);
+    let mut lines = CopyLines::default();
+    while let Some(data) = stream.next().await {
+        let data = data.map_err(failed)?;
+        if cut {
+            continue;
+        }
+        lines.extend(&data);
+        while let Some(row) = lines.next_row(rel) {
+            let row = row?;
+            bytes += row.iter().flatten().map(String::len).sum::<usize>();
+            rows.push(row);
+            if bytes >= max_bytes {
+                cut = true;
+                break;
+            }
+        }
+    }
+    if !cut {
+        lines.finish(rel)?;
+    }
+    Ok((rows, cut))
+}
+
+/// COPY's text output, split into rows as its pieces arrive.
+#[derive(Default)]
+struct CopyLines {
+    buffer: Vec<u8>,
+    /// Where the next row starts in `buffer`.
+    start: usize,
+}
+
+impl CopyLines {
+    fn extend(&mut self, data: &[u8]) {
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        self.buffer.extend_from_slice(data);
+    }
+
+    fn next_row(&mut self, rel: &Relation) -> Option<Result<CopyRow, SourceError>> {
+        let rest = &self.buffer[self.start..];
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let row = copy_row(rel, &rest[..nl]);
+        self.start += nl + 1;
+        Some(row)
+    }
+
+    /// The output ended: nothing may be left of a row.
+    fn finish(&self, rel: &Relation) -> Result<(), SourceError> {
+        if self.start == self.buffer.len() {
+            return Ok(());
+        }
+        Err(SourceError::Snapshot {
+            detail: format!("COPY of {} ended mid-row", rel.qualified_name()),
+        })
+    }
+}
+
 /// The planner's row estimate of `rel` (`pg_class.reltuples`); `None` when
 /// unknown (never vacuumed or analyzed) or unreadable.
-async fn estimated_rows(admin: &Client, rel: &Relation) -> Option<u64> {
+pub async fn estimated_rows(admin: &Client, rel: &Relation) -> Option<u64> {
     let row = admin
         .query_opt(
             "SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",

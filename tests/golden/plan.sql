@@ -186,7 +186,7 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
     SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
            e.payload."source"."lsn"::bigint AS _kinesync_lsn
     FROM kinesync_new_events AS e
-    WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar = 't'
+    WHERE e.payload."source"."schema"::varchar = 'public' AND e.payload."source"."table"::varchar = 'orders' AND e.payload."op"::varchar IN ('t', 'e')
     UNION ALL
     SELECT s.truncated_commit_lsn, s.truncated_lsn
     FROM "mirror"."kinesync_table_state" AS s
@@ -360,7 +360,7 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
     SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
            e.payload."source"."lsn"::bigint AS _kinesync_lsn
     FROM kinesync_new_events AS e
-    WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items' AND e.payload."op"::varchar = 't'
+    WHERE e.payload."source"."schema"::varchar = 'sales' AND e.payload."source"."table"::varchar = 'Line Items' AND e.payload."op"::varchar IN ('t', 'e')
     UNION ALL
     SELECT s.truncated_commit_lsn, s.truncated_lsn
     FROM "mirror"."kinesync_table_state" AS s

@@ -18,6 +18,8 @@ pub struct Pipeline {
     pub dir: PathBuf,
     pub config_path: PathBuf,
     pub source: Client,
+    /// The source database's URL (for a test's own extra sessions).
+    pub source_url: String,
     pub mirror: Client,
     pub stream: String,
     pub(super) producer: Option<Child>,
@@ -77,7 +79,8 @@ impl Pipeline {
                 .await
                 .expect("create db");
         }
-        let source = connect(&format!("{source_server}/{source_db}")).await;
+        let source_url = format!("{source_server}/{source_db}");
+        let source = connect(&source_url).await;
         source
             .batch_execute(schema_sql)
             .await
@@ -129,6 +132,7 @@ merge = "*/5 * * * * *"
             dir,
             config_path,
             source,
+            source_url,
             mirror,
             stream,
             producer: None,

@@ -99,7 +99,8 @@ pub fn pending_by_table(rows: &[(String, String, String, u64)]) -> BTreeMap<Tabl
         let entry = pending.entry(TableName::new(schema, table)).or_default();
         entry.events += events;
         match op.as_str() {
-            "t" => entry.truncates += events,
+            // A re-sync's end (its sweep) cuts off older rows as a truncate does.
+            "t" | "e" => entry.truncates += events,
             "u" => entry.updates += events,
             _ => {}
         }
