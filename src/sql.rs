@@ -41,6 +41,7 @@ template!(MERGE_TOAST_RESOLVE, "merge/toast_resolve.sql");
 template!(MERGE_TOAST_UNRESOLVED, "merge/toast_unresolved.sql");
 template!(MERGE_COMMIT, "merge/commit.sql");
 template!(MERGE_TRUNCATE, "merge/truncate.sql");
+template!(MERGE_TRUNCATE_ROWS, "merge/truncate_rows.sql");
 template!(MERGE_PENDING, "merge/pending.sql");
 template!(MERGE_MIRROR_COLUMNS, "merge/mirror_columns.sql");
 template!(MERGE_ADD_COLUMN, "merge/add_column.sql");

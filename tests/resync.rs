@@ -200,3 +200,41 @@ async fn a_resync_of_a_table_the_producer_does_not_stream_is_refused() {
         &["resync: public.other is not in source.tables (public.kept)"],
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_added_to_the_configuration_is_back_filled_and_merged() {
+    let mut p = Pipeline::start(
+        "resync_added",
+        "CREATE TABLE public.first (id int PRIMARY KEY, v text);
+         INSERT INTO public.first VALUES (1, 'a');",
+        &["public.first"],
+    )
+    .await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.first"]).await;
+    // A table with rows of its own, created under a `schema.*` entry.
+    p.source
+        .batch_execute(
+            "CREATE TABLE public.later (id int PRIMARY KEY, v text);
+             INSERT INTO public.later SELECT g, 'old ' || g FROM generate_series(1, 500) AS g;",
+        )
+        .await
+        .expect("new table");
+    p.stop_producer().await;
+    p.set_config("source", "tables = [\"public.*\"]");
+    p.start_producer().await;
+    p.source
+        .batch_execute("UPDATE public.later SET v = 'new' WHERE id <= 10")
+        .await
+        .expect("writes");
+    p.wait_for_resyncs().await;
+    assert!(
+        p.producer_log()
+            .contains("their existing rows are copied by a resync while streaming"),
+        "{}",
+        p.producer_log()
+    );
+    p.assert_merge_converges(&["public.first", "public.later"])
+        .await;
+    p.stop_producer().await;
+}

@@ -67,6 +67,7 @@ WHERE {{key_match_latest_m}}
   AND (m._kinesync_commit_lsn > {{latest}}._kinesync_commit_lsn
        OR (m._kinesync_commit_lsn = {{latest}}._kinesync_commit_lsn AND m._kinesync_lsn >= {{latest}}._kinesync_lsn));
 {{toast_statements}}
+{{truncate_row_statements}}
 -- 5. Delete then insert: the mirror takes the newest state of each key.
 --    (Two deletes, so that their row counts tell updated from deleted rows.)
 --    The run summary counts these three by position (plan::Counted): keep

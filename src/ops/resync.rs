@@ -37,12 +37,8 @@ pub enum ResyncError {
         version: String,
         reason: &'static str,
     },
-    #[error("resync: cannot create the request table {table} (source.resync_table): {detail}; have an administrator run: {ddl}")]
-    StateTable {
-        table: TableName,
-        detail: String,
-        ddl: String,
-    },
+    #[error("resync: {0}")]
+    StateTable(#[from] resync::StateTableError),
     #[error("resync: give the tables to copy again, as schema.table (e.g. kinesync resync public.orders)")]
     NoTables,
 }
@@ -59,7 +55,7 @@ pub async fn request(config: &Config, tables: &[String]) -> Result<Requested, Re
         return Err(ResyncError::NoTables);
     }
     let source = &config.source;
-    let mut client = connect_sql(&source.url).await?;
+    let client = connect_sql(&source.url).await?;
     if let (false, version) = resync::marks_supported(&client).await? {
         return Err(ResyncError::Unsupported {
             version,
@@ -68,8 +64,8 @@ pub async fn request(config: &Config, tables: &[String]) -> Result<Requested, Re
     }
     let names = checked_tables(&client, config, tables).await?;
     let state_table = source.resync_table();
-    ensure_state_table(&client, &state_table).await?;
-    resync::request(&mut client, &state_table, &source.slot, &names).await?;
+    resync::ensure_state_table(&client, &state_table).await?;
+    resync::request(&client, &state_table, &source.slot, &names).await?;
     Ok(Requested {
         tables: names.iter().map(ToString::to_string).collect(),
     })
@@ -98,35 +94,6 @@ async fn checked_tables(
         names.push(name);
     }
     Ok(names)
-}
-
-async fn ensure_state_table(client: &Client, table: &TableName) -> Result<(), ResyncError> {
-    if resync::state_table_exists(client, table).await? {
-        return Ok(());
-    }
-    resync::create_state_table(client, table)
-        .await
-        .map_err(|e| ResyncError::StateTable {
-            table: table.clone(),
-            detail: e.to_string(),
-            ddl: state_table_ddl(table),
-        })
-}
-
-/// The request table's DDL and grant, for an administrator.
-pub fn state_table_ddl(table: &TableName) -> String {
-    let mut values = sql::Values::new();
-    values.insert("state_table", table.quoted());
-    let create = sql::RESYNC_STATE_TABLE
-        .render_one(&values)
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        "{create}; GRANT SELECT, INSERT, UPDATE ON {} TO <the kinesync role>;",
-        table.quoted()
-    )
 }
 
 /// One request's state, for `--wait` and `status`.

@@ -28,6 +28,7 @@ use crate::source::replication::{
     marker_says_started, publication_exists, retire_from_publication, set_snapshot_marker,
     skipped_marker, slot_info, snapshot_marker, SlotUse,
 };
+use crate::source::resync;
 use crate::source::snapshot::take_snapshot;
 use crate::sql::display_ident;
 use crate::sql::TableName;
@@ -253,7 +254,15 @@ impl Start<'_> {
         added: &[String],
     ) -> Result<(), ProduceError> {
         let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
+        let mut new = Vec::new();
         if let Some(text) = marker {
+            if coverage::records_tables(text) {
+                new = configured
+                    .iter()
+                    .filter(|t| !recorded.contains(t))
+                    .cloned()
+                    .collect();
+            }
             let removed: Vec<TableName> = recorded
                 .iter()
                 .filter(|t| !configured.contains(t))
@@ -269,12 +278,63 @@ impl Start<'_> {
             }
             self.retire(&removed).await;
         }
-        if !added.is_empty() {
+        if !new.is_empty() {
+            self.backfill(&new).await;
+        } else if !added.is_empty() {
             tracing::warn!(
                 tables = ?added,
-                "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied"
+                "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied (kinesync resync copies them)"
             );
         }
         Ok(())
     }
+
+    /// Tables configured since the snapshot: their existing rows are copied
+    /// by a resync while streaming (requested here, taken by the driver).
+    async fn backfill(&self, tables: &[TableName]) {
+        let source = &self.config.source;
+        let names: Vec<String> = tables.iter().map(TableName::to_string).collect();
+        let keyed: Vec<TableName> = tables
+            .iter()
+            .filter(|t| {
+                self.tables.iter().any(|r| {
+                    r.schema == t.schema && r.name == t.name && !r.partition_indices.is_empty()
+                })
+            })
+            .cloned()
+            .collect();
+        let requested = match resync::marks_supported(self.admin).await {
+            Ok((true, _)) if keyed.len() == tables.len() => {
+                request_resync(self.admin, &source.resync_table(), &source.slot, &keyed).await
+            }
+            Ok((true, _)) => Err("a table without a key cannot be copied in key order".into()),
+            Ok((false, version)) => {
+                Err(format!("PostgreSQL {version}: {}", resync::NEEDS_MESSAGES))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match requested {
+            Ok(()) => {
+                tracing::info!(tables = ?names, "tables added since the snapshot: their existing rows are copied by a resync while streaming")
+            }
+            Err(why) => {
+                tracing::warn!(tables = ?names, "tables added since the snapshot: only their changes from now on are streamed, existing rows are not copied ({why})")
+            }
+        }
+    }
+}
+
+/// The request table made if missing, then the request.
+async fn request_resync(
+    admin: &tokio_postgres::Client,
+    state_table: &TableName,
+    slot: &str,
+    tables: &[TableName],
+) -> Result<(), String> {
+    resync::ensure_state_table(admin, state_table)
+        .await
+        .map_err(|e| e.to_string())?;
+    resync::request(admin, state_table, slot, tables)
+        .await
+        .map_err(|e| e.to_string())
 }

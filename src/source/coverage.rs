@@ -39,6 +39,12 @@ pub fn with_tables(marker: &str, tables: &[TableName]) -> String {
     format!("{base}{TABLES_LINE}{list}")
 }
 
+/// Whether `marker` records its tables (markers written before the table
+/// line existed do not: every table looks new to them).
+pub fn records_tables(marker: &str) -> bool {
+    marker.contains(TABLES_LINE)
+}
+
 /// The tables a marker records (none for markers written before this line existed).
 pub fn recorded_tables(marker: &str) -> Vec<TableName> {
     marker

@@ -154,40 +154,79 @@ pub async fn state_table_exists(
     Ok(row.get(0))
 }
 
+/// The request table could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the request table {table} (source.resync_table): {detail}; have an administrator run: {ddl}")]
+pub struct StateTableError {
+    pub table: TableName,
+    pub detail: String,
+    pub ddl: String,
+}
+
 /// Create the state table unless it exists.
-pub async fn create_state_table(
+pub async fn ensure_state_table(
     client: &Client,
     state_table: &TableName,
-) -> Result<(), SourceError> {
+) -> Result<(), StateTableError> {
+    let failed = |detail: String| StateTableError {
+        table: state_table.clone(),
+        detail,
+        ddl: state_table_ddl(state_table),
+    };
+    if state_table_exists(client, state_table)
+        .await
+        .map_err(|e| failed(e.to_string()))?
+    {
+        return Ok(());
+    }
     client
         .batch_execute(&render(sql::RESYNC_STATE_TABLE, state_table))
         .await
-        .map_err(|e| SourceError::sql(&format!("creating the resync table {state_table}"), &e))
+        .map_err(|e| failed(pg_message(&e)))
+}
+
+/// The request table's DDL and grant, for an administrator.
+pub fn state_table_ddl(table: &TableName) -> String {
+    let create = render(sql::RESYNC_STATE_TABLE, table)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{create}; GRANT SELECT, INSERT, UPDATE ON {} TO <the kinesync role>;",
+        table.quoted()
+    )
 }
 
 /// Ask the producer of `slot` to re-sync `tables`, in one transaction with
 /// the message that wakes it.
 pub async fn request(
-    client: &mut Client,
+    client: &Client,
     state_table: &TableName,
     slot: &str,
     tables: &[TableName],
 ) -> Result<(), SourceError> {
     let failed = |e: tokio_postgres::Error| SourceError::sql("requesting the resync", &e);
-    let tx = client.transaction().await.map_err(failed)?;
+    client.batch_execute("BEGIN").await.map_err(failed)?;
     let insert = render(sql::RESYNC_REQUEST, state_table);
+    let mut result = Ok(0);
     for table in tables {
-        tx.execute(&insert, &[&slot, &table.to_string()])
-            .await
-            .map_err(failed)?;
+        result = client.execute(&insert, &[&slot, &table.to_string()]).await;
+        if result.is_err() {
+            break;
+        }
     }
-    tx.execute(
-        "SELECT pg_logical_emit_message(true, $1, $2)",
-        &[&RESYNC_PREFIX, &REQUEST_MESSAGE],
-    )
-    .await
-    .map_err(failed)?;
-    tx.commit().await.map_err(failed)
+    if result.is_ok() {
+        result = client
+            .execute(
+                "SELECT pg_logical_emit_message(true, $1, $2)",
+                &[&RESYNC_PREFIX, &REQUEST_MESSAGE],
+            )
+            .await;
+    }
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = client.batch_execute(end).await;
+    result.map_err(failed)?;
+    ended.map_err(failed)
 }
 
 /// The unfinished resyncs of `slot`, oldest first (none without the table).

@@ -195,14 +195,6 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
 ORDER BY t._kinesync_commit_lsn DESC, t._kinesync_lsn DESC
 LIMIT 1;
 
-DELETE FROM "mirror"."orders" USING kinesync_cutoff_1 AS k
-WHERE "mirror"."orders"._kinesync_commit_lsn < k._kinesync_commit_lsn
-   OR ("mirror"."orders"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."orders"._kinesync_lsn < k._kinesync_lsn);
-
-DELETE FROM "mirror"."kinesync_tombstones__orders" USING kinesync_cutoff_1 AS k
-WHERE "mirror"."kinesync_tombstones__orders"._kinesync_commit_lsn < k._kinesync_commit_lsn
-   OR ("mirror"."kinesync_tombstones__orders"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__orders"._kinesync_lsn < k._kinesync_lsn);
-
 DELETE FROM "mirror"."kinesync_table_state" WHERE mirror_table = 'orders';
 
 INSERT INTO "mirror"."kinesync_table_state" (mirror_table, truncated_commit_lsn, truncated_lsn)
@@ -280,6 +272,14 @@ SELECT CAST('kinesync-unresolved-toast: table ' || 'public.orders' || ' key (' |
 FROM kinesync_latest_1 AS l
 WHERE l._kinesync_action = 'upsert' AND (l._kinesync_unchanged_1 OR l._kinesync_unchanged_2)
 LIMIT 1;
+
+DELETE FROM "mirror"."orders" USING kinesync_cutoff_1 AS k
+WHERE "mirror"."orders"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."orders"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."orders"._kinesync_lsn < k._kinesync_lsn);
+
+DELETE FROM "mirror"."kinesync_tombstones__orders" USING kinesync_cutoff_1 AS k
+WHERE "mirror"."kinesync_tombstones__orders"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."kinesync_tombstones__orders"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__orders"._kinesync_lsn < k._kinesync_lsn);
 
 DELETE FROM "mirror"."orders" USING kinesync_latest_1
 WHERE "mirror"."orders"."id" = kinesync_latest_1."id" AND kinesync_latest_1._kinesync_action = 'upsert';
@@ -369,14 +369,6 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
 ORDER BY t._kinesync_commit_lsn DESC, t._kinesync_lsn DESC
 LIMIT 1;
 
-DELETE FROM "mirror"."sales__line items" USING kinesync_cutoff_2 AS k
-WHERE "mirror"."sales__line items"._kinesync_commit_lsn < k._kinesync_commit_lsn
-   OR ("mirror"."sales__line items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."sales__line items"._kinesync_lsn < k._kinesync_lsn);
-
-DELETE FROM "mirror"."kinesync_tombstones__sales__line items" USING kinesync_cutoff_2 AS k
-WHERE "mirror"."kinesync_tombstones__sales__line items"._kinesync_commit_lsn < k._kinesync_commit_lsn
-   OR ("mirror"."kinesync_tombstones__sales__line items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__sales__line items"._kinesync_lsn < k._kinesync_lsn);
-
 DELETE FROM "mirror"."kinesync_table_state" WHERE mirror_table = 'sales__line items';
 
 INSERT INTO "mirror"."kinesync_table_state" (mirror_table, truncated_commit_lsn, truncated_lsn)
@@ -449,6 +441,14 @@ SELECT CAST('kinesync-unresolved-toast: table ' || 'sales.Line Items' || ' key (
 FROM kinesync_latest_2 AS l
 WHERE l._kinesync_action = 'upsert' AND (l._kinesync_unchanged_1)
 LIMIT 1;
+
+DELETE FROM "mirror"."sales__line items" USING kinesync_cutoff_2 AS k
+WHERE "mirror"."sales__line items"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."sales__line items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."sales__line items"._kinesync_lsn < k._kinesync_lsn);
+
+DELETE FROM "mirror"."kinesync_tombstones__sales__line items" USING kinesync_cutoff_2 AS k
+WHERE "mirror"."kinesync_tombstones__sales__line items"._kinesync_commit_lsn < k._kinesync_commit_lsn
+   OR ("mirror"."kinesync_tombstones__sales__line items"._kinesync_commit_lsn = k._kinesync_commit_lsn AND "mirror"."kinesync_tombstones__sales__line items"._kinesync_lsn < k._kinesync_lsn);
 
 DELETE FROM "mirror"."sales__line items" USING kinesync_latest_2
 WHERE "mirror"."sales__line items"."order_id" = kinesync_latest_2."order_id" AND "mirror"."sales__line items"."line""no" = kinesync_latest_2."line""no" AND kinesync_latest_2._kinesync_action = 'upsert';

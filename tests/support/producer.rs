@@ -140,6 +140,45 @@ impl Pipeline {
         std::fs::read_to_string(self.dir.join("produce.log")).unwrap_or_default()
     }
 
+    /// Waits until there are resyncs of this pipeline's slot and every one
+    /// finished (its end event accepted by the stream). A producer may
+    /// still be about to create the request table.
+    pub async fn wait_for_resyncs(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let exists: bool = self
+                .source
+                .query_one(
+                    "SELECT to_regclass('public.kinesync_resync') IS NOT NULL",
+                    &[],
+                )
+                .await
+                .expect("resync table")
+                .get(0);
+            let done = exists
+                && self
+                    .source
+                    .query_one(
+                        "SELECT count(*) > 0 AND bool_and(finished_at IS NOT NULL) FROM public.kinesync_resync WHERE slot = $1",
+                        &[&self.name],
+                    )
+                    .await
+                    .expect("resync state")
+                    .get::<_, Option<bool>>(0)
+                    .unwrap_or(false);
+            if done {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {DEADLINE:?} waiting for the resyncs of {}; producer log:\n{}",
+                self.name,
+                self.producer_log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the producer has confirmed everything committed so far:
     /// writes a logical message and polls the slot's confirmed LSN past it.
     pub async fn sync_producer(&mut self) {

@@ -9,7 +9,7 @@
 //! numbers Redshift cannot hold arrive as strings of their digits, json too
 //! deep to parse arrives as its text, strings over 65,535 bytes are cut.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -161,7 +161,9 @@ pub fn ordering(event: &Value) -> (u64, u64) {
 }
 
 /// Applies every event of `tables` in `(commit_lsn, lsn)` order, each at
-/// most once (at-least-once duplicates share their ordering key).
+/// most once (at-least-once duplicates share their ordering key). A
+/// re-sync's end event (`op = "e"`, positioned at the re-sync's start)
+/// removes, at the end, the rows whose newest event is ordered before it.
 pub fn replay(
     records: &[StreamRecord],
     tables: &BTreeMap<String, Vec<String>>,
@@ -170,6 +172,8 @@ pub fn replay(
     events.sort_by_key(|e| ordering(e));
     let mut out: BTreeMap<String, Rows> = tables.keys().map(|t| (t.clone(), Rows::new())).collect();
     let mut applied = HashSet::new();
+    let mut newest: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    let mut resync_starts: Vec<(String, (u64, u64))> = Vec::new();
     for event in events {
         let Some(schema) = event["source"]["schema"].as_str() else {
             continue; // not an event (a probe record)
@@ -185,14 +189,23 @@ pub fn replay(
         let object = |v: &Value| v.as_object().cloned().unwrap_or_default();
         let row_key = match op {
             "d" => key_of(&object(&event["before"]), key),
-            "t" => String::new(),
+            "t" | "e" => String::new(),
             _ => key_of(&object(&event["after"]), key),
         };
         if !applied.insert((table.clone(), ordering(event), row_key.clone())) {
             continue;
         }
+        if op == "e" {
+            resync_starts.push((table, ordering(event)));
+            continue;
+        }
+        newest.insert((table.clone(), row_key.clone()), ordering(event));
         let rows = out.get_mut(&table).expect("known table");
         apply(rows, op, event, key, row_key);
+    }
+    for (table, start) in resync_starts {
+        let rows = out.get_mut(&table).expect("known table");
+        rows.retain(|row_key, _| newest.get(&(table.clone(), row_key.clone())) >= Some(&start));
     }
     out
 }

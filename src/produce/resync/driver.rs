@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 
 use super::{DriverLink, Outcome, ToLoop};
 use crate::config::KeylessTables;
+use crate::event::Shape;
 use crate::lsn::Lsn;
 use crate::produce::snapshot::encode_row;
 use crate::shutdown::Shutdown;
@@ -144,7 +145,8 @@ async fn resync_table(
     to_loop: &mpsc::Sender<ToLoop>,
     shutdown: &Shutdown,
 ) -> Result<(), Stop> {
-    let rel = Arc::new(relation(config, sql, &request.table).await?);
+    let (rel, shape) = relation(config, sql, &request.table).await?;
+    let (rel, mut shape) = (Arc::new(rel), Some(Box::new(shape)));
     let tag = format!("{:032x}", rand::random::<u128>());
     let (seen, watched) = oneshot::channel();
     let watch = ToLoop::Watch {
@@ -184,6 +186,7 @@ async fn resync_table(
         let ask_chunk = ToLoop::Chunk {
             tag: mark.clone(),
             rel: Arc::clone(&rel),
+            shape: shape.take(),
             rows,
             snapshot: chunk.snapshot,
             accepted,
@@ -249,13 +252,14 @@ async fn ask<T>(
     }
 }
 
-/// The table as it is now (a column may have changed since the start),
-/// refused when this producer does not stream it or it has no key.
+/// The table as it is now (a column may have changed since the start) and
+/// its shape record, refused when this producer does not stream it or it
+/// has no key.
 async fn relation(
     config: &DriverConfig,
     sql: &Client,
     table: &TableName,
-) -> Result<Relation, Stop> {
+) -> Result<(Relation, Shape), Stop> {
     if !config.configured.contains(table) {
         return Err(Stop::Refused(format!(
             "resync of {table} skipped: it is not in source.tables of this producer (add it, or drop the request: DELETE FROM {} WHERE table_name = '{table}')",
@@ -265,14 +269,13 @@ async fn relation(
     let (described, _) = describe(sql, table)
         .await
         .map_err(|e| Stop::Refused(e.to_string()))?;
-    let mut rel = admit(described, config.keyless)
-        .map_err(|e| Stop::Refused(e.to_string()))?
-        .relation();
+    let admitted = admit(described, config.keyless).map_err(|e| Stop::Refused(e.to_string()))?;
+    let mut rel = admitted.relation();
     if rel.partition_indices.is_empty() {
         return Err(Stop::Refused(format!(
             "resync of {table} skipped: it has no primary key or replica identity index to copy it in key order"
         )));
     }
     crate::produce::use_base_types(&mut rel, &config.aliases);
-    Ok(rel)
+    Ok((rel, Shape::of_table(&admitted)))
 }

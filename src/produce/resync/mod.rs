@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 pub(super) use driver::{resync_driver, DriverConfig};
 pub(super) use window::ResyncWindow;
 
-use crate::event::Row;
+use crate::event::{Row, Shape};
 use crate::lsn::Lsn;
 use crate::source::relation_cache::Relation;
 use crate::source::resync::ChunkSnapshot;
@@ -44,10 +44,13 @@ pub(super) enum ToLoop {
         seen: oneshot::Sender<Lsn>,
     },
     /// At the mark, emit these rows but those whose keys a transaction
-    /// hidden from `snapshot` changed.
+    /// hidden from `snapshot` changed; first the table's shape record, when
+    /// given (the first chunk of an attempt: the stream may have none of a
+    /// table added since the producer started).
     Chunk {
         tag: String,
         rel: Arc<Relation>,
+        shape: Option<Box<Shape>>,
         rows: Vec<Row>,
         snapshot: ChunkSnapshot,
         accepted: oneshot::Sender<Outcome>,

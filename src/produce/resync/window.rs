@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Outcome, ToLoop};
 use crate::event::{
-    encode_event, now_ms, ChangeMeta, EventContext, Op, Position, Row, SnapshotMarker,
+    encode_event, encode_shape, now_ms, ChangeMeta, EventContext, Op, Position, Row, SnapshotMarker,
 };
 use crate::lsn::Lsn;
 use crate::produce::delivery::Delivery;
@@ -143,11 +143,20 @@ impl ResyncWindow {
         match self.at_mark.remove(content.as_ref()) {
             Some(ToLoop::Chunk {
                 rel,
+                shape,
                 rows,
                 snapshot,
                 accepted,
                 ..
             }) => {
+                if let Some(shape) = shape {
+                    // Just before the chunk's rows, which it describes.
+                    let before = Position {
+                        lsn: Lsn(at.lsn.0.saturating_sub(1)),
+                        ..at
+                    };
+                    delivery.push_event(encode_shape(ctx, &shape, before, None, now_ms()))?;
+                }
                 let outcome = self.emit_chunk(&rel, rows, &snapshot, at, ctx, delivery)?;
                 self.owe(outcome, accepted);
             }
@@ -330,6 +339,7 @@ mod tests {
         window.accept(ToLoop::Chunk {
             tag: "high:t:0".into(),
             rel: items(),
+            shape: None,
             rows: vec![row("1"), row("2"), row("3")],
             snapshot,
             accepted,

@@ -145,12 +145,16 @@ pub fn table_merge_statements(
         key_match(&tombstones, &latest),
     );
 
-    let truncate = if pending.truncates > 0 {
-        sql::MERGE_TRUNCATE.render(&values)?
+    let (truncate, truncate_rows) = if pending.truncates > 0 {
+        (
+            sql::MERGE_TRUNCATE.render(&values)?,
+            sql::MERGE_TRUNCATE_ROWS.render(&values)?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     values.insert("truncate_statements", terminated(&truncate));
+    values.insert("truncate_row_statements", terminated(&truncate_rows));
     let toast = if pending.updates > 0 && !toastable.is_empty() {
         toast_statements(&mut values, index, &latest, &key, &toastable)?
     } else {
