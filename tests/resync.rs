@@ -238,3 +238,72 @@ async fn a_table_added_to_the_configuration_is_back_filled_and_merged() {
         .await;
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_with_a_volatile_default_re_syncs_its_table() {
+    let mut p = Pipeline::start(
+        "resync_volatile",
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text);
+         INSERT INTO public.t SELECT g, 'v' || g FROM generate_series(1, 40) AS g;",
+        &["public.t"],
+    )
+    .await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.t"]).await;
+    // A serial column: PostgreSQL rewrites the table with a value per row
+    // and sends no change for any of them.
+    p.source
+        .batch_execute(
+            "ALTER TABLE public.t ADD COLUMN n bigserial;
+             INSERT INTO public.t (id, v) VALUES (100, 'after');",
+        )
+        .await
+        .expect("add column");
+    p.wait_for_resyncs().await;
+    let log = p.producer_log();
+    assert!(
+        log.contains(
+            "a column added with a volatile default rewrote the table: re-syncing the table"
+        ),
+        "{log}"
+    );
+    p.assert_merge_converges(&["public.t"]).await;
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_attached_or_detached_while_streaming_re_sync_the_root() {
+    let mut p = Pipeline::start(
+        "resync_partitions",
+        "CREATE TABLE public.events (id int, at date NOT NULL, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE public.events_2024 PARTITION OF public.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE public.events_2025 PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         INSERT INTO public.events SELECT g, DATE '2024-01-01' + g * 2, 'v' || g FROM generate_series(1, 300) AS g;",
+        &["public.events"],
+    )
+    .await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.events"]).await;
+    // A table with rows of its own becomes a partition (its rows were never
+    // streamed); another partition leaves with its rows (no delete events).
+    p.source
+        .batch_execute(
+            "BEGIN;
+             CREATE TABLE public.events_2026 (LIKE public.events);
+             INSERT INTO public.events_2026 SELECT 1000 + g, DATE '2026-01-01' + g, 'attached' FROM generate_series(1, 50) AS g;
+             ALTER TABLE public.events ATTACH PARTITION public.events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+             ALTER TABLE public.events DETACH PARTITION public.events_2024;
+             COMMIT;",
+        )
+        .await
+        .expect("attach and detach");
+    p.wait_for_resyncs().await;
+    assert!(
+        p.producer_log()
+            .contains("a partition was attached or detached: re-syncing the table"),
+        "{}",
+        p.producer_log()
+    );
+    p.assert_merge_converges(&["public.events"]).await;
+    p.stop_producer().await;
+}

@@ -45,6 +45,16 @@ struct TypeInfo {
     category: String,
 }
 
+/// One column's catalog facts (see [`COLUMN_FACTS`]).
+#[derive(Debug, Clone)]
+struct ColumnFacts {
+    attnum: i16,
+    /// The kept default of a column added with a non-volatile DEFAULT.
+    missing: Option<String>,
+    /// The column has a default (`atthasdef`).
+    has_default: bool,
+}
+
 /// A Relation message's columns with their types looked up, waiting for
 /// the message to be handled.
 #[derive(Debug, Clone)]
@@ -54,7 +64,7 @@ struct Described {
     types: Vec<(u32, TypeInfo)>,
     /// Per column name, its attnum and the text of the value rows older
     /// than the column have, if kept (see [`COLUMN_FACTS`]).
-    facts: HashMap<String, (i16, Option<String>)>,
+    facts: HashMap<String, ColumnFacts>,
 }
 
 const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
@@ -71,8 +81,13 @@ const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
 /// back as `text[]`, gives the element's own text output (quotes and
 /// escapes undone). By name, from today's catalog: a column renamed again
 /// since the Relation message has neither.
+///
+/// A column with a default but no kept one, new since the previous shape,
+/// was added with a volatile default (`random()`, `clock_timestamp()`,
+/// serial, identity): PostgreSQL rewrote the table with a value per row and
+/// sent no change, so the table is re-synced (see [`StreamShapes::emit`]).
 const COLUMN_FACTS: &str = "SELECT attname::text, attnum, \
-       CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END \
+       CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END, atthasdef \
      FROM pg_catalog.pg_attribute \
      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped";
 
@@ -95,6 +110,12 @@ pub(super) struct StreamShapes {
     emitted: HashMap<u32, Shape>,
     /// The LSN of the transaction's latest message that carried one.
     last_lsn: Lsn,
+    /// Each table's newest shape seen (the catalog's at start, then every
+    /// record's; kept across sessions): what a new column is new against.
+    known: HashMap<TableName, Shape>,
+    /// Tables rewritten by a column added with a volatile default, to be
+    /// re-synced (taken by the loop).
+    rewritten: Vec<TableName>,
 }
 
 impl StreamShapes {
@@ -114,6 +135,11 @@ impl StreamShapes {
             described: HashMap::new(),
             emitted: HashMap::new(),
             last_lsn: Lsn::ZERO,
+            known: tables
+                .iter()
+                .map(|t| (t.name.clone(), Shape::of_table(t)))
+                .collect(),
+            rewritten: Vec::new(),
         }
     }
 
@@ -180,7 +206,14 @@ impl StreamShapes {
             )
             .await?
             .iter()
-            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .map(|row| {
+                let facts = ColumnFacts {
+                    attnum: row.get(1),
+                    missing: row.get(2),
+                    has_default: row.get(3),
+                };
+                (row.get(0), facts)
+            })
             .collect();
         Ok(Described {
             identity: body.replica_identity,
@@ -255,6 +288,12 @@ impl StreamShapes {
         if self.emitted.get(&rel.id) == Some(&shape) {
             return Ok(());
         }
+        let name = TableName::new(&rel.schema, &rel.name);
+        if let Some(known) = self.known.insert(name.clone(), shape.clone()) {
+            if added_with_volatile_default(&known, &shape, &described) {
+                self.rewritten.push(name);
+            }
+        }
         let (mut at, txid, commit_time_ms) = txn;
         // pgoutput sends a Relation message with no LSN of its own: just
         // after the transaction's previous change, before the next one.
@@ -265,6 +304,11 @@ impl StreamShapes {
         delivery.push_event(encode_shape(ctx, &shape, at, txid, commit_time_ms))?;
         self.emitted.insert(rel.id, shape);
         Ok(())
+    }
+
+    /// The tables found rewritten since the last call (see [`COLUMN_FACTS`]).
+    pub(super) fn take_rewritten(&mut self) -> Vec<TableName> {
+        std::mem::take(&mut self.rewritten)
     }
 
     fn shape_of(&self, rel: &Relation, described: &Described) -> Shape {
@@ -300,9 +344,9 @@ impl StreamShapes {
                 missing: described
                     .facts
                     .get(&column.name)
-                    .and_then(|(_, text)| text.as_deref())
+                    .and_then(|f| f.missing.as_deref())
                     .map(|text| encode_text(info.base_oid, text)),
-                attnum: described.facts.get(&column.name).map(|(attnum, _)| *attnum),
+                attnum: described.facts.get(&column.name).map(|f| f.attnum),
             })
             .collect();
         Shape {
@@ -341,4 +385,17 @@ pub(super) fn push_snapshot_shapes<W: RecordWriter>(
         delivery.push_event(encode_shape(ctx, shape, at, None, time_ms))?;
     }
     Ok(())
+}
+
+/// Whether `shape` has a column `previous` lacked (by attnum) that has a
+/// default but no kept one: added with a volatile default.
+fn added_with_volatile_default(previous: &Shape, shape: &Shape, described: &Described) -> bool {
+    shape.columns.iter().any(|column| {
+        let new =
+            column.attnum.is_some() && !previous.columns.iter().any(|p| p.attnum == column.attnum);
+        new && described
+            .facts
+            .get(&column.name)
+            .is_some_and(|f| f.has_default && f.missing.is_none())
+    })
 }

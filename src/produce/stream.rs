@@ -101,7 +101,7 @@ impl Streamer {
                 _ = shutdown.wait() => break,
                 // The publication must still cover every configured table.
                 _ = watch_timer.tick() => {
-                    self.watch.check().await?;
+                    self.check_publication().await?;
                     continue;
                 }
                 // 2. Sink completions: acks become confirmable LSNs.
@@ -157,6 +157,16 @@ impl Streamer {
         finish(Some(client), delivery, confirmed, shutdown).await
     }
 
+    /// The publication still covers every table; a partitioned table whose
+    /// partitions changed is re-synced.
+    async fn check_publication(&mut self) -> Result<(), ProduceError> {
+        for root in self.watch.check().await? {
+            self.resync
+                .request(root, "a partition was attached or detached");
+        }
+        Ok(())
+    }
+
     /// One replication event: a Relation message's types looked up for its
     /// shape record (see `shapes`), the event handled, then whatever became
     /// confirmable is confirmed.
@@ -170,6 +180,12 @@ impl Streamer {
         self.shapes.prepare(&ev).await?;
         let idle_at = self.idle_position(&ev, delivery, *confirmed);
         self.handle(ev, delivery)?;
+        for table in self.shapes.take_rewritten() {
+            self.resync.request(
+                table,
+                "a column added with a volatile default rewrote the table",
+            );
+        }
         // A transaction without events for the sink (a heartbeat,
         // or changes of unpublished tables) is confirmable at once.
         self.confirm(client, delivery, confirmed);

@@ -10,6 +10,8 @@
 //! re-sync); a configured table not recorded yet is new and may be added.
 //! While streaming, the publication is checked every heartbeat interval.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use tokio_postgres::Client;
 
 use super::error::{Retry, SourceError};
@@ -78,11 +80,16 @@ pub async fn first_missing(
 
 /// The check while streaming, on a session of its own (reconnected after
 /// transient errors; a definite one, or "not published", stops the producer).
+/// It also watches the partitions of partitioned tables: one attached or
+/// detached changes the root's rows without a change event.
 pub struct PublicationWatch {
     url: String,
     publication: String,
     tables: Vec<TableName>,
     client: Option<Client>,
+    /// Per partitioned table (SQL spelling), its leaf partitions when last
+    /// looked at; `None` before the first look.
+    partitions: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl PublicationWatch {
@@ -92,18 +99,51 @@ impl PublicationWatch {
             publication: publication.to_owned(),
             tables,
             client: None,
+            partitions: None,
         }
     }
 
-    pub async fn check(&mut self) -> Result<(), SourceError> {
+    /// The publication still covers every table (else the error); the
+    /// partitioned tables whose partitions changed since the last check.
+    pub async fn check(&mut self) -> Result<Vec<TableName>, SourceError> {
         match tokio::time::timeout(CHECK_TIMEOUT, self.check_now()).await {
-            Ok(result) => result,
+            Ok(Ok(())) => Ok(self.repartitioned().await),
+            Ok(Err(e)) => Err(e),
             Err(_) => {
                 tracing::warn!("checking the publication timed out; retrying");
                 self.client = None;
-                Ok(())
+                Ok(Vec::new())
             }
         }
+    }
+
+    /// The roots whose leaf partitions differ from the last look (none at
+    /// the first look, or when they cannot be read now).
+    async fn repartitioned(&mut self) -> Vec<TableName> {
+        let Some(client) = &self.client else {
+            return Vec::new();
+        };
+        let names: Vec<String> = self.tables.iter().map(ToString::to_string).collect();
+        let statement = crate::sql::RESYNC_PARTITIONS.plain();
+        let read = tokio::time::timeout(CHECK_TIMEOUT, client.query(&statement, &[&names])).await;
+        let Ok(Ok(rows)) = read else {
+            tracing::debug!("cannot read the partitions now; retrying");
+            return Vec::new();
+        };
+        let mut now: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for row in &rows {
+            now.entry(row.get("root"))
+                .or_default()
+                .insert(row.get("leaf"));
+        }
+        let Some(before) = self.partitions.replace(now.clone()) else {
+            return Vec::new();
+        };
+        self.tables
+            .iter()
+            .filter(|t| before.get(&t.to_string()) != now.get(&t.to_string()))
+            .cloned()
+            .collect()
     }
 
     async fn check_now(&mut self) -> Result<(), SourceError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Client;
 
-use super::{DriverLink, Outcome, ToLoop};
+use super::{DriverLink, Outcome, ToLoop, Wake};
 use crate::config::KeylessTables;
 use crate::event::Shape;
 use crate::lsn::Lsn;
@@ -84,12 +84,55 @@ pub(in crate::produce) async fn resync_driver(
                 RETRY_DELAY
             }
         };
-        tokio::select! {
+        let wake = tokio::select! {
             _ = shutdown.wait() => return,
-            _ = woken.recv() => {}
-            _ = tokio::time::sleep(pause) => {}
+            wake = woken.recv() => wake,
+            _ = tokio::time::sleep(pause) => None,
+        };
+        if let Some(Wake::Resync { table, why }) = wake {
+            match request_one(&config, &mut client, &table).await {
+                Ok(()) => tracing::info!(%table, "{why}: re-syncing the table"),
+                Err(e) => {
+                    tracing::warn!(%table, error = %e, "{why}, but its resync could not be requested: run kinesync resync {table}")
+                }
+            }
         }
     }
+}
+
+/// Write a request for `table` (the request table made if missing).
+async fn request_one(
+    config: &DriverConfig,
+    client: &mut Option<Client>,
+    table: &TableName,
+) -> Result<(), Stop> {
+    let sql = session(config, client).await?;
+    resync::ensure_state_table(sql, &config.state_table)
+        .await
+        .map_err(|e| Stop::Refused(e.to_string()))?;
+    resync::request(
+        sql,
+        &config.state_table,
+        &config.slot,
+        std::slice::from_ref(table),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The driver's SQL session, opened when missing.
+async fn session<'c>(
+    config: &DriverConfig,
+    client: &'c mut Option<Client>,
+) -> Result<&'c Client, Stop> {
+    if client.is_none() {
+        let sql = connect_sql(&config.url).await?;
+        resync::prepare_session(&sql).await?;
+        *client = Some(sql);
+    }
+    client
+        .as_ref()
+        .ok_or_else(|| Stop::Refused("no resync session".into()))
 }
 
 /// Every pending request, oldest first.
@@ -99,14 +142,7 @@ async fn work(
     to_loop: &mpsc::Sender<ToLoop>,
     shutdown: &Shutdown,
 ) -> Result<(), Stop> {
-    if client.is_none() {
-        let sql = connect_sql(&config.url).await?;
-        resync::prepare_session(&sql).await?;
-        *client = Some(sql);
-    }
-    let Some(sql) = client.as_ref() else {
-        return Ok(());
-    };
+    let sql = session(config, client).await?;
     let requests = resync::pending(sql, &config.state_table, &config.slot).await?;
     if requests.is_empty() {
         return Ok(());

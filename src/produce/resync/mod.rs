@@ -65,6 +65,15 @@ pub(super) enum ToLoop {
     },
 }
 
+/// What wakes the driver before its next poll.
+#[derive(Debug)]
+pub(super) enum Wake {
+    /// A request message was read from the stream.
+    Requested,
+    /// The loop found `table` needs a resync (`why`, for the log).
+    Resync { table: TableName, why: &'static str },
+}
+
 /// How a chunk or sweep came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -77,14 +86,13 @@ pub(super) enum Outcome {
 /// The driver's end of its link with the loop.
 pub(super) struct DriverLink {
     to_loop: mpsc::Sender<ToLoop>,
-    /// A request message was read from the stream.
-    woken: mpsc::Receiver<()>,
+    woken: mpsc::UnboundedReceiver<Wake>,
 }
 
 /// The driver's end and the loop's end of one link.
 pub(super) fn link() -> (DriverLink, ResyncWindow) {
     let (to_loop, requests) = mpsc::channel(CHANNEL_DEPTH);
-    let (wake, woken) = mpsc::channel(1);
+    let (wake, woken) = mpsc::unbounded_channel();
     (
         DriverLink { to_loop, woken },
         ResyncWindow::new(requests, wake),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Outcome, ToLoop};
+use super::{Outcome, ToLoop, Wake};
 use crate::event::{
     encode_event, encode_shape, now_ms, ChangeMeta, EventContext, Op, Position, Row, SnapshotMarker,
 };
@@ -35,7 +35,7 @@ struct Watch {
 /// The loop's resync state (idle without a driver).
 pub(crate) struct ResyncWindow {
     requests: Option<mpsc::Receiver<ToLoop>>,
-    wake: Option<mpsc::Sender<()>>,
+    wake: Option<mpsc::UnboundedSender<Wake>>,
     watch: Option<Watch>,
     /// Chunks and sweeps waiting for their mark, by tag.
     at_mark: HashMap<String, ToLoop>,
@@ -46,7 +46,7 @@ pub(crate) struct ResyncWindow {
 
 impl ResyncWindow {
     /// A window fed by a driver's link.
-    pub(crate) fn new(requests: mpsc::Receiver<ToLoop>, wake: mpsc::Sender<()>) -> Self {
+    pub(crate) fn new(requests: mpsc::Receiver<ToLoop>, wake: mpsc::UnboundedSender<Wake>) -> Self {
         ResyncWindow {
             requests: Some(requests),
             wake: Some(wake),
@@ -96,6 +96,18 @@ impl ResyncWindow {
         }
     }
 
+    /// Ask the driver to re-sync `table` (`why`: for its log). Without a
+    /// driver (a temporary slot) nothing is asked.
+    pub(crate) fn request(&self, table: TableName, why: &'static str) {
+        self.wake(Wake::Resync { table, why });
+    }
+
+    fn wake(&self, wake: Wake) {
+        if let Some(driver) = &self.wake {
+            let _ = driver.send(wake);
+        }
+    }
+
     /// Whether changes of `rel` are being recorded.
     pub(crate) fn watches(&self, rel: &Relation) -> bool {
         self.watch.as_ref().is_some_and(|w| {
@@ -129,9 +141,7 @@ impl ResyncWindow {
     ) -> Result<(), ProduceError> {
         let content = String::from_utf8_lossy(content);
         if content == REQUEST_MESSAGE {
-            if let Some(wake) = &self.wake {
-                let _ = wake.try_send(());
-            }
+            self.wake(Wake::Requested);
             return Ok(());
         }
         if let Some(watch) = self.watch.as_mut().filter(|w| w.tag == content) {
