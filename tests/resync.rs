@@ -307,3 +307,53 @@ async fn partitions_attached_or_detached_while_streaming_re_sync_the_root() {
     p.assert_merge_converges(&["public.events"]).await;
     p.stop_producer().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_under_a_schema_entry_while_streaming_is_captured_and_back_filled() {
+    let mut p = Pipeline::start(
+        "resync_created",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.first (id int PRIMARY KEY, v text);
+         INSERT INTO app.first VALUES (1, 'a');",
+        &["app.*"],
+    )
+    .await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["app.first"]).await;
+    // Rows committed before the producer notices the table (the snapshot of
+    // it comes from the resync) and after (its own change events).
+    p.source
+        .batch_execute(
+            "CREATE TABLE app.created (id int PRIMARY KEY, v text);
+             INSERT INTO app.created SELECT g, 'before ' || g FROM generate_series(1, 300) AS g;",
+        )
+        .await
+        .expect("new table");
+    p.wait_for_resyncs().await;
+    assert!(
+        p.producer_log()
+            .contains("a table was created under a schema.* entry: re-syncing the table"),
+        "{}",
+        p.producer_log()
+    );
+    p.source
+        .batch_execute(
+            "UPDATE app.created SET v = 'after' WHERE id <= 10;
+             DELETE FROM app.created WHERE id > 290;
+             INSERT INTO app.created VALUES (1000, 'new');",
+        )
+        .await
+        .expect("changes");
+    p.assert_merge_converges(&["app.first", "app.created"])
+        .await;
+    // A restart knows the table: it is not back-filled again.
+    p.stop_producer().await;
+    p.start_producer().await;
+    p.sync_producer().await;
+    assert!(
+        !p.producer_log().contains("tables added since the snapshot"),
+        "{}",
+        p.producer_log()
+    );
+    p.stop_producer().await;
+}

@@ -245,7 +245,7 @@ async fn produce<W: RecordWriter>(
     ));
     let window = resync_window(config, temporary_slot, &configured, &aliases, &shutdown);
     let mut streamer = Streamer {
-        watch: PublicationWatch::new(&source.url, &source.publication, configured),
+        watch: publication_watch(config, configured, temporary_slot),
         check_every: Duration::from_secs(source.heartbeat_interval_secs.max(1)),
         ctx,
         wanted: tables
@@ -293,6 +293,20 @@ fn resync_window(
     };
     tokio::spawn(resync::resync_driver(driver, link, shutdown.clone()));
     window
+}
+
+/// The check of the publication while streaming; following `schema.*`
+/// entries only on the configured slot (a temporary slot changes nothing of
+/// the pipeline's publication).
+fn publication_watch(
+    config: &Config,
+    configured: Vec<TableName>,
+    temporary_slot: bool,
+) -> PublicationWatch {
+    let source = &config.source;
+    let patterns: &[String] = if temporary_slot { &[] } else { &source.tables };
+    PublicationWatch::new(&source.url, &source.publication, configured)
+        .following(patterns, source.keyless_tables)
 }
 
 /// Encode domain (and other aliased) columns as their base type.

@@ -306,6 +306,15 @@ impl StreamShapes {
         Ok(())
     }
 
+    /// Also describe `table`'s Relation messages (a table streamed since it
+    /// was created under a followed schema).
+    pub(super) fn add_table(&mut self, table: &SourceTable) {
+        let names = table.key_columns().iter().map(|c| c.name.clone()).collect();
+        self.keys.insert(table.name.clone(), (table.key, names));
+        self.known
+            .insert(table.name.clone(), Shape::of_table(table));
+    }
+
     /// The tables found rewritten since the last call (see [`COLUMN_FACTS`]).
     pub(super) fn take_rewritten(&mut self) -> Vec<TableName> {
         std::mem::take(&mut self.rewritten)

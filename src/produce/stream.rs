@@ -158,11 +158,22 @@ impl Streamer {
     }
 
     /// The publication still covers every table; a partitioned table whose
-    /// partitions changed is re-synced.
+    /// partitions changed is re-synced; a table created under a `schema.*`
+    /// entry is streamed from now on and back-filled by a resync.
     async fn check_publication(&mut self) -> Result<(), ProduceError> {
-        for root in self.watch.check().await? {
+        let news = self.watch.check().await?;
+        for root in news.repartitioned {
             self.resync
                 .request(root, "a partition was attached or detached");
+        }
+        for table in news.created {
+            let rel = table.relation();
+            self.wanted.insert(table.name.clone());
+            self.cache
+                .add_partition_key(table.name.clone(), rel.partition_columns());
+            self.shapes.add_table(&table);
+            self.resync
+                .request(table.name, "a table was created under a schema.* entry");
         }
         Ok(())
     }

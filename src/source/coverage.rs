@@ -14,6 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::Client;
 
+use super::tables::{self, admit, describe, SourceTable};
+use crate::config::KeylessTables;
+use crate::sql::parse_table_entry;
+
 use super::error::{Retry, SourceError};
 use super::relation_cache::Relation;
 use super::replication::published_tables;
@@ -90,6 +94,20 @@ pub struct PublicationWatch {
     /// Per partitioned table (SQL spelling), its leaf partitions when last
     /// looked at; `None` before the first look.
     partitions: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// The `schema.*` entries of `source.tables`, followed while streaming.
+    schemas: Vec<String>,
+    keyless: KeylessTables,
+    /// Tables under a followed schema that could not be taken (said once).
+    refused: BTreeSet<TableName>,
+}
+
+/// What a check found besides a publication that still covers every table.
+#[derive(Debug, Default)]
+pub struct WatchNews {
+    /// Partitioned tables whose leaf partitions changed.
+    pub repartitioned: Vec<TableName>,
+    /// Tables created under a followed `schema.*` entry, now published.
+    pub created: Vec<SourceTable>,
 }
 
 impl PublicationWatch {
@@ -100,21 +118,78 @@ impl PublicationWatch {
             tables,
             client: None,
             partitions: None,
+            schemas: Vec::new(),
+            keyless: KeylessTables::default(),
+            refused: BTreeSet::new(),
         }
     }
 
-    /// The publication still covers every table (else the error); the
-    /// partitioned tables whose partitions changed since the last check.
-    pub async fn check(&mut self) -> Result<Vec<TableName>, SourceError> {
+    /// Also follow the `schema.*` entries of `patterns`: a table created
+    /// under one while streaming is added to the publication and reported.
+    pub fn following(mut self, patterns: &[String], keyless: KeylessTables) -> Self {
+        self.schemas = patterns
+            .iter()
+            .filter(|p| parse_table_entry(p).is_ok_and(|e| e.table.is_none()))
+            .cloned()
+            .collect();
+        self.keyless = keyless;
+        self
+    }
+
+    /// The publication still covers every table (else the error); what
+    /// changed since the last check (see [`WatchNews`]).
+    pub async fn check(&mut self) -> Result<WatchNews, SourceError> {
         match tokio::time::timeout(CHECK_TIMEOUT, self.check_now()).await {
-            Ok(Ok(())) => Ok(self.repartitioned().await),
-            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
             Err(_) => {
                 tracing::warn!("checking the publication timed out; retrying");
                 self.client = None;
-                Ok(Vec::new())
+                return Ok(WatchNews::default());
             }
         }
+        let created = self.created_tables().await;
+        Ok(WatchNews {
+            repartitioned: self.repartitioned().await,
+            created,
+        })
+    }
+
+    /// Tables under a followed schema not streamed yet, each added to the
+    /// publication (and to the snapshot marker's list) before it is
+    /// reported; one that cannot be is warned about once.
+    async fn created_tables(&mut self) -> Vec<SourceTable> {
+        let Some(client) = &self.client else {
+            return Vec::new();
+        };
+        if self.schemas.is_empty() {
+            return Vec::new();
+        }
+        let Ok(Ok(names)) =
+            tokio::time::timeout(CHECK_TIMEOUT, tables::table_names(client, &self.schemas)).await
+        else {
+            return Vec::new();
+        };
+        let mut created = Vec::new();
+        for name in names {
+            if self.tables.contains(&name) || self.refused.contains(&name) {
+                continue;
+            }
+            match adopt(client, &self.publication, &name, self.keyless).await {
+                Ok(table) => {
+                    self.tables.push(name);
+                    created.push(table);
+                }
+                Err(why) => {
+                    tracing::warn!(table = %name, "a table was created under a schema.* entry but cannot be streamed: {why}");
+                    self.refused.insert(name);
+                }
+            }
+        }
+        if !created.is_empty() {
+            record_tables(client, &self.publication, &self.tables).await;
+        }
+        created
     }
 
     /// The roots whose leaf partitions differ from the last look (none at
@@ -168,6 +243,40 @@ impl PublicationWatch {
                 tracing::warn!(%error, "cannot check the publication now; retrying");
                 self.client = None;
                 Ok(())
+            }
+        }
+    }
+}
+
+/// `name`, described, admitted and readable, added to `publication`.
+async fn adopt(
+    client: &Client,
+    publication: &str,
+    name: &TableName,
+    keyless: KeylessTables,
+) -> Result<SourceTable, String> {
+    let (table, access) = describe(client, name).await.map_err(|e| e.to_string())?;
+    let table = admit(table, keyless).map_err(|e| e.to_string())?;
+    if !access.can_select {
+        return Err(format!("role {} may not SELECT it", access.role));
+    }
+    super::replication::ensure_publication(client, publication, &[table.relation()])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(table)
+}
+
+/// The snapshot marker lists `tables` (when it lists tables at all), so a
+/// restart does not take a followed table for a new one.
+async fn record_tables(client: &Client, publication: &str, tables: &[TableName]) {
+    let marker = super::replication::snapshot_marker(client, publication).await;
+    if let Ok(Some(text)) = marker.as_ref() {
+        if records_tables(text) {
+            let updated = with_tables(text, tables);
+            if let Err(e) =
+                super::replication::set_snapshot_marker(client, publication, Some(&updated)).await
+            {
+                tracing::warn!(error = %e, "could not record the followed tables in the snapshot marker");
             }
         }
     }

@@ -134,6 +134,12 @@ impl RelationCache {
         self
     }
 
+    /// Take `table`'s partition key columns from now on (a table streamed
+    /// since it was created under a followed schema).
+    pub fn add_partition_key(&mut self, table: TableName, columns: Vec<String>) {
+        self.partition_keys.insert(table, columns);
+    }
+
     /// Store (or replace, after a schema change) a relation.
     pub fn insert(&mut self, body: RelationBody) -> Arc<Relation> {
         let mut rel = Relation::from_body(body);

@@ -64,7 +64,7 @@ enum Stop {
 
 /// The driver: until shutdown, work through the requests of this slot.
 pub(in crate::produce) async fn resync_driver(
-    config: DriverConfig,
+    mut config: DriverConfig,
     link: DriverLink,
     shutdown: Shutdown,
 ) {
@@ -90,6 +90,8 @@ pub(in crate::produce) async fn resync_driver(
             _ = tokio::time::sleep(pause) => None,
         };
         if let Some(Wake::Resync { table, why }) = wake {
+            // The loop asks only for tables it streams (one may be new).
+            config.configured.insert(table.clone());
             match request_one(&config, &mut client, &table).await {
                 Ok(()) => tracing::info!(%table, "{why}: re-syncing the table"),
                 Err(e) => {
