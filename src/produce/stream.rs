@@ -347,17 +347,28 @@ impl Streamer {
     }
 
     /// A Relation message: remember its shape, and whether it is configured.
-    fn track_relation(&mut self, body: RelationBody) {
-        if self
-            .wanted
-            .contains(&TableName::new(&body.schema, &body.name))
-        {
+    /// A configured table that comes back under a name not configured was
+    /// renamed: its changes would silently stop reaching the mirror, so the
+    /// producer stops and says what to do.
+    fn track_relation(&mut self, body: RelationBody) -> Result<(), ProduceError> {
+        let name = TableName::new(&body.schema, &body.name);
+        if let Some(before) = self.cache.get(body.id) {
+            let from = TableName::new(&before.schema, &before.name);
+            if from != name && self.wanted.contains(&from) && !self.wanted.contains(&name) {
+                return Err(ProduceError::TableRenamed {
+                    from: from.to_string(),
+                    to: name.to_string(),
+                });
+            }
+        }
+        if self.wanted.contains(&name) {
             self.wanted_ids.insert(body.id);
         } else {
             self.wanted_ids.remove(&body.id);
         }
         let rel = self.cache.insert(body);
         self.plans.insert(rel);
+        Ok(())
     }
 
     /// Whether a row change is of a configured table (other messages pass).
@@ -403,7 +414,7 @@ impl Streamer {
     ) -> Result<(), ProduceError> {
         if let LogicalMessage::Relation(body) = message {
             let id = body.id;
-            self.track_relation(body);
+            self.track_relation(body)?;
             return self.emit_shape(id, lsn, delivery);
         }
         if self.skipping || !self.wanted_change(&message) {
