@@ -67,6 +67,7 @@ template!(VERIFY_LAST_EVENTS, "verify/last_events.sql");
 template!(TEARDOWN_SOURCE_SLOT, "teardown/source_slot.sql");
 template!(TEARDOWN_DROP_SLOT, "teardown/drop_slot.sql");
 template!(TEARDOWN_DROP_PUBLICATION, "teardown/drop_publication.sql");
+template!(TEARDOWN_RESYNC_ROWS, "teardown/resync_rows.sql");
 template!(TEARDOWN_REDSHIFT_PIPELINE, "teardown/redshift_pipeline.sql");
 template!(TEARDOWN_REDSHIFT_PROBE, "teardown/redshift_probe.sql");
 template!(TEARDOWN_REDSHIFT_TABLE, "teardown/redshift_table.sql");

@@ -183,6 +183,12 @@ async fn resync_wait_follows_the_copy_and_the_sweep_removes_rows_the_source_lost
     );
     p.assert_merge_converges(&["public.small"]).await;
     p.stop_producer().await;
+    p.wait_for_slot_released().await;
+    let report = p.run_ok(&["teardown", "--yes"]).await;
+    assert!(
+        report.contains("deleted 1 resync request(s) of slot \"resync_wait\""),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

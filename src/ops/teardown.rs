@@ -11,7 +11,9 @@
 //! bookkeeping tables (the shapes table among them) and the external schema
 //! only when no other pipeline's checkpoint is left in the mirror schema,
 //! and the mirror schema only when it is empty (`RESTRICT`); (3) the slot,
-//! then the publication. Every statement is idempotent (`IF EXISTS`).
+//! then the publication, then the slot's rows of the resync request table
+//! (`source.resync_table`; the table stays). Every statement is idempotent
+//! (`IF EXISTS`).
 //!
 //! `--table T` (repeatable) drops only the mirror objects (and the stored
 //! shape) of tables already removed from `source.tables` (the producer stops streaming a
@@ -265,7 +267,40 @@ async fn drop_source_objects(
         "dropped publication {} (if it existed)",
         quote_ident(&source.publication)
     ));
+    drop_resync_requests(client, config, report).await
+}
+
+/// This slot's rows of the resync request table, when it exists.
+async fn drop_resync_requests(
+    client: &Client,
+    config: &Config,
+    report: &mut TeardownReport,
+) -> Result<(), TeardownError> {
+    let table = config.source.resync_table();
+    let failed = |e: &tokio_postgres::Error| source_error("deleting the resync requests", e);
+    let exists = client
+        .query_one(&sql::RESYNC_EXISTS.plain(), &[&table.quoted()])
+        .await
+        .map_err(|e| failed(&e))?;
+    if !exists.get::<_, bool>(0) {
+        return Ok(());
+    }
+    let deleted = client
+        .execute(&resync_rows(config)?, &[&config.source.slot])
+        .await
+        .map_err(|e| failed(&e))?;
+    report.lines.push(format!(
+        "deleted {deleted} resync request(s) of slot {} from {table}",
+        quote_ident(&config.source.slot)
+    ));
     Ok(())
+}
+
+fn resync_rows(config: &Config) -> Result<String, SqlError> {
+    sql::TEARDOWN_RESYNC_ROWS.render_one(&Values::from([(
+        "state_table",
+        config.source.resync_table().quoted(),
+    )]))
 }
 
 fn drop_publication(config: &Config) -> Result<String, SqlError> {
@@ -287,6 +322,11 @@ fn print(config: &Config, plan: Option<&RedshiftPlan>) -> TeardownReport {
         quote_literal(&config.source.slot)
     ));
     lines.push(format!("{};", drop_publication(config).unwrap_or_default()));
+    lines.push(format!(
+        "{}; -- $1 = {}, if the table exists",
+        resync_rows(config).unwrap_or_default(),
+        quote_literal(&config.source.slot)
+    ));
     TeardownReport { lines }
 }
 
