@@ -242,6 +242,10 @@ async fn a_table_added_to_the_configuration_is_back_filled_and_merged() {
     );
     p.assert_merge_converges(&["public.first", "public.later"])
         .await;
+    // The request table, in the same schema, is not one of the tables.
+    let (_, stdout, _) = p.run_bounded(&["check", "--no-write", "--json"]).await;
+    assert!(stdout.contains("public.later"), "{stdout}");
+    assert!(!stdout.contains("kinesync_resync"), "{stdout}");
     p.stop_producer().await;
 }
 

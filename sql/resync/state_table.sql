@@ -1,7 +1,8 @@
 -- kinesync resync (PostgreSQL): the table that holds resync requests and
 -- their progress, one row per (slot, table). `kinesync resync` creates it
--- when missing (or an administrator does, docs/operations.md). Never in the
--- publication: the producer reads it by SQL, not from the stream.
+-- when missing (or an administrator does, docs/security.md). Never in the
+-- publication: the producer reads it by SQL, not from the stream; its
+-- comment keeps `schema.*` entries of source.tables from selecting it.
 CREATE TABLE IF NOT EXISTS {{state_table}} (
     slot text NOT NULL,
     table_name text NOT NULL,
@@ -12,3 +13,4 @@ CREATE TABLE IF NOT EXISTS {{state_table}} (
     finished_at timestamptz,
     PRIMARY KEY (slot, table_name)
 );
+COMMENT ON TABLE {{state_table}} IS 'kinesync: resync requests (source.resync_table); never mirrored';

@@ -174,9 +174,13 @@ impl SourceTable {
     }
 }
 
+/// A schema's tables for a `schema.*` entry: not partitions (their root
+/// stands for them), not kinesync's own (the resync request table, whose
+/// comment starts `kinesync:`).
 const TABLES_OF_SCHEMA: &str =
     "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1";
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+     AND coalesce(obj_description(c.oid, 'pg_class'), '') NOT LIKE 'kinesync:%' ORDER BY 1";
 
 const TABLE: &str =
     "SELECT c.oid, c.relreplident::text, has_table_privilege(c.oid, 'SELECT'), current_user::text \
