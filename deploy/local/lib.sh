@@ -208,7 +208,9 @@ listen_addresses = '127.0.0.1'
 port = $KS_PG_PORT
 unix_socket_directories = '$data'
 wal_level = logical
-max_replication_slots = 64
+# Each test pipeline leaves its slot until the stack stops (about 100 in
+# the full suite): room for all of them.
+max_replication_slots = 256
 max_wal_senders = 64
 max_connections = 200
 fsync = off
