@@ -167,8 +167,9 @@ impl ResyncWindow {
                     };
                     delivery.push_event(encode_shape(ctx, &shape, before, None, now_ms()))?;
                 }
-                let outcome = self.emit_chunk(&rel, rows, &snapshot, at, ctx, delivery)?;
-                self.owe(outcome, accepted);
+                if let Some(outcome) = self.emit_chunk(&rel, rows, &snapshot, at, ctx, delivery)? {
+                    self.owe(outcome, accepted);
+                }
             }
             Some(ToLoop::Sweep {
                 rel,
@@ -205,12 +206,14 @@ impl ResyncWindow {
         at: Position,
         ctx: &EventContext,
         delivery: &mut Delivery<W>,
-    ) -> Result<Outcome, ProduceError> {
+    ) -> Result<Option<Outcome>, ProduceError> {
         let Some(watch) = self.watch.as_mut() else {
-            return Ok(Outcome::Void);
+            // Not watched (cannot happen: a reset drops the chunk too): no
+            // answer, so the driver starts the table again from its watch.
+            return Ok(None);
         };
         if std::mem::take(&mut watch.truncated) {
-            return Ok(Outcome::Void);
+            return Ok(Some(Outcome::Void));
         }
         let newer: HashSet<&str> = watch
             .changes
@@ -232,7 +235,7 @@ impl ResyncWindow {
         watch
             .changes
             .retain(|(xid, _)| xid.wrapping_sub(xmin) as i32 >= 0);
-        Ok(Outcome::Accepted { rows: sent })
+        Ok(Some(Outcome::Accepted { rows: sent }))
     }
 
     /// Answer once the mark's transaction is confirmable (void at once).
