@@ -43,6 +43,15 @@ pub enum ResyncError {
     NoTables,
 }
 
+impl From<resync::RequestError> for ResyncError {
+    fn from(error: resync::RequestError) -> Self {
+        match error {
+            resync::RequestError::StateTable(e) => ResyncError::StateTable(e),
+            resync::RequestError::Source(e) => ResyncError::Source(e),
+        }
+    }
+}
+
 /// The tables whose resync was requested, in SQL spelling.
 #[derive(Debug, serde::Serialize)]
 pub struct Requested {
@@ -64,8 +73,7 @@ pub async fn request(config: &Config, tables: &[String]) -> Result<Requested, Re
     }
     let names = checked_tables(&client, config, tables).await?;
     let state_table = source.resync_table();
-    resync::ensure_state_table(&client, &state_table).await?;
-    resync::request(&client, &state_table, &source.slot, &names).await?;
+    resync::request_creating_table(&client, &state_table, &source.slot, &names).await?;
     Ok(Requested {
         tables: names.iter().map(ToString::to_string).collect(),
     })
@@ -111,9 +119,7 @@ pub async fn states(client: &Client, config: &Config) -> Result<Vec<ResyncState>
     if !resync::state_table_exists(client, &table).await? {
         return Ok(Vec::new());
     }
-    let mut values = sql::Values::new();
-    values.insert("state_table", table.quoted());
-    let statement = sql::RESYNC_STATUS.render_one(&values).unwrap_or_default();
+    let statement = resync::render(sql::RESYNC_STATUS, &table);
     let rows = client
         .query(&statement, &[&config.source.slot])
         .await

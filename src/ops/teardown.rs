@@ -33,6 +33,7 @@ use crate::redshift::{DataApi, RedshiftError};
 use crate::scheduler::plan::{mirror_table_name, tombstone_table_name, Objects};
 use crate::scheduler::{read_mirror_tables, SchedulerError, SHAPES_TABLE};
 use crate::shutdown::Shutdown;
+use crate::source::resync;
 use crate::sql::{self, parse_table_entry, qualified, quote_ident, quote_literal, SqlError};
 use crate::sql::{TableEntryError, TableName, Values};
 
@@ -277,18 +278,19 @@ async fn drop_resync_requests(
     report: &mut TeardownReport,
 ) -> Result<(), TeardownError> {
     let table = config.source.resync_table();
-    let failed = |e: &tokio_postgres::Error| source_error("deleting the resync requests", e);
-    let exists = client
-        .query_one(&sql::RESYNC_EXISTS.plain(), &[&table.quoted()])
+    let exists = resync::state_table_exists(client, &table)
         .await
-        .map_err(|e| failed(&e))?;
-    if !exists.get::<_, bool>(0) {
+        .map_err(|e| TeardownError::Source {
+            what: "deleting the resync requests".to_owned(),
+            detail: e.to_string(),
+        })?;
+    if !exists {
         return Ok(());
     }
     let deleted = client
-        .execute(&resync_rows(config)?, &[&config.source.slot])
+        .execute(&resync_rows(config), &[&config.source.slot])
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| source_error("deleting the resync requests", &e))?;
     report.lines.push(format!(
         "deleted {deleted} resync request(s) of slot {} from {table}",
         quote_ident(&config.source.slot)
@@ -296,11 +298,8 @@ async fn drop_resync_requests(
     Ok(())
 }
 
-fn resync_rows(config: &Config) -> Result<String, SqlError> {
-    sql::TEARDOWN_RESYNC_ROWS.render_one(&Values::from([(
-        "state_table",
-        config.source.resync_table().quoted(),
-    )]))
+fn resync_rows(config: &Config) -> String {
+    resync::render(sql::TEARDOWN_RESYNC_ROWS, &config.source.resync_table())
 }
 
 fn drop_publication(config: &Config) -> Result<String, SqlError> {
@@ -324,7 +323,7 @@ fn print(config: &Config, plan: Option<&RedshiftPlan>) -> TeardownReport {
     lines.push(format!("{};", drop_publication(config).unwrap_or_default()));
     lines.push(format!(
         "{}; -- $1 = {}, if the table exists",
-        resync_rows(config).unwrap_or_default(),
+        resync_rows(config),
         quote_literal(&config.source.slot)
     ));
     TeardownReport { lines }

@@ -305,7 +305,10 @@ impl Start<'_> {
             .collect();
         let requested = match resync::marks_supported(self.admin).await {
             Ok((true, _)) if keyed.len() == tables.len() => {
-                request_resync(self.admin, &source.resync_table(), &source.slot, &keyed).await
+                let state_table = source.resync_table();
+                resync::request_creating_table(self.admin, &state_table, &source.slot, &keyed)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Ok((true, _)) => Err("a table without a key cannot be copied in key order".into()),
             Ok((false, version)) => {
@@ -322,19 +325,4 @@ impl Start<'_> {
             }
         }
     }
-}
-
-/// The request table made if missing, then the request.
-async fn request_resync(
-    admin: &tokio_postgres::Client,
-    state_table: &TableName,
-    slot: &str,
-    tables: &[TableName],
-) -> Result<(), String> {
-    resync::ensure_state_table(admin, state_table)
-        .await
-        .map_err(|e| e.to_string())?;
-    resync::request(admin, state_table, slot, tables)
-        .await
-        .map_err(|e| e.to_string())
 }

@@ -115,16 +115,10 @@ pub struct Chunk {
     pub last: bool,
 }
 
-fn state_values(state_table: &TableName) -> Values {
-    let mut values = Values::new();
-    values.insert("state_table", state_table.quoted());
-    values
-}
-
-fn render(template: Template, state_table: &TableName) -> String {
-    template
-        .render_one(&state_values(state_table))
-        .unwrap_or_default()
+/// A template whose one placeholder is `{{state_table}}`, filled.
+pub fn render(template: Template, state_table: &TableName) -> String {
+    let values = Values::from([("state_table", state_table.quoted())]);
+    template.render_one(&values).unwrap_or_default()
 }
 
 /// The server's version, and whether it can carry resync marks (pgoutput
@@ -218,7 +212,7 @@ pub async fn request(
     if result.is_ok() {
         result = client
             .execute(
-                "SELECT pg_logical_emit_message(true, $1, $2)",
+                &sql::RESYNC_WATERMARK.plain(),
                 &[&RESYNC_PREFIX, &REQUEST_MESSAGE],
             )
             .await;
@@ -227,6 +221,26 @@ pub async fn request(
     let ended = client.batch_execute(end).await;
     result.map_err(failed)?;
     ended.map_err(failed)
+}
+
+/// Why a request could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    StateTable(#[from] StateTableError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// [`request`], the state table created first when missing.
+pub async fn request_creating_table(
+    client: &Client,
+    state_table: &TableName,
+    slot: &str,
+    tables: &[TableName],
+) -> Result<(), RequestError> {
+    ensure_state_table(client, state_table).await?;
+    Ok(request(client, state_table, slot, tables).await?)
 }
 
 /// The unfinished resyncs of `slot`, oldest first (none without the table).

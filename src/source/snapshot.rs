@@ -173,13 +173,7 @@ async fn copy_table<C: SnapshotConsumer>(
         quote_ident(&rel.schema),
         quote_ident(&rel.name)
     );
-    let failed = |e: tokio_postgres::Error| SourceError::Snapshot {
-        detail: format!(
-            "COPY of {} failed: {}",
-            rel.qualified_name(),
-            pg_message(&e)
-        ),
-    };
+    let failed = |e: tokio_postgres::Error| copy_failed(rel, &e);
     let stream = sql.copy_out(copy.as_str()).await.map_err(failed)?;
     let mut stream = std::pin::pin!(stream);
     let mut lines = CopyLines::default();
@@ -210,13 +204,7 @@ pub async fn copy_lines(
     rel: &Relation,
     max_bytes: usize,
 ) -> Result<(Vec<CopyRow>, bool), SourceError> {
-    let failed = |e: tokio_postgres::Error| SourceError::Snapshot {
-        detail: format!(
-            "COPY of {} failed: {}",
-            rel.qualified_name(),
-            pg_message(&e)
-        ),
-    };
+    let failed = |e: tokio_postgres::Error| copy_failed(rel, &e);
     let stream = sql.copy_out(statement).await.map_err(failed)?;
     let mut stream = std::pin::pin!(stream);
     let (mut rows, mut bytes, mut cut) = (Vec::new(), 0usize, false);
@@ -241,6 +229,12 @@ pub async fn copy_lines(
         lines.finish(rel)?;
     }
     Ok((rows, cut))
+}
+
+fn copy_failed(rel: &Relation, e: &tokio_postgres::Error) -> SourceError {
+    SourceError::Snapshot {
+        detail: format!("COPY of {} failed: {}", rel.qualified_name(), pg_message(e)),
+    }
 }
 
 /// COPY's text output, split into rows as its pieces arrive.

@@ -50,6 +50,8 @@ pub(in crate::produce) struct DriverConfig {
 enum Stop {
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Request(#[from] resync::RequestError),
     #[error("{0}")]
     Refused(String),
     /// The streaming loop lost its session (or is gone): start over.
@@ -109,16 +111,8 @@ async fn request_one(
     table: &TableName,
 ) -> Result<(), Stop> {
     let sql = session(config, client).await?;
-    resync::ensure_state_table(sql, &config.state_table)
-        .await
-        .map_err(|e| Stop::Refused(e.to_string()))?;
-    resync::request(
-        sql,
-        &config.state_table,
-        &config.slot,
-        std::slice::from_ref(table),
-    )
-    .await?;
+    let tables = std::slice::from_ref(table);
+    resync::request_creating_table(sql, &config.state_table, &config.slot, tables).await?;
     Ok(())
 }
 
