@@ -439,6 +439,9 @@ impl Streamer {
     /// A change of the table being re-synced: its keys (both, for an
     /// update that changed the key), for the chunk read meanwhile.
     fn note_resync(&mut self, message: &LogicalMessage, xid: u32) -> Result<(), ProduceError> {
+        if !self.resync.is_watching() {
+            return Ok(());
+        }
         let (id, before, after) = match message {
             LogicalMessage::Insert { relation_id, new } => {
                 (*relation_id, None, Some(Tuple::new(new)))

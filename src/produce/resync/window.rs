@@ -108,11 +108,18 @@ impl ResyncWindow {
         }
     }
 
+    /// Whether any table is being recorded (one check per change when not).
+    pub(crate) fn is_watching(&self) -> bool {
+        self.watch.as_ref().is_some_and(|w| w.seen.is_none())
+    }
+
     /// Whether changes of `rel` are being recorded.
     pub(crate) fn watches(&self, rel: &Relation) -> bool {
-        self.watch.as_ref().is_some_and(|w| {
-            w.seen.is_none() && w.table.schema == rel.schema && w.table.name == rel.name
-        })
+        self.is_watching()
+            && self
+                .watch
+                .as_ref()
+                .is_some_and(|w| w.table.schema == rel.schema && w.table.name == rel.name)
     }
 
     /// A change of the watched table by transaction `xid`.
