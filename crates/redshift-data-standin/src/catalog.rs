@@ -1,7 +1,7 @@
 //! The `kinesync_standin` schema installed into every database the stand-in
 //! serves: its catalog tables (Kinesis external schemas, streaming views and
-//! the per-shard sequence numbers they consumed, stream scan errors, faults
-//! injected by tests), the
+//! the per-shard sequence numbers they consumed, stream scan errors, stored
+//! procedures, faults injected by tests), the
 //! Redshift catalog views it emulates (`SVV_MV_INFO`, `SVV_EXTERNAL_SCHEMAS`,
 //! `SYS_STREAM_SCAN_ERRORS`) and the helper functions the rewriter targets
 //! (JSON_PARSE, CAN_JSON_PARSE, SUPER navigation and lax casts, IS_*, ...).
@@ -11,7 +11,7 @@
 use tokio_postgres::Client;
 
 /// Bump when the DDL below changes (re-installs over an older version).
-pub const CATALOG_VERSION: i32 = 3;
+pub const CATALOG_VERSION: i32 = 4;
 
 /// Advisory lock key used while installing.
 const INSTALL_LOCK: i64 = 0x6b69_6e65_7379_6e63;
@@ -69,6 +69,22 @@ CREATE TABLE IF NOT EXISTS kinesync_standin.sys_stream_scan_errors (
     record_length bigint,
     error_code integer,
     reason varchar(1024)
+);
+
+-- Stored procedures (CREATE PROCEDURE, interpreted by the stand-in at CALL
+-- time: exec::procedures). Identity: schema, name, input argument types
+-- without modifiers (arg_signature, e.g. 'varchar,integer'); arg_types are
+-- the normalized Redshift types ('varchar(65535)'), arg_names '' when
+-- unnamed; body is the text between the dollar quotes.
+CREATE TABLE IF NOT EXISTS kinesync_standin.procedures (
+    schema_name text NOT NULL,
+    proc_name text NOT NULL,
+    arg_signature text NOT NULL,
+    arg_names text[] NOT NULL,
+    arg_types text[] NOT NULL,
+    body text NOT NULL,
+    created_at timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+    PRIMARY KEY (schema_name, proc_name, arg_signature)
 );
 
 -- Faults a test asks for (see the faults module).

@@ -3,8 +3,15 @@
 //! ([`load_context`]), rewrites each SQL statement and carries out the
 //! resulting [`Action`]; a batch runs in one PostgreSQL transaction
 //! (any failure rolls all back). Results are converted to Data API fields.
+//! Stored procedures are interpreted by [`procedures`], which runs every
+//! statement of a body through [`run_statement`] again (hence the boxed,
+//! recursive futures).
+
+mod procedures;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_postgres::types::Type;
@@ -13,7 +20,9 @@ use tracing::{debug, warn};
 
 use crate::kinesis_reader::{self, RefreshError};
 use crate::pg::{Pg, PgError};
-use crate::rewrite::{self, quote_ident, Action, Context, RedshiftError, Session, STAGING_TABLE};
+use crate::rewrite::{
+    self, quote_ident, Action, Context, RedshiftError, Session, Tok, STAGING_TABLE,
+};
 use crate::statements::{lock, Column, Field, Handle, ResultSet, Status, Store};
 
 /// Everything a statement task needs.
@@ -36,6 +45,12 @@ pub enum ExecError {
     Refresh(#[from] RefreshError),
     #[error("{0}")]
     Other(String),
+    /// A statement of a stored procedure failed.
+    #[error("{source} (in procedure {name})")]
+    InProcedure {
+        name: String,
+        source: Box<ExecError>,
+    },
 }
 
 fn pg_message(e: &tokio_postgres::Error) -> String {
@@ -48,9 +63,16 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
 impl ExecError {
     /// Error text as Redshift reports it in DescribeStatement.
     pub fn redshift_text(&self) -> String {
+        format!("ERROR: {}", self.message())
+    }
+
+    fn message(&self) -> String {
         match self {
-            ExecError::Refresh(RefreshError::Postgres(e)) => format!("ERROR: {}", pg_message(e)),
-            _ => format!("ERROR: {self}"),
+            ExecError::Refresh(RefreshError::Postgres(e)) => pg_message(e),
+            ExecError::InProcedure { name, source } => {
+                format!("{} (in procedure {name})", source.message())
+            }
+            _ => self.to_string(),
         }
     }
 }
@@ -271,7 +293,8 @@ pub async fn load_context(
                ARRAY(SELECT nspname::text FROM pg_catalog.pg_namespace), \
                ARRAY(SELECT schema_name FROM kinesync_standin.streaming_views ORDER BY schema_name, view_name), \
                ARRAY(SELECT view_name FROM kinesync_standin.streaming_views ORDER BY schema_name, view_name), \
-               COALESCE(current_schema()::text, 'public')",
+               COALESCE(current_schema()::text, 'public'), \
+               ARRAY(SELECT DISTINCT schema_name FROM kinesync_standin.procedures)",
             &[],
         )
         .await?;
@@ -280,16 +303,44 @@ pub async fn load_context(
     let schemas: Vec<String> = row.get(2);
     let sv_schema: Vec<String> = row.get(3);
     let sv_name: Vec<String> = row.get(4);
+    let procedure_schemas: Vec<String> = row.get(6);
     Ok(Context {
         kinesis_schemas: ext.into_iter().collect(),
         super_columns: sup.into_iter().collect(),
         schemas: schemas.into_iter().collect(),
         streaming_views: sv_schema.into_iter().zip(sv_name).collect(),
+        procedure_schemas: procedure_schemas.into_iter().collect(),
         current_schema: row.get(5),
         params: params.clone(),
         in_batch,
     })
 }
+
+/// What a statement runs with: the connection and the statement it belongs to.
+struct Exec<'a> {
+    engine: &'a Engine,
+    client: &'a Client,
+    handle: &'a Handle,
+}
+
+/// Where a statement runs: inside a batch's transaction or not, and how
+/// deep in stored procedure calls (0: sent by the client; a procedure's
+/// statements run at its call level, 1 for the outermost CALL).
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    in_batch: bool,
+    depth: u32,
+}
+
+impl Scope {
+    /// True when a transaction is open around the statement (a batch's, or
+    /// a CALL's).
+    fn in_txn(self) -> bool {
+        self.in_batch || self.depth > 0
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Runs one Data API SQL text (possibly several `;`-separated statements).
 async fn run_sql_text(
@@ -305,134 +356,195 @@ async fn run_sql_text(
     if stmts.is_empty() {
         return Err(RedshiftError::Syntax("empty query".into()).into());
     }
+    let x = Exec {
+        engine,
+        client,
+        handle,
+    };
+    let scope = Scope { in_batch, depth: 0 };
     let mut outcome = Outcome::default();
     for toks in stmts {
-        let ctx = load_context(client, params, in_batch).await?;
-        let action = rewrite::rewrite_statement(&toks, session, &ctx)?;
-        debug!(?action, "rewritten");
-        outcome = match action {
-            Action::Sql(pg_sql) => run_pg(client, &pg_sql).await?,
-            Action::Set { .. } | Action::Noop { .. } => Outcome::default(),
-            Action::CreateExternalSchema {
-                schema,
-                if_not_exists,
-                iam_role,
-            } => {
-                txn(client, in_batch, async {
-                    create_external_schema(client, &schema, if_not_exists, &iam_role).await
-                })
-                .await?;
-                Outcome::default()
-            }
-            Action::DropExternalSchema { schema, sql } => {
-                txn(client, in_batch, async {
-                    client.batch_execute(&sql).await?;
-                    client
-                        .execute(
-                            "DELETE FROM kinesync_standin.external_schemas WHERE schema_name = $1",
-                            &[&schema],
-                        )
-                        .await?;
-                    Ok(())
-                })
-                .await?;
-                Outcome::default()
-            }
-            Action::CreateStreamingView {
-                schema,
-                name,
-                external_schema,
-                stream,
-                select_sql,
-                auto_refresh,
-                sort_key,
-            } => {
-                kinesis_reader::check_stream(&engine.kinesis, &stream).await?;
-                txn(client, in_batch, async {
-                    client.batch_execute(&kinesis_reader::staging_ddl()).await?;
-                    client
-                        .batch_execute(&format!(
-                            "CREATE TABLE {}.{} AS {select_sql} WITH NO DATA",
-                            quote_ident(&schema),
-                            quote_ident(&name)
-                        ))
-                        .await?;
-                    if !sort_key.is_empty() {
-                        let columns: Vec<String> = sort_key.iter().map(|c| quote_ident(c)).collect();
-                        client
-                            .batch_execute(&format!(
-                                "CREATE INDEX ON {}.{} ({})",
-                                quote_ident(&schema),
-                                quote_ident(&name),
-                                columns.join(", ")
-                            ))
-                            .await?;
-                    }
-                    client
-                        .execute(
-                            "INSERT INTO kinesync_standin.streaming_views \
-                             (schema_name, view_name, external_schema, stream_name, select_sql, auto_refresh) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                            &[&schema, &name, &external_schema, &stream, &select_sql, &auto_refresh],
-                        )
-                        .await?;
-                    client
-                        .batch_execute(&format!("DROP TABLE pg_temp.{STAGING_TABLE}"))
-                        .await?;
-                    Ok(())
-                })
-                .await?;
-                Outcome::default()
-            }
-            Action::RefreshStreamingView { schema, name } => {
-                let h = handle.clone();
-                let is_cancelled = move || cancelled(&h);
-                let n =
-                    kinesis_reader::refresh(client, &engine.kinesis, &schema, &name, &is_cancelled)
-                        .await?;
-                Outcome {
-                    result: None,
-                    rows: i64::try_from(n).unwrap_or(i64::MAX),
-                }
-            }
-            Action::DropStreamingView {
-                schema,
-                name,
-                if_exists,
-            } => {
-                txn(client, in_batch, async {
-                    let ie = if if_exists { "IF EXISTS " } else { "" };
-                    client
-                        .batch_execute(&format!(
-                            "DROP TABLE {ie}{}.{}",
-                            quote_ident(&schema),
-                            quote_ident(&name)
-                        ))
-                        .await?;
-                    for t in ["streaming_views", "stream_positions"] {
-                        client
-                            .execute(
-                                &format!("DELETE FROM kinesync_standin.{t} WHERE schema_name = $1 AND view_name = $2"),
-                                &[&schema, &name],
-                            )
-                            .await?;
-                    }
-                    Ok(())
-                })
-                .await?;
-                Outcome::default()
-            }
-        };
+        outcome = run_statement(&x, &toks, session, params, scope).await?;
     }
     Ok(outcome)
 }
 
-/// Runs `body` in a transaction of its own unless already inside a batch's.
-async fn txn<F>(client: &Client, in_batch: bool, body: F) -> Result<(), ExecError>
+/// Rewrites one statement with a freshly loaded [`Context`] and carries out
+/// its [`Action`].
+fn run_statement<'a>(
+    x: &'a Exec<'a>,
+    toks: &'a [Tok],
+    session: &'a mut Session,
+    params: &'a Option<HashMap<String, String>>,
+    scope: Scope,
+) -> BoxFuture<'a, Result<Outcome, ExecError>> {
+    Box::pin(async move {
+        let ctx = load_context(x.client, params, scope.in_txn()).await?;
+        let action = rewrite::rewrite_statement(toks, session, &ctx)?;
+        debug!(?action, "rewritten");
+        run_action(x, action, session, scope).await
+    })
+}
+
+async fn run_action(
+    x: &Exec<'_>,
+    action: Action,
+    session: &mut Session,
+    scope: Scope,
+) -> Result<Outcome, ExecError> {
+    let (client, in_txn) = (x.client, scope.in_txn());
+    match action {
+        Action::Sql(pg_sql) => return run_pg(client, &pg_sql).await,
+        Action::Set { .. } | Action::Noop { .. } => {}
+        Action::CreateExternalSchema {
+            schema,
+            if_not_exists,
+            iam_role,
+        } => {
+            txn(client, in_txn, async {
+                create_external_schema(client, &schema, if_not_exists, &iam_role).await
+            })
+            .await?
+        }
+        Action::DropSchema { schemas, sql } => {
+            txn(client, in_txn, drop_schemas(client, &schemas, &sql)).await?
+        }
+        Action::CreateStreamingView { .. } => create_streaming_view(x, action, in_txn).await?,
+        Action::RefreshStreamingView { schema, name } => {
+            let h = x.handle.clone();
+            let is_cancelled = move || cancelled(&h);
+            let n =
+                kinesis_reader::refresh(client, &x.engine.kinesis, &schema, &name, &is_cancelled)
+                    .await?;
+            return Ok(Outcome {
+                result: None,
+                rows: i64::try_from(n).unwrap_or(i64::MAX),
+            });
+        }
+        Action::DropStreamingView {
+            schema,
+            name,
+            if_exists,
+        } => {
+            txn(
+                client,
+                in_txn,
+                drop_streaming_view(client, &schema, &name, if_exists),
+            )
+            .await?
+        }
+        Action::CreateProcedure(def) => {
+            txn(client, in_txn, procedures::create(client, &def)).await?
+        }
+        Action::DropProcedure(spec) => txn(client, in_txn, procedures::drop(client, &spec)).await?,
+        Action::Call(spec) => procedures::call(x, session, &spec, scope).await?,
+    }
+    Ok(Outcome::default())
+}
+
+async fn drop_schemas(client: &Client, schemas: &[String], sql: &str) -> Result<(), ExecError> {
+    client.batch_execute(sql).await?;
+    for t in ["external_schemas", "procedures"] {
+        client
+            .execute(
+                &format!("DELETE FROM kinesync_standin.{t} WHERE schema_name = ANY($1)"),
+                &[&schemas],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create_streaming_view(
+    x: &Exec<'_>,
+    action: Action,
+    in_txn: bool,
+) -> Result<(), ExecError> {
+    let Action::CreateStreamingView {
+        schema,
+        name,
+        external_schema,
+        stream,
+        select_sql,
+        auto_refresh,
+        sort_key,
+    } = action
+    else {
+        return Ok(());
+    };
+    let client = x.client;
+    kinesis_reader::check_stream(&x.engine.kinesis, &stream).await?;
+    let table = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
+    txn(client, in_txn, async {
+        client.batch_execute(&kinesis_reader::staging_ddl()).await?;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} AS {select_sql} WITH NO DATA"
+            ))
+            .await?;
+        if !sort_key.is_empty() {
+            let columns: Vec<String> = sort_key.iter().map(|c| quote_ident(c)).collect();
+            client
+                .batch_execute(&format!("CREATE INDEX ON {table} ({})", columns.join(", ")))
+                .await?;
+        }
+        client
+            .execute(
+                "INSERT INTO kinesync_standin.streaming_views \
+                 (schema_name, view_name, external_schema, stream_name, select_sql, auto_refresh) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &schema,
+                    &name,
+                    &external_schema,
+                    &stream,
+                    &select_sql,
+                    &auto_refresh,
+                ],
+            )
+            .await?;
+        client
+            .batch_execute(&format!("DROP TABLE pg_temp.{STAGING_TABLE}"))
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn drop_streaming_view(
+    client: &Client,
+    schema: &str,
+    name: &str,
+    if_exists: bool,
+) -> Result<(), ExecError> {
+    let ie = if if_exists { "IF EXISTS " } else { "" };
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {ie}{}.{}",
+            quote_ident(schema),
+            quote_ident(name)
+        ))
+        .await?;
+    for t in ["streaming_views", "stream_positions"] {
+        client
+            .execute(
+                &format!(
+                    "DELETE FROM kinesync_standin.{t} WHERE schema_name = $1 AND view_name = $2"
+                ),
+                &[&schema, &name],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Runs `body` in a transaction of its own unless one is already open (a
+/// batch's or a CALL's).
+async fn txn<F>(client: &Client, in_txn: bool, body: F) -> Result<(), ExecError>
 where
     F: std::future::Future<Output = Result<(), ExecError>>,
 {
-    if in_batch {
+    if in_txn {
         return body.await;
     }
     client.batch_execute("BEGIN").await?;

@@ -2,10 +2,12 @@
 //! Data API wire protocol and running the SQL on PostgreSQL, with the
 //! Redshift-only parts kinesync uses emulated (Kinesis external schemas,
 //! streaming materialized views and their REFRESH, JSON_PARSE, SUPER
-//! navigation with lax casts, Redshift types and limits, catalog views).
+//! navigation with lax casts, Redshift types and limits, catalog views,
+//! stored procedures interpreted at CALL time).
 //!
 //! Modules: [`http`] (wire format), [`statements`] (store, state machine),
-//! [`exec`] (statement tasks), [`rewrite`] (Redshift -> PostgreSQL SQL),
+//! [`exec`] (statement tasks, stored procedure calls), [`rewrite`]
+//! (Redshift -> PostgreSQL SQL, stored procedure statements and bodies),
 //! [`catalog`] (the `kinesync_standin` schema), [`kinesis_reader`]
 //! (streaming view refresh), [`pg`] (connections), [`faults`] (fault
 //! injection for tests).

@@ -99,9 +99,12 @@ async fn kinesync_generated_sql_runs_on_the_standin() {
         &section(&all, "lease (acquire, holder, renew, release)")[..3],
     )
     .await;
-    // The plan has two batches (the second one advances the watermark).
+    // One merge batch, or two when the plan advances the watermark in a
+    // second one.
     batch_ok(&s, section(&all, "merge batch 1")).await;
-    batch_ok(&s, section(&all, "merge batch 2")).await;
+    if all.iter().any(|(n, _)| n == "merge batch 2") {
+        batch_ok(&s, section(&all, "merge batch 2")).await;
+    }
     assert_eq!(
         s.query(r#"SELECT "id", "amount", "note", JSON_SERIALIZE("doc"), "at" AT TIME ZONE 'UTC', _kinesync_commit_lsn FROM "mirror"."orders" ORDER BY 1"#)
             .await,

@@ -5,8 +5,9 @@
 //! database the executor loaded: Kinesis external schemas, SUPER column
 //! names, streaming views) and returns an [`Action`]: SQL text to run on
 //! PostgreSQL, or a typed request the executor carries out itself (external
-//! schema, streaming view creation/refresh/drop, session settings). SQL that
-//! Redshift would reject in the emulated subset gives a [`RedshiftError`].
+//! schema, streaming view creation/refresh/drop, stored procedures, session
+//! settings). SQL that Redshift would reject in the emulated subset gives a
+//! [`RedshiftError`].
 //!
 //! The rewriting works on tokens (see [`lexer`]), never with regular
 //! expressions over raw text, so string literals, quoted identifiers and
@@ -14,6 +15,8 @@
 
 pub mod lexer;
 pub mod long_names;
+pub mod plpgsql;
+pub mod procedure;
 pub mod rules;
 
 use std::collections::{HashMap, HashSet};
@@ -58,6 +61,8 @@ pub struct Context {
     pub schemas: HashSet<String>,
     /// Streaming views as (schema, name).
     pub streaming_views: HashSet<(String, String)>,
+    /// Schemas holding stored procedures (the stand-in's catalog).
+    pub procedure_schemas: HashSet<String>,
     /// Schema unqualified names resolve to.
     pub current_schema: String,
     /// Data API `Parameters` (`:name` -> value), if the request had any.
@@ -111,9 +116,10 @@ pub enum Action {
         if_not_exists: bool,
         iam_role: String,
     },
-    /// `DROP SCHEMA` of an external schema: run `sql`, then forget it.
-    DropExternalSchema {
-        schema: String,
+    /// `DROP SCHEMA` of external schemas or schemas holding stored
+    /// procedures: run `sql`, then forget what the catalog knew of them.
+    DropSchema {
+        schemas: Vec<String>,
         sql: String,
     },
     CreateStreamingView {
@@ -137,6 +143,11 @@ pub enum Action {
         name: String,
         if_exists: bool,
     },
+    /// `CREATE [OR REPLACE] PROCEDURE` (kept in the stand-in's catalog).
+    CreateProcedure(Box<procedure::ProcedureDef>),
+    DropProcedure(Box<procedure::DropProcedure>),
+    /// `CALL`: the executor interprets the procedure's body.
+    Call(Box<procedure::CallSpec>),
 }
 
 /// Quotes an identifier for PostgreSQL (a name over 63 bytes as its
@@ -1105,49 +1116,7 @@ pub fn rewrite_statement(
         Ok(Action::Sql(translate(toks, session, ctx)?))
     };
     match (w0.as_deref(), w1.as_deref(), w2.as_deref()) {
-        (Some("set"), _, _) | (Some("reset"), _, _) => {
-            let mut pos = 1;
-            if matches!(w(1).as_deref(), Some("session") | Some("local")) {
-                pos = 2;
-            }
-            let Some(name) = w(pos) else {
-                return generic(session);
-            };
-            if name == "all" && w0.as_deref() == Some("reset") {
-                *session = Session::default();
-                return generic(session);
-            }
-            if !REDSHIFT_SETTINGS.contains(&name.as_str()) {
-                return generic(session);
-            }
-            let value = if w0.as_deref() == Some("reset") {
-                "default".to_string()
-            } else {
-                let sep = sig.get(pos + 1).map(|&i| &toks[i]);
-                if !sep.is_some_and(|t| t.is_word("to") || t.is_punct("=")) {
-                    return Err(RedshiftError::Syntax(near(
-                        toks,
-                        sig.get(pos + 1).copied().unwrap_or(toks.len()),
-                    )));
-                }
-                let vals: Vec<String> = sig[pos + 2..]
-                    .iter()
-                    .map(|&i| {
-                        let t = &toks[i];
-                        match t.kind {
-                            TokKind::Str => t.text.trim_matches('\'').to_string(),
-                            _ => t.text.clone(),
-                        }
-                    })
-                    .collect();
-                if vals.is_empty() {
-                    return Err(RedshiftError::Syntax(near(toks, toks.len())));
-                }
-                vals.join(" ").to_ascii_lowercase()
-            };
-            apply_setting(session, &name, &value)?;
-            Ok(Action::Set { name, value })
-        }
+        (Some("set"), _, _) | (Some("reset"), _, _) => set_statement(toks, &sig, session, ctx),
         (Some("create"), Some("external"), Some("schema")) => {
             create_external_schema(toks, &sig, session, ctx)
         }
@@ -1155,54 +1124,17 @@ pub fn rewrite_statement(
             create_materialized_view(toks, &sig, session, ctx)
         }
         (Some("refresh"), Some("materialized"), Some("view")) => {
-            let tr = Translator::new(toks, session, ctx);
-            let (q, _) = parse_qname(&tr, &sig, 3)?;
-            let (schema, name) = q.resolved(ctx);
-            if ctx.streaming_views.contains(&(schema.clone(), name.clone())) {
-                if ctx.in_batch {
-                    return Err(RedshiftError::Unsupported(format!(
-                        "REFRESH MATERIALIZED VIEW {schema}.{name}: a streaming materialized view refresh runs as a transaction of its own and cannot run inside a transaction block (BatchExecuteStatement); run it as its own statement"
-                    )));
-                }
-                return Ok(Action::RefreshStreamingView { schema, name });
-            }
-            generic(session)
+            refresh_materialized_view(toks, &sig, session, ctx)
         }
         (Some("drop"), Some("materialized"), Some("view")) => {
-            let tr = Translator::new(toks, session, ctx);
-            let mut pos = 3;
-            let mut if_exists = false;
-            if w(3).as_deref() == Some("if") && w(4).as_deref() == Some("exists") {
-                pos = 5;
-                if_exists = true;
-            }
-            let (q, _) = parse_qname(&tr, &sig, pos)?;
-            let (schema, name) = q.resolved(ctx);
-            if ctx.streaming_views.contains(&(schema.clone(), name.clone())) {
-                return Ok(Action::DropStreamingView {
-                    schema,
-                    name,
-                    if_exists,
-                });
-            }
-            generic(session)
+            drop_materialized_view(toks, &sig, session, ctx)
         }
-        (Some("drop"), Some("schema"), _) => {
-            let tr = Translator::new(toks, session, ctx);
-            let mut pos = 2;
-            if w(2).as_deref() == Some("if") && w(3).as_deref() == Some("exists") {
-                pos = 4;
-            }
-            let (q, _) = parse_qname(&tr, &sig, pos)?;
-            let sql = translate(toks, session, ctx)?;
-            if q.schema.is_none() && ctx.kinesis_schemas.contains(&q.name) {
-                return Ok(Action::DropExternalSchema {
-                    schema: q.name,
-                    sql,
-                });
-            }
-            Ok(Action::Sql(sql))
+        (Some("drop"), Some("schema"), _) => drop_schema(toks, &sig, session, ctx),
+        (Some("drop"), Some("procedure"), _) => procedure::drop(toks, &sig, session, ctx),
+        (Some("create"), _, _) if procedure::is_create(toks, &sig) => {
+            procedure::create(toks, &sig, session, ctx)
         }
+        (Some("call"), _, _) => procedure::call(toks, &sig, session, ctx),
         (Some("truncate"), _, _) if ctx.in_batch => Err(RedshiftError::Unsupported(
             "TRUNCATE cannot run inside a transaction block on this stand-in (Redshift commits the open transaction, so it cannot be rolled back); use DELETE FROM inside BatchExecuteStatement".into(),
         )),
@@ -1237,6 +1169,165 @@ pub fn rewrite_statement(
         }
         _ => generic(session),
     }
+}
+
+/// `SET` / `RESET` of a Redshift-only setting: applied to the session.
+fn set_statement(
+    toks: &[Tok],
+    sig: &[usize],
+    session: &mut Session,
+    ctx: &Context,
+) -> Result<Action, RedshiftError> {
+    let w = |k: usize| sig_word(toks, sig, k);
+    let w0 = w(0);
+    let generic = |session: &Session| -> Result<Action, RedshiftError> {
+        Ok(Action::Sql(translate(toks, session, ctx)?))
+    };
+    let mut pos = 1;
+    if matches!(w(1).as_deref(), Some("session") | Some("local")) {
+        pos = 2;
+    }
+    let Some(name) = w(pos) else {
+        return generic(session);
+    };
+    if name == "all" && w0.as_deref() == Some("reset") {
+        *session = Session::default();
+        return generic(session);
+    }
+    if !REDSHIFT_SETTINGS.contains(&name.as_str()) {
+        return generic(session);
+    }
+    let value = if w0.as_deref() == Some("reset") {
+        "default".to_string()
+    } else {
+        let sep = sig.get(pos + 1).map(|&i| &toks[i]);
+        if !sep.is_some_and(|t| t.is_word("to") || t.is_punct("=")) {
+            return Err(RedshiftError::Syntax(near(
+                toks,
+                sig.get(pos + 1).copied().unwrap_or(toks.len()),
+            )));
+        }
+        let vals: Vec<String> = sig[pos + 2..]
+            .iter()
+            .map(|&i| {
+                let t = &toks[i];
+                match t.kind {
+                    TokKind::Str => t.text.trim_matches('\'').to_string(),
+                    _ => t.text.clone(),
+                }
+            })
+            .collect();
+        if vals.is_empty() {
+            return Err(RedshiftError::Syntax(near(toks, toks.len())));
+        }
+        vals.join(" ").to_ascii_lowercase()
+    };
+    apply_setting(session, &name, &value)?;
+    Ok(Action::Set { name, value })
+}
+
+/// `REFRESH MATERIALIZED VIEW`: a streaming view's refresh is the stand-in's.
+fn refresh_materialized_view(
+    toks: &[Tok],
+    sig: &[usize],
+    session: &Session,
+    ctx: &Context,
+) -> Result<Action, RedshiftError> {
+    let generic = |session: &Session| -> Result<Action, RedshiftError> {
+        Ok(Action::Sql(translate(toks, session, ctx)?))
+    };
+    let tr = Translator::new(toks, session, ctx);
+    let (q, _) = parse_qname(&tr, sig, 3)?;
+    let (schema, name) = q.resolved(ctx);
+    if ctx
+        .streaming_views
+        .contains(&(schema.clone(), name.clone()))
+    {
+        if ctx.in_batch {
+            return Err(RedshiftError::Unsupported(format!(
+                "REFRESH MATERIALIZED VIEW {schema}.{name}: a streaming materialized view refresh runs as a transaction of its own and cannot run inside a transaction block (BatchExecuteStatement, or a stored procedure's CALL); run it as its own statement"
+            )));
+        }
+        return Ok(Action::RefreshStreamingView { schema, name });
+    }
+    generic(session)
+}
+
+/// `DROP MATERIALIZED VIEW`: a streaming view's drop is the stand-in's.
+fn drop_materialized_view(
+    toks: &[Tok],
+    sig: &[usize],
+    session: &Session,
+    ctx: &Context,
+) -> Result<Action, RedshiftError> {
+    let w = |k: usize| sig_word(toks, sig, k);
+    let generic = |session: &Session| -> Result<Action, RedshiftError> {
+        Ok(Action::Sql(translate(toks, session, ctx)?))
+    };
+    let tr = Translator::new(toks, session, ctx);
+    let mut pos = 3;
+    let mut if_exists = false;
+    if w(3).as_deref() == Some("if") && w(4).as_deref() == Some("exists") {
+        pos = 5;
+        if_exists = true;
+    }
+    let (q, _) = parse_qname(&tr, sig, pos)?;
+    let (schema, name) = q.resolved(ctx);
+    if ctx
+        .streaming_views
+        .contains(&(schema.clone(), name.clone()))
+    {
+        return Ok(Action::DropStreamingView {
+            schema,
+            name,
+            if_exists,
+        });
+    }
+    generic(session)
+}
+
+/// `DROP SCHEMA [IF EXISTS] s [, ...] [CASCADE | RESTRICT]`. A schema
+/// holding stored procedures cannot be dropped without CASCADE (like one
+/// holding tables); with CASCADE its procedures are forgotten.
+fn drop_schema(
+    toks: &[Tok],
+    sig: &[usize],
+    session: &Session,
+    ctx: &Context,
+) -> Result<Action, RedshiftError> {
+    let w = |k: usize| sig_word(toks, sig, k);
+    let tr = Translator::new(toks, session, ctx);
+    let mut pos = 2;
+    if w(2).as_deref() == Some("if") && w(3).as_deref() == Some("exists") {
+        pos = 4;
+    }
+    let mut schemas = Vec::new();
+    loop {
+        let (q, next) = parse_qname(&tr, sig, pos)?;
+        if q.schema.is_none() {
+            schemas.push(q.name);
+        }
+        pos = next;
+        if !sig.get(pos).is_some_and(|&i| toks[i].is_punct(",")) {
+            break;
+        }
+        pos += 1;
+    }
+    // [DROP EXTERNAL DATABASE] [CASCADE | RESTRICT] follow the names.
+    let cascade = sig[pos.min(sig.len())..]
+        .iter()
+        .any(|&i| toks[i].is_word("cascade"));
+    let sql = translate(toks, session, ctx)?;
+    let with_procedures = schemas.iter().find(|s| ctx.procedure_schemas.contains(*s));
+    if let (Some(s), false) = (with_procedures, cascade) {
+        return Err(RedshiftError::Invalid(format!(
+            "cannot drop schema {s} because other objects depend on it (stored procedures); use DROP SCHEMA ... CASCADE to drop them too"
+        )));
+    }
+    if with_procedures.is_some() || schemas.iter().any(|s| ctx.kinesis_schemas.contains(s)) {
+        return Ok(Action::DropSchema { schemas, sql });
+    }
+    Ok(Action::Sql(sql))
 }
 
 fn check_merge_source(toks: &[Tok], sig: &[usize]) -> Result<(), RedshiftError> {

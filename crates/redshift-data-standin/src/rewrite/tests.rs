@@ -11,6 +11,7 @@ fn ctx() -> Context {
         streaming_views: [("mirror".to_string(), "kinesync_events".to_string())]
             .into_iter()
             .collect(),
+        procedure_schemas: Default::default(),
         current_schema: "public".into(),
         params: None,
         in_batch: false,
@@ -508,4 +509,29 @@ fn super_columns_are_never_distribution_or_sort_keys() {
         ok.contains("doc\" jsonb") || ok.contains("doc jsonb"),
         "{ok}"
     );
+}
+
+#[test]
+fn drop_schema_of_procedures_needs_cascade() {
+    let mut c = ctx();
+    c.procedure_schemas.insert("mirror".into());
+    for sql in [
+        "DROP SCHEMA mirror",
+        "DROP SCHEMA IF EXISTS public, mirror RESTRICT",
+    ] {
+        assert!(err(sql, &c).contains("cannot drop schema mirror"), "{sql}");
+    }
+    let a = one(
+        "DROP SCHEMA public, mirror CASCADE",
+        &mut Session::default(),
+        &c,
+    )
+    .expect("ok");
+    assert!(
+        matches!(a, Action::DropSchema { ref schemas, .. } if schemas == &["public", "mirror"]),
+        "{a:?}"
+    );
+    let a = one("DROP SCHEMA kinesync_stream", &mut Session::default(), &c).expect("ok");
+    assert!(matches!(a, Action::DropSchema { .. }), "{a:?}");
+    assert_eq!(sql("DROP SCHEMA public"), "DROP SCHEMA public");
 }
