@@ -173,6 +173,12 @@ pub enum Command {
         /// the run; docs/operations.md, "Pruning tombstones").
         #[arg(long, requires = "once", conflicts_with_all = ["print", "accept_data_loss"])]
         prune_tombstones: bool,
+        /// After the merge, drop and create the events view again, so that
+        /// it holds only what the stream still holds; the next run reads the
+        /// stream's retention window again (docs/operations.md, "Bounding
+        /// the events view").
+        #[arg(long, requires = "once", conflicts_with_all = ["print", "accept_data_loss", "prune_tombstones"])]
+        rebuild_events_view: bool,
     },
     /// Print the effective configuration as TOML, secrets redacted, each
     /// value with where it came from (file, variable, flag or default).

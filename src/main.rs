@@ -62,32 +62,7 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
         Command::Setup { print } => {
             scheduler_outcome(scheduler::setup(&config, print, shutdown).await)
         }
-        Command::Merge {
-            once: true,
-            prune_tombstones: true,
-            ..
-        } => merge_and_prune(&config, shutdown).await,
-        Command::Merge {
-            once: true,
-            print,
-            accept_data_loss,
-            ..
-        }
-        | Command::Merge {
-            once: false,
-            print: print @ true,
-            accept_data_loss,
-            ..
-        } => merge_once(&config, print, accept_data_loss, shutdown).await,
-        Command::Merge {
-            once: false,
-            print: false,
-            ..
-        } => {
-            start_telemetry(&config, Process::Merge, &shutdown);
-            log_schedule(&config);
-            scheduler_outcome(scheduler::run_daemon(config, shutdown).await)
-        }
+        command @ Command::Merge { .. } => merge(command, &config, shutdown).await,
         Command::Check {
             expected_rate,
             no_write,
@@ -122,6 +97,46 @@ async fn dispatch(command: Command, loaded: Loaded) -> ExitCode {
     }
 }
 
+/// `kinesync merge`: once (plain, pruning tombstones, rebuilding the
+/// events view), printed, or as the daemon.
+async fn merge(command: Command, config: &config::Config, shutdown: Shutdown) -> ExitCode {
+    match command {
+        Command::Merge {
+            once: true,
+            prune_tombstones: true,
+            ..
+        } => printed_outcome(scheduler::merge_and_prune(config, shutdown).await),
+        Command::Merge {
+            once: true,
+            rebuild_events_view: true,
+            ..
+        } => printed_outcome(scheduler::merge_and_rebuild(config, shutdown).await),
+        Command::Merge {
+            once: true,
+            print,
+            accept_data_loss,
+            ..
+        }
+        | Command::Merge {
+            once: false,
+            print: print @ true,
+            accept_data_loss,
+            ..
+        } => merge_once(config, print, accept_data_loss, shutdown).await,
+        Command::Merge {
+            once: false,
+            print: false,
+            ..
+        } => {
+            start_telemetry(config, Process::Merge, &shutdown);
+            log_schedule(config);
+            scheduler_outcome(scheduler::run_daemon(config.clone(), shutdown).await)
+        }
+        // dispatch passes only Merge here.
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 /// Exit status of a scheduler command whose success prints nothing.
 fn scheduler_outcome<T>(outcome: Result<T, SchedulerError>) -> ExitCode {
     match outcome {
@@ -130,11 +145,11 @@ fn scheduler_outcome<T>(outcome: Result<T, SchedulerError>) -> ExitCode {
     }
 }
 
-/// `kinesync merge --once --prune-tombstones`: a run, then the pruning.
-async fn merge_and_prune(config: &config::Config, shutdown: Shutdown) -> ExitCode {
-    match scheduler::merge_and_prune(config, shutdown).await {
-        Ok(pruned) => {
-            println!("{pruned}");
+/// Exit status of a scheduler command that prints what it did.
+fn printed_outcome(outcome: Result<impl std::fmt::Display, SchedulerError>) -> ExitCode {
+    match outcome {
+        Ok(done) => {
+            println!("{done}");
             ExitCode::SUCCESS
         }
         Err(error) => fail(scheduler_exit_code(&error), &error),

@@ -31,9 +31,12 @@ template!(SETUP_STREAM, "setup/stream.sql");
 template!(SETUP_EVENTS_VIEW, "setup/events_view.sql");
 template!(SETUP_EVENTS_VIEW_EXISTS, "setup/events_view_exists.sql");
 template!(SETUP_BOOKKEEPING, "setup/bookkeeping.sql");
+template!(SETUP_EXECUTOR, "setup/executor.sql");
 template!(SETUP_MIRROR_TABLE, "setup/mirror_table.sql");
 template!(MERGE_REFRESH, "merge/refresh.sql");
 template!(MERGE_BEGIN, "merge/begin.sql");
+template!(MERGE_NEW_EVENTS, "merge/new_events.sql");
+template!(MERGE_COUNTS, "merge/counts.sql");
 template!(MERGE_TABLE, "merge/table.sql");
 template!(MERGE_TOAST, "merge/toast.sql");
 template!(MERGE_TOAST_MARKERS, "merge/toast_markers.sql");
@@ -82,6 +85,7 @@ template!(
 template!(TEARDOWN_REDSHIFT_ROWS, "teardown/redshift_rows.sql");
 template!(TEARDOWN_REDSHIFT_OTHERS, "teardown/redshift_others.sql");
 template!(TEARDOWN_REDSHIFT_SHARED, "teardown/redshift_shared.sql");
+template!(TEARDOWN_REDSHIFT_EXECUTOR, "teardown/redshift_executor.sql");
 template!(TEARDOWN_REDSHIFT_SCHEMA, "teardown/redshift_schema.sql");
 template!(MERGE_LEASE_BREAK, "merge/lease_break.sql");
 template!(MERGE_LEASE_RENEW, "merge/lease_renew.sql");
@@ -114,14 +118,19 @@ impl Template {
     /// Fills the placeholders and returns the template's statements, comments
     /// stripped, each without its trailing `;`.
     pub fn render(&self, values: &Values) -> Result<Vec<String>, SqlError> {
+        Ok(split_statements(&self.render_whole(values)?))
+    }
+
+    /// The template filled as one statement, never split at its `;`s (a
+    /// procedure, whose body holds statements), comment lines stripped.
+    pub fn render_whole(&self, values: &Values) -> Result<String, SqlError> {
         let code: String = self
             .text
             .lines()
             .filter(|line| !line.trim_start().starts_with("--"))
             .flat_map(|line| [line, "\n"])
             .collect();
-        let filled = fill(self.name, &code, values)?;
-        Ok(split_statements(&filled))
+        Ok(fill(self.name, &code, values)?.trim().to_owned())
     }
 
     /// [`render`](Self::render) for a template of one statement: that

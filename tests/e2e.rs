@@ -247,6 +247,70 @@ async fn a_failed_merge_leaves_mirror_and_watermark_unchanged_and_the_next_run_c
     p.stop_producer().await;
 }
 
+/// The summary's counts come from the merge's own counting query (the
+/// statements run inside the executor procedure, whose row counts the Data
+/// API does not report).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_summary_counts_rows_inserted_updated_and_deleted() {
+    let mut p = Pipeline::start("e2e_counts", ACCOUNTS, &["public.accounts"]).await;
+    p.setup_and_produce().await;
+    p.sync_producer().await;
+    let first = p.merge_once().await;
+    assert!(
+        first.contains(", 3 inserted, 0 updated, 0 deleted"),
+        "the snapshot's rows are inserted: {first}"
+    );
+    p.source
+        .batch_execute(
+            "UPDATE accounts SET visits = 9 WHERE id IN (1, 2);
+             DELETE FROM accounts WHERE id = 3;
+             INSERT INTO accounts VALUES (5, 'eve', 1.00, true, now(), 5);
+             INSERT INTO accounts VALUES (6, 'fay', 2.00, true, now(), 6);
+             DELETE FROM accounts WHERE id = 6;",
+        )
+        .await
+        .expect("writes");
+    p.sync_producer().await;
+    let second = p.merge_once().await;
+    assert!(
+        second.contains("public.accounts: 6 events, 1 inserted, 2 updated, 1 deleted"),
+        "a row inserted and deleted in one run is neither: {second}"
+    );
+    p.assert_mirror_equals_source("public.accounts").await;
+    p.stop_producer().await;
+}
+
+/// A mirror schema set up by a kinesync without the executor procedure
+/// (here: the procedure removed from the stand-in's catalog): the first
+/// merge batch fails on it, and the run creates it and merges.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_merge_creates_a_missing_executor_procedure_and_merges() {
+    let mut p = Pipeline::start("e2e_executor", ACCOUNTS, &["public.accounts"]).await;
+    p.setup_and_produce().await;
+    let forget = "DELETE FROM kinesync_standin.procedures WHERE proc_name = 'sp_kinesync_execute'";
+    let removed = p
+        .mirror
+        .execute(forget, &[])
+        .await
+        .expect("forget the procedure");
+    assert_eq!(removed, 1, "setup created the executor procedure");
+    p.sync_producer().await;
+    let summary = p.merge_once().await;
+    assert!(summary.contains("merge ok"), "{summary}");
+    p.assert_mirror_equals_source("public.accounts").await;
+    let restored: i64 = p
+        .mirror
+        .query_one(
+            "SELECT count(*) FROM kinesync_standin.procedures WHERE proc_name = 'sp_kinesync_execute'",
+            &[],
+        )
+        .await
+        .expect("procedures")
+        .get(0);
+    assert_eq!(restored, 1);
+    p.stop_producer().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn only_one_scheduler_merges_at_a_time() {
     let mut p = Pipeline::start("e2e_lease", ACCOUNTS, &["public.accounts"]).await;

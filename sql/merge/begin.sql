@@ -1,3 +1,6 @@
+-- A merge batch's plain statements (before its CALLs of the executor,
+-- plan/executor.rs): the lease fence and the session settings.
+--
 -- The lease fence: this batch (one transaction) fails as a whole, before it
 -- changes anything, unless this run still holds an unexpired merge lease
 -- (1 / 0 otherwise: "division by zero"; kinesync reports it as a lost lease).
@@ -13,9 +16,3 @@ WHERE name = 'merge' AND holder = {{holder}} AND expires_at > GETDATE();
 -- objects are found with and without enable_case_sensitive_identifier.
 SET enable_case_sensitive_super_attribute TO true;
 SET enable_case_sensitive_identifier TO true;
--- Only what arrived since the last merge: the cost of a run follows the new
--- events, not the history in the view.
-CREATE TEMP TABLE kinesync_new_events AS
-SELECT e.refresh_time, e.payload
-FROM {{events_view}} AS e
-WHERE e.refresh_time > (SELECT c.watermark FROM {{checkpoint}} AS c WHERE c.events_view = {{events_view_literal}});

@@ -68,10 +68,15 @@ WHERE {{key_match_latest_m}}
        OR (m._kinesync_commit_lsn = {{latest}}._kinesync_commit_lsn AND m._kinesync_lsn >= {{latest}}._kinesync_lsn));
 {{toast_statements}}
 {{truncate_row_statements}}
--- 5. Delete then insert: the mirror takes the newest state of each key.
---    (Two deletes, so that their row counts tell updated from deleted rows.)
---    The run summary counts these three by position (plan::Counted): keep
---    them followed by exactly the two tombstone statements, last.
+-- 5. Delete then insert: the mirror takes the newest state of each key,
+--    counted first for the run summary (mirror rows replaced, deleted, and
+--    rows written; by query, since the statements run inside the executor
+--    procedure, whose row counts the Data API does not report).
+INSERT INTO kinesync_merge_counts (mirror_table, replaced, deleted, upserted)
+SELECT {{mirror_table_literal}},
+       (SELECT COUNT(*) FROM {{latest}} JOIN {{mirror_table}} ON {{key_match_mirror_latest}} WHERE {{latest}}._kinesync_action = 'upsert'),
+       (SELECT COUNT(*) FROM {{latest}} JOIN {{mirror_table}} ON {{key_match_mirror_latest}} WHERE {{latest}}._kinesync_action = 'delete'),
+       (SELECT COUNT(*) FROM {{latest}} WHERE {{latest}}._kinesync_action = 'upsert');
 DELETE FROM {{mirror_table}} USING {{latest}}
 WHERE {{key_match_mirror_latest}} AND {{latest}}._kinesync_action = 'upsert';
 DELETE FROM {{mirror_table}} USING {{latest}}

@@ -349,6 +349,8 @@ struct RedshiftPlan {
     others: String,
     /// The shared bookkeeping tables and the external schema.
     shared: Vec<String>,
+    /// The merge's executor procedure (shared too).
+    executor: String,
     /// The mirror schema, if empty.
     schema: String,
 }
@@ -395,6 +397,7 @@ impl RedshiftPlan {
             rows,
             others: sql::TEARDOWN_REDSHIFT_OTHERS.render_one(&values)?,
             shared: sql::TEARDOWN_REDSHIFT_SHARED.render(&values)?,
+            executor: crate::scheduler::plan::drop_executor_statement(objects)?,
             schema: sql::TEARDOWN_REDSHIFT_SCHEMA.render_one(&values)?,
         })
     }
@@ -411,6 +414,7 @@ impl RedshiftPlan {
         lines.extend(statements(&self.rows));
         lines.push("-- then, only when no other pipeline's checkpoint row is left:".to_owned());
         lines.extend(statements(&self.shared));
+        lines.push(format!("{}; -- when it exists", self.executor));
         lines.push(format!(
             "{}; -- kept if it still holds other objects",
             self.schema
@@ -537,9 +541,14 @@ impl RedshiftPlan {
         for statement in &self.shared {
             api.execute(statement).await?;
         }
-        report
-            .lines
-            .push("dropped the bookkeeping tables and the external schema".to_owned());
+        match api.execute(&self.executor).await {
+            Err(error) if !error.to_string().contains("does not exist") => return Err(error.into()),
+            _ => {}
+        }
+        report.lines.push(
+            "dropped the bookkeeping tables, the merge's executor procedure and the external schema"
+                .to_owned(),
+        );
         Ok(true)
     }
 }

@@ -261,10 +261,7 @@ impl DataApi {
         sqls: &[String],
         expected: Option<Duration>,
     ) -> Result<BatchOutcome, RedshiftError> {
-        let id = self.submit_batch(sqls).await?;
-        let summary = format!("batch of {} statements", sqls.len());
-        let (_, result_rows) = self.wait_expecting(&id, &summary, expected).await?;
-        Ok(BatchOutcome { result_rows })
+        Ok(self.batch_expecting_results(sqls, expected, &[]).await?.0)
     }
 
     /// [`DataApi::batch`], then the rows returned by the statements at
@@ -277,9 +274,20 @@ impl DataApi {
         sqls: &[String],
         results: &[usize],
     ) -> Result<(BatchOutcome, Vec<Vec<Row>>), RedshiftError> {
+        self.batch_expecting_results(sqls, None, results).await
+    }
+
+    /// [`DataApi::batch_with_results`] of a batch expected to run about
+    /// `expected` (see [`DataApi::batch_expecting`]).
+    pub async fn batch_expecting_results(
+        &self,
+        sqls: &[String],
+        expected: Option<Duration>,
+        results: &[usize],
+    ) -> Result<(BatchOutcome, Vec<Vec<Row>>), RedshiftError> {
         let id = self.submit_batch(sqls).await?;
         let summary = format!("batch of {} statements", sqls.len());
-        let (_, result_rows) = self.wait(&id, &summary).await?;
+        let (_, result_rows) = self.wait_expecting(&id, &summary, expected).await?;
         let mut rows = Vec::with_capacity(results.len());
         for at in results {
             rows.push(self.rows(&format!("{id}:{}", at + 1)).await?);

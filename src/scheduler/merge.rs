@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use std::collections::BTreeMap;
 
-use crate::redshift::{DataApi, Row};
+use crate::redshift::{DataApi, RedshiftError, Row};
 use crate::shutdown::Shutdown;
 use crate::sql::TableName;
 
@@ -24,28 +24,6 @@ pub struct TableSummary {
     pub inserted: i64,
     pub updated: i64,
     pub deleted: i64,
-}
-
-/// Rows inserted, updated and deleted in the table at `table` by `batch`,
-/// from the row counts of its counted statements (see [`plan::Counted`]):
-/// `None` when the table is not in the batch.
-fn table_counts(batch: &plan::MergeBatch, table: usize, rows: &[i64]) -> Option<TableSummary> {
-    let rows_of = |wanted: plan::Counted| {
-        batch
-            .counted
-            .iter()
-            .position(|c| *c == wanted)
-            .and_then(|i| rows.get(i).copied())
-    };
-    let upserted = rows_of(plan::Counted::Upserted { table })?;
-    let updated = rows_of(plan::Counted::Replaced { table }).unwrap_or(0);
-    let deleted = rows_of(plan::Counted::Deleted { table }).unwrap_or(0);
-    Some(TableSummary {
-        inserted: upserted - updated,
-        updated,
-        deleted,
-        ..TableSummary::default()
-    })
 }
 
 /// What a merge run did, for the one-line summary.
@@ -93,10 +71,12 @@ impl fmt::Display for MergeSummary {
 /// stream's retention, unless `accept_data_loss`.
 ///
 /// Requests: the lease batch (taking the lease, reading the times and the
-/// mirror's columns), the refresh, one batch recording the refresh and
-/// reading what is pending, the table shapes (scheduler/shapes.rs), the
-/// mirror's column widths, the merge batches (each fenced by the lease),
-/// and one batch recording the outcome and releasing the lease.
+/// mirror's columns with their widths), the refresh, one batch recording
+/// the refresh and reading what is pending and the table shapes
+/// (scheduler/shapes.rs), the merge batches (each fenced by the lease, up
+/// to 40 tables each through the executor procedure, plan/executor.rs, and
+/// read back for their counts), and one batch recording the outcome and
+/// releasing the lease.
 pub async fn merge_once(
     config: &Config,
     print: bool,
@@ -139,9 +119,8 @@ pub async fn merge_once(
     let renewal = lease.renew_in_background(&api);
     let outcome = match check_retention(row, &config.source.tables, retention) {
         Ok(()) => {
-            let existing =
-                existing_columns(taken.extra.first().map(Vec::as_slice).unwrap_or_default());
-            run_locked(&run, config, &existing, now, &renewal).await
+            let columns = taken.extra.first().map(Vec::as_slice).unwrap_or_default();
+            run_locked(&run, config, columns, now, &renewal).await
         }
         Err(error) => Err(error),
     };
@@ -169,12 +148,18 @@ fn print_run(objects: &Objects, tables: Vec<MirrorTable>) -> Result<MergeSummary
     let all: Vec<(MirrorTable, Pending)> = tables.into_iter().map(|t| (t, everything)).collect();
     println!("{};\n", plan::refresh_statement(objects)?);
     let holder = "(this run's lease holder)";
+    println!("{};\n", plan::executor_statement(objects)?);
     for (i, batch) in plan::merge_batches(objects, holder, &all)?
         .iter()
         .enumerate()
     {
-        println!("-- batch {} (one transaction)", i + 1);
-        for statement in &batch.statements {
+        println!(
+            "-- batch {} (one transaction; after the SETs, the statements up to the last go {} at a time through CALL {})",
+            i + 1,
+            plan::MAX_ARGUMENTS,
+            objects.executor
+        );
+        for statement in batch.statements() {
             println!("{statement};\n");
         }
     }
@@ -326,7 +311,7 @@ fn pending_work(rows: &[Row], tables: Vec<MirrorTable>) -> Vec<(MirrorTable, Pen
 async fn run_locked(
     run: &Run<'_>,
     config: &Config,
-    existing: &BTreeMap<String, Vec<(String, String)>>,
+    columns: &[Row],
     refresh_started: Option<String>,
     renewal: &Renewal,
 ) -> Result<MergeSummary, SchedulerError> {
@@ -339,20 +324,29 @@ async fn run_locked(
         Some(at) => plan::refresh_done_statements(objects, at)?,
         None => Vec::new(),
     };
+    // After the refresh, in the same batch: the shape records of the events
+    // this run merges.
     statements.push(plan::pending_statement(objects)?);
+    statements.push(shapes::shapes_statement(objects)?);
+    let n = statements.len();
     let (_, results) = api
-        .batch_with_results(&statements, &[statements.len() - 1])
-        .await?;
-    // After the refresh: the shape records of the events this run merges.
+        .batch_with_results(&statements, &[n - 2, n - 1])
+        .await
+        .map_err(|error| shapes::shapes_query_failed(objects, error))?;
+    let rows_of = |i: usize| results.get(i).map(Vec::as_slice).unwrap_or_default();
     let run_shapes =
-        shapes::mirror_tables(config, objects, api, read_mirror_tables(config)).await?;
+        shapes::mirror_tables_from(config, objects, rows_of(1), read_mirror_tables(config)).await?;
     let tables = run_shapes.tables;
     let backfill = shapes::backfill_statements(objects, &tables, &run_shapes.backfills)?;
 
     // Renamed columns, then new source tables and columns, reach the mirror
     // before their events.
-    let (renamed, existing) =
-        shapes::rename_statements(objects, &tables, &run_shapes.renames, existing)?;
+    let (renamed, existing) = shapes::rename_statements(
+        objects,
+        &tables,
+        &run_shapes.renames,
+        &existing_columns(columns),
+    )?;
     let changes: Vec<String> = renamed
         .into_iter()
         .chain(plan::schema_change_statements(objects, &tables, &existing)?)
@@ -364,52 +358,90 @@ async fn run_locked(
         );
         api.batch(chunk).await?;
     }
-    shapes::widen_columns(api, objects, &tables).await?;
+    shapes::widen_columns(api, objects, &tables, columns).await?;
 
-    let pending = results.first().map(Vec::as_slice).unwrap_or_default();
-    let work = pending_work(pending, tables);
+    let work = pending_work(rows_of(0), tables);
     let mut batches = plan::merge_batches(objects, run.holder, &work)?;
     shapes::store_in_last_batch(objects, run.holder, &mut batches, backfill)?;
     let mut summary = MergeSummary {
         batches: batches.len(),
         ..MergeSummary::default()
     };
-    // Time per statement of the batch before, to poll the next one when it
-    // should be done (see DataApi::batch_expecting).
-    let mut per_statement: Option<std::time::Duration> = None;
-    for batch in &batches {
-        if renewal.lost() {
-            return Err(SchedulerError::LeaseLost);
-        }
-        let n = u32::try_from(batch.statements.len()).unwrap_or(u32::MAX);
-        let sent = Instant::now();
-        let outcome = api
-            .batch_expecting(&batch.statements, per_statement.map(|t| t * n))
-            .await
-            .map_err(SchedulerError::merge)?;
-        per_statement = Some(sent.elapsed() / n.max(1));
-        summary
-            .tables
-            .extend(batch_summary(batch, &work, &outcome.result_rows));
-    }
+    summary.tables = merge_in_batches(api, objects, &batches, &work, renewal).await?;
     summary.duration = run.started.elapsed();
     Ok(summary)
 }
 
-/// The tables merged by `batch`, with their row counts.
-fn batch_summary(
-    batch: &plan::MergeBatch,
+/// Runs the merge batches in order; the tables they merged, with their
+/// row counts.
+async fn merge_in_batches(
+    api: &DataApi,
+    objects: &Objects,
+    batches: &[plan::MergeBatch],
     work: &[(MirrorTable, Pending)],
-    rows: &[i64],
-) -> Vec<TableSummary> {
-    work.iter()
-        .enumerate()
-        .filter(|(_, (_, p))| p.events > 0)
-        .filter_map(|(table, (mirror, p))| {
-            table_counts(batch, table, rows).map(|counts| TableSummary {
-                table: mirror.source.qualified_name(),
-                events: p.events,
-                ..counts
+    renewal: &Renewal,
+) -> Result<Vec<TableSummary>, SchedulerError> {
+    let mut tables = Vec::new();
+    // Time per statement of the batch before, to poll the next one when it
+    // should be done (see DataApi::batch_expecting).
+    let mut per_statement: Option<Duration> = None;
+    for batch in batches {
+        if renewal.lost() {
+            return Err(SchedulerError::LeaseLost);
+        }
+        let n = u32::try_from(batch.statements().count()).unwrap_or(u32::MAX);
+        let sent = Instant::now();
+        let counts = run_batch(api, objects, batch, per_statement.map(|t| t * n)).await?;
+        per_statement = Some(sent.elapsed() / n.max(1));
+        tables.extend(batch_summary(&counts, work));
+    }
+    Ok(tables)
+}
+
+/// One merge batch; the rows of its counts query. A mirror schema set up
+/// before the executor procedure existed gets it here, once.
+async fn run_batch(
+    api: &DataApi,
+    objects: &Objects,
+    batch: &plan::MergeBatch,
+    expected: Option<Duration>,
+) -> Result<Vec<Row>, SchedulerError> {
+    let wire = batch.wire(objects);
+    let counts = [wire.len() - 1];
+    let outcome = match api.batch_expecting_results(&wire, expected, &counts).await {
+        Err(error) if executor_missing(&error) => {
+            tracing::info!(procedure = %objects.executor, "creating the merge's executor procedure (kinesync setup creates it; this mirror schema predates it)");
+            api.execute(&plan::executor_statement(objects)?).await?;
+            api.batch_expecting_results(&wire, expected, &counts).await
+        }
+        outcome => outcome,
+    };
+    let (_, mut rows) = outcome.map_err(SchedulerError::merge)?;
+    Ok(rows.pop().unwrap_or_default())
+}
+
+/// The batch failed because the executor procedure does not exist.
+fn executor_missing(error: &RedshiftError) -> bool {
+    let text = error.to_string();
+    text.contains(plan::EXECUTOR_NAME) && text.contains("does not exist")
+}
+
+/// The tables merged by a batch, from its counts query
+/// (merge/counts.sql), named and with their events from `work`.
+fn batch_summary(counts: &[Row], work: &[(MirrorTable, Pending)]) -> Vec<TableSummary> {
+    counts
+        .iter()
+        .filter_map(|row| {
+            let mirror = row.text("mirror_table")?;
+            let (table, pending) = work.iter().find(|(t, _)| t.name == mirror)?;
+            let count = |column: &str| row.get(column).and_then(|v| v.as_i64()).unwrap_or(0);
+            let (replaced, upserted) = (count("replaced"), count("upserted"));
+            Some(TableSummary {
+                table: table.source.qualified_name(),
+                events: pending.events,
+                inserted: upserted - replaced,
+                updated: replaced,
+                deleted: count("deleted"),
             })
         })
         .collect()

@@ -19,12 +19,14 @@ mod daemon;
 mod lease;
 mod merge;
 mod prune;
+mod rebuild;
 mod setup;
 mod shapes;
 
 pub use daemon::run_daemon;
 pub use merge::{merge_once, MergeSummary, TableSummary};
 pub use prune::{merge_and_prune, Pruned};
+pub use rebuild::{merge_and_rebuild, Rebuilt};
 pub(crate) use setup::read_mirror_tables;
 pub use setup::setup;
 pub use shapes::SHAPES_TABLE;

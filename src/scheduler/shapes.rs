@@ -229,18 +229,35 @@ pub async fn mirror_tables(
     api: &DataApi,
     from_source: impl Future<Output = Result<Vec<MirrorTable>, SchedulerError>>,
 ) -> Result<RunShapes, SchedulerError> {
-    let rows = match api.query(&shapes_statement(objects)?).await {
-        Ok(rows) => rows,
-        Err(error) if is_missing_relation(&error) => {
-            return Err(ShapesError::NoTable {
-                table: shapes_table(objects),
-                detail: error.to_string(),
-            }
-            .into())
+    let rows = api
+        .query(&shapes_statement(objects)?)
+        .await
+        .map_err(|error| shapes_query_failed(objects, error))?;
+    mirror_tables_from(config, objects, &rows, from_source).await
+}
+
+/// The error of a failed [`shapes_statement`] (alone or in a batch): a
+/// missing shapes table says what to run.
+pub fn shapes_query_failed(objects: &Objects, error: RedshiftError) -> SchedulerError {
+    if is_missing_relation(&error) {
+        return ShapesError::NoTable {
+            table: shapes_table(objects),
+            detail: error.to_string(),
         }
-        Err(error) => return Err(error.into()),
-    };
-    let shapes = parse_rows(&rows)?;
+        .into();
+    }
+    error.into()
+}
+
+/// [`mirror_tables`] from the rows of [`shapes_statement`], read already
+/// (the merge reads them in the batch that counts what is pending).
+pub async fn mirror_tables_from(
+    config: &Config,
+    objects: &Objects,
+    rows: &[Row],
+    from_source: impl Future<Output = Result<Vec<MirrorTable>, SchedulerError>>,
+) -> Result<RunShapes, SchedulerError> {
+    let shapes = parse_rows(rows)?;
     match tables_from_shapes(config, &shapes) {
         Ok(mut tables) => {
             let changed = since_stored(&shapes);
@@ -337,32 +354,19 @@ pub fn store_in_last_batch(
     let Some(last) = batches.last_mut() else {
         return Ok(());
     };
-    if last.statements.len() + store.len() > MAX_STATEMENTS_PER_BATCH {
-        let mut fenced = objects.values();
-        fenced.insert("holder", quote_literal(holder));
-        let begin = sql::MERGE_BEGIN.render(&fenced)?;
-        let at = last.statements.len().saturating_sub(closing);
-        let commit: Vec<String> = last.statements.drain(at..).collect();
-        last.counted.truncate(at);
-        let statements: Vec<String> = begin.into_iter().chain(commit).collect();
-        let counted = vec![plan::Counted::Other; statements.len()];
-        batches.push(MergeBatch {
-            statements,
-            counted,
-        });
+    let at = last.body.len().saturating_sub(closing);
+    let mut stored = last.clone();
+    stored.body.splice(at..at, store.iter().cloned());
+    if stored.wire_len(objects) <= MAX_STATEMENTS_PER_BATCH {
+        *last = stored;
+        return Ok(());
     }
-    insert_before_closing(batches, store, closing);
+    let commit: Vec<String> = last.body.drain(at..).collect();
+    let mut own = MergeBatch::opened(objects, holder)?;
+    own.body.extend(store);
+    own.body.extend(commit);
+    batches.push(own);
     Ok(())
-}
-
-fn insert_before_closing(batches: &mut [MergeBatch], store: Vec<String>, closing: usize) {
-    let Some(last) = batches.last_mut() else {
-        return;
-    };
-    let at = last.statements.len().saturating_sub(closing);
-    let n = store.len();
-    last.statements.splice(at..at, store);
-    last.counted.splice(at..at, vec![plan::Counted::Other; n]);
 }
 
 #[cfg(test)]
@@ -461,37 +465,34 @@ mod tests {
         let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
         let commit = sql::MERGE_COMMIT.render(&objects.values()).unwrap();
         let store = store_shapes_statements(&objects).unwrap();
-        for filled in [5, MAX_STATEMENTS_PER_BATCH - 1] {
-            let mut fenced = objects.values();
-            fenced.insert("holder", quote_literal("h"));
-            let begin = sql::MERGE_BEGIN.render(&fenced).unwrap();
-            let mut statements = begin.clone();
-            statements.resize(filled, "SELECT 1".to_owned());
-            statements.extend(commit.clone());
-            let counted = vec![plan::Counted::Other; statements.len()];
-            let mut batches = vec![MergeBatch {
-                statements,
-                counted,
-            }];
-            store_in_last_batch(&objects, "h", &mut batches, Vec::new()).unwrap();
+        // Bodies of plain statements (too long for the executor: one each).
+        let long = format!("SELECT '{}'", "x".repeat(plan::MAX_ARGUMENT_BYTES));
+        // 3 + 35 + 1 + 1: a full batch, where a plain backfill has no room.
+        for (plain, backfills, expected) in [(5, vec![], 1), (35, vec![long.clone()], 2)] {
+            let mut batch = MergeBatch::opened(&objects, "h").unwrap();
+            batch.body = vec![long.clone(); plain];
+            batch.body.extend(commit.clone());
+            assert!(batch.wire_len(&objects) <= MAX_STATEMENTS_PER_BATCH);
+            let mut batches = vec![batch];
+            let store = backfills
+                .iter()
+                .cloned()
+                .chain(store.clone())
+                .collect::<Vec<_>>();
+            store_in_last_batch(&objects, "h", &mut batches, backfills).unwrap();
+            assert_eq!(batches.len(), expected);
             let last = batches.last().unwrap();
             assert!(batches
                 .iter()
-                .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
-            assert!(batches
-                .iter()
-                .all(|b| b.statements.len() == b.counted.len()));
-            assert!(
-                last.statements.ends_with(&commit),
-                "the watermark moves last"
-            );
-            let stored = &last.statements[last.statements.len() - commit.len() - store.len()..];
+                .all(|b| b.wire_len(&objects) <= MAX_STATEMENTS_PER_BATCH));
+            assert!(last.body.ends_with(&commit), "the watermark moves last");
+            let stored = &last.body[last.body.len() - commit.len() - store.len()..];
             assert_eq!(&stored[..store.len()], &store[..]);
             let watermarks = batches
                 .iter()
-                .flat_map(|b| &b.statements)
+                .flat_map(|b| &b.body)
                 .filter(|s| **s == commit[0]);
-            assert_eq!(watermarks.count(), 1, "filled {filled}");
+            assert_eq!(watermarks.count(), 1, "{plain} plain statements");
         }
     }
 }

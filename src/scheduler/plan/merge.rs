@@ -8,58 +8,66 @@ use crate::sql::{self, qualified, quote_ident, quote_literal, SqlError, Values};
 
 use super::setup::{temp_distribution, tombstone_table};
 use super::toast::{origin_column, toast_statements, unchanged_marker};
-use super::{column_ident, MirrorTable, Objects, Pending, MAX_STATEMENTS_PER_BATCH};
+use super::{
+    column_ident, MirrorTable, Objects, Pending, MAX_STATEMENTS_PER_BATCH, MAX_TABLES_PER_BATCH,
+};
 
-/// What a merge statement's row count tells the run summary, for the
-/// table at `table` in the list given to [`merge_batches`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counted {
-    /// Counts nothing.
-    Other,
-    /// Mirror rows removed to be replaced (merge/table.sql step 5, first DELETE).
-    Replaced { table: usize },
-    /// Mirror rows deleted at the source (step 5, second DELETE).
-    Deleted { table: usize },
-    /// Rows written, new and replaced (step 5, INSERT).
-    Upserted { table: usize },
-}
-
-/// One Data API batch of a merge run: its statements and, for each, what
-/// its row count means.
+/// One Data API batch of a merge run, one transaction: `head` runs as plain
+/// statements (the lease fence, merge/begin.sql's first statement, and the
+/// session settings), `body` (everything that reads or changes data) goes
+/// through the executor procedure in CALLs ([`super::pack`]), `tail` reads
+/// back what each table's merge changed (merge/counts.sql).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeBatch {
-    pub statements: Vec<String>,
-    pub counted: Vec<Counted>,
+    pub head: Vec<String>,
+    pub body: Vec<String>,
+    pub tail: Vec<String>,
+    /// Tables merged by this batch.
+    pub tables: usize,
 }
 
 impl MergeBatch {
-    fn push(&mut self, statements: Vec<String>, counted: Vec<Counted>) {
-        self.statements.extend(statements);
-        self.counted.extend(counted);
+    /// An empty batch of `holder`'s run: fenced, settings made, new events
+    /// and the counts table created.
+    pub fn opened(objects: &Objects, holder: &str) -> Result<MergeBatch, SqlError> {
+        let mut fenced = objects.values();
+        fenced.insert("holder", quote_literal(holder));
+        Ok(MergeBatch {
+            head: sql::MERGE_BEGIN.render(&fenced)?,
+            body: sql::MERGE_NEW_EVENTS.render(&objects.values())?,
+            tail: vec![sql::MERGE_COUNTS.render_one(&objects.values())?],
+            tables: 0,
+        })
+    }
+
+    /// The statements as the Data API gets them (the body packed into CALLs).
+    pub fn wire(&self, objects: &Objects) -> Vec<String> {
+        let mut wire = self.head.clone();
+        wire.extend(super::pack(objects, &self.body));
+        wire.extend(self.tail.iter().cloned());
+        wire
+    }
+
+    /// How many statements [`MergeBatch::wire`] sends.
+    pub fn wire_len(&self, objects: &Objects) -> usize {
+        self.head.len() + super::packed_len(objects, &self.body) + self.tail.len()
+    }
+
+    /// Every statement, unpacked (what `--print` shows).
+    pub fn statements(&self) -> impl Iterator<Item = &String> {
+        self.head.iter().chain(&self.body).chain(&self.tail)
+    }
+
+    /// Within the Data API's 40 statements and [`MAX_TABLES_PER_BATCH`].
+    fn fits(&self, objects: &Objects) -> bool {
+        self.tables <= MAX_TABLES_PER_BATCH && self.wire_len(objects) <= MAX_STATEMENTS_PER_BATCH
     }
 }
 
-/// merge/table.sql ends with step 5 (the three counted statements) and the
-/// two tombstone statements: the counted ones are 5, 4 and 3 from the end.
-const COUNTED_FROM_END: [usize; 3] = [5, 4, 3];
-
-/// What each of one table's merge statements counts (see [`Counted`]).
-fn table_counted(statements: usize, table: usize) -> Vec<Counted> {
-    let [replaced, deleted, upserted] = COUNTED_FROM_END.map(|n| statements.checked_sub(n));
-    (0..statements)
-        .map(|i| match Some(i) {
-            i if i == replaced => Counted::Replaced { table },
-            i if i == deleted => Counted::Deleted { table },
-            i if i == upserted => Counted::Upserted { table },
-            _ => Counted::Other,
-        })
-        .collect()
-}
-
 /// One merge run: the tables with pending events, packed into batches of at
-/// most [`MAX_STATEMENTS_PER_BATCH`] statements. Each batch is one
-/// transaction, fenced by `holder`'s merge lease (merge/begin.sql's first
-/// statement); the last one advances the watermark. Every batch re-derives
+/// most [`MAX_TABLES_PER_BATCH`] tables and [`MAX_STATEMENTS_PER_BATCH`]
+/// statements as sent. Each batch is one transaction, fenced by `holder`'s
+/// merge lease; the last one advances the watermark. Every batch re-derives
 /// the new events from the same watermark, and every step is idempotent, so
 /// a run cut between batches converges when it runs again.
 pub fn merge_batches(
@@ -67,33 +75,37 @@ pub fn merge_batches(
     holder: &str,
     tables: &[(MirrorTable, Pending)],
 ) -> Result<Vec<MergeBatch>, SqlError> {
-    let mut fenced = objects.values();
-    fenced.insert("holder", quote_literal(holder));
-    let begin = sql::MERGE_BEGIN.render(&fenced)?;
     let commit = sql::MERGE_COMMIT.render(&objects.values())?;
-    let opened = || MergeBatch {
-        counted: vec![Counted::Other; begin.len()],
-        statements: begin.clone(),
-    };
     let mut batches: Vec<MergeBatch> = Vec::new();
-    let mut current = opened();
+    let mut current = MergeBatch::opened(objects, holder)?;
     for (index, (table, pending)) in tables.iter().enumerate() {
         if pending.events == 0 {
             continue;
         }
         let statements = table_merge_statements(objects, table, *pending, index + 1)?;
-        if current.statements.len() > begin.len()
-            && current.statements.len() + statements.len() > MAX_STATEMENTS_PER_BATCH
-        {
-            batches.push(std::mem::replace(&mut current, opened()));
+        let before = current.body.len();
+        current.body.extend(statements.iter().cloned());
+        current.tables += 1;
+        if current.tables > 1 && !current.fits(objects) {
+            current.body.truncate(before);
+            current.tables -= 1;
+            batches.push(std::mem::replace(
+                &mut current,
+                MergeBatch::opened(objects, holder)?,
+            ));
+            current.body.extend(statements);
+            current.tables = 1;
         }
-        let counted = table_counted(statements.len(), index);
-        current.push(statements, counted);
     }
-    if current.statements.len() + commit.len() > MAX_STATEMENTS_PER_BATCH {
-        batches.push(std::mem::replace(&mut current, opened()));
+    current.body.extend(commit.iter().cloned());
+    if current.tables > 0 && !current.fits(objects) {
+        current.body.truncate(current.body.len() - commit.len());
+        batches.push(std::mem::replace(
+            &mut current,
+            MergeBatch::opened(objects, holder)?,
+        ));
+        current.body.extend(commit);
     }
-    current.push(commit.clone(), vec![Counted::Other; commit.len()]);
     batches.push(current);
     Ok(batches)
 }

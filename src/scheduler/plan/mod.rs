@@ -12,11 +12,13 @@ use crate::sql::{qualified, quote_ident, quote_literal, SqlError, Values};
 
 use super::mapping::ColumnKind;
 
+mod executor;
 mod merge;
 mod run;
 mod setup;
 mod toast;
 
+pub use executor::*;
 pub use merge::*;
 pub use run::*;
 pub use setup::*;
@@ -110,6 +112,8 @@ pub struct Objects {
     pub lease: String,
     pub merge_status: String,
     pub refresh_log: String,
+    /// The merge's statement executor procedure (plan/executor.rs).
+    pub executor: String,
 }
 
 impl Objects {
@@ -133,6 +137,7 @@ impl Objects {
             lease: qualified(&schema, "kinesync_lease"),
             merge_status: qualified(&schema, "kinesync_merge_status"),
             refresh_log: qualified(&schema, "kinesync_refresh_log"),
+            executor: qualified(&schema, EXECUTOR_NAME),
             mirror_schema: quote_ident(&schema),
             mirror_schema_name: schema,
         }
@@ -151,6 +156,7 @@ impl Objects {
             ("lease", self.lease.clone()),
             ("merge_status", self.merge_status.clone()),
             ("refresh_log", self.refresh_log.clone()),
+            ("executor", self.executor.clone()),
         ])
     }
 }
@@ -378,9 +384,11 @@ mod tests {
             .iter()
             .enumerate()
         {
-            assert!(batch.statements.len() <= MAX_STATEMENTS_PER_BATCH);
+            // As sent: the stand-in's tests run exactly this.
+            let wire = batch.wire(&objects);
+            assert!(wire.len() <= MAX_STATEMENTS_PER_BATCH);
             out.push_str(&format!("-- merge batch {}\n", i + 1));
-            for s in &batch.statements {
+            for s in &wire {
                 out.push_str(&format!("{s};\n\n"));
             }
         }
@@ -422,9 +430,13 @@ mod tests {
             .count();
         assert!(groups > 1, "{groups} column groups");
         let batches = merge_batches(&objects, GOLDEN_HOLDER, &[(wide, all)]).unwrap();
-        assert!(batches
-            .iter()
-            .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
+        for batch in &batches {
+            let wire = batch.wire(&objects);
+            assert!(wire.len() <= MAX_STATEMENTS_PER_BATCH);
+            assert!(wire
+                .iter()
+                .all(|s| s.len() <= crate::redshift::MAX_STATEMENT_BYTES));
+        }
     }
 
     /// A 63-byte column name (PostgreSQL's longest).
@@ -455,13 +467,12 @@ mod tests {
         let batches = merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap();
         assert_eq!(batches.len(), 1);
         assert!(batches[0]
-            .statements
-            .iter()
+            .statements()
             .all(|s| !s.contains("kinesync_changes")));
     }
 
     #[test]
-    fn many_tables_are_packed_into_batches_of_at_most_40() {
+    fn forty_tables_merge_in_one_transaction_and_the_41st_in_a_second() {
         let config = config();
         let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
         let one = tables().remove(0);
@@ -470,33 +481,41 @@ mod tests {
             truncates: 1,
             updates: 1,
         };
-        let work: Vec<_> = (0..40).map(|_| (one.clone(), all)).collect();
-        let batches = merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap();
-        assert!(batches.len() > 1);
-        assert!(batches
-            .iter()
-            .all(|b| b.statements.len() <= MAX_STATEMENTS_PER_BATCH));
-        assert!(batches
-            .last()
-            .unwrap()
-            .statements
-            .last()
-            .unwrap()
-            .contains("SET watermark"));
-        let merged: usize = batches
-            .iter()
-            .map(|b| {
-                b.statements
+        let merged = |batch: &MergeBatch| {
+            batch
+                .statements()
+                .filter(|s| s.contains("INSERT INTO \"mirror\".\"orders\""))
+                .count()
+        };
+        for (tables, expected) in [(40, vec![40]), (41, vec![40, 1])] {
+            let work: Vec<_> = (0..tables).map(|_| (one.clone(), all)).collect();
+            let batches = merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap();
+            assert_eq!(batches.iter().map(merged).collect::<Vec<_>>(), expected);
+            assert_eq!(
+                batches.iter().map(|b| b.tables).collect::<Vec<_>>(),
+                expected
+            );
+            for batch in &batches {
+                let wire = batch.wire(&objects);
+                assert!(wire.len() <= MAX_STATEMENTS_PER_BATCH, "{}", wire.len());
+                assert!(wire
                     .iter()
-                    .filter(|s| s.contains("INSERT INTO \"mirror\".\"orders\""))
-                    .count()
-            })
-            .sum();
-        assert_eq!(merged, 40);
+                    .all(|s| s.len() <= crate::redshift::MAX_STATEMENT_BYTES));
+                // The fence and the settings plain, then CALLs, then the counts.
+                assert!(wire[0].contains("kinesync_lease_fence"));
+                assert!(wire[1..3].iter().all(|s| s.starts_with("SET ")));
+                assert!(wire[3..wire.len() - 1]
+                    .iter()
+                    .all(|s| s.starts_with("CALL ")));
+                assert!(wire[wire.len() - 1].contains("FROM kinesync_merge_counts"));
+            }
+            let last = batches.last().unwrap();
+            assert!(last.body.last().unwrap().contains("SET watermark"));
+        }
     }
 
     #[test]
-    fn the_counted_statements_are_the_mirror_deletes_and_insert_of_step_5() {
+    fn every_table_merged_is_counted_before_its_mirror_changes() {
         let config = config();
         let objects = Objects::new(&config, config.redshift.as_ref().unwrap());
         let all = Pending {
@@ -505,40 +524,14 @@ mod tests {
             updates: 1,
         };
         let work: Vec<_> = tables().into_iter().map(|t| (t, all)).collect();
-        for batch in merge_batches(&objects, GOLDEN_HOLDER, &work).unwrap() {
-            assert_eq!(batch.statements.len(), batch.counted.len());
-            for (statement, counted) in batch.statements.iter().zip(&batch.counted) {
-                let Some(table) = (match counted {
-                    Counted::Other => None,
-                    Counted::Replaced { table }
-                    | Counted::Deleted { table }
-                    | Counted::Upserted { table } => Some(*table),
-                }) else {
-                    continue;
-                };
-                let mirror = qualified(&objects.mirror_schema_name, &work[table].0.name);
-                let (prefix, action) = match counted {
-                    Counted::Upserted { .. } => (format!("INSERT INTO {mirror} ("), "'upsert'"),
-                    Counted::Replaced { .. } => (format!("DELETE FROM {mirror} USING"), "'upsert'"),
-                    _ => (format!("DELETE FROM {mirror} USING"), "'delete'"),
-                };
-                assert!(statement.starts_with(&prefix), "{counted:?}: {statement}");
-                assert!(
-                    statement.ends_with(&format!("_kinesync_action = {action}")),
-                    "{counted:?}: {statement}"
-                );
-            }
-            let tables_counted = batch
-                .counted
-                .iter()
-                .filter(|c| matches!(c, Counted::Upserted { .. }))
-                .count();
-            let tables_merged = batch
-                .statements
-                .iter()
-                .filter(|s| s.starts_with("CREATE TEMP TABLE kinesync_latest_"))
-                .count();
-            assert_eq!(tables_counted, tables_merged);
+        for (table, _) in &work {
+            let statements = table_merge_statements(&objects, table, all, 1).unwrap();
+            let mirror = qualified(&objects.mirror_schema_name, &table.name);
+            let at = |prefix: &str| statements.iter().position(|s| s.starts_with(prefix));
+            let counted = at("INSERT INTO kinesync_merge_counts").unwrap();
+            assert!(statements[counted].contains(&quote_literal(&table.name)));
+            let first_change = at(&format!("DELETE FROM {mirror} USING kinesync_latest_")).unwrap();
+            assert!(counted < first_change);
         }
     }
 }

@@ -19,6 +19,7 @@ pub fn setup_statements(
     let values = objects.values();
     let mut statements = sql::SETUP_STREAM.render(&values)?;
     statements.extend(sql::SETUP_BOOKKEEPING.render(&values)?);
+    statements.push(super::executor_statement(objects)?);
     for table in tables {
         statements.extend(mirror_table_statements(objects, table)?);
     }

@@ -14,11 +14,10 @@
 use crate::redshift::{DataApi, Row};
 use crate::scheduler::mapping::ColumnKind;
 use crate::scheduler::plan::{redshift_name, MirrorTable, Objects};
-use crate::sql::{qualified, quote_ident, quote_literal, SqlError, Template};
+use crate::sql::{qualified, quote_ident, SqlError, Template};
 
 use super::super::SchedulerError;
 
-template!(MIRROR_WIDTHS, "merge/mirror_widths.sql");
 template!(WIDEN_COLUMN, "merge/widen_column.sql");
 
 /// One mirror column as information_schema describes it.
@@ -54,10 +53,14 @@ pub fn widenings(
         let mirror_table = qualified(&objects.mirror_schema_name, &table.name);
         for (column, kind) in &table.columns {
             let name = redshift_name(&column.name);
-            let Some(current) = mirror
-                .iter()
-                .find(|m| m.table == table.name && m.column.eq_ignore_ascii_case(&name))
-            else {
+            // Read before this run's renames: a renamed column is still
+            // under a former name there.
+            let named = |m: &MirrorColumn| {
+                std::iter::once(&column.name)
+                    .chain(&column.former_names)
+                    .any(|n| m.column.eq_ignore_ascii_case(&redshift_name(n)))
+            };
+            let Some(current) = mirror.iter().find(|m| m.table == table.name && named(m)) else {
                 continue;
             };
             let mut values = objects.values();
@@ -97,19 +100,17 @@ fn mirror_columns(rows: &[Row]) -> Vec<MirrorColumn> {
         .collect()
 }
 
-/// Reads the mirror's columns and widens those the newest shapes grew.
+/// Widens the mirror columns the newest shapes grew; `rows` are the
+/// mirror's columns as the run's lease batch read them
+/// (merge/mirror_columns.sql), before this run's schema changes (a column
+/// added by them already has its newest type).
 pub async fn widen_columns(
     api: &DataApi,
     objects: &Objects,
     tables: &[MirrorTable],
+    rows: &[Row],
 ) -> Result<(), SchedulerError> {
-    let mut values = objects.values();
-    values.insert(
-        "mirror_schema_literal",
-        quote_literal(&objects.mirror_schema_name),
-    );
-    let rows = api.query(&MIRROR_WIDTHS.render_one(&values)?).await?;
-    for widening in widenings(objects, tables, &mirror_columns(&rows))? {
+    for widening in widenings(objects, tables, &mirror_columns(rows))? {
         tracing::info!(statement = %widening[0], "widening a mirror column to the table's newest shape");
         api.batch(&widening).await?;
     }

@@ -1,6 +1,0 @@
--- The mirror columns' types with their widths, to widen a column whose
--- newest shape holds larger values (integer -> bigint, varchar(10) ->
--- varchar(50)) before the events written with that shape merge.
-SELECT table_name, column_name, data_type, character_maximum_length AS max_length
-FROM information_schema.columns
-WHERE table_schema = {{mirror_schema_literal}};
