@@ -174,6 +174,43 @@ async fn renamed_columns_keep_their_values_in_the_mirror() {
     p.stop_producer().await;
 }
 
+const PEOPLE: &str = "
+CREATE TABLE public.people (id bigint PRIMARY KEY, first text, last text, nick text);
+INSERT INTO public.people VALUES (1, 'ann', 'ames', 'a'), (2, 'lee', 'lamb', 'l'), (3, 'sam', 'soto', NULL);
+";
+
+/// Two columns swapping names, and a column renamed twice within one merge
+/// window: each value stays with its column (its attnum), the events read
+/// under the name their position had.
+#[tokio::test(flavor = "multi_thread")]
+async fn swapped_and_chained_renames_keep_every_value_in_its_column() {
+    let mut p = Pipeline::start("e2e_swap", PEOPLE, &["public.people"]).await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.people"]).await;
+    p.source
+        .batch_execute(
+            "UPDATE people SET first = 'ann2' WHERE id = 1;
+             ALTER TABLE people RENAME COLUMN first TO tmp;
+             ALTER TABLE people RENAME COLUMN last TO first;
+             ALTER TABLE people RENAME COLUMN tmp TO last;
+             UPDATE people SET first = 'lamb2' WHERE id = 2;
+             ALTER TABLE people RENAME COLUMN nick TO alias;
+             UPDATE people SET alias = 'x' WHERE id = 3;
+             ALTER TABLE people RENAME COLUMN alias TO handle;
+             UPDATE people SET handle = 'y' WHERE id = 1;",
+        )
+        .await
+        .expect("renames");
+    p.assert_merge_converges(&["public.people"]).await;
+    // The next run merges with the newest names only.
+    p.source
+        .batch_execute("UPDATE people SET last = 'sam2', handle = NULL WHERE id = 3")
+        .await
+        .expect("write");
+    p.assert_merge_converges(&["public.people"]).await;
+    p.stop_producer().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_producer_killed_mid_stream_resumes_without_loss() {
     let mut p = Pipeline::start("e2e_restart", ACCOUNTS, &["public.accounts"]).await;

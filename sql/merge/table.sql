@@ -2,7 +2,7 @@
 -- producer; never arrival order. Every step is idempotent, so a replayed or
 -- re-run batch converges to the same mirror.
 --
--- {{this_table}}: e.payload."source"."schema"/"table" match this table.
+-- {{this_table}}: the event's source_schema/source_table (merge/new_events.sql) are this table.
 -- {{after_columns}}: raw values from e.payload."after" (varchar or SUPER for
 --   TOAST-able columns, final types otherwise), named like the columns.
 -- {{before_key_columns}}: the key from e.payload."before", other columns NULL.
@@ -24,7 +24,7 @@ SELECT CAST('upsert' AS VARCHAR(6)) AS _kinesync_action,
        {{after_columns}},
        {{origin_columns}}
 FROM kinesync_new_events AS e
-WHERE {{this_table}} AND e.payload."op"::varchar IN ('c', 'u', 'r')
+WHERE {{this_table}} AND e.op IN ('c', 'u', 'r')
 UNION ALL
 SELECT CAST('delete' AS VARCHAR(6)),
        e.payload."source"."commit_lsn"::bigint,
@@ -34,7 +34,7 @@ SELECT CAST('delete' AS VARCHAR(6)),
        {{null_origin_columns}}
 FROM kinesync_new_events AS e
 WHERE {{this_table}}
-  AND (e.payload."op"::varchar = 'd' OR (e.payload."op"::varchar = 'u' AND IS_OBJECT(e.payload."before")));
+  AND (e.op = 'd' OR (e.op = 'u' AND IS_OBJECT(e.payload."before")));
 
 -- 2. The newest change per key (an upsert wins a tie with its own old key).
 CREATE TEMP TABLE {{latest}} {{temp_distribution}}AS

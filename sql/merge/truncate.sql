@@ -11,7 +11,7 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
     SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
            e.payload."source"."lsn"::bigint AS _kinesync_lsn
     FROM kinesync_new_events AS e
-    WHERE {{this_table}} AND e.payload."op"::varchar IN ('t', 'e')
+    WHERE {{this_table}} AND e.op IN ('t', 'e')
     UNION ALL
     SELECT s.truncated_commit_lsn, s.truncated_lsn
     FROM {{table_state}} AS s

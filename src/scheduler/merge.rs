@@ -347,10 +347,11 @@ async fn run_locked(
         &run_shapes.renames,
         &existing_columns(columns),
     )?;
-    let changes: Vec<String> = renamed
-        .into_iter()
-        .chain(plan::schema_change_statements(objects, &tables, &existing)?)
-        .collect();
+    // Each table's renames in one batch (all or nothing), then the rest.
+    for batch in renamed {
+        api.batch(&batch).await?;
+    }
+    let changes = plan::schema_change_statements(objects, &tables, &existing)?;
     for chunk in changes.chunks(plan::MAX_STATEMENTS_PER_BATCH) {
         tracing::info!(
             statements = chunk.len(),
@@ -420,10 +421,19 @@ async fn run_batch(
     Ok(rows.pop().unwrap_or_default())
 }
 
-/// The batch failed because the executor procedure does not exist.
+/// The batch failed because the executor procedure does not exist ("...
+/// sp_kinesync_execute(<argument types>) does not exist"; not an error
+/// raised inside it, "... (in procedure mirror.sp_kinesync_execute)").
 fn executor_missing(error: &RedshiftError) -> bool {
     let text = error.to_string();
-    text.contains(plan::EXECUTOR_NAME) && text.contains("does not exist")
+    text.split(&format!("{}(", plan::EXECUTOR_NAME))
+        .nth(1)
+        .is_some_and(|after| {
+            after
+                .split(')')
+                .nth(1)
+                .is_some_and(|rest| rest.trim_start().starts_with("does not exist"))
+        })
 }
 
 /// The tables merged by a batch, from its counts query
@@ -449,7 +459,22 @@ fn batch_summary(counts: &[Row], work: &[(MirrorTable, Pending)]) -> Vec<TableSu
 
 #[cfg(test)]
 mod tests {
-    use super::expired_window;
+    use super::{executor_missing, expired_window};
+    use crate::redshift::RedshiftError;
+
+    #[test]
+    fn only_a_missing_executor_is_taken_for_one() {
+        let failed = |error: &str| RedshiftError::Failed {
+            statement: "CALL ...".into(),
+            error: error.into(),
+        };
+        assert!(executor_missing(&failed(
+            "ERROR: procedure mirror.sp_kinesync_execute(unknown, unknown) does not exist (sub-statement 4 of 5; the batch was rolled back)"
+        )));
+        assert!(!executor_missing(&failed(
+            "ERROR: column m.id does not exist (in procedure mirror.sp_kinesync_execute) (sub-statement 4 of 5)"
+        )));
+    }
 
     #[test]
     fn records_expire_only_when_the_previous_refresh_is_older_than_the_retention() {

@@ -298,13 +298,6 @@ pub struct SinceStored<'a> {
     pub records: Vec<&'a PositionedShape>,
 }
 
-impl SinceStored<'_> {
-    /// The newest of the records.
-    pub fn newest(&self) -> Option<&PositionedShape> {
-        self.records.last().copied()
-    }
-}
-
 /// Per table with a stored shape, the records since: `shapes` are
 /// `(shape, stored)` pairs, at most one stored per table.
 pub fn since_stored(shapes: &[(PositionedShape, bool)]) -> Vec<SinceStored<'_>> {

@@ -30,6 +30,7 @@ use tokio_postgres::{Client, Row};
 use super::pgoutput::ReplicaIdentity;
 use super::relation_cache::{Column, Relation};
 use crate::config::KeylessTables;
+use crate::lsn::Lsn;
 use crate::sql::{display_ident, parse_table_entry, TableEntryError};
 
 pub use crate::sql::TableName;
@@ -118,9 +119,18 @@ pub struct SourceColumn {
     pub in_identity: bool,
     /// `pg_attribute.attnum`: a column keeps it when renamed (0: unknown).
     pub attnum: i16,
-    /// Names the column had in events still to merge (renamed since: the
-    /// merge reads the value under the newest name, else under these).
-    pub former_names: Vec<String>,
+    /// Names the column had in events still to merge (renamed since), in
+    /// position order: the merge reads an event's value under the name its
+    /// position had.
+    pub former_names: Vec<FormerName>,
+}
+
+/// A name a renamed column had: events positioned before `until` (commit
+/// LSN, LSN: the first shape record with the next name) carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormerName {
+    pub name: String,
+    pub until: (Lsn, Lsn),
 }
 
 impl SourceTable {

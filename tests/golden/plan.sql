@@ -234,8 +234,11 @@ SET enable_case_sensitive_super_attribute TO true;
 
 SET enable_case_sensitive_identifier TO true;
 
-CALL "mirror"."sp_kinesync_execute"('CREATE TEMP TABLE kinesync_new_events AS
-SELECT e.refresh_time, e.payload
+CALL "mirror"."sp_kinesync_execute"('CREATE TEMP TABLE kinesync_new_events SORTKEY (source_table, source_schema) AS
+SELECT e.refresh_time, e.payload,
+       e.payload."source"."schema"::varchar AS source_schema,
+       e.payload."source"."table"::varchar AS source_table,
+       e.payload."op"::varchar AS op
 FROM "mirror"."kinesync_events" AS e
 WHERE e.refresh_time > (SELECT c.watermark FROM "mirror"."kinesync_checkpoint" AS c WHERE c.events_view = ''kinesync_events'')',
 'CREATE TEMP TABLE kinesync_merge_counts (
@@ -257,9 +260,9 @@ SELECT CAST(''upsert'' AS VARCHAR(6)) AS _kinesync_action,
        COALESCE(e.payload."before"."id"::bigint, e.payload."after"."id"::bigint) AS _kinesync_origin_1,
        e.payload."unchanged_toast"."note"::boolean AS _kinesync_unchanged_1,
        e.payload."unchanged_toast"."doc"::boolean AS _kinesync_unchanged_2,
-       (e.payload."op"::varchar = ''u'' AND e.payload."unchanged_toast" IS NULL) AS _kinesync_legacy
+       (e.op = ''u'' AND e.payload."unchanged_toast" IS NULL) AS _kinesync_legacy
 FROM kinesync_new_events AS e
-WHERE e.payload."source"."schema"::varchar = ''public'' AND e.payload."source"."table"::varchar = ''orders'' AND e.payload."op"::varchar IN (''c'', ''u'', ''r'')
+WHERE e.source_table = ''orders'' AND e.source_schema = ''public'' AND e.op IN (''c'', ''u'', ''r'')
 UNION ALL
 SELECT CAST(''delete'' AS VARCHAR(6)),
        e.payload."source"."commit_lsn"::bigint,
@@ -275,8 +278,8 @@ SELECT CAST(''delete'' AS VARCHAR(6)),
        CAST(NULL AS BOOLEAN) AS _kinesync_unchanged_2,
        false AS _kinesync_legacy
 FROM kinesync_new_events AS e
-WHERE e.payload."source"."schema"::varchar = ''public'' AND e.payload."source"."table"::varchar = ''orders''
-  AND (e.payload."op"::varchar = ''d'' OR (e.payload."op"::varchar = ''u'' AND IS_OBJECT(e.payload."before")))',
+WHERE e.source_table = ''orders'' AND e.source_schema = ''public''
+  AND (e.op = ''d'' OR (e.op = ''u'' AND IS_OBJECT(e.payload."before")))',
 'CREATE TEMP TABLE kinesync_latest_1 DISTKEY("id") AS
 SELECT * FROM (
     SELECT c.*, ROW_NUMBER() OVER (
@@ -291,7 +294,7 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
     SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
            e.payload."source"."lsn"::bigint AS _kinesync_lsn
     FROM kinesync_new_events AS e
-    WHERE e.payload."source"."schema"::varchar = ''public'' AND e.payload."source"."table"::varchar = ''orders'' AND e.payload."op"::varchar IN (''t'', ''e'')
+    WHERE e.source_table = ''orders'' AND e.source_schema = ''public'' AND e.op IN (''t'', ''e'')
     UNION ALL
     SELECT s.truncated_commit_lsn, s.truncated_lsn
     FROM "mirror"."kinesync_table_state" AS s
@@ -402,9 +405,9 @@ SELECT CAST(''upsert'' AS VARCHAR(6)) AS _kinesync_action,
        COALESCE(e.payload."before"."order_id"::bigint, e.payload."after"."order_id"::bigint) AS _kinesync_origin_1,
        COALESCE(e.payload."before"."Line""No"::integer, e.payload."after"."Line""No"::integer) AS _kinesync_origin_2,
        e.payload."unchanged_toast"."data"::boolean AS _kinesync_unchanged_1,
-       (e.payload."op"::varchar = ''u'' AND e.payload."unchanged_toast" IS NULL) AS _kinesync_legacy
+       (e.op = ''u'' AND e.payload."unchanged_toast" IS NULL) AS _kinesync_legacy
 FROM kinesync_new_events AS e
-WHERE e.payload."source"."schema"::varchar = ''sales'' AND e.payload."source"."table"::varchar = ''Line Items'' AND e.payload."op"::varchar IN (''c'', ''u'', ''r'')
+WHERE e.source_table = ''Line Items'' AND e.source_schema = ''sales'' AND e.op IN (''c'', ''u'', ''r'')
 UNION ALL
 SELECT CAST(''delete'' AS VARCHAR(6)),
        e.payload."source"."commit_lsn"::bigint,
@@ -418,8 +421,8 @@ SELECT CAST(''delete'' AS VARCHAR(6)),
        CAST(NULL AS BOOLEAN) AS _kinesync_unchanged_1,
        false AS _kinesync_legacy
 FROM kinesync_new_events AS e
-WHERE e.payload."source"."schema"::varchar = ''sales'' AND e.payload."source"."table"::varchar = ''Line Items''
-  AND (e.payload."op"::varchar = ''d'' OR (e.payload."op"::varchar = ''u'' AND IS_OBJECT(e.payload."before")))',
+WHERE e.source_table = ''Line Items'' AND e.source_schema = ''sales''
+  AND (e.op = ''d'' OR (e.op = ''u'' AND IS_OBJECT(e.payload."before")))',
 'CREATE TEMP TABLE kinesync_latest_2 DISTKEY("order_id") AS
 SELECT * FROM (
     SELECT c.*, ROW_NUMBER() OVER (
@@ -434,7 +437,7 @@ SELECT t._kinesync_commit_lsn, t._kinesync_lsn FROM (
     SELECT e.payload."source"."commit_lsn"::bigint AS _kinesync_commit_lsn,
            e.payload."source"."lsn"::bigint AS _kinesync_lsn
     FROM kinesync_new_events AS e
-    WHERE e.payload."source"."schema"::varchar = ''sales'' AND e.payload."source"."table"::varchar = ''Line Items'' AND e.payload."op"::varchar IN (''t'', ''e'')
+    WHERE e.source_table = ''Line Items'' AND e.source_schema = ''sales'' AND e.op IN (''t'', ''e'')
     UNION ALL
     SELECT s.truncated_commit_lsn, s.truncated_lsn
     FROM "mirror"."kinesync_table_state" AS s

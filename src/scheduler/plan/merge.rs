@@ -141,9 +141,9 @@ pub fn table_merge_statements(
     values.insert(
         "this_table",
         format!(
-            "e.payload.\"source\".\"schema\"::varchar = {} AND e.payload.\"source\".\"table\"::varchar = {}",
-            quote_literal(&table.source.name.schema),
-            quote_literal(&table.source.name.name)
+            "e.source_table = {} AND e.source_schema = {}",
+            quote_literal(&table.source.name.name),
+            quote_literal(&table.source.name.schema)
         ),
     );
     insert_change_columns(&mut values, table, &key, &toastable);
@@ -203,30 +203,32 @@ pub(super) fn insert_change_columns(
     key: &Key,
     toastable: &Key,
 ) {
-    let nav = |side: &str, column: &SourceColumn| event_value(side, column);
+    let nav = |side: &str, (c, k): &(SourceColumn, ColumnKind)| {
+        event_value(side, c, &|n: &str| k.extract(n))
+    };
     let after_columns = table
         .columns
         .iter()
-        .map(|(c, k)| format!("{} AS {}", k.extract(&nav("after", c)), column_ident(c)))
+        .map(|column| format!("{} AS {}", nav("after", column), column_ident(&column.0)))
         .collect::<Vec<_>>()
         .join(",\n       ");
     let before_key_columns = table
         .columns
         .iter()
-        .map(|(c, k)| match c.key_position {
-            Some(_) => k.extract(&nav("before", c)),
-            None => format!("CAST(NULL AS {})", k.raw_type()),
+        .map(|column| match column.0.key_position {
+            Some(_) => nav("before", column),
+            None => format!("CAST(NULL AS {})", column.1.raw_type()),
         })
         .collect::<Vec<_>>()
         .join(",\n       ");
     let mut origin_columns = key
         .iter()
         .enumerate()
-        .map(|(i, (c, k))| {
+        .map(|(i, column)| {
             format!(
                 "COALESCE({}, {}) AS {}",
-                k.extract(&nav("before", c)),
-                k.extract(&nav("after", c)),
+                nav("before", column),
+                nav("after", column),
                 origin_column(i)
             )
         })
@@ -237,7 +239,7 @@ pub(super) fn insert_change_columns(
         .map(|(_, k)| format!("CAST(NULL AS {})", k.raw_type()))
         .collect::<Vec<_>>()
         .join(",\n       ");
-    let (markers, null_markers) = unchanged_columns(toastable, &nav);
+    let (markers, null_markers) = unchanged_columns(toastable);
     origin_columns.push_str(&markers);
     null_origin_columns.push_str(&null_markers);
     values.insert("after_columns", after_columns);
@@ -273,20 +275,17 @@ pub(super) fn insert_column_lists(values: &mut Values, table: &MirrorTable, key:
 /// column: the event's `unchanged_toast` entry, finished by
 /// merge/toast_markers.sql, and `_kinesync_legacy`, whether the event
 /// predates that field. Returns (the upsert branch's, the delete branch's).
-pub(super) fn unchanged_columns(
-    toastable: &[&(SourceColumn, ColumnKind)],
-    nav: &dyn Fn(&str, &SourceColumn) -> String,
-) -> (String, String) {
+pub(super) fn unchanged_columns(toastable: &[&(SourceColumn, ColumnKind)]) -> (String, String) {
     let (mut markers, mut null_markers) = (String::new(), String::new());
     for (n, (c, _)) in toastable.iter().enumerate() {
         let marker = unchanged_marker(n);
-        let entry = nav("unchanged_toast", c);
-        markers.push_str(&format!(",\n       {entry}::boolean AS {marker}"));
+        let entry = event_value("unchanged_toast", c, &|n: &str| format!("{n}::boolean"));
+        markers.push_str(&format!(",\n       {entry} AS {marker}"));
         null_markers.push_str(&format!(",\n       CAST(NULL AS BOOLEAN) AS {marker}"));
     }
     if !toastable.is_empty() {
         markers.push_str(
-            ",\n       (e.payload.\"op\"::varchar = 'u' AND e.payload.\"unchanged_toast\" IS NULL) AS _kinesync_legacy",
+            ",\n       (e.op = 'u' AND e.payload.\"unchanged_toast\" IS NULL) AS _kinesync_legacy",
         );
         null_markers.push_str(",\n       false AS _kinesync_legacy");
     }
@@ -294,20 +293,33 @@ pub(super) fn unchanged_columns(
 }
 
 /// An event's value of `column` in `side` (`after`, `before`,
-/// `unchanged_toast`): under its name, else under a former name (a column
-/// renamed since the event: scheduler/shapes/rename.rs). An event that has
-/// the name holds a value or a JSON null there, which is not SQL NULL, so
-/// it is never read under a former name.
-pub(super) fn event_value(side: &str, column: &SourceColumn) -> String {
-    let at = |name: &str| format!("e.payload.\"{side}\".{}", quote_ident(name));
+/// `unchanged_toast`), through `cast` (the navigation to the value's SQL):
+/// under the name the event's position had (a column renamed since the
+/// event: scheduler/shapes/rename.rs), else under its name. Each branch
+/// casts its own navigation, so the cast reads SUPER as Redshift does.
+pub(super) fn event_value(
+    side: &str,
+    column: &SourceColumn,
+    cast: &dyn Fn(&str) -> String,
+) -> String {
+    let at = |name: &str| cast(&format!("e.payload.\"{side}\".{}", quote_ident(name)));
     if column.former_names.is_empty() {
         return at(&column.name);
     }
-    let names: Vec<String> = std::iter::once(&column.name)
-        .chain(&column.former_names)
-        .map(|n| at(n))
+    let commit = "e.payload.\"source\".\"commit_lsn\"::bigint";
+    let lsn = "e.payload.\"source\".\"lsn\"::bigint";
+    let branches: String = column
+        .former_names
+        .iter()
+        .map(|former| {
+            let (c, l) = (former.until.0 .0, former.until.1 .0);
+            format!(
+                "WHEN {commit} < {c} OR ({commit} = {c} AND {lsn} < {l}) THEN {} ",
+                at(&former.name)
+            )
+        })
         .collect();
-    format!("COALESCE({})", names.join(", "))
+    format!("CASE {branches}ELSE {} END", at(&column.name))
 }
 
 /// Statements re-joined so that they survive another render's split.

@@ -57,7 +57,7 @@ pub fn widenings(
             // under a former name there.
             let named = |m: &MirrorColumn| {
                 std::iter::once(&column.name)
-                    .chain(&column.former_names)
+                    .chain(column.former_names.iter().map(|f| &f.name))
                     .any(|n| m.column.eq_ignore_ascii_case(&redshift_name(n)))
             };
             let Some(current) = mirror.iter().find(|m| m.table == table.name && named(m)) else {
