@@ -542,7 +542,9 @@ impl RedshiftPlan {
             api.execute(statement).await?;
         }
         match api.execute(&self.executor).await {
-            Err(error) if !error.to_string().contains("does not exist") => return Err(error.into()),
+            Err(error) if !crate::scheduler::plan::executor_missing(&error.to_string()) => {
+                return Err(error.into())
+            }
             _ => {}
         }
         report.lines.push(

@@ -168,12 +168,6 @@ impl Row {
     }
 }
 
-/// A finished batch: the rows each statement affected or returned.
-#[derive(Debug, Clone, Default)]
-pub struct BatchOutcome {
-    pub result_rows: Vec<i64>,
-}
-
 /// A Data API session target (workgroup or cluster) plus credentials.
 #[derive(Clone)]
 pub struct DataApi {
@@ -249,7 +243,7 @@ impl DataApi {
     /// Runs one statement and waits for it; returns the rows it affected.
     pub async fn execute(&self, sql: &str) -> Result<i64, RedshiftError> {
         let id = self.submit(sql).await?;
-        Ok(self.wait(&id, sql).await?.0)
+        self.wait(&id, sql).await
     }
 
     /// Submits one statement (ExecuteStatement); returns its id.
@@ -270,18 +264,8 @@ impl DataApi {
     }
 
     /// Runs statements as one transaction (any failure rolls all back).
-    pub async fn batch(&self, sqls: &[String]) -> Result<BatchOutcome, RedshiftError> {
-        Ok(self.batch_with_results(sqls, &[]).await?.0)
-    }
-
-    /// [`DataApi::batch`] of a batch expected to run about `expected`
-    /// (polled accordingly, see [`first_polls`]).
-    pub async fn batch_expecting(
-        &self,
-        sqls: &[String],
-        expected: Option<Duration>,
-    ) -> Result<BatchOutcome, RedshiftError> {
-        Ok(self.batch_expecting_results(sqls, expected, &[]).await?.0)
+    pub async fn batch(&self, sqls: &[String]) -> Result<(), RedshiftError> {
+        self.batch_with_results(sqls, &[]).await.map(|_| ())
     }
 
     /// [`DataApi::batch`], then the rows returned by the statements at
@@ -293,26 +277,26 @@ impl DataApi {
         &self,
         sqls: &[String],
         results: &[usize],
-    ) -> Result<(BatchOutcome, Vec<Vec<Row>>), RedshiftError> {
+    ) -> Result<Vec<Vec<Row>>, RedshiftError> {
         self.batch_expecting_results(sqls, None, results).await
     }
 
     /// [`DataApi::batch_with_results`] of a batch expected to run about
-    /// `expected` (see [`DataApi::batch_expecting`]).
+    /// `expected` (polled accordingly, see [`first_polls`]).
     pub async fn batch_expecting_results(
         &self,
         sqls: &[String],
         expected: Option<Duration>,
         results: &[usize],
-    ) -> Result<(BatchOutcome, Vec<Vec<Row>>), RedshiftError> {
+    ) -> Result<Vec<Vec<Row>>, RedshiftError> {
         let id = self.submit_batch(sqls).await?;
         let summary = format!("batch of {} statements", sqls.len());
-        let (_, result_rows) = self.wait_expecting(&id, &summary, expected).await?;
+        self.wait_expecting(&id, &summary, expected).await?;
         let mut rows = Vec::with_capacity(results.len());
         for at in results {
             rows.push(self.rows(&format!("{id}:{}", at + 1)).await?);
         }
-        Ok((BatchOutcome { result_rows }, rows))
+        Ok(rows)
     }
 
     /// Submits a batch (BatchExecuteStatement); returns its id.
@@ -387,9 +371,8 @@ impl DataApi {
             .collect())
     }
 
-    /// Polls until the statement ends. Returns its result rows and, for a
-    /// batch, each sub-statement's.
-    async fn wait(&self, id: &str, statement: &str) -> Result<(i64, Vec<i64>), RedshiftError> {
+    /// Polls until the statement ends. Returns its result rows.
+    async fn wait(&self, id: &str, statement: &str) -> Result<i64, RedshiftError> {
         self.wait_expecting(id, statement, None).await
     }
 
@@ -399,7 +382,7 @@ impl DataApi {
         id: &str,
         statement: &str,
         expected: Option<Duration>,
-    ) -> Result<(i64, Vec<i64>), RedshiftError> {
+    ) -> Result<i64, RedshiftError> {
         let submitted = Instant::now();
         let deadline = submitted + Duration::from_secs(self.config.statement_timeout_secs);
         let (mut delay, mut after) = first_polls(expected);
@@ -420,14 +403,7 @@ impl DataApi {
                 .await
                 .map_err(|e| self.api_error("DescribeStatement", &e))?;
             match described.status() {
-                Some(StatusString::Finished) => {
-                    let subs = described
-                        .sub_statements()
-                        .iter()
-                        .map(|s| s.result_rows())
-                        .collect();
-                    return Ok((described.result_rows(), subs));
-                }
+                Some(StatusString::Finished) => return Ok(described.result_rows()),
                 Some(StatusString::Failed) => {
                     let failed_sub = described
                         .sub_statements()

@@ -11,7 +11,7 @@
 
 mod client;
 
-pub use client::{BatchOutcome, DataApi, RedshiftError, Row, Value, MAX_STATEMENT_BYTES};
+pub use client::{DataApi, RedshiftError, Row, Value, MAX_STATEMENT_BYTES};
 
 /// A timestamp as Redshift returns it as text (`GETDATE()`, `TIMESTAMP`
 /// columns cast to VARCHAR): `2026-01-01 10:00:00` with optional fractions.

@@ -123,7 +123,7 @@ impl Lease {
         statements.push(self.statements.holder.clone());
         statements.extend(extra.iter().cloned());
         let wanted: Vec<usize> = (first..statements.len()).collect();
-        let (_, mut results) = match api.batch_with_results(&statements, &wanted).await {
+        let mut results = match api.batch_with_results(&statements, &wanted).await {
             Err(RedshiftError::Failed { error, .. }) if is_serialization_conflict(&error) => {
                 // Should Redshift abort the later of two simultaneous takers
                 // instead of letting it wait at the LOCK: the other one won.

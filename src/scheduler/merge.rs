@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use std::collections::BTreeMap;
 
-use crate::redshift::{DataApi, RedshiftError, Row};
+use crate::redshift::{DataApi, Row};
 use crate::shutdown::Shutdown;
 use crate::sql::TableName;
 
@@ -329,7 +329,7 @@ async fn run_locked(
     statements.push(plan::pending_statement(objects)?);
     statements.push(shapes::shapes_statement(objects)?);
     let n = statements.len();
-    let (_, results) = api
+    let results = api
         .batch_with_results(&statements, &[n - 2, n - 1])
         .await
         .map_err(|error| shapes::shapes_query_failed(objects, error))?;
@@ -384,7 +384,7 @@ async fn merge_in_batches(
 ) -> Result<Vec<TableSummary>, SchedulerError> {
     let mut tables = Vec::new();
     // Time per statement of the batch before, to poll the next one when it
-    // should be done (see DataApi::batch_expecting).
+    // should be done (see DataApi::batch_expecting_results).
     let mut per_statement: Option<Duration> = None;
     for batch in batches {
         if renewal.lost() {
@@ -410,30 +410,15 @@ async fn run_batch(
     let wire = batch.wire(objects);
     let counts = [wire.len() - 1];
     let outcome = match api.batch_expecting_results(&wire, expected, &counts).await {
-        Err(error) if executor_missing(&error) => {
+        Err(error) if plan::executor_missing(&error.to_string()) => {
             tracing::info!(procedure = %objects.executor, "creating the merge's executor procedure (kinesync setup creates it; this mirror schema predates it)");
             api.execute(&plan::executor_statement(objects)?).await?;
             api.batch_expecting_results(&wire, expected, &counts).await
         }
         outcome => outcome,
     };
-    let (_, mut rows) = outcome.map_err(SchedulerError::merge)?;
+    let mut rows = outcome.map_err(SchedulerError::merge)?;
     Ok(rows.pop().unwrap_or_default())
-}
-
-/// The batch failed because the executor procedure does not exist ("...
-/// sp_kinesync_execute(<argument types>) does not exist"; not an error
-/// raised inside it, "... (in procedure mirror.sp_kinesync_execute)").
-fn executor_missing(error: &RedshiftError) -> bool {
-    let text = error.to_string();
-    text.split(&format!("{}(", plan::EXECUTOR_NAME))
-        .nth(1)
-        .is_some_and(|after| {
-            after
-                .split(')')
-                .nth(1)
-                .is_some_and(|rest| rest.trim_start().starts_with("does not exist"))
-        })
 }
 
 /// The tables merged by a batch, from its counts query
@@ -459,22 +444,7 @@ fn batch_summary(counts: &[Row], work: &[(MirrorTable, Pending)]) -> Vec<TableSu
 
 #[cfg(test)]
 mod tests {
-    use super::{executor_missing, expired_window};
-    use crate::redshift::RedshiftError;
-
-    #[test]
-    fn only_a_missing_executor_is_taken_for_one() {
-        let failed = |error: &str| RedshiftError::Failed {
-            statement: "CALL ...".into(),
-            error: error.into(),
-        };
-        assert!(executor_missing(&failed(
-            "ERROR: procedure mirror.sp_kinesync_execute(unknown, unknown) does not exist (sub-statement 4 of 5; the batch was rolled back)"
-        )));
-        assert!(!executor_missing(&failed(
-            "ERROR: column m.id does not exist (in procedure mirror.sp_kinesync_execute) (sub-statement 4 of 5)"
-        )));
-    }
+    use super::expired_window;
 
     #[test]
     fn records_expire_only_when_the_previous_refresh_is_older_than_the_retention() {

@@ -61,6 +61,21 @@ pub fn executor_statement(objects: &Objects) -> Result<String, SqlError> {
     sql::SETUP_EXECUTOR.render_whole(&values)
 }
 
+/// `error` (a Redshift error's text) says the executor procedure does not
+/// exist ("... sp_kinesync_execute(<argument types>) does not exist"; not
+/// an error raised inside it, "... (in procedure mirror.sp_kinesync_execute)").
+pub fn executor_missing(error: &str) -> bool {
+    error
+        .split(&format!("{EXECUTOR_NAME}("))
+        .nth(1)
+        .is_some_and(|after| {
+            after
+                .split(')')
+                .nth(1)
+                .is_some_and(|rest| rest.trim_start().starts_with("does not exist"))
+        })
+}
+
 /// `DROP PROCEDURE` of the executor (`teardown --redshift`).
 pub fn drop_executor_statement(objects: &Objects) -> Result<String, SqlError> {
     let types = vec![format!("VARCHAR({MAX_ARGUMENT_BYTES})"); MAX_ARGUMENTS];
@@ -213,6 +228,16 @@ mod tests {
         assert!(!wire[0].contains('\\'));
         let raw = "SELECT '\u{1}'".to_owned();
         assert_eq!(pack(&objects, std::slice::from_ref(&raw)), vec![raw]);
+    }
+
+    #[test]
+    fn only_a_missing_executor_is_taken_for_one() {
+        assert!(executor_missing(
+            "ERROR: procedure mirror.sp_kinesync_execute(unknown, unknown) does not exist (sub-statement 4 of 5; the batch was rolled back)"
+        ));
+        assert!(!executor_missing(
+            "ERROR: column m.id does not exist (in procedure mirror.sp_kinesync_execute) (sub-statement 4 of 5)"
+        ));
     }
 
     #[test]

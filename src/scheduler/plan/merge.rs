@@ -83,31 +83,37 @@ pub fn merge_batches(
             continue;
         }
         let statements = table_merge_statements(objects, table, *pending, index + 1)?;
-        let before = current.body.len();
-        current.body.extend(statements.iter().cloned());
-        current.tables += 1;
-        if current.tables > 1 && !current.fits(objects) {
-            current.body.truncate(before);
-            current.tables -= 1;
-            batches.push(std::mem::replace(
-                &mut current,
-                MergeBatch::opened(objects, holder)?,
-            ));
-            current.body.extend(statements);
-            current.tables = 1;
-        }
+        current = append(objects, holder, &mut batches, current, statements, 1)?;
     }
-    current.body.extend(commit.iter().cloned());
-    if current.tables > 0 && !current.fits(objects) {
-        current.body.truncate(current.body.len() - commit.len());
-        batches.push(std::mem::replace(
-            &mut current,
-            MergeBatch::opened(objects, holder)?,
-        ));
-        current.body.extend(commit);
-    }
+    current = append(objects, holder, &mut batches, current, commit, 0)?;
     batches.push(current);
     Ok(batches)
+}
+
+/// `current` with `statements` (of `tables` tables) added; when they do
+/// not fit beside what it holds, `current` goes to `batches` and a new
+/// batch takes them.
+fn append(
+    objects: &Objects,
+    holder: &str,
+    batches: &mut Vec<MergeBatch>,
+    mut current: MergeBatch,
+    statements: Vec<String>,
+    tables: usize,
+) -> Result<MergeBatch, SqlError> {
+    let (had_tables, before) = (current.tables > 0, current.body.len());
+    current.body.extend(statements.iter().cloned());
+    current.tables += tables;
+    if !had_tables || current.fits(objects) {
+        return Ok(current);
+    }
+    current.body.truncate(before);
+    current.tables -= tables;
+    batches.push(current);
+    let mut opened = MergeBatch::opened(objects, holder)?;
+    opened.body.extend(statements);
+    opened.tables = tables;
+    Ok(opened)
 }
 
 /// One table's mirror key columns, in key order.
