@@ -100,6 +100,7 @@ template!(RESYNC_FINISH, "resync/finish.sql");
 template!(RESYNC_STATUS, "resync/status.sql");
 template!(RESYNC_CHUNK_SNAPSHOT, "resync/chunk_snapshot.sql");
 template!(RESYNC_WATERMARK, "resync/watermark.sql");
+template!(RESYNC_REWRITTEN, "resync/rewritten.sql");
 template!(RESYNC_PARTITIONS, "resync/partitions.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -87,7 +87,8 @@ const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
 /// serial, identity): PostgreSQL rewrote the table with a value per row and
 /// sent no change, so the table is re-synced (see [`StreamShapes::emit`]).
 const COLUMN_FACTS: &str = "SELECT attname::text, attnum, \
-       CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END, atthasdef \
+       CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END, \
+       atthasdef OR attidentity <> '' \
      FROM pg_catalog.pg_attribute \
      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped";
 

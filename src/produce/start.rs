@@ -127,11 +127,13 @@ impl Start<'_> {
                 Ok(None)
             }
             (Some(_), true, _) => {
-                self.resume(marker.as_deref(), &recorded, &added).await?;
+                let new = self.resume(marker.as_deref(), &recorded, &added).await?;
+                self.resync_rewritten(&new).await;
                 Ok(Some((None, ack)))
             }
             (Some(_), false, SnapshotMode::Never) => {
                 mark_snapshot_skipped(admin, source, configured).await?;
+                self.resync_rewritten(&[]).await;
                 Ok(Some((None, ack)))
             }
             (None, true, _) => Err(SourceError::SlotMissing {
@@ -246,13 +248,14 @@ impl Start<'_> {
     /// exactly the configured tables (a newly configured one is streamed from
     /// now on; one removed from `source.tables` is retired, see
     /// [`Self::retire`]), and tables just added to the publication are named
-    /// (their existing rows are not copied).
+    /// (their existing rows are not copied). Returns the tables configured
+    /// since the snapshot (copied by a resync).
     async fn resume(
         &self,
         marker: Option<&str>,
         recorded: &[TableName],
         added: &[String],
-    ) -> Result<(), ProduceError> {
+    ) -> Result<Vec<TableName>, ProduceError> {
         let (source, admin, configured) = (&self.config.source, self.admin, &self.configured);
         let mut new = Vec::new();
         if let Some(text) = marker {
@@ -279,19 +282,56 @@ impl Start<'_> {
             self.retire(&removed).await;
         }
         if !new.is_empty() {
-            self.backfill(&new).await;
+            self.copy_while_streaming(&new, CopyReason::Added).await;
         } else if !added.is_empty() {
             tracing::warn!(
                 tables = ?added,
                 "tables were added to the publication after the initial snapshot: only their changes from now on are streamed, existing rows are not copied (kinesync resync copies them)"
             );
         }
-        Ok(())
+        Ok(new)
     }
 
-    /// Tables configured since the snapshot: their existing rows are copied
-    /// by a resync while streaming (requested here, taken by the driver).
-    async fn backfill(&self, tables: &[TableName]) {
+    /// Tables with a column added while the producer was stopped that
+    /// rewrote them without change events (a volatile default, a serial, an
+    /// identity): re-synced while streaming, unless `copied` already are or
+    /// a resync of theirs is pending. A failed look is warned about: the
+    /// stream itself is unharmed.
+    async fn resync_rewritten(&self, copied: &[TableName]) {
+        let source = &self.config.source;
+        let pending = match resync::pending(self.admin, &source.resync_table(), &source.slot).await
+        {
+            Ok(requests) => requests.into_iter().map(|r| r.table).collect(),
+            Err(_) => Vec::new(),
+        };
+        let candidates: Vec<TableName> = self
+            .configured
+            .iter()
+            .filter(|t| !copied.contains(t) && !pending.contains(t))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        match resync::rewritten_since_slot(self.admin, &source.slot, &candidates).await {
+            Ok(found) if found.is_empty() => {}
+            Ok(found) => {
+                for (table, columns) in &found {
+                    tracing::info!(%table, ?columns, "columns that may have been added while the producer was stopped rewrote the table without change events");
+                }
+                let tables: Vec<TableName> = found.into_iter().map(|(t, _)| t).collect();
+                self.copy_while_streaming(&tables, CopyReason::Rewritten)
+                    .await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not look for columns added while the producer was stopped (a table rewritten by one needs kinesync resync)")
+            }
+        }
+    }
+
+    /// `tables`' existing rows are copied by a resync while streaming
+    /// (requested here, taken by the driver), for the reason `why`.
+    async fn copy_while_streaming(&self, tables: &[TableName], why: CopyReason) {
         let source = &self.config.source;
         let names: Vec<String> = tables.iter().map(TableName::to_string).collect();
         let keyed: Vec<TableName> = tables
@@ -318,10 +358,39 @@ impl Start<'_> {
         };
         match requested {
             Ok(()) => {
-                tracing::info!(tables = ?names, "tables added since the snapshot: their existing rows are copied by a resync while streaming")
+                tracing::info!(tables = ?names, "{}: their existing rows are copied by a resync while streaming", why.what())
             }
-            Err(why) => {
-                tracing::warn!(tables = ?names, "tables added since the snapshot: only their changes from now on are streamed, existing rows are not copied ({why})")
+            Err(reason) => {
+                tracing::warn!(tables = ?names, "{}: {} ({reason})", why.what(), why.otherwise())
+            }
+        }
+    }
+}
+
+/// Why the producer copies tables' rows while streaming, for its log.
+#[derive(Debug, Clone, Copy)]
+enum CopyReason {
+    /// Configured since the snapshot.
+    Added,
+    /// A column added while the producer was stopped rewrote them.
+    Rewritten,
+}
+
+impl CopyReason {
+    fn what(self) -> &'static str {
+        match self {
+            CopyReason::Added => "tables added since the snapshot",
+            CopyReason::Rewritten => {
+                "a column added with a volatile default while the producer was stopped rewrote the tables"
+            }
+        }
+    }
+
+    fn otherwise(self) -> &'static str {
+        match self {
+            CopyReason::Added => "only their changes from now on are streamed, existing rows are not copied",
+            CopyReason::Rewritten => {
+                "rows not changed since keep a NULL in the new column in the mirror until kinesync resync copies them"
             }
         }
     }

@@ -243,6 +243,32 @@ pub async fn request_creating_table(
     Ok(request(client, state_table, slot, tables).await?)
 }
 
+/// The tables among `tables` with a column a rewrite filled without change
+/// events since (perhaps) the position `slot` resumes from, each with those
+/// columns (see sql/resync/rewritten.sql).
+pub async fn rewritten_since_slot(
+    client: &Client,
+    slot: &str,
+    tables: &[TableName],
+) -> Result<Vec<(TableName, Vec<String>)>, SourceError> {
+    let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let rows = client
+        .query(&sql::RESYNC_REWRITTEN.plain(), &[&slot, &schemas, &names])
+        .await
+        .map_err(|e| SourceError::sql("looking for columns added while stopped", &e))?;
+    let mut found: Vec<(TableName, Vec<String>)> = Vec::new();
+    for row in &rows {
+        let table = TableName::new(row.get::<_, &str>(0), row.get::<_, &str>(1));
+        let column: String = row.get(2);
+        match found.last_mut() {
+            Some((last, columns)) if *last == table => columns.push(column),
+            _ => found.push((table, vec![column])),
+        }
+    }
+    Ok(found)
+}
+
 /// The unfinished resyncs of `slot`, oldest first (none without the table).
 pub async fn pending(
     client: &Client,

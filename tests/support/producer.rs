@@ -144,6 +144,12 @@ impl Pipeline {
     /// finished (its end event accepted by the stream). A producer may
     /// still be about to create the request table.
     pub async fn wait_for_resyncs(&self) {
+        self.wait_for_resyncs_of(&[]).await;
+    }
+
+    /// [`Self::wait_for_resyncs`], and among them one of each of `tables`.
+    pub async fn wait_for_resyncs_of(&self, tables: &[&str]) {
+        let tables: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
         let deadline = Instant::now() + DEADLINE;
         loop {
             let exists: bool = self
@@ -159,8 +165,10 @@ impl Pipeline {
                 && self
                     .source
                     .query_one(
-                        "SELECT count(*) > 0 AND bool_and(finished_at IS NOT NULL) FROM public.kinesync_resync WHERE slot = $1",
-                        &[&self.name],
+                        "SELECT count(*) > 0 AND bool_and(finished_at IS NOT NULL) \
+                           AND $2::text[] <@ array_agg(table_name) \
+                         FROM public.kinesync_resync WHERE slot = $1",
+                        &[&self.name, &tables],
                     )
                     .await
                     .expect("resync state")
