@@ -100,7 +100,8 @@ template!(RESYNC_FINISH, "resync/finish.sql");
 template!(RESYNC_STATUS, "resync/status.sql");
 template!(RESYNC_CHUNK_SNAPSHOT, "resync/chunk_snapshot.sql");
 template!(RESYNC_WATERMARK, "resync/watermark.sql");
-template!(RESYNC_REWRITTEN, "resync/rewritten.sql");
+template!(PRODUCE_REWRITTEN, "produce/rewritten.sql");
+template!(PRODUCE_FINGERPRINTS, "produce/fingerprints.sql");
 template!(RESYNC_PARTITIONS, "resync/partitions.sql");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -137,6 +137,32 @@ async fn columns_added_with_a_default_reach_the_rows_older_than_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_to_a_table_nobody_writes_to_reaches_the_mirror() {
+    let mut p = Pipeline::start("e2e_quiet_ddl", ACCOUNTS, &["public.accounts"]).await;
+    p.setup_and_produce().await;
+    p.assert_merge_converges(&["public.accounts"]).await;
+
+    // No row changes after either ALTER: pgoutput sends no Relation
+    // message, the producer's shape probe places the shape record.
+    p.source
+        .batch_execute("ALTER TABLE accounts ADD COLUMN tier text DEFAULT 'bronze'")
+        .await
+        .expect("column while streaming");
+    p.assert_merge_converges_eventually(&["public.accounts"])
+        .await;
+
+    p.stop_producer().await;
+    p.source
+        .batch_execute("ALTER TABLE accounts ADD COLUMN level integer DEFAULT 3")
+        .await
+        .expect("column while stopped");
+    p.start_producer().await;
+    p.assert_merge_converges_eventually(&["public.accounts"])
+        .await;
+    p.stop_producer().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn renamed_columns_keep_their_values_in_the_mirror() {
     let mut p = Pipeline::start("e2e_rename", ACCOUNTS, &["public.accounts"]).await;
     p.setup_and_produce().await;

@@ -24,6 +24,7 @@ mod ack;
 mod delivery;
 mod error;
 mod heartbeat;
+mod probe;
 mod resync;
 mod shapes;
 mod snapshot;
@@ -244,6 +245,7 @@ async fn produce<W: RecordWriter>(
         shutdown.clone(),
     ));
     let window = resync_window(config, temporary_slot, &configured, &aliases, &shutdown);
+    let probe = (!temporary_slot).then(|| probe::ShapeProbe::new(&source.url, configured.clone()));
     let mut streamer = Streamer {
         watch: publication_watch(config, configured, temporary_slot),
         check_every: Duration::from_secs(source.heartbeat_interval_secs.max(1)),
@@ -260,6 +262,7 @@ async fn produce<W: RecordWriter>(
         last_enqueued_commit: Lsn::ZERO,
         shapes: shapes::StreamShapes::new(&source.url, &resolved),
         resync: window,
+        probe,
     };
     let result = streamer
         .run(repl_config, gated, ack, &mut delivery, &shutdown)

@@ -86,11 +86,23 @@ const TYPE_INFO: &str = "SELECT format_type(t.oid, $2::int4), \
 /// was added with a volatile default (`random()`, `clock_timestamp()`,
 /// serial, identity): PostgreSQL rewrote the table with a value per row and
 /// sent no change, so the table is re-synced (see [`StreamShapes::emit`]).
-const COLUMN_FACTS: &str = "SELECT attname::text, attnum, \
+pub(super) const COLUMN_FACTS: &str = "SELECT attname::text, attnum, \
        CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END, \
        atthasdef OR attidentity <> '' \
      FROM pg_catalog.pg_attribute \
      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped";
+
+/// One table's shape as the catalog gave it, to be placed at a probe's
+/// message (see `probe`).
+#[derive(Debug, Clone)]
+pub(super) struct Probed {
+    pub(super) shape: Shape,
+    /// Columns with a default (or an identity) but no kept value: added
+    /// with a volatile default, if new.
+    pub(super) rewriting: Vec<String>,
+    /// The table's catalog fingerprint when the shape was read.
+    pub(super) fingerprint: String,
+}
 
 /// Where a streamed shape record sits: pgoutput gives a Relation message
 /// no LSN of its own (0), so the record takes the transaction's commit LSN
@@ -290,11 +302,12 @@ impl StreamShapes {
             return Ok(());
         }
         let name = TableName::new(&rel.schema, &rel.name);
-        if let Some(known) = self.known.insert(name.clone(), shape.clone()) {
-            if added_with_volatile_default(&known, &shape, &described) {
-                self.rewritten.push(name);
-            }
-        }
+        self.remember(name, &shape, |column| {
+            described
+                .facts
+                .get(column)
+                .is_some_and(|f| f.has_default && f.missing.is_none())
+        });
         let (mut at, txid, commit_time_ms) = txn;
         // pgoutput sends a Relation message with no LSN of its own: just
         // after the transaction's previous change, before the next one.
@@ -305,6 +318,45 @@ impl StreamShapes {
         delivery.push_event(encode_shape(ctx, &shape, at, txid, commit_time_ms))?;
         self.emitted.insert(rel.id, shape);
         Ok(())
+    }
+
+    /// A probe's shape, read from the catalog (see `probe`): its record
+    /// queued at `at`, the message that bracketed it.
+    pub(super) fn place<W: RecordWriter>(
+        &mut self,
+        ctx: &EventContext,
+        probed: Probed,
+        txn: (Position, Option<u32>, i64),
+        delivery: &mut Delivery<W>,
+    ) -> Result<(), ProduceError> {
+        let Probed {
+            shape, rewriting, ..
+        } = probed;
+        self.remember(shape.table_name(), &shape, |column| {
+            rewriting.iter().any(|r| r == column)
+        });
+        let (at, txid, commit_time_ms) = txn;
+        tracing::debug!(table = %shape.table_name(), "shape record from a probe");
+        delivery.push_event(encode_shape(ctx, &shape, at, txid, commit_time_ms))?;
+        self.emitted.insert(shape.oid, shape);
+        Ok(())
+    }
+
+    /// `shape` is `name`'s newest; a column new in it (by attnum) that
+    /// `rewrote` says has a default but no kept value was added with a
+    /// volatile default: the table is to be re-synced.
+    fn remember(&mut self, name: TableName, shape: &Shape, rewrote: impl Fn(&str) -> bool) {
+        let Some(previous) = self.known.insert(name.clone(), shape.clone()) else {
+            return;
+        };
+        let added = shape.columns.iter().any(|column| {
+            column.attnum.is_some()
+                && !previous.columns.iter().any(|p| p.attnum == column.attnum)
+                && rewrote(&column.name)
+        });
+        if added {
+            self.rewritten.push(name);
+        }
     }
 
     /// Also describe `table`'s Relation messages (a table streamed since it
@@ -395,17 +447,4 @@ pub(super) fn push_snapshot_shapes<W: RecordWriter>(
         delivery.push_event(encode_shape(ctx, shape, at, None, time_ms))?;
     }
     Ok(())
-}
-
-/// Whether `shape` has a column `previous` lacked (by attnum) that has a
-/// default but no kept one: added with a volatile default.
-fn added_with_volatile_default(previous: &Shape, shape: &Shape, described: &Described) -> bool {
-    shape.columns.iter().any(|column| {
-        let new =
-            column.attnum.is_some() && !previous.columns.iter().any(|p| p.attnum == column.attnum);
-        new && described
-            .facts
-            .get(&column.name)
-            .is_some_and(|f| f.has_default && f.missing.is_none())
-    })
 }

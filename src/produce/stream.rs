@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::delivery::{lsn_gauge, Delivery};
 use super::error::ProduceError;
+use super::probe::ShapeProbe;
 use super::resync::ResyncWindow;
 use super::shapes::StreamShapes;
 use super::{
@@ -74,6 +75,9 @@ pub(super) struct Streamer {
     pub(super) shapes: StreamShapes,
     /// The streaming loop's part of a re-sync (see `resync`).
     pub(super) resync: ResyncWindow,
+    /// Shape records for schema changes no row change follows (see
+    /// `probe`); none on a temporary slot.
+    pub(super) probe: Option<ShapeProbe>,
 }
 
 impl Streamer {
@@ -101,7 +105,7 @@ impl Streamer {
                 _ = shutdown.wait() => break,
                 // The publication must still cover every configured table.
                 _ = watch_timer.tick() => {
-                    self.check_publication().await?;
+                    self.on_interval().await?;
                     continue;
                 }
                 // 2. Sink completions: acks become confirmable LSNs.
@@ -157,6 +161,15 @@ impl Streamer {
         finish(Some(client), delivery, confirmed, shutdown).await
     }
 
+    /// Every check interval: the publication, then a shape probe.
+    async fn on_interval(&mut self) -> Result<(), ProduceError> {
+        self.check_publication().await?;
+        if let Some(probe) = self.probe.as_mut() {
+            probe.tick().await;
+        }
+        Ok(())
+    }
+
     /// The publication still covers every table; a partitioned table whose
     /// partitions changed is re-synced; a table created under a `schema.*`
     /// entry is streamed from now on and back-filled by a resync.
@@ -172,6 +185,9 @@ impl Streamer {
             self.cache
                 .add_partition_key(table.name.clone(), rel.partition_columns());
             self.shapes.add_table(&table);
+            if let Some(probe) = self.probe.as_mut() {
+                probe.add_table(table.name.clone());
+            }
             self.resync
                 .request(table.name, "a table was created under a schema.* entry");
         }
@@ -189,6 +205,7 @@ impl Streamer {
         confirmed: &mut Lsn,
     ) -> Result<(), ProduceError> {
         self.shapes.prepare(&ev).await?;
+        self.place_probed(&ev, delivery).await?;
         let idle_at = self.idle_position(&ev, delivery, *confirmed);
         self.handle(ev, delivery)?;
         for table in self.shapes.take_rewritten() {
@@ -205,6 +222,39 @@ impl Streamer {
             metrics().confirmed_lsn.set(lsn_gauge(lsn));
             *confirmed = lsn;
             self.resync.settle(lsn);
+        }
+        Ok(())
+    }
+
+    /// A probe's message came back: the shapes it read that held until
+    /// now are placed at it (see `probe`).
+    async fn place_probed<W: RecordWriter>(
+        &mut self,
+        ev: &ReplicationEvent,
+        delivery: &mut Delivery<W>,
+    ) -> Result<(), ProduceError> {
+        let ReplicationEvent::Message {
+            prefix,
+            content,
+            lsn,
+            ..
+        } = ev
+        else {
+            return Ok(());
+        };
+        let (Some(probe), Some(txn), false) = (self.probe.as_mut(), self.txn, self.skipping) else {
+            return Ok(());
+        };
+        if !ShapeProbe::is_probe(prefix) {
+            return Ok(());
+        }
+        let at = crate::event::Position {
+            commit_lsn: txn.commit_lsn,
+            lsn: Lsn::from(*lsn),
+        };
+        for probed in probe.settle(content).await {
+            let txn = (at, Some(txn.xid), txn.commit_time_ms);
+            self.shapes.place(&self.ctx, probed, txn, delivery)?;
         }
         Ok(())
     }
@@ -337,7 +387,7 @@ impl Streamer {
                         lsn,
                     };
                     self.resync.on_message(&content, at, &self.ctx, delivery)?;
-                } else if prefix != HEARTBEAT_PREFIX {
+                } else if prefix != HEARTBEAT_PREFIX && !ShapeProbe::is_probe(&prefix) {
                     tracing::debug!(prefix, "ignoring logical decoding message");
                 }
             }

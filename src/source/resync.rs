@@ -245,7 +245,7 @@ pub async fn request_creating_table(
 
 /// The tables among `tables` with a column a rewrite filled without change
 /// events since (perhaps) the position `slot` resumes from, each with those
-/// columns (see sql/resync/rewritten.sql).
+/// columns (see sql/produce/rewritten.sql).
 pub async fn rewritten_since_slot(
     client: &Client,
     slot: &str,
@@ -254,7 +254,7 @@ pub async fn rewritten_since_slot(
     let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
     let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
     let rows = client
-        .query(&sql::RESYNC_REWRITTEN.plain(), &[&slot, &schemas, &names])
+        .query(&sql::PRODUCE_REWRITTEN.plain(), &[&slot, &schemas, &names])
         .await
         .map_err(|e| SourceError::sql("looking for columns added while stopped", &e))?;
     let mut found: Vec<(TableName, Vec<String>)> = Vec::new();
