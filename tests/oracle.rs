@@ -4,7 +4,10 @@
 //! every source table too. Besides the everyday tables (`items`, `pairs`,
 //! `kinds`) the workload writes hostile data (tests/support/hostile.rs):
 //! keys outside the BMP and over 256 characters, REPLICA IDENTITY FULL with
-//! and without a primary key, USING INDEX, numbers at every edge.
+//! and without a primary key, USING INDEX, numbers at every edge; and a
+//! table whose schema changes every round (tests/support/evolving.rs:
+//! columns added with and without constant or volatile defaults, renamed,
+//! swapped, dropped, widened, with or without row changes after).
 //!
 //! A failure names the seed and prints the command that re-runs it
 //! (`KINESYNC_E2E_SEEDS=1,2,3 deploy/local/test --test oracle`).
@@ -16,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::replay::{self, assert_rows_match, As};
-use support::{hostile, Pipeline};
+use support::{evolving, hostile, Pipeline};
 
 const KINDS: &str = "
 CREATE TABLE public.kinds (
@@ -121,17 +124,21 @@ async fn assert_stream_replays_to_source(p: &Pipeline, context: &str) {
     }
 }
 
+/// The source's `server_version_num`.
+async fn server_version(p: &Pipeline) -> i32 {
+    p.source
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .expect("server version")
+        .get(0)
+}
+
 /// The mirror drifts behind the stream's back (a row changed, rows lost,
 /// a row the source never had), then every keyed table is re-synced while
 /// the round's writes go on: the round's comparison sees it repaired.
 /// `false` on PostgreSQL 13, which cannot re-sync online (nothing done).
 async fn drift_and_resync(p: &Pipeline) -> bool {
-    let version: i32 = p
-        .source
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .expect("server version")
-        .get(0);
+    let version = server_version(p).await;
     if version < 140_000 {
         return false;
     }
@@ -160,13 +167,19 @@ async fn drift_and_resync(p: &Pipeline) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn random_workloads_leave_mirror_and_stream_equal_to_source() {
     const TABLES: [&str; 3] = ["public.items", "public.pairs", "public.kinds"];
-    let all_tables: Vec<&str> = TABLES.iter().chain(&hostile::TABLES).copied().collect();
+    let all_tables: Vec<&str> = TABLES
+        .iter()
+        .chain(&hostile::TABLES)
+        .chain(&[evolving::TABLE])
+        .copied()
+        .collect();
     let mut p = Pipeline::start(
         "e2e_oracle",
         &format!(
-            "{}{KINDS}{}",
+            "{}{KINDS}{}{}",
             support::workload::ITEMS_AND_PAIRS,
-            hostile::SCHEMA
+            hostile::SCHEMA,
+            evolving::SCHEMA
         ),
         &all_tables,
     )
@@ -207,6 +220,8 @@ async fn random_workloads_leave_mirror_and_stream_equal_to_source() {
     p.start_producer().await;
     during_snapshot.await.expect("writer");
     let mut next_id = 6000;
+    let version = server_version(&p).await;
+    let mut evolving = evolving::Evolving::new(version);
     let seeds = seeds();
     for (round, &seed) in seeds.iter().enumerate() {
         // Rounds build on each other's state: re-running a seed means
@@ -239,6 +254,12 @@ async fn random_workloads_leave_mirror_and_stream_equal_to_source() {
                 .await
                 .unwrap_or_else(|e| panic!("seed {seed}: {transaction}: {e}"));
         }
+        for transaction in evolving.step(&mut rng) {
+            p.source
+                .batch_execute(&transaction)
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: {transaction}: {e}"));
+        }
         if round == seeds.len() / 3 {
             // A crash right after the round's writes, batches possibly in
             // flight: the restart re-sends what was not confirmed, so the
@@ -266,6 +287,12 @@ async fn random_workloads_leave_mirror_and_stream_equal_to_source() {
             "seed {seed}; re-run with KINESYNC_E2E_SEEDS={rerun} deploy/local/test --test oracle"
         );
         assert_hostile_mirrors_match(&p, &context).await;
+        // A schema change no row change follows, or one that rewrote the
+        // table (re-synced by the producer), reaches the mirror a little
+        // later: merged again until equal, within the deadline.
+        eprintln!("seed {seed}: evolving");
+        p.assert_merge_converges_eventually(&[evolving::TABLE])
+            .await;
         if round + 1 == seeds.len() / 2 {
             assert_stream_replays_to_source(&p, &context).await;
         }

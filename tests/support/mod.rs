@@ -19,6 +19,8 @@
 #[allow(dead_code)]
 pub mod assertions;
 #[allow(dead_code)]
+pub mod evolving;
+#[allow(dead_code)]
 pub mod hostile;
 #[allow(dead_code)]
 pub mod kinesis_proxy;

@@ -222,8 +222,14 @@ fn apply(rows: &mut Rows, op: &str, event: &Value, key: &[String], row_key: Stri
             };
             let previous = rows.remove(&old_key);
             let mut after = event["after"].as_object().cloned().expect("after");
+            // Unchanged by the update: named in unchanged_toast (a real
+            // value may equal the placeholder text, docs/events.md).
+            let unchanged = |column: &str| match event.get("unchanged_toast") {
+                Some(listed) => listed.get(column) == Some(&Value::Bool(true)),
+                None => false,
+            };
             for (column, value) in after.iter_mut() {
-                if value == PLACEHOLDER {
+                if unchanged(column) {
                     *value = previous
                         .as_ref()
                         .and_then(|p| p.get(column))
