@@ -39,14 +39,11 @@ use crate::sql::{self, TableName};
 /// The prefix of the probe's logical messages.
 pub const PROBE_PREFIX: &str = "kinesync_shape_probe";
 
-/// Probes waited for this many intervals are given up (their message was
-/// lost with a session, or the stream is far behind) and started again.
-const PATIENCE_INTERVALS: u32 = 10;
-
-/// A probe whose message has not come back yet.
+/// A probe whose message has not come back yet. A committed message
+/// always comes back, however far behind the stream is: a session lost
+/// before it arrived is reopened from a position before it.
 struct Pending {
     token: String,
-    waited: u32,
     read: Vec<Probed>,
 }
 
@@ -85,12 +82,8 @@ impl ShapeProbe {
 
     /// An interval passed: start a probe unless one is on its way.
     pub(super) async fn tick(&mut self) {
-        if let Some(pending) = self.pending.as_mut() {
-            pending.waited += 1;
-            if pending.waited < PATIENCE_INTERVALS {
-                return;
-            }
-            self.pending = None;
+        if self.pending.is_some() {
+            return;
         }
         if let Err(error) = self.start().await {
             tracing::warn!("shape probe: {error}; trying again at the next interval");
@@ -155,11 +148,7 @@ impl ShapeProbe {
             .await
             .map_err(|e| format!("writing the probe message: {}", pg_message(&e)))?;
         tracing::debug!(tables = read.len(), "shape probe sent");
-        self.pending = Some(Pending {
-            token,
-            waited: 0,
-            read,
-        });
+        self.pending = Some(Pending { token, read });
         Ok(())
     }
 
