@@ -154,12 +154,7 @@ async fn a_column_added_to_a_table_nobody_writes_to_reaches_the_mirror() {
     // The probe places shape records with logical messages, which
     // PostgreSQL 13's pgoutput does not send: there, as documented
     // (docs/postgres-versions.md), the column comes with the next change.
-    let version: i32 = p
-        .source
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .expect("server version")
-        .get(0);
+    let version = p.server_version_num().await;
     // No row changes after either ALTER (from 14 on): pgoutput sends no
     // Relation message, the producer's shape probe places the shape record.
     p.source
@@ -658,12 +653,7 @@ async fn mirror_columns(p: &Pipeline, table: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn stored_generated_columns_reach_the_mirror_on_18_and_are_warned_about_before() {
     let mut p = Pipeline::start("e2e_generated", LINES, &["public.lines"]).await;
-    let version = support::text_rows(&p.source, "SHOW server_version_num").await;
-    let num: u32 = version[0][0]
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .expect("version");
-    let on_18 = num >= 180_000;
+    let on_18 = p.server_version_num().await >= 180_000;
 
     let (code, stdout, stderr) = p.run(&["check", "--no-write"]).await;
     let warned = stdout.contains("table public.lines generated columns");

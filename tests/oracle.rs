@@ -124,21 +124,12 @@ async fn assert_stream_replays_to_source(p: &Pipeline, context: &str) {
     }
 }
 
-/// The source's `server_version_num`.
-async fn server_version(p: &Pipeline) -> i32 {
-    p.source
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .expect("server version")
-        .get(0)
-}
-
 /// The mirror drifts behind the stream's back (a row changed, rows lost,
 /// a row the source never had), then every keyed table is re-synced while
 /// the round's writes go on: the round's comparison sees it repaired.
 /// `false` on PostgreSQL 13, which cannot re-sync online (nothing done).
 async fn drift_and_resync(p: &Pipeline) -> bool {
-    let version = server_version(p).await;
+    let version = p.server_version_num().await;
     if version < 140_000 {
         return false;
     }
@@ -220,7 +211,7 @@ async fn random_workloads_leave_mirror_and_stream_equal_to_source() {
     p.start_producer().await;
     during_snapshot.await.expect("writer");
     let mut next_id = 6000;
-    let version = server_version(&p).await;
+    let version = p.server_version_num().await;
     let mut evolving = evolving::Evolving::new(version);
     let seeds = seeds();
     for (round, &seed) in seeds.iter().enumerate() {

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use tokio_postgres::Client;
 
-use super::shapes::{Probed, COLUMN_FACTS};
+use super::shapes::{column_facts, Probed, COLUMN_FACTS};
 use crate::encode::encode_text;
 use crate::event::Shape;
 use crate::postgres::pg_message;
@@ -169,25 +169,18 @@ impl ShapeProbe {
         let client = self.session().await?;
         let (described, _) = describe(client, table).await.map_err(|e| e.to_string())?;
         let mut shape = Shape::of_table(&described);
-        let facts = client
+        let rows = client
             .query(COLUMN_FACTS, &[&described.oid])
             .await
             .map_err(|e| format!("reading kept defaults: {}", pg_message(&e)))?;
-        let mut rewriting = Vec::new();
-        for row in &facts {
-            let name: String = row.get(0);
-            let missing: Option<String> = row.get(2);
-            let has_default: bool = row.get(3);
-            if has_default && missing.is_none() {
-                rewriting.push(name.clone());
-            }
-            if let Some(column) = shape.columns.iter_mut().find(|c| c.name == name) {
-                column.missing = missing.map(|text| encode_text(column.base_oid, &text));
-            }
+        let facts = column_facts(&rows);
+        for column in &mut shape.columns {
+            let missing = facts.get(&column.name).and_then(|f| f.missing.as_deref());
+            column.missing = missing.map(|text| encode_text(column.base_oid, text));
         }
         Ok(Probed {
             shape,
-            rewriting,
+            facts,
             fingerprint,
         })
     }

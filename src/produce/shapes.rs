@@ -47,12 +47,34 @@ struct TypeInfo {
 
 /// One column's catalog facts (see [`COLUMN_FACTS`]).
 #[derive(Debug, Clone)]
-struct ColumnFacts {
+pub(super) struct ColumnFacts {
     attnum: i16,
     /// The kept default of a column added with a non-volatile DEFAULT.
-    missing: Option<String>,
-    /// The column has a default (`atthasdef`).
+    pub(super) missing: Option<String>,
+    /// The column has a default (`atthasdef`) or is an identity.
     has_default: bool,
+}
+
+impl ColumnFacts {
+    /// A default but no kept value: if the column is new, PostgreSQL
+    /// filled its rows by a rewrite, without change events.
+    fn filled_by_rewrite(&self) -> bool {
+        self.has_default && self.missing.is_none()
+    }
+}
+
+/// [`COLUMN_FACTS`]' rows, by column name.
+pub(super) fn column_facts(rows: &[tokio_postgres::Row]) -> HashMap<String, ColumnFacts> {
+    rows.iter()
+        .map(|row| {
+            let facts = ColumnFacts {
+                attnum: row.get(1),
+                missing: row.get(2),
+                has_default: row.get(3),
+            };
+            (row.get(0), facts)
+        })
+        .collect()
 }
 
 /// A Relation message's columns with their types looked up, waiting for
@@ -97,9 +119,8 @@ pub(super) const COLUMN_FACTS: &str = "SELECT attname::text, attnum, \
 #[derive(Debug, Clone)]
 pub(super) struct Probed {
     pub(super) shape: Shape,
-    /// Columns with a default (or an identity) but no kept value: added
-    /// with a volatile default, if new.
-    pub(super) rewriting: Vec<String>,
+    /// Its columns' catalog facts, read with it.
+    pub(super) facts: HashMap<String, ColumnFacts>,
     /// The table's catalog fingerprint when the shape was read.
     pub(super) fingerprint: String,
 }
@@ -211,23 +232,14 @@ impl StreamShapes {
             };
             types.push((column.type_oid, info));
         }
-        let facts = self
+        let rows = self
             .catalog_rows(
                 COLUMN_FACTS,
                 &[&body.id],
                 "reading column numbers and kept defaults",
             )
-            .await?
-            .iter()
-            .map(|row| {
-                let facts = ColumnFacts {
-                    attnum: row.get(1),
-                    missing: row.get(2),
-                    has_default: row.get(3),
-                };
-                (row.get(0), facts)
-            })
-            .collect();
+            .await?;
+        let facts = column_facts(&rows);
         Ok(Described {
             identity: body.replica_identity,
             types,
@@ -302,12 +314,7 @@ impl StreamShapes {
             return Ok(());
         }
         let name = TableName::new(&rel.schema, &rel.name);
-        self.remember(name, &shape, |column| {
-            described
-                .facts
-                .get(column)
-                .is_some_and(|f| f.has_default && f.missing.is_none())
-        });
+        self.remember(name, &shape, &described.facts);
         let (mut at, txid, commit_time_ms) = txn;
         // pgoutput sends a Relation message with no LSN of its own: just
         // after the transaction's previous change, before the next one.
@@ -329,12 +336,8 @@ impl StreamShapes {
         txn: (Position, Option<u32>, i64),
         delivery: &mut Delivery<W>,
     ) -> Result<(), ProduceError> {
-        let Probed {
-            shape, rewriting, ..
-        } = probed;
-        self.remember(shape.table_name(), &shape, |column| {
-            rewriting.iter().any(|r| r == column)
-        });
+        let Probed { shape, facts, .. } = probed;
+        self.remember(shape.table_name(), &shape, &facts);
         let (at, txid, commit_time_ms) = txn;
         tracing::debug!(table = %shape.table_name(), "shape record from a probe");
         delivery.push_event(encode_shape(ctx, &shape, at, txid, commit_time_ms))?;
@@ -342,17 +345,19 @@ impl StreamShapes {
         Ok(())
     }
 
-    /// `shape` is `name`'s newest; a column new in it (by attnum) that
-    /// `rewrote` says has a default but no kept value was added with a
-    /// volatile default: the table is to be re-synced.
-    fn remember(&mut self, name: TableName, shape: &Shape, rewrote: impl Fn(&str) -> bool) {
+    /// `shape` is `name`'s newest; a column new in it (by attnum) whose
+    /// `facts` say a rewrite filled it was added with a volatile default:
+    /// the table is to be re-synced.
+    fn remember(&mut self, name: TableName, shape: &Shape, facts: &HashMap<String, ColumnFacts>) {
         let Some(previous) = self.known.insert(name.clone(), shape.clone()) else {
             return;
         };
         let added = shape.columns.iter().any(|column| {
             column.attnum.is_some()
                 && !previous.columns.iter().any(|p| p.attnum == column.attnum)
-                && rewrote(&column.name)
+                && facts
+                    .get(&column.name)
+                    .is_some_and(ColumnFacts::filled_by_rewrite)
         });
         if added {
             self.rewritten.push(name);

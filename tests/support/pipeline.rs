@@ -213,6 +213,15 @@ merge = "*/5 * * * * *"
         self.run_with_env(args, &[]).await
     }
 
+    /// The source server's `server_version_num` (e.g. 150004).
+    pub async fn server_version_num(&self) -> i32 {
+        self.source
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .expect("server version")
+            .get(0)
+    }
+
     /// Whether the replication slot of this pipeline exists.
     pub async fn slot_exists(&self) -> bool {
         let row = self
