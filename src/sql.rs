@@ -239,6 +239,15 @@ pub struct TableName {
 }
 
 impl TableName {
+    /// `tables`' schema names and table names, pairwise: the two arrays a
+    /// query joins through `unnest($1::text[], $2::text[])`.
+    pub fn columns_of(tables: &[TableName]) -> (Vec<&str>, Vec<&str>) {
+        tables
+            .iter()
+            .map(|t| (t.schema.as_str(), t.name.as_str()))
+            .unzip()
+    }
+
     pub fn new(schema: &str, name: &str) -> TableName {
         TableName {
             schema: schema.to_owned(),

@@ -36,8 +36,6 @@ pub enum ProduceError {
     Decode(#[from] DecodeError),
     #[error("replication stream changed shape unexpectedly: {0}")]
     Shape(#[from] ShapeMismatch),
-    #[error("table {from} was renamed to {to} while streaming, and kinesync follows tables by name: its changes no longer reach the mirror. Put {to} in source.tables in place of {from} and restart the producer (the renamed table is back-filled by a resync into a mirror table of its own; drop the old mirror with kinesync teardown --redshift --table {from})")]
-    TableRenamed { from: String, to: String },
     #[error("replication stream referred to relation {id} before describing it")]
     UnknownRelation { id: u32 },
     #[error("event for {table} key {key} is {bytes} bytes, over kinesis.max_record_bytes = {limit}: raise the stream's record limit, or set kinesis.oversize = \"dead_letter\" with kinesis.dead_letter_path")]

@@ -189,8 +189,7 @@ impl ShapeProbe {
         &mut self,
         tables: &[TableName],
     ) -> Result<HashMap<TableName, String>, String> {
-        let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
-        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        let (schemas, names) = TableName::columns_of(tables);
         let rows = self
             .session()
             .await?

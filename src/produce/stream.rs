@@ -405,10 +405,11 @@ impl Streamer {
         if let Some(before) = self.cache.get(body.id) {
             let from = TableName::new(&before.schema, &before.name);
             if from != name && self.wanted.contains(&from) && !self.wanted.contains(&name) {
-                return Err(ProduceError::TableRenamed {
+                return Err(SourceError::TableRenamed {
                     from: from.to_string(),
                     to: name.to_string(),
-                });
+                }
+                .into());
             }
         }
         if self.wanted.contains(&name) {

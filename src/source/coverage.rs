@@ -10,7 +10,7 @@
 //! re-sync); a configured table not recorded yet is new and may be added.
 //! While streaming, the publication is checked every heartbeat interval.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tokio_postgres::Client;
 
@@ -82,6 +82,35 @@ pub async fn first_missing(
     Ok(wanted.iter().find(|t| !published.contains(*t)).cloned())
 }
 
+/// The OIDs of `tables` (those that exist).
+const TABLE_OIDS: &str = "SELECT n.nspname::text, c.relname::text, c.oid \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     JOIN unnest($1::text[], $2::text[]) AS t (schema_name, table_name) \
+       ON n.nspname = t.schema_name AND c.relname = t.table_name";
+
+/// The table an OID names now.
+const TABLE_OF_OID: &str = "SELECT n.nspname::text, c.relname::text \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.oid = $1";
+
+async fn oids_of(
+    client: &Client,
+    tables: &[TableName],
+) -> Result<HashMap<TableName, u32>, tokio_postgres::Error> {
+    let (schemas, names) = TableName::columns_of(tables);
+    let rows = client.query(TABLE_OIDS, &[&schemas, &names]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| (TableName::from((r.get(0), r.get(1))), r.get(2)))
+        .collect())
+}
+
+/// The name `oid` has now, if the table still exists.
+async fn name_of(client: &Client, oid: u32) -> Option<TableName> {
+    let row = client.query_opt(TABLE_OF_OID, &[&oid]).await.ok()??;
+    Some(TableName::from((row.get(0), row.get(1))))
+}
+
 /// The check while streaming, on a session of its own (reconnected after
 /// transient errors; a definite one, or "not published", stops the producer).
 /// It also watches the partitions of partitioned tables: one attached or
@@ -90,6 +119,9 @@ pub struct PublicationWatch {
     url: String,
     publication: String,
     tables: Vec<TableName>,
+    /// Each table's OID at the last check that found it published: a table
+    /// missing since, whose OID has another name now, was renamed.
+    oids: HashMap<TableName, u32>,
     client: Option<Client>,
     /// Per partitioned table (SQL spelling), its leaf partitions when last
     /// looked at; `None` before the first look.
@@ -116,6 +148,7 @@ impl PublicationWatch {
             url: url.to_owned(),
             publication: publication.to_owned(),
             tables,
+            oids: HashMap::new(),
             client: None,
             partitions: None,
             schemas: Vec::new(),
@@ -236,8 +269,27 @@ impl PublicationWatch {
             return Ok(());
         };
         match first_missing(client, &self.publication, &self.tables).await {
-            Ok(Some(table)) => Err(dropped(&self.publication, &table)),
-            Ok(None) => Ok(()),
+            Ok(Some(table)) => {
+                let now = match self.oids.get(&table) {
+                    Some(oid) => name_of(client, *oid).await,
+                    None => None,
+                };
+                Err(match now {
+                    // Renamed: the stream reports it too, with the
+                    // table's next change; whichever comes first says it.
+                    Some(to) if to != table => SourceError::TableRenamed {
+                        from: table.to_string(),
+                        to: to.to_string(),
+                    },
+                    _ => dropped(&self.publication, &table),
+                })
+            }
+            Ok(None) => {
+                if let Ok(oids) = oids_of(client, &self.tables).await {
+                    self.oids = oids;
+                }
+                Ok(())
+            }
             Err(error) if error.retry() == Retry::Stop => Err(error),
             Err(error) => {
                 tracing::warn!(%error, "cannot check the publication now; retrying");

@@ -47,6 +47,8 @@ pub enum SourceError {
         table: String,
         detail: String,
     },
+    #[error("table {from} was renamed to {to} while streaming, and kinesync follows tables by name: its changes no longer reach the mirror. Put {to} in source.tables in place of {from} and restart the producer (the renamed table is back-filled by a resync into a mirror table of its own; drop the old mirror with kinesync teardown --redshift --table {from})")]
+    TableRenamed { from: String, to: String },
     #[error("publication {publication} no longer publishes table {table} (someone ran ALTER PUBLICATION {publication} DROP TABLE {table}?): its changes since then are lost. To recover: ALTER PUBLICATION {publication} ADD TABLE {table}, restart the producer, then re-sync the table (docs/operations.md, \"Re-syncing one table\")")]
     PublicationDroppedTable { publication: String, table: String },
     #[error("publication {} does not exist: {detail}", display_ident(.publication))]

@@ -251,8 +251,7 @@ pub async fn rewritten_since_slot(
     slot: &str,
     tables: &[TableName],
 ) -> Result<Vec<(TableName, Vec<String>)>, SourceError> {
-    let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
-    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let (schemas, names) = TableName::columns_of(tables);
     let rows = client
         .query(&sql::PRODUCE_REWRITTEN.plain(), &[&slot, &schemas, &names])
         .await
